@@ -1,0 +1,226 @@
+"""Configuration: embedded defaults < TOML file < `DORMOUSE_*` environment < command-line flags.
+
+A schema is a frozen dataclass whose fields are `setting(...)`s (or `section(...)`s holding
+another schema). Each setting knows how to parse its value, so TOML and environment strings
+go through the same check, and every error names the key and where the value came from.
+The environment variable of key `power.idle_after` is `DORMOUSE_POWER_IDLE_AFTER`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from shared.errors import ConfigError
+from shared.topics import validate_node
+from shared.units import parse_duration, parse_size
+
+T = TypeVar("T")
+Parser = Callable[[Any], Any]
+ENV_PREFIX = "DORMOUSE_"
+
+
+def setting(default: Any, parse: Parser, doc: str) -> Any:
+    return dataclasses.field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+def section(schema: type[Any], doc: str) -> Any:
+    return dataclasses.field(default_factory=schema, metadata={"section": schema, "doc": doc})
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def load_config(
+    schema: type[T],
+    *,
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> T:
+    """Build `schema` from its defaults, then the TOML at `path`, the environment, `overrides`
+    (dotted keys, e.g. from CLI flags; None values are ignored)."""
+    file_values = _read_toml(path) if path is not None else {}
+    env = os.environ if env is None else env
+    return _build(schema, "", file_values, str(path), env, overrides or {})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _build(  # noqa: PLR0917 - recursive helper, positional on purpose
+    schema: type[T],
+    prefix: str,
+    table: Mapping[str, Any],
+    origin: str,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any],
+) -> T:
+    fields = {f.name: f for f in dataclasses.fields(schema)}  # type: ignore[arg-type]
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{origin}: unknown key {prefix + unknown[0]!r}"
+            f" (known: {', '.join(prefix + k for k in sorted(fields))})"
+        )
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if "section" in f.metadata:
+            sub = table.get(name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{origin}: {key!r} must be a table ([{key}])")
+            values[name] = _build(f.metadata["section"], key + ".", sub, origin, env, overrides)
+            continue
+        raw, source = _pick(key, table.get(name), origin, env, overrides)
+        if raw is not None:
+            values[name] = _parse(f.metadata["parse"], raw, key, source)
+    return schema(**values)
+
+
+def _pick(
+    key: str, from_file: Any, origin: str, env: Mapping[str, str], overrides: Mapping[str, Any]
+) -> tuple[Any, str]:
+    if overrides.get(key) is not None:
+        return overrides[key], "command line"
+    if env_name(key) in env:
+        return env[env_name(key)], f"environment {env_name(key)}"
+    return from_file, origin
+
+
+def _parse(parse: Parser, raw: Any, key: str, source: str) -> Any:
+    try:
+        return parse(raw)
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise ConfigError(f"{key} (from {source}): {exc}") from None
+
+
+def describe(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
+    """(key, value, doc) for every setting, sections flattened: for `config show`."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if "section" in f.metadata:
+            yield from describe(value, prefix + f.name + ".")
+        else:
+            yield prefix + f.name, value, f.metadata.get("doc", "")
+
+
+# Parsers: each takes a TOML value or an environment string and returns the typed value.
+
+
+def parse_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = parse_str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def parse_seconds(value: Any) -> float:
+    return parse_duration(value)
+
+
+def parse_positive_seconds(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be more than 0, got {value!r}")
+    return seconds
+
+
+def parse_bytes(value: Any) -> int:
+    return parse_size(value)
+
+
+def parse_path(value: Any) -> Path:
+    return Path(parse_str(value)).expanduser()
+
+
+def parse_node(value: Any) -> str:
+    return validate_node(parse_str(value))
+
+
+def parse_log_level(value: Any) -> str:
+    level = parse_str(value).upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(f"expected debug, info, warning or error, got {value!r}")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS, port 8883 by default)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def parse_broker_url(value: Any) -> BrokerUrl:
+    text = parse_str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in {"mqtt", "mqtts"}:
+        raise ValueError(f"expected mqtt://host:port or mqtts://host:port, got {text!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in {text!r}") from None
+    if not parts.hostname or (parts.path not in {"", "/"}) or parts.query:
+        raise ValueError(f"expected mqtt://host:port, got {text!r}")
+    tls = parts.scheme == "mqtts"
+    return BrokerUrl(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def default_data_dir(component: str) -> Path:
+    """/var/lib/<component> for root (systemd's StateDirectory), else the XDG data home."""
+    if os.geteuid() == 0:
+        return Path("/var/lib") / component
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / component
+
+
+def config_path(
+    flag: Path | None, default: Path, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """The file to read: the flag, else DORMOUSE_CONFIG, else `default` if it exists."""
+    env = os.environ if env is None else env
+    if flag is not None:
+        return flag
+    if env.get("DORMOUSE_CONFIG"):
+        return Path(env["DORMOUSE_CONFIG"])
+    return default if default.exists() else None

@@ -1,0 +1,247 @@
+"""The v1 wire messages (see DESIGN.md, "Wire protocol"), validated on construction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shared.errors import SchemaError
+from shared.fields import check_float, check_int, check_list, check_str
+from shared.metrics import BY_NAME, MAX_VECTOR_LEN, Metric, Scope
+from shared.wire import (
+    Choice,
+    Float,
+    Int,
+    ListOf,
+    MapOf,
+    Message,
+    Name,
+    Nested,
+    Opt,
+    Str,
+    field,
+)
+
+MAX_GPUS = 64
+MAX_SAMPLES = 10_000
+MAX_ARGV = 1024
+MAX_ARG_LEN = 4096
+MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+COMMAND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SLEEP_METHODS = frozenset({"systemctl-suspend", "rtcwake", "command", "dry-run"})
+WAKE_METHODS = frozenset({"wol", "ipmi", "command"})
+NODE_STATES = frozenset({"online", "sleeping", "offline"})
+EVENT_KINDS = frozenset({"job_started", "job_finished", "job_lost", "job_running", "sleep_ack"})
+TS = Float(0, 1e11)  # epoch seconds, finite and before the year 5138
+NODE = Name()
+
+
+def _mac(value: Any, path: str) -> str:
+    return check_str(value, path, 17, MAC_RE)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValues:
+    """A map of metric name to value, each checked against its declaration in `metrics`."""
+
+    scope: Scope
+
+    def __call__(self, value: Any, path: str) -> dict[str, Any]:
+        checked = MapOf(Str(64), lambda v, _: v, 64)(value, path)
+        return {name: self._value_of(name, v, f"{path}.{name}") for name, v in checked.items()}
+
+    def _value_of(self, name: str, value: Any, path: str) -> Any:
+        metric = BY_NAME.get(name)
+        if metric is None or metric.scope is not self.scope:
+            raise SchemaError(f"{path}: not a {self.scope} metric of protocol v1")
+        if value is None:
+            return None  # the hardware does not report it: explicit "no data"
+        if metric.vector:
+            items = check_list(value, path, MAX_VECTOR_LEN)
+            return tuple(_scalar(metric, v, f"{path}[{i}]") for i, v in enumerate(items))
+        return _scalar(metric, value, path)
+
+
+def _scalar(metric: Metric, value: Any, path: str) -> float | int:
+    if metric.integer:
+        return check_int(value, path, int(metric.lo), int(metric.hi))
+    return check_float(value, path, metric.lo, metric.hi)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuInfo(Message):
+    index: int = field(Int(0, MAX_GPUS - 1))
+    uuid: str = field(Str(96))
+    name: str = field(Str(128))
+    mem_total_bytes: int = field(Int())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello(Message):
+    """Identity and capacity, published retained on connect."""
+
+    node: str = field(NODE)
+    ts: float = field(TS)
+    hostname: str = field(Str(255))
+    agent_version: str = field(Str(64))
+    cpus: int = field(Int(1, 1 << 20))
+    mem_total_bytes: int = field(Int(1))
+    macs: tuple[str, ...] = field(ListOf(_mac, 64), default=())
+    gpus: tuple[GpuInfo, ...] = field(ListOf(Nested(GpuInfo), MAX_GPUS), default=())
+    labels: dict[str, str] = field(MapOf(Name(), Str(256), 64), default_factory=dict)
+    sleep_methods: tuple[str, ...] = field(ListOf(Choice(SLEEP_METHODS), 8), default=())
+    wake_methods: tuple[str, ...] = field(ListOf(Choice(WAKE_METHODS), 8), default=())
+
+    def validate(self) -> None:
+        indices = [g.index for g in self.gpus]
+        if len(set(indices)) != len(indices):
+            raise SchemaError("gpus: duplicate GPU index")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuSample(Message):
+    index: int = field(Int(0, MAX_GPUS - 1))
+    uuid: str = field(Str(96))
+    metrics: dict[str, Any] = field(MetricValues(Scope.GPU))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sample(Message):
+    """One sampling pass. Its `seq` is implied by its place in the batch."""
+
+    ts: float = field(TS)
+    metrics: dict[str, Any] = field(MetricValues(Scope.NODE))
+    gpus: tuple[GpuSample, ...] = field(ListOf(Nested(GpuSample), MAX_GPUS), default=())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetryBatch(Message):
+    """Samples seq_first, seq_first+1, ...; `spool_dropped` counts samples the agent's full
+    spool dropped since its previous batch, so the loss is visible, not silent."""
+
+    node: str = field(NODE)
+    seq_first: int = field(Int())
+    samples: tuple[Sample, ...] = field(ListOf(Nested(Sample), MAX_SAMPLES))
+    spool_dropped: int = field(Int(), default=0)
+
+    def validate(self) -> None:
+        if not self.samples:
+            raise SchemaError("samples: a batch holds at least one sample")
+        if self.seq_last > Int().hi:
+            raise SchemaError("seq_first: the batch runs past the largest seq")
+
+    @property
+    def seq_last(self) -> int:
+        return self.seq_first + len(self.samples) - 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status(Message):
+    node: str = field(NODE)
+    ts: float = field(TS)
+    state: str = field(Choice(NODE_STATES))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event(Message):
+    node: str = field(NODE)
+    ts: float = field(TS)
+    kind: str = field(Choice(EVENT_KINDS))
+    job_id: str | None = field(Opt(Name()), default=None)
+    exit_code: int | None = field(Opt(Int(-255, 255)), default=None)
+    runtime_s: float | None = field(Opt(Float(0, 1e9)), default=None)
+    energy_j: float | None = field(Opt(Float(0, 1e15)), default=None)
+    detail: str = field(Str(1024), default="")
+
+    def validate(self) -> None:
+        if self.kind.startswith("job_") and self.job_id is None:
+            raise SchemaError(f"job_id: missing, required for {self.kind}")
+        if self.kind == "job_finished" and self.exit_code is None:
+            raise SchemaError("exit_code: missing, required for job_finished")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunJob(Message):
+    OP: ClassVar[str] = "run"
+    job_id: str = field(Name())
+    argv: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_ARGV))
+    gpus: tuple[int, ...] = field(ListOf(Int(0, MAX_GPUS - 1), MAX_GPUS), default=())
+    cpus: int = field(Int(0, 1 << 20), default=0)
+    mem_bytes: int = field(Int(), default=0)
+    runtime_limit_s: float | None = field(Opt(Float(0, 1e9)), default=None)
+
+    def validate(self) -> None:
+        if not self.argv:
+            raise SchemaError("argv: a job needs a command")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelJob(Message):
+    OP: ClassVar[str] = "cancel"
+    job_id: str = field(Name())
+    grace_s: float = field(Float(0, 3600), default=10.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sleep(Message):
+    OP: ClassVar[str] = "sleep"
+    reason: str = field(Str(256), default="")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resend(Message):
+    OP: ClassVar[str] = "resend"
+    from_seq: int = field(Int())
+    to_seq: int = field(Int())
+
+    def validate(self) -> None:
+        if self.to_seq < self.from_seq:
+            raise SchemaError("to_seq: smaller than from_seq")
+
+
+CommandBody = RunJob | CancelJob | Sleep | Resend
+BODY_TYPES: dict[str, type[CommandBody]] = {b.OP: b for b in (RunJob, CancelJob, Sleep, Resend)}
+
+
+def _body(value: Any, path: str) -> CommandBody:
+    if isinstance(value, tuple(BODY_TYPES.values())):
+        return value  # type: ignore[no-any-return]
+    if not isinstance(value, dict):
+        raise SchemaError(f"{path}: expected a map, got {type(value).__name__}")
+    fields = dict(value)
+    op = Choice(frozenset(BODY_TYPES))(fields.pop("op", None), f"{path}.op")
+    return BODY_TYPES[op].from_wire(fields, path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command(Message):
+    """A coordinator-to-agent command. `sig` is the HMAC over everything else
+    (see shared.signing); an unsigned command has `sig == b""`."""
+
+    id: str = field(lambda v, p: check_str(v, p, 64, COMMAND_ID_RE))
+    node: str = field(NODE)
+    issued_at: float = field(TS)
+    expires_at: float = field(TS)
+    body: CommandBody = field(_body)
+    sig: bytes = field(lambda v, p: _bytes(v, p, 64), default=b"")
+
+    def validate(self) -> None:
+        if self.expires_at <= self.issued_at:
+            raise SchemaError("expires_at: not after issued_at")
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = Message.to_wire(self)
+        wire["body"] = {"op": self.body.OP, **self.body.to_wire()}
+        return wire
+
+
+def _bytes(value: Any, path: str, max_len: int) -> bytes:
+    if not isinstance(value, bytes):
+        raise SchemaError(f"{path}: expected bytes, got {type(value).__name__}")
+    if len(value) > max_len:
+        raise SchemaError(f"{path}: longer than {max_len} bytes")
+    return value
+
+
+WireMessage = Hello | TelemetryBatch | Status | Event | Command
