@@ -67,7 +67,7 @@ def decode(payload: bytes, kind: Kind, topic_node: str) -> WireMessage:
     """The message in `payload`, received on the topic of `kind` for `topic_node`."""
     data = unpack_map(decompress_bounded(payload))
     version = data.pop("v", None)
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # 1.0 and True equal 1 in Python
         raise UnsupportedVersion(f"v: {version!r} is not a supported version (supported: 1)")
     message = CLASS_OF[kind].from_wire(data)
     if message.node != topic_node:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DormouseError
 from shared.topics import validate_node
 from shared.units import parse_duration, parse_size
 
@@ -106,7 +106,7 @@ def _pick(
 def _parse(parse: Parser, raw: Any, key: str, source: str) -> Any:
     try:
         return parse(raw)
-    except (ValueError, TypeError, ConfigError) as exc:
+    except (ValueError, TypeError, DormouseError) as exc:
         raise ConfigError(f"{key} (from {source}): {exc}") from None
 
 

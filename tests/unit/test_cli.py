@@ -1,0 +1,99 @@
+"""Both command lines, run in-process with typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app as agent_app
+from coordinator.cli import app as coordinator_app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in ("DORMOUSE_CONFIG", "DORMOUSE_BROKER", "DORMOUSE_DB", "DORMOUSE_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DORMOUSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DORMOUSE_COMMAND_KEY_FILE", str(tmp_path / "key"))
+
+
+@pytest.mark.parametrize(
+    ("app", "commands"),
+    [(coordinator_app, ["config", "key", "version"]), (agent_app, ["config", "version"])],
+)
+def test_help_lists_the_commands(app, commands):
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in commands:
+        assert command in result.output
+
+
+@pytest.mark.parametrize("app", [coordinator_app, agent_app])
+def test_sub_app_help(app):
+    result = runner.invoke(app, ["config", "--help"])
+    assert result.exit_code == 0
+    assert "show" in result.output
+    assert "check" in result.output
+
+
+def test_config_show_json(tmp_path):
+    result = runner.invoke(coordinator_app, ["config", "show", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["key"]: row for row in json.loads(result.output)}
+    assert rows["broker"]["value"] == "mqtt://127.0.0.1:1883"
+    assert rows["data_dir"]["value"] == str(tmp_path / "data")
+    assert rows["broker"]["env"] == "DORMOUSE_BROKER"
+
+
+def test_config_show_table():
+    result = runner.invoke(agent_app, ["config", "show"])
+    assert result.exit_code == 0
+    assert "DORMOUSE_NODE" in result.output
+
+
+def test_config_check_ok_and_bad(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('broker = "mqtt://broker.lan:1883"\n')
+    result = runner.invoke(coordinator_app, ["config", "check", "-c", str(good)])
+    assert result.exit_code == 0
+    assert f"ok: {good}" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('brokr = "mqtt://broker.lan:1883"\n')
+    result = runner.invoke(coordinator_app, ["config", "check", "-c", str(bad)])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0
+    assert "unknown key 'brokr'" in result.output
+
+
+def test_bad_environment_exits_2_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("DORMOUSE_BROKER", "http://broker")
+    result = runner.invoke(agent_app, ["config", "show"])
+    assert result.exit_code == 2
+    assert "environment DORMOUSE_BROKER" in result.output
+
+
+def test_unknown_flag_exits_2():
+    assert runner.invoke(coordinator_app, ["config", "show", "--bogus"]).exit_code == 2
+
+
+def test_key_generate_writes_a_private_key_and_will_not_overwrite(tmp_path):
+    result = runner.invoke(coordinator_app, ["key", "generate"])
+    assert result.exit_code == 0, result.output
+    key_file = tmp_path / "key"
+    assert len(key_file.read_text().strip()) == 64
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    again = runner.invoke(coordinator_app, ["key", "generate"])
+    assert again.exit_code == 2
+    assert "--force" in again.output
+    old = key_file.read_text()
+    assert runner.invoke(coordinator_app, ["key", "generate", "--force"]).exit_code == 0
+    assert key_file.read_text() != old
+
+
+def test_version():
+    assert runner.invoke(coordinator_app, ["version"]).output.startswith("dormouse 0.1.0")

@@ -1,0 +1,126 @@
+"""Command signing: only an untampered, fresh, first-seen command for this node passes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from shared.clock import ManualClock
+from shared.codec import decode, encode
+from shared.errors import (
+    BadSignature,
+    CommandExpired,
+    CommandRejected,
+    CommandReplayed,
+    ConfigError,
+    ForeignCommand,
+)
+from shared.messages import Resend, RunJob
+from shared.signing import Verifier, canonical_bytes, generate_key, parse_key, sign
+from shared.topics import Kind
+from tests import factories
+
+KEY = b"k" * 32
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(factories.TS + 1)
+
+
+@pytest.fixture
+def verifier(clock):
+    return Verifier(KEY, "gpu-01", clock)
+
+
+def test_signed_command_passes_once_after_a_wire_round_trip(verifier):
+    signed = sign(factories.command(), KEY)
+    received = decode(encode(signed), Kind.CMD, "gpu-01")
+    assert verifier.verify(received) == signed
+
+
+def test_unsigned_command_is_refused(verifier):
+    with pytest.raises(BadSignature):
+        verifier.verify(factories.command())
+
+
+def test_wrong_key_is_refused(verifier):
+    with pytest.raises(BadSignature):
+        verifier.verify(sign(factories.command(), b"x" * 32))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"body": RunJob(job_id="j-42", argv=("rm", "-rf", "/"), gpus=(0,))},
+        {"body": Resend(from_seq=0, to_seq=1)},
+        {"expires_at": factories.TS + 3600},
+        {"id": "c2"},
+    ],
+)
+def test_tampered_command_is_refused(verifier, change):
+    tampered = dataclasses.replace(sign(factories.command(), KEY), **change)
+    with pytest.raises(BadSignature):
+        verifier.verify(tampered)
+
+
+def test_foreign_node_is_refused(verifier):
+    with pytest.raises(ForeignCommand):
+        verifier.verify(sign(factories.command(node="gpu-02"), KEY))
+
+
+def test_replay_is_refused(verifier):
+    signed = sign(factories.command(), KEY)
+    verifier.verify(signed)
+    with pytest.raises(CommandReplayed):
+        verifier.verify(signed)
+
+
+def test_expired_command_is_refused(verifier, clock):
+    clock.advance(60 + 31)  # expires_at is issued_at + 60, skew allowance 30 s
+    with pytest.raises(CommandExpired, match="expired"):
+        verifier.verify(sign(factories.command(), KEY))
+
+
+def test_command_from_the_future_is_refused(verifier, clock):
+    clock.set(factories.TS - 3600)
+    with pytest.raises(CommandExpired, match="future"):
+        verifier.verify(sign(factories.command(), KEY))
+
+
+def test_command_living_too_long_is_refused(verifier):
+    long_lived = dataclasses.replace(factories.command(), expires_at=factories.TS + 86400)
+    with pytest.raises(CommandExpired, match="longer than"):
+        verifier.verify(sign(long_lived, KEY))
+
+
+def test_command_issued_before_the_agent_started_is_refused(clock):
+    verifier = Verifier(KEY, "gpu-01", clock, not_before=factories.TS + 45)
+    with pytest.raises(CommandExpired, match="before this agent started"):
+        verifier.verify(sign(factories.command(), KEY))
+
+
+def test_replay_cache_forgets_expired_ids_and_stays_bounded(clock):
+    verifier = Verifier(KEY, "gpu-01", clock, max_cached=2)
+    for cid in ("a", "b"):
+        verifier.verify(sign(factories.command(cid=cid), KEY))
+    with pytest.raises(CommandRejected, match="replay cache is full"):
+        verifier.verify(sign(factories.command(cid="c"), KEY))
+    clock.advance(100)  # a and b have expired: their ids may go
+    fresh = dataclasses.replace(
+        factories.command(cid="d"), issued_at=clock.now(), expires_at=clock.now() + 60
+    )
+    verifier.verify(sign(fresh, KEY))
+
+
+def test_canonical_bytes_ignore_the_signature():
+    command = factories.command()
+    assert canonical_bytes(command) == canonical_bytes(sign(command, KEY))
+
+
+def test_keys():
+    assert len(generate_key()) == 64
+    assert parse_key(" " + "a" * 20 + "\n") == b"a" * 20
+    with pytest.raises(ConfigError, match="at least 16"):
+        parse_key("short")
