@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
 from agent import __version__
+from agent.samplers.base import Availability
+from agent.samplers.gpu import GpuSampler
+from agent.sampling import take_sample
+from agent.service import check_broker, check_key, check_spool, host_samplers, of_type, serve
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
-from shared.config_cli import config_app
+from shared.config_cli import ConfigOption, config_app, load_from_cli
+from shared.console import print_rows, reported_errors
+from shared.units import parse_duration
 
 PROG = "dormouse-agent"
 app = typer.Typer(
@@ -16,6 +30,80 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app(AgentConfig, DEFAULT_CONFIG_PATH, PROG), name="config")
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def load(config: Path | None, **overrides: Any) -> AgentConfig:
+    with reported_errors(PROG):
+        loaded: AgentConfig = load_from_cli(AgentConfig, DEFAULT_CONFIG_PATH, config, overrides)
+    return loaded
+
+
+@app.command("run")
+def run(
+    config: ConfigOption = None,
+    broker: Annotated[str | None, typer.Option(help="mqtt://host:port")] = None,
+    node: Annotated[str | None, typer.Option(help="node name")] = None,
+    interval: Annotated[str | None, typer.Option(help="time between samples, e.g. 1s")] = None,
+    publish_interval: Annotated[str | None, typer.Option(help="time between batches")] = None,
+    spool_dir: Annotated[str | None, typer.Option(help="spool directory")] = None,
+) -> None:
+    """Run the agent daemon (what the systemd unit starts)."""
+    settings = load(
+        config,
+        broker=broker,
+        node=node,
+        interval=interval,
+        publish_interval=publish_interval,
+        spool_dir=spool_dir,
+    )
+    logging.basicConfig(
+        stream=sys.stderr, level=settings.log_level, format="%(levelname)s %(name)s: %(message)s"
+    )
+    with reported_errors(PROG):
+        asyncio.run(serve(settings))
+
+
+@app.command("sample")
+def sample(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    over: Annotated[str, typer.Option(help="measure CPU utilisation over this long")] = "250ms",
+) -> None:
+    """Take one sample of this host, print it and exit."""
+    settings = load(config)
+    with reported_errors(PROG):
+        seconds = parse_duration(over) if over else 0.0
+    samplers = host_samplers(settings)
+    time.sleep(seconds)
+    taken = take_sample(samplers, time.time())
+    of_type(samplers, GpuSampler).close()
+    if as_json:
+        typer.echo(json.dumps(taken.to_wire(), indent=2))
+        return
+    rows = [{"metric": k, "value": v} for k, v in taken.metrics.items()]
+    rows += [
+        {"metric": f"gpu{g.index}.{k}", "value": v}
+        for g in taken.gpus
+        for k, v in g.metrics.items()
+    ]
+    print_rows(rows, ["metric", "value"], as_json=False)
+
+
+@app.command("check")
+def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Say what works on this host; exit 1 if something required is broken."""
+    settings = load(config)
+    samplers = host_samplers(settings)
+    results = [s.check() for s in samplers]
+    of_type(samplers, GpuSampler).close()
+    results += [asyncio.run(check_broker(settings)), check_spool(settings), check_key(settings)]
+    rows = [
+        {"check": r.name, "ok": r.ok, "required": r.required, "detail": r.detail} for r in results
+    ]
+    print_rows(rows, ["check", "ok", "required", "detail"], as_json=as_json)
+    if any(r.required and not r.ok for r in results):
+        raise typer.Exit(1)
 
 
 @app.command("version")
@@ -26,3 +114,6 @@ def version() -> None:
 
 def main() -> None:
     app()
+
+
+__all__ = ["Availability", "app", "main"]

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.config import (
     BrokerUrl,
     default_data_dir,
     parse_broker_url,
+    parse_bytes,
+    parse_choice,
+    parse_choices,
+    parse_labels,
     parse_log_level,
     parse_node,
     parse_path,
+    parse_ports,
+    parse_positive_seconds,
     setting,
 )
+from shared.messages import SLEEP_METHODS, WAKE_METHODS
 
 DEFAULT_CONFIG_PATH = Path("/etc/dormouse/agent.toml")
 
@@ -32,8 +39,27 @@ class AgentConfig:
     broker: BrokerUrl = setting(
         parse_broker_url("mqtt://127.0.0.1:1883"), parse_broker_url, "MQTT broker URL"
     )
+    interval: float = setting(1.0, parse_positive_seconds, "time between samples")
+    publish_interval: float = setting(5.0, parse_positive_seconds, "time between batches")
     spool_dir: Path = setting(
         default_data_dir("dormouse-agent"), parse_path, "on-disk spool of telemetry batches"
+    )
+    spool_max_bytes: int = setting(64 * 2**20, parse_bytes, "spool size cap (oldest go first)")
+    spool_keep: float = setting(
+        3600.0, parse_positive_seconds, "how long sent samples stay for resends"
+    )
+    service_ports: tuple[int, ...] = setting(
+        (), parse_ports, "TCP ports whose established connections are counted"
+    )
+    labels: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"parse": parse_labels, "doc": 'labels jobs can ask for, e.g. {rack = "r1"}'},
+    )
+    sleep_method: str = setting(
+        "systemctl-suspend", parse_choice(*sorted(SLEEP_METHODS)), "how this host sleeps"
+    )
+    wake_methods: tuple[str, ...] = setting(
+        ("wol",), parse_choices(*sorted(WAKE_METHODS)), "how this host can be woken"
     )
     command_key_file: Path = setting(
         Path("/etc/dormouse/command.key"), parse_path, "HMAC key for verifying commands"

@@ -163,6 +163,56 @@ def parse_node(value: Any) -> str:
     return validate_node(parse_str(value))
 
 
+def parse_ports(value: Any) -> tuple[int, ...]:
+    """A TOML array of ports, or "80,443" from the environment or a flag."""
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise TypeError(f"expected a list of ports, got {type(value).__name__}")
+    ports = []
+    for item in items:
+        port = int(item) if isinstance(item, str) and item.isdigit() else item
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"not a TCP port: {item!r}")
+        ports.append(port)
+    return tuple(sorted(set(ports)))
+
+
+def parse_labels(value: Any) -> dict[str, str]:
+    """A TOML table of labels, or "rack=r1,gpu=h100" from the environment or a flag."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(f"expected key=value pairs separated by commas, got {value!r}")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a table of labels, got {type(value).__name__}")
+    for key, label in value.items():
+        validate_node(key)  # label keys follow node-name rules
+        if not isinstance(label, str) or len(label) > 256:
+            raise ValueError(f"label {key!r}: expected a string of at most 256 characters")
+    return dict(value)
+
+
+def parse_choice(*choices: str) -> Parser:
+    def parse(value: Any) -> str:
+        text = parse_str(value)
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def parse_choices(*choices: str) -> Parser:
+    def parse(value: Any) -> tuple[str, ...]:
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        return tuple(parse_choice(*choices)(item) for item in items if item)
+
+    return parse
+
+
 def parse_log_level(value: Any) -> str:
     level = parse_str(value).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

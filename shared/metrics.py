@@ -81,6 +81,7 @@ METRICS: tuple[Metric, ...] = (
         hi=_ENERGY_MAX,
     ),
     _node("rapl_dram_energy_j", "J", "DRAM energy (RAPL), all sockets", kind=C, hi=_ENERGY_MAX),
+    _node("rapl_power_w", "W", "CPU package + DRAM power over the interval (RAPL)", kind=G, hi=1e6),
     _node("power_w", "W", "node power: RAPL + GPUs where measured", kind=G, hi=1e6),
     _node(
         "connections",

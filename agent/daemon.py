@@ -1,0 +1,183 @@
+"""The agent daemon: a sampling task feeding the spool, and an MQTT task draining it.
+
+Sampling never waits for the broker: while it is unreachable samples go on into the spool,
+and the MQTT task reconnects (exponential backoff, full jitter, forever) and replays them in
+order. Only acknowledged batches are marked sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import aiomqtt
+
+from agent.backoff import Backoff
+from agent.logonce import LogOnce
+from agent.notify import Notifier
+from agent.samplers.base import Sampler
+from agent.sampling import take_sample
+from agent.settings import AgentConfig
+from agent.spool import Spool
+from shared.clock import Clock
+from shared.codec import decode, encode
+from shared.errors import CommandRejected, DecodeError
+from shared.messages import Command, Hello, Resend, Status
+from shared.signing import Verifier
+from shared.topics import Kind, topic
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        samplers: Sequence[Sampler],
+        spool: Spool,
+        clock: Clock,
+        notifier: Notifier,
+        verifier: Verifier | None,
+        hello: Callable[[], Hello],
+    ) -> None:
+        self.config, self.spool, self.clock = config, spool, clock
+        self._samplers, self._notifier, self._verifier = samplers, notifier, verifier
+        self._hello = hello
+        self._client: aiomqtt.Client | None = None
+        self._connected: bool | None = None
+        self._once = LogOnce(log)
+        self.refused: Counter[str] = Counter()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sample and publish until `stop` is set, then say offline and return."""
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self._sample_loop(), name="sample"),
+                group.create_task(self._mqtt_loop(), name="mqtt"),
+            ]
+            await stop.wait()
+            self._notifier.stopping()
+            await self._say_offline()
+            for task in tasks:
+                task.cancel()
+
+    async def _sample_loop(self) -> None:
+        deadline = time.monotonic()
+        while True:
+            self.spool.append(take_sample(self._samplers, self.clock.now()))
+            self._notifier.ready()
+            self._notifier.watchdog()
+            deadline = max(deadline + self.config.interval, time.monotonic())
+            await asyncio.sleep(deadline - time.monotonic())
+
+    async def _mqtt_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                async with self._new_client() as client:
+                    self._client = client
+                    self._set_connected(True, "")
+                    backoff.reset()
+                    await self._announce(client)
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._publish_loop(client), name="publish")
+                        group.create_task(self._command_loop(client), name="commands")
+            except* aiomqtt.MqttError as errors:
+                self._set_connected(False, str(errors.exceptions[0]))
+            finally:
+                self._client = None
+            await asyncio.sleep(backoff.next_delay())
+
+    def _set_connected(self, connected: bool, reason: str) -> None:
+        """Log state changes, not every failed attempt."""
+        if connected != self._connected:
+            if connected:
+                log.info("connected to %s as %s", self.config.broker, self.config.node)
+            else:
+                log.warning(
+                    "broker %s unreachable (%s): spooling to %s until it is back",
+                    self.config.broker,
+                    reason,
+                    self.spool.path,
+                )
+        self._connected = connected
+
+    def _new_client(self) -> aiomqtt.Client:
+        broker, node = self.config.broker, self.config.node
+        offline = Status(node=node, ts=self.clock.now(), state="offline")
+        return aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=broker.username,
+            password=broker.password,
+            identifier=node,
+            clean_session=False,
+            keepalive=30,
+            timeout=10,
+            will=aiomqtt.Will(topic(node, Kind.STATUS), encode(offline), qos=1, retain=True),
+            tls_context=ssl.create_default_context() if broker.tls else None,
+        )
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        node = self.config.node
+        await client.publish(topic(node, Kind.HELLO), encode(self._hello()), qos=1, retain=True)
+        online = Status(node=node, ts=self.clock.now(), state="online")
+        await client.publish(topic(node, Kind.STATUS), encode(online), qos=1, retain=True)
+        await client.subscribe(topic(node, Kind.CMD), qos=1)
+
+    async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        telemetry = topic(self.config.node, Kind.TELEMETRY)
+        while True:
+            while (batch := self.spool.next_unsent()) is not None:
+                await client.publish(telemetry, encode(batch), qos=1)  # returns on PUBACK
+                self.spool.mark_sent(batch)
+            await asyncio.sleep(self.config.publish_interval)
+
+    async def _command_loop(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            command = self._accept(message.payload)
+            if command is not None:
+                await self._execute(client, command)
+
+    def _accept(self, payload: object) -> Command | None:
+        """The command if it decodes and verifies; refusals are counted and logged once each."""
+        try:
+            command = decode(payload, Kind.CMD, self.config.node)  # type: ignore[arg-type]
+            if self._verifier is None:
+                raise CommandRejected(f"no command key at {self.config.command_key_file}")
+            return self._verifier.verify(command)  # type: ignore[arg-type]
+        except (DecodeError, CommandRejected) as exc:
+            self.refused[exc.reason] += 1
+            self._once.warning(("refused", exc.reason), "command refused (%s): %s", exc.reason, exc)
+            return None
+
+    async def _execute(self, client: aiomqtt.Client, command: Command) -> None:
+        body = command.body
+        if isinstance(body, Resend):
+            telemetry = topic(self.config.node, Kind.TELEMETRY)
+            for batch in self.spool.resend(body.from_seq, body.to_seq):
+                await client.publish(telemetry, encode(batch), qos=1)
+            log.info("resent seq %d..%d on request %s", body.from_seq, body.to_seq, command.id)
+        else:
+            self._once.warning(
+                ("op", body.OP), "command %r is not supported by this agent", body.OP
+            )
+
+    async def _say_offline(self) -> None:
+        """A clean disconnect does not fire the Last Will, so say `offline` ourselves."""
+        if self._client is None:
+            return
+        status = Status(node=self.config.node, ts=self.clock.now(), state="offline")
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            await asyncio.wait_for(
+                self._client.publish(
+                    topic(self.config.node, Kind.STATUS), encode(status), qos=1, retain=True
+                ),
+                2,
+            )

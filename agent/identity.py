@@ -1,0 +1,47 @@
+"""What the agent tells the coordinator about its host: the retained `hello`."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import psutil
+
+from agent import __version__
+from agent.settings import AgentConfig
+from shared.messages import MAC_RE, GpuInfo, Hello
+
+
+def mac_addresses() -> tuple[str, ...]:
+    """Hardware addresses of the host's interfaces (loopback and all-zero ones left out),
+    for Wake-on-LAN."""
+    macs = set()
+    for interface, addresses in psutil.net_if_addrs().items():
+        for address in addresses:
+            mac = address.address.lower().replace("-", ":")
+            if (
+                interface != "lo"
+                and address.family == psutil.AF_LINK
+                and MAC_RE.fullmatch(mac)
+                and mac != "00:00:00:00:00:00"
+            ):
+                macs.add(mac)
+    return tuple(sorted(macs))[:64]
+
+
+def build_hello(
+    config: AgentConfig, *, ts: float, mem_total_bytes: int, gpus: tuple[GpuInfo, ...]
+) -> Hello:
+    return Hello(
+        node=config.node,
+        ts=ts,
+        hostname=socket.gethostname()[:255],
+        agent_version=__version__,
+        cpus=os.cpu_count() or 1,
+        mem_total_bytes=max(1, mem_total_bytes),
+        macs=mac_addresses(),
+        gpus=gpus,
+        labels=config.labels,
+        sleep_methods=(config.sleep_method,),
+        wake_methods=config.wake_methods,
+    )

@@ -1,0 +1,35 @@
+"""The samplers, registered explicitly in one list (as node_exporter registers collectors)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.samplers.base import Availability, Reading, Sampler
+from agent.samplers.connections import ConnectionsSampler
+from agent.samplers.cpu import CpuSampler
+from agent.samplers.gpu import GpuSampler
+from agent.samplers.jobs import JobsSampler
+from agent.samplers.memory import MemorySampler
+from agent.samplers.rapl import RaplSampler
+
+__all__ = ["Availability", "Reading", "Sampler", "build_samplers"]
+
+
+def build_samplers(
+    *,
+    service_ports: tuple[int, ...],
+    jobs_running: Callable[[], int],
+    proc_root: Path = Path("/proc"),
+    sys_root: Path = Path("/sys"),
+    nvml: Any = None,
+) -> list[Sampler]:
+    return [
+        CpuSampler(proc_root, sys_root),
+        MemorySampler(proc_root),
+        GpuSampler(nvml),
+        RaplSampler(sys_root),
+        ConnectionsSampler(service_ports, proc_root),
+        JobsSampler(jobs_running),
+    ]

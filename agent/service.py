@@ -1,0 +1,135 @@
+"""Wiring: open the agent's resources, run it until SIGTERM/SIGINT, close everything."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sqlite3
+from contextlib import ExitStack
+from typing import TypeVar
+
+import aiomqtt
+
+from agent.daemon import Agent
+from agent.identity import build_hello
+from agent.notify import Notifier
+from agent.samplers import build_samplers
+from agent.samplers.base import Availability, Sampler
+from agent.samplers.gpu import GpuSampler
+from agent.samplers.memory import MemorySampler
+from agent.settings import AgentConfig
+from agent.spool import Spool
+from shared.clock import SystemClock
+from shared.errors import ConfigError
+from shared.messages import Hello
+from shared.signing import Verifier, parse_key
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def host_samplers(config: AgentConfig) -> list[Sampler]:
+    # The job runner arrives with the jobs work; until then this agent runs no jobs.
+    return build_samplers(service_ports=config.service_ports, jobs_running=lambda: 0)
+
+
+def of_type(samplers: list[Sampler], kind: type[T]) -> T:
+    return next(s for s in samplers if isinstance(s, kind))
+
+
+def load_verifier(config: AgentConfig, started_at: float) -> Verifier | None:
+    """The command verifier, or None (every command refused) when no key is installed."""
+    try:
+        key = parse_key(config.command_key_file.read_text())
+    except FileNotFoundError:
+        log.warning(
+            "no command key at %s: commands (resend, jobs, sleep) will be refused",
+            config.command_key_file,
+        )
+        return None
+    except OSError as exc:
+        raise ConfigError(
+            f"command_key_file: cannot read {config.command_key_file}: {exc.strerror}"
+        ) from None
+    return Verifier(key, config.node, SystemClock(), not_before=started_at)
+
+
+async def serve(config: AgentConfig) -> None:
+    clock = SystemClock()
+    samplers = host_samplers(config)
+    gpu, memory = of_type(samplers, GpuSampler), of_type(samplers, MemorySampler)
+
+    def hello() -> Hello:
+        return build_hello(
+            config, ts=clock.now(), mem_total_bytes=memory.total_bytes(), gpus=gpu.inventory()
+        )
+
+    with ExitStack() as stack:
+        spool = Spool(
+            config.spool_dir,
+            config.node,
+            clock,
+            max_bytes=config.spool_max_bytes,
+            keep_s=config.spool_keep,
+        )
+        stack.callback(spool.close)
+        stack.callback(gpu.close)
+        agent = Agent(
+            config,
+            samplers=samplers,
+            spool=spool,
+            clock=clock,
+            notifier=Notifier(),
+            verifier=load_verifier(config, clock.now()),
+            hello=hello,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        log.info(
+            "agent %s sampling every %gs, spool %s (next seq %d)",
+            config.node,
+            config.interval,
+            spool.path,
+            spool.next_seq,
+        )
+        await agent.run(stop)
+
+
+async def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Availability:
+    broker = config.broker
+    try:
+        async with aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=broker.username,
+            password=broker.password,
+            timeout=timeout_s,
+            identifier=f"{config.node}-check",
+        ):
+            return Availability("broker", True, f"{broker} accepts connections", True)
+    except aiomqtt.MqttError as exc:
+        return Availability("broker", False, f"{broker}: {exc}", True)
+
+
+def check_spool(config: AgentConfig) -> Availability:
+    try:
+        spool = Spool(config.spool_dir, config.node, SystemClock())
+    except (OSError, sqlite3.Error) as exc:
+        return Availability("spool", False, f"{config.spool_dir}: {exc}", True)
+    detail = f"{spool.path}: next seq {spool.next_seq}, {spool.bytes} bytes held"
+    spool.close()
+    return Availability("spool", True, detail, True)
+
+
+def check_key(config: AgentConfig) -> Availability:
+    try:
+        parse_key(config.command_key_file.read_text())
+    except (OSError, ConfigError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return Availability(
+            "command key", False, f"{config.command_key_file}: {reason} (commands will be refused)"
+        )
+    return Availability("command key", True, str(config.command_key_file))

@@ -1,0 +1,178 @@
+"""The agent's store-and-forward spool: one SQLite file (WAL) of samples, each written
+before it is sent.
+
+* Seqs are assigned in the same transaction as the row, so they survive restarts and
+  `kill -9` with neither reuse nor gaps.
+* Unsent samples are replayed in seq order; sent ones stay for `keep_s` after sending, so the
+  coordinator can ask for a gap to be resent.
+* The payload bytes are capped at `max_bytes`: the oldest samples go first, and the number of
+  never-sent samples dropped that way is reported in the next telemetry (`spool_dropped`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgpack
+
+from shared.clock import Clock
+from shared.messages import Sample, TelemetryBatch
+
+BATCH_BYTES = 192 * 1024  # msgpack bytes per batch: stays under the codec's compressed cap
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    seq INTEGER PRIMARY KEY,
+    sent_at REAL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_unsent ON samples (seq) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS samples_sent_at ON samples (sent_at) WHERE sent_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class Spool:
+    def __init__(
+        self,
+        directory: Path,
+        node: str,
+        clock: Clock,
+        *,
+        max_bytes: int = 64 * 2**20,
+        keep_s: float = 3600.0,
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "spool.sqlite3"
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a process crash loses nothing
+        self._db.executescript(SCHEMA)
+        self._node, self._clock = node, clock
+        self._max_bytes, self._keep_s = max_bytes, keep_s
+        self.next_seq = max(
+            self._meta("next_seq"), self._scalar("SELECT max(seq) + 1 FROM samples")
+        )
+        self.bytes = self._scalar("SELECT sum(length(body)) FROM samples")
+        self._last_expiry = 0.0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _scalar(self, sql: str, *args: object) -> int:
+        row = self._db.execute(sql, args).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _meta(self, key: str) -> int:
+        return self._scalar("SELECT value FROM meta WHERE key = ?", key)
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def dropped_unreported(self) -> int:
+        return self._meta("dropped")
+
+    def append(self, sample: Sample) -> int:
+        """Store one sample durably and return its seq."""
+        body = msgpack.packb(sample.to_wire(), use_bin_type=True)
+        seq = self.next_seq
+        with self._transaction():
+            self._db.execute("INSERT INTO samples (seq, body) VALUES (?, ?)", (seq, body))
+            self._set_meta("next_seq", seq + 1)
+        self.next_seq, self.bytes = seq + 1, self.bytes + len(body)
+        self._enforce_limits()
+        return seq
+
+    def next_unsent(self) -> TelemetryBatch | None:
+        """The oldest unsent samples as one batch (a contiguous run of seqs), or None."""
+        rows = self._db.execute(
+            "SELECT seq, body FROM samples WHERE sent_at IS NULL ORDER BY seq LIMIT 2000"
+        )
+        return self._first_batch(rows, self.dropped_unreported)
+
+    def mark_sent(self, batch: TelemetryBatch) -> None:
+        """The broker has acknowledged `batch`: keep it for resends, stop replaying it."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE samples SET sent_at = ? WHERE seq BETWEEN ? AND ?",
+                (self._clock.now(), batch.seq_first, batch.seq_last),
+            )
+            self._set_meta("dropped", max(0, self.dropped_unreported - batch.spool_dropped))
+
+    def resend(self, from_seq: int, to_seq: int) -> Iterator[TelemetryBatch]:
+        """Batches covering what the spool still holds of [from_seq, to_seq]."""
+        start = from_seq
+        while start <= to_seq:
+            rows = self._db.execute(
+                "SELECT seq, body FROM samples WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT 2000",
+                (start, to_seq),
+            )
+            batch = self._first_batch(rows, 0)
+            if batch is None:
+                return
+            yield batch
+            start = batch.seq_last + 1
+
+    def _first_batch(self, rows: sqlite3.Cursor, dropped: int) -> TelemetryBatch | None:
+        samples: list[Sample] = []
+        seq_first = size = 0
+        for seq, body in rows:
+            if samples and (seq != seq_first + len(samples) or size + len(body) > BATCH_BYTES):
+                break
+            if not samples:
+                seq_first = seq
+            samples.append(Sample.from_wire(msgpack.unpackb(body), f"spool seq {seq}"))
+            size += len(body)
+        if not samples:
+            return None
+        return TelemetryBatch(
+            node=self._node, seq_first=seq_first, samples=tuple(samples), spool_dropped=dropped
+        )
+
+    def _enforce_limits(self) -> None:
+        now = self._clock.now()
+        if now - self._last_expiry >= 60:
+            self._last_expiry = now
+            self._delete("sent_at IS NOT NULL AND sent_at < ?", now - self._keep_s)
+        while self.bytes > self._max_bytes:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        rows = self._db.execute(
+            "SELECT seq, length(body), sent_at IS NULL FROM samples ORDER BY seq LIMIT 256"
+        ).fetchall()
+        if not rows:  # nothing left to drop: the running total was off
+            self.bytes = 0
+            return
+        freed = lost = 0
+        last = rows[0][0]
+        for seq, size, unsent in rows:
+            if self.bytes - freed <= self._max_bytes:
+                break
+            freed, lost, last = freed + size, lost + unsent, seq
+        with self._transaction():
+            self._db.execute("DELETE FROM samples WHERE seq <= ?", (last,))
+            self._set_meta("dropped", self.dropped_unreported + lost)
+        self.bytes -= freed
+
+    def _delete(self, where: str, *args: object) -> None:
+        freed = self._scalar(f"SELECT sum(length(body)) FROM samples WHERE {where}", *args)  # noqa: S608
+        with self._transaction():
+            self._db.execute(f"DELETE FROM samples WHERE {where}", args)  # noqa: S608
+        self.bytes -= freed
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
