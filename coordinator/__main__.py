@@ -1,0 +1,5 @@
+"""`python -m coordinator` is `dormouse`."""
+
+from coordinator.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""A copy of the fake host tree per test, and a fake NVML with the real binding's errors."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pynvml
+
+HOST1 = Path(__file__).parent.parent / "fixtures" / "host1"
+
+
+def host_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """(proc_root, sys_root) of a writable copy of tests/fixtures/host1."""
+    root = tmp_path / "host"
+    shutil.copytree(HOST1, root)
+    return root / "proc", root / "sys"
+
+
+@dataclass
+class FakeGpu:
+    uuid: str
+    name: str = "NVIDIA H100 80GB HBM3"
+    util: tuple[int, int] = (75, 30)
+    mem: tuple[int, int] = (40 * 2**30, 80 * 2**30)  # used, total
+    power_mw: int = 350_000
+    energy_mj: int = 123_456_789
+    temp_c: int = 61
+    unsupported: set[str] = field(default_factory=set)  # NVML function names
+    lost: bool = False
+
+
+class FakeNvml:
+    """The slice of pynvml the GPU sampler uses, over a list of FakeGpu."""
+
+    NVMLError = pynvml.NVMLError
+    NVMLError_NotSupported = pynvml.NVMLError_NotSupported
+    NVML_TEMPERATURE_GPU = pynvml.NVML_TEMPERATURE_GPU
+
+    def __init__(self, gpus: list[FakeGpu], init_error: int | None = None) -> None:
+        self.gpus, self.init_error = gpus, init_error
+        self.init_calls = 0
+
+    def nvmlInit(self) -> None:
+        self.init_calls += 1
+        if self.init_error is not None:
+            raise pynvml.NVMLError(self.init_error)
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "550.54.15"
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        gpu = self.gpus[index]
+        if gpu.lost:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        return gpu
+
+    def _get(self, gpu: FakeGpu, function: str, value: Any) -> Any:
+        if gpu.lost:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        if function in gpu.unsupported:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return value
+
+    def nvmlDeviceGetUUID(self, gpu: FakeGpu) -> str:
+        return self._get(gpu, "uuid", gpu.uuid)
+
+    def nvmlDeviceGetName(self, gpu: FakeGpu) -> bytes:
+        return self._get(gpu, "name", gpu.name.encode())  # older bindings return bytes
+
+    def nvmlDeviceGetUtilizationRates(self, gpu: FakeGpu) -> Any:
+        util = SimpleNamespace(gpu=gpu.util[0], memory=gpu.util[1])
+        return self._get(gpu, "nvmlDeviceGetUtilizationRates", util)
+
+    def nvmlDeviceGetMemoryInfo(self, gpu: FakeGpu) -> Any:
+        memory = SimpleNamespace(used=gpu.mem[0], total=gpu.mem[1], free=gpu.mem[1] - gpu.mem[0])
+        return self._get(gpu, "nvmlDeviceGetMemoryInfo", memory)
+
+    def nvmlDeviceGetPowerUsage(self, gpu: FakeGpu) -> int:
+        return self._get(gpu, "nvmlDeviceGetPowerUsage", gpu.power_mw)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:
+        return self._get(gpu, "nvmlDeviceGetTotalEnergyConsumption", gpu.energy_mj)
+
+    def nvmlDeviceGetTemperature(self, gpu: FakeGpu, sensor: int) -> int:
+        assert sensor == pynvml.NVML_TEMPERATURE_GPU
+        return self._get(gpu, "nvmlDeviceGetTemperature", gpu.temp_c)

@@ -1,0 +1,128 @@
+"""The spool: durable seqs, ordered replay, resends, retention, the size cap."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from agent.spool import Spool
+from shared.clock import ManualClock
+from shared.codec import encode
+from tests import factories
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(factories.TS)
+
+
+def open_spool(tmp_path, clock, **kw) -> Spool:
+    return Spool(tmp_path / "spool", "gpu-01", clock, **kw)
+
+
+def fill(spool: Spool, count: int) -> list[int]:
+    return [spool.append(factories.sample(factories.TS + i)) for i in range(count)]
+
+
+def drain(spool: Spool) -> list[int]:
+    seqs = []
+    while (batch := spool.next_unsent()) is not None:
+        seqs += range(batch.seq_first, batch.seq_last + 1)
+        spool.mark_sent(batch)
+    return seqs
+
+
+def test_seqs_increase_and_survive_reopening(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    assert fill(spool, 3) == [0, 1, 2]
+    spool.close()
+    spool = open_spool(tmp_path, clock)
+    assert fill(spool, 2) == [3, 4]
+    assert drain(spool) == [0, 1, 2, 3, 4]
+
+
+def test_seq_is_not_reused_after_everything_was_trimmed(tmp_path, clock):
+    spool = open_spool(tmp_path, clock, keep_s=10)
+    fill(spool, 3)
+    drain(spool)
+    clock.advance(120)
+    fill(spool, 1)  # runs the retention delete: rows 0-2 go
+    spool.close()
+    assert open_spool(tmp_path, clock).append(factories.sample()) == 4
+
+
+def test_unsent_replay_in_order_and_sent_is_not_replayed(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 4)
+    batch = spool.next_unsent()
+    assert (batch.seq_first, batch.seq_last) == (0, 3)
+    assert batch.samples[2] == factories.sample(factories.TS + 2)
+    assert spool.next_unsent().seq_first == 0  # not acknowledged yet: offered again
+    spool.mark_sent(batch)
+    assert spool.next_unsent() is None
+    fill(spool, 1)
+    assert spool.next_unsent().seq_first == 4
+
+
+def test_batches_stay_under_the_codec_caps(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 3000)
+    sizes = []
+    while (batch := spool.next_unsent()) is not None:
+        sizes.append(len(batch.samples))
+        encode(batch)  # raises PayloadTooLarge if a batch were too big
+        spool.mark_sent(batch)
+    assert sum(sizes) == 3000
+    assert len(sizes) > 1
+
+
+def test_resend_serves_sent_samples_in_range(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 10)
+    drain(spool)
+    batches = list(spool.resend(3, 6))
+    assert [(b.seq_first, b.seq_last) for b in batches] == [(3, 6)]
+    assert list(spool.resend(8, 100))[0].seq_last == 9
+    assert list(spool.resend(50, 60)) == []
+
+
+def test_sent_samples_are_kept_for_keep_s_then_expire(tmp_path, clock):
+    spool = open_spool(tmp_path, clock, keep_s=3600)
+    fill(spool, 5)
+    drain(spool)
+    clock.advance(3599)
+    fill(spool, 1)
+    assert len(list(spool.resend(0, 4))[0].samples) == 5
+    clock.advance(120)
+    fill(spool, 1)
+    assert list(spool.resend(0, 4)) == []
+    assert spool.next_unsent().seq_first == 5  # unsent samples never expire by age
+
+
+def test_size_cap_drops_oldest_and_reports_unsent_losses(tmp_path, clock):
+    one = len(msgpack.packb(factories.sample().to_wire(), use_bin_type=True))
+    spool = open_spool(tmp_path, clock, max_bytes=10 * one)
+    fill(spool, 3)
+    drain(spool)  # 0-2 sent: dropping them loses nothing
+    fill(spool, 12)  # 15 held, cap 10: 0-4 go, of which 3 and 4 were never sent
+    assert spool.bytes <= 10 * one
+    assert spool.dropped_unreported == 2
+    batch = spool.next_unsent()
+    assert (batch.seq_first, batch.spool_dropped) == (5, 2)
+    spool.mark_sent(batch)
+    assert spool.dropped_unreported == 0
+
+
+def test_dropped_count_survives_a_restart(tmp_path, clock):
+    one = len(msgpack.packb(factories.sample().to_wire(), use_bin_type=True))
+    spool = open_spool(tmp_path, clock, max_bytes=2 * one)
+    fill(spool, 5)
+    spool.close()
+    assert open_spool(tmp_path, clock, max_bytes=2 * one).next_unsent().spool_dropped == 3
+
+
+def test_a_gap_splits_batches(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 6)
+    spool._db.execute("DELETE FROM samples WHERE seq = 2")
+    assert [(b.seq_first, b.seq_last) for b in spool.resend(0, 5)] == [(0, 1), (3, 5)]
