@@ -72,8 +72,10 @@ def sample(
 ) -> None:
     """Take one sample of this host, print it and exit."""
     settings = load(config)
-    with reported_errors(PROG):
-        seconds = parse_duration(over) if over else 0.0
+    try:
+        seconds = parse_duration(over)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--over") from None
     samplers = host_samplers(settings)
     time.sleep(seconds)
     taken = take_sample(samplers, time.time())

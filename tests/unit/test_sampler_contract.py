@@ -14,8 +14,13 @@ from tests.unit.samplers_support import FakeGpu, FakeNvml, host_tree
 @pytest.fixture
 def samplers(tmp_path):
     proc, sys = host_tree(tmp_path)
-    return build_samplers(service_ports=(8080,), jobs_running=lambda: 2, proc_root=proc,
-                          sys_root=sys, nvml=FakeNvml([FakeGpu("GPU-a")]))
+    return build_samplers(
+        service_ports=(8080,),
+        jobs_running=lambda: 2,
+        proc_root=proc,
+        sys_root=sys,
+        nvml=FakeNvml([FakeGpu("GPU-a")]),
+    )
 
 
 def test_registry_names_are_unique(samplers):

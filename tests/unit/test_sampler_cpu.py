@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from agent.samplers.cpu import (
-    CpuSampler, CpuTimes, parse_cpuinfo_mhz, parse_freqs_khz, parse_loadavg, parse_proc_stat,
+    CpuSampler,
+    CpuTimes,
+    parse_cpuinfo_mhz,
+    parse_freqs_khz,
+    parse_loadavg,
+    parse_proc_stat,
     utilisation_pct,
 )
 from tests.unit.samplers_support import host_tree
@@ -40,7 +45,10 @@ def test_sampler_reports_utilisation_since_the_previous_sample(tmp_path):
     assert metrics["cpu_core_util_pct"] == pytest.approx((100 * 250 / 450, 100 * 150 / 550))
     assert metrics["cpu_freq_mhz"] == 3000.0  # mean of 2400 and 3600 MHz from cpufreq
     assert (metrics["load_avg_1m"], metrics["load_avg_5m"], metrics["load_avg_15m"]) == (
-        0.5, 1.25, 2.0)
+        0.5,
+        1.25,
+        2.0,
+    )
 
 
 def test_a_core_going_offline_skips_per_core_values_once(tmp_path):

@@ -13,8 +13,12 @@ def test_every_field_in_metric_units():
     gpus = GpuSampler(nvml).sample().gpus
     assert [(g.index, g.uuid) for g in gpus] == [(0, "GPU-a"), (1, "GPU-b")]
     assert gpus[0].metrics == {
-        "gpu_util_pct": 75.0, "gpu_mem_util_pct": 30.0, "gpu_mem_used_bytes": 40 * 2**30,
-        "gpu_mem_total_bytes": 80 * 2**30, "gpu_power_w": 350.0, "gpu_energy_j": 123456.789,
+        "gpu_util_pct": 75.0,
+        "gpu_mem_util_pct": 30.0,
+        "gpu_mem_used_bytes": 40 * 2**30,
+        "gpu_mem_total_bytes": 80 * 2**30,
+        "gpu_power_w": 350.0,
+        "gpu_energy_j": 123456.789,
         "gpu_temp_c": 61.0,
     }
     assert gpus[1].metrics["gpu_util_pct"] == 5.0
@@ -29,8 +33,9 @@ def test_nvml_is_initialised_once():
 
 
 def test_unsupported_fields_are_null():
-    gpu = FakeGpu("GPU-old", unsupported={"nvmlDeviceGetTotalEnergyConsumption",
-                                          "nvmlDeviceGetPowerUsage"})
+    gpu = FakeGpu(
+        "GPU-old", unsupported={"nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetPowerUsage"}
+    )
     metrics = GpuSampler(FakeNvml([gpu])).sample().gpus[0].metrics
     assert metrics["gpu_energy_j"] is None
     assert metrics["gpu_power_w"] is None
@@ -61,5 +66,9 @@ def test_inventory_and_check_name_the_gpus():
     sampler = GpuSampler(FakeNvml([FakeGpu("GPU-a")]))
     (info,) = sampler.inventory()
     assert (info.index, info.uuid, info.name, info.mem_total_bytes) == (
-        0, "GPU-a", "NVIDIA H100 80GB HBM3", 80 * 2**30)
+        0,
+        "GPU-a",
+        "NVIDIA H100 80GB HBM3",
+        80 * 2**30,
+    )
     assert sampler.check().detail == "NVML, driver 550.54.15: NVIDIA H100 80GB HBM3"

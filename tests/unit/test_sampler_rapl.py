@@ -58,8 +58,11 @@ def test_unreadable_counter_is_null_with_reason(tmp_path):
         path.mkdir()  # reading a directory fails like a root-only file does
     sampler = RaplSampler(sys, Tick())
     metrics = sampler.sample().metrics
-    assert metrics == {"rapl_package_energy_j": None, "rapl_dram_energy_j": None,
-                       "rapl_power_w": None}
+    assert metrics == {
+        "rapl_package_energy_j": None,
+        "rapl_dram_energy_j": None,
+        "rapl_power_w": None,
+    }
     check = sampler.check()
     assert not check.ok
     assert "needs root" in check.detail

@@ -82,7 +82,7 @@ def test_resend_serves_sent_samples_in_range(tmp_path, clock):
     drain(spool)
     batches = list(spool.resend(3, 6))
     assert [(b.seq_first, b.seq_last) for b in batches] == [(3, 6)]
-    assert list(spool.resend(8, 100))[0].seq_last == 9
+    assert next(iter(spool.resend(8, 100))).seq_last == 9
     assert list(spool.resend(50, 60)) == []
 
 
@@ -92,7 +92,7 @@ def test_sent_samples_are_kept_for_keep_s_then_expire(tmp_path, clock):
     drain(spool)
     clock.advance(3599)
     fill(spool, 1)
-    assert len(list(spool.resend(0, 4))[0].samples) == 5
+    assert len(next(iter(spool.resend(0, 4))).samples) == 5
     clock.advance(120)
     fill(spool, 1)
     assert list(spool.resend(0, 4)) == []

@@ -1,0 +1,106 @@
+"""A real agent process against a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import aiomqtt
+import pytest
+
+from shared.codec import encode
+from shared.messages import Command, Hello, Resend
+from shared.signing import sign
+from shared.topics import Kind, topic
+from tests.integration.agent_support import (
+    KEY,
+    AgentProcess,
+    Collector,
+    clear_retained,
+    unique_node,
+    wait_until,
+)
+
+pytestmark = pytest.mark.mqtt
+
+
+@pytest.fixture
+async def agent(mqtt_url, tmp_path):
+    process = AgentProcess(
+        node=unique_node(), broker=mqtt_url, spool_dir=tmp_path / "spool", key_file=tmp_path / "key"
+    )
+    yield process
+    process.kill()
+    await clear_retained(mqtt_url, process.node)
+
+
+@contextlib.asynccontextmanager
+async def collecting(collector: Collector, broker, **kw):
+    task = asyncio.create_task(collector.run(broker, **kw))
+    await asyncio.sleep(0.3)  # subscribed before anything we wait for is published
+    try:
+        yield collector
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_hello_status_telemetry_and_last_will(agent, mqtt_url):
+    live = Collector(agent.node)
+    async with collecting(live, mqtt_url):
+        agent.start()
+        await wait_until(lambda: len(live.seqs()) >= 10, 20, "ten samples")
+        late = Collector(agent.node)
+        async with collecting(late, mqtt_url):
+            await wait_until(lambda: late.statuses and late.other, 5, "retained hello and status")
+        hello = next(m for kind, m, _ in late.other if kind is Kind.HELLO)
+        assert isinstance(hello, Hello)
+        assert hello.node == agent.node
+        assert hello.cpus >= 1
+        assert hello.mem_total_bytes > 0
+        assert [(s.state, retained) for s, retained in late.statuses] == [("online", True)]
+        assert live.seqs() == set(range(max(live.seqs()) + 1))  # contiguous from 0
+        agent.kill(signal.SIGKILL)
+        await wait_until(lambda: live.statuses[-1][0].state == "offline", 10, "the Last Will")
+
+
+async def test_sigterm_says_offline(agent, mqtt_url):
+    live = Collector(agent.node)
+    async with collecting(live, mqtt_url):
+        agent.start()
+        await wait_until(live.seqs, 20, "telemetry")
+        agent.kill(signal.SIGTERM)
+        assert agent.process.returncode == 0, agent.log()
+        await wait_until(lambda: live.statuses[-1][0].state == "offline", 5, "offline")
+
+
+async def test_resend_is_served_from_the_spool_and_unsigned_commands_refused(agent, mqtt_url):
+    live = Collector(agent.node)
+    async with collecting(live, mqtt_url):
+        agent.start()
+        await wait_until(lambda: len(live.seqs()) >= 20, 20, "twenty samples")
+        now = live.telemetry[-1].samples[-1].ts
+
+        def resend(first: int, last: int, cid: str) -> Command:
+            return Command(
+                id=cid,
+                node=agent.node,
+                issued_at=now,
+                expires_at=now + 60,
+                body=Resend(from_seq=first, to_seq=last),
+            )
+
+        seen_before = len(live.telemetry)  # later natural batches all start past seq 20
+        async with aiomqtt.Client(mqtt_url.host, mqtt_url.port) as client:
+            cmd = topic(agent.node, Kind.CMD)
+            await client.publish(cmd, encode(resend(0, 1, "unsigned")), qos=1)
+            await client.publish(cmd, encode(sign(resend(3, 7, "signed"), KEY.encode())), qos=1)
+
+        def ranges() -> list[tuple[int, int]]:
+            return [(b.seq_first, b.seq_last) for b in live.telemetry[seen_before:]]
+
+        await wait_until(lambda: (3, 7) in ranges(), 10, "the resent range")
+        assert (0, 1) not in ranges()
+    assert "command refused (signature)" in agent.log()
