@@ -30,7 +30,7 @@ def print_rows(
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console().print(table)
 
 
