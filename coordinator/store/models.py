@@ -1,0 +1,106 @@
+"""Tables. Raw sample columns come from the metric registry (`shared/metrics.py`); the
+migrations freeze them, and a test fails if the two drift apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.metrics import Metric, Scope, metrics_in
+
+NODE_NAME = sa.String(64)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def metric_column(metric: Metric) -> sa.Column[Any]:
+    if metric.vector:
+        kind: sa.types.TypeEngine[Any] = sa.JSON()
+    elif metric.integer:
+        kind = sa.BigInteger()
+    else:
+        kind = sa.Double()
+    return sa.Column(metric.name, kind, nullable=True)
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    name: Mapped[str] = mapped_column(NODE_NAME, primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    state_since: Mapped[float] = mapped_column(sa.Double)
+    last_seen: Mapped[float | None] = mapped_column(sa.Double)
+    hostname: Mapped[str | None] = mapped_column(sa.String(255))
+    agent_version: Mapped[str | None] = mapped_column(sa.String(64))
+    cpus: Mapped[int | None] = mapped_column(sa.Integer)
+    mem_total_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    hello: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    latest: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+
+
+samples = sa.Table(
+    "samples",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    *(metric_column(m) for m in metrics_in(Scope.NODE)),
+    sa.Index("ix_samples_node_ts", "node", "ts"),
+)
+
+gpu_samples = sa.Table(
+    "gpu_samples",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("gpu_index", sa.SmallInteger, primary_key=True),
+    sa.Column("uuid", sa.String(96), nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+    *(metric_column(m) for m in metrics_in(Scope.GPU)),
+    sa.Index("ix_gpu_samples_node_ts", "node", "ts"),
+)
+
+
+def rollup_table(name: str) -> sa.Table:
+    """One row per (node, GPU or -1 for the node, metric, bucket start)."""
+    return sa.Table(
+        name,
+        Base.metadata,
+        sa.Column("node", NODE_NAME, primary_key=True),
+        sa.Column("gpu_index", sa.SmallInteger, primary_key=True),
+        sa.Column("metric", sa.String(64), primary_key=True),
+        sa.Column("bucket", sa.Double, primary_key=True),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("avg", sa.Double),
+        sa.Column("min", sa.Double),
+        sa.Column("max", sa.Double),
+        sa.Column("delta", sa.Double),  # counters: the increase over the bucket
+        sa.Index(f"ix_{name}_bucket", "bucket"),
+    )
+
+
+rollup_minute = rollup_table("rollup_minute")
+rollup_hour = rollup_table("rollup_hour")
+
+rollup_dirty = sa.Table(
+    "rollup_dirty",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("bucket", sa.Double, primary_key=True),  # a minute whose raw samples changed
+)
+
+stats = sa.Table(
+    "coordinator_stats",
+    Base.metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)

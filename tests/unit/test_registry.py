@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from coordinator.registry import Registry
+from tests import factories
+
+
+def test_telemetry_brings_a_node_online_and_silence_takes_it_offline():
+    registry = Registry(offline_after_s=30)
+    registry.on_hello(factories.hello("gpu-01"), 0)
+    registry.on_telemetry(factories.telemetry("gpu-01", seq_first=0, count=2), 1)
+    node = registry.nodes["gpu-01"]
+    assert (node.state, node.last_seen) == ("online", 1)
+    assert node.latest["cpu_util_pct"] == 11.0
+    assert node.latest["gpus"] == 1
+    assert node.latest["gpu_util_pct"] == 99.0
+    assert registry.expire(20) == []
+    assert registry.expire(32) == ["gpu-01"]
+    assert node.state == "offline"
+
+
+def test_last_will_and_sleeping_status():
+    registry = Registry(offline_after_s=30)
+    registry.on_status(factories.status("n1", "online"), 0)
+    registry.on_status(factories.status("n1", "offline"), 5)
+    assert registry.nodes["n1"].state == "offline"
+    registry.on_status(factories.status("n1", "sleeping"), 6)
+    assert registry.expire(1000) == []  # a sleeping node is not "offline" for silence
+
+
+def test_a_resent_old_batch_does_not_replace_the_latest():
+    registry = Registry(offline_after_s=30)
+    registry.on_telemetry(factories.telemetry("n1", seq_first=100, count=1), 1)
+    registry.on_telemetry(factories.telemetry("n1", seq_first=5, count=1), 2)
+    assert registry.nodes["n1"].latest["seq"] == 100
+
+
+def test_changed_nodes_are_handed_out_once():
+    registry = Registry(offline_after_s=30)
+    registry.on_status(factories.status("n1"), 0)
+    assert [v.name for v in registry.take_changed()] == ["n1"]
+    assert registry.take_changed() == []
