@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 
 import aiomqtt
 
-from agent.backoff import Backoff
 from agent.logonce import LogOnce
 from agent.notify import Notifier
 from agent.samplers.base import Sampler
 from agent.sampling import take_sample
 from agent.settings import AgentConfig
 from agent.spool import Spool
+from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import decode, encode
 from shared.errors import CommandRejected, DecodeError

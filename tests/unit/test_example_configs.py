@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,4 +22,8 @@ def test_example_config_loads_and_documents_every_key(name, schema):
     load_config(schema, path=path, env={})
     text = path.read_text()
     for key, _, _ in describe(load_config(schema, env={})):
-        assert f"{key} = " in text, f"{name} does not document {key}"
+        section, _, leaf = key.rpartition(".")
+        documented = re.search(rf"^(# )?{re.escape(leaf)} = ", text, re.MULTILINE)
+        assert documented, f"{name} does not document {key}"
+        if section:
+            assert f"[{section}]" in text, f"{name} has no [{section}] table"

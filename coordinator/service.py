@@ -1,0 +1,96 @@
+"""Wiring for `dormouse run` and the store-reading commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import sqlalchemy as sa
+
+from coordinator.daemon import Coordinator
+from coordinator.ingest import Ingest
+from coordinator.registry import Registry
+from coordinator.seqs import SeqTracker
+from coordinator.settings import CoordinatorConfig
+from coordinator.store import repository as repo
+from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
+from shared.clock import SystemClock
+from shared.errors import ConfigError
+from shared.signing import parse_key
+
+log = logging.getLogger(__name__)
+
+
+def open_store(config: CoordinatorConfig, *, migrate_empty: bool) -> sa.Engine:
+    """The engine, at the newest schema: an empty store is migrated when `migrate_empty`;
+    one at an older revision is refused (upgrading is the operator's call)."""
+    try:
+        engine = create_engine(config.db_url)
+        revision = current_revision(engine)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise ConfigError(f"db: cannot open {_safe(config.db_url)}: {exc}") from None
+    if revision is None and migrate_empty:
+        upgrade(engine)
+        log.info("created the store at %s", _safe(config.db_url))
+    elif revision is None:
+        raise ConfigError(
+            f"db: {_safe(config.db_url)} holds no dormouse store yet "
+            "(run `dormouse run` or `dormouse db upgrade`)"
+        )
+    elif revision != head_revision():
+        raise ConfigError(
+            f"db: store is at revision {revision}, this release needs "
+            f"{head_revision()}: run `dormouse db upgrade`"
+        )
+    return engine
+
+
+def _safe(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def load_key(config: CoordinatorConfig) -> bytes | None:
+    try:
+        return parse_key(config.command_key_file.read_text())
+    except FileNotFoundError:
+        log.warning(
+            "no command key at %s: gaps cannot be asked for again (`dormouse key generate`)",
+            config.command_key_file,
+        )
+        return None
+    except OSError as exc:
+        raise ConfigError(
+            f"command_key_file: cannot read {config.command_key_file}: {exc.strerror}"
+        ) from None
+
+
+def build(config: CoordinatorConfig, engine: sa.Engine) -> Coordinator:
+    with engine.connect() as conn:
+        registry = Registry(config.offline_after, repo.load_nodes(conn))
+        seqs = SeqTracker(repo.stored_high(conn), retry_s=config.resend_retry)
+    return Coordinator(
+        config,
+        engine=engine,
+        ingest=Ingest(registry, seqs),
+        clock=SystemClock(),
+        key=load_key(config),
+    )
+
+
+async def serve(config: CoordinatorConfig) -> None:
+    engine = open_store(config, migrate_empty=True)
+    coordinator = build(config, engine)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "coordinator: %d known nodes, store %s",
+        len(coordinator.ingest.registry.nodes),
+        _safe(config.db_url),
+    )
+    try:
+        await coordinator.run(stop)
+    finally:
+        engine.dispose()
