@@ -167,11 +167,13 @@ def history_command(
     agg: Annotated[str, typer.Option(help="avg, min or max (counters show the increase)")] = "avg",
     output: Annotated[str, typer.Option("--format", help="table, csv, json or plot")] = "table",
     png: Annotated[Path | None, typer.Option(help="also write a chart to this PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
     list_metrics: Annotated[bool, typer.Option("--list-metrics", help="name the metrics")] = False,
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
     """A time series of one metric of one node, from the coarsest tier that serves the step."""
+    output = "json" if as_json else output
     if list_metrics:
         print_rows(
             [

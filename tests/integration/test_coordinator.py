@@ -1,0 +1,211 @@
+"""The coordinator end to end: real Mosquitto, real agents or publishers, both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import signal
+import sqlite3
+
+import aiomqtt
+import lz4.frame
+import msgpack
+import pytest
+
+from shared.clock import SystemClock
+from shared.codec import decode, encode, pack_map
+from shared.messages import Command, Resend
+from shared.signing import Verifier
+from shared.topics import Kind, topic
+from tests import factories
+from tests.integration.agent_support import KEY, AgentProcess, unique_node
+from tests.integration.coordinator_support import CoordinatorProcess, stored_seqs
+
+pytestmark = pytest.mark.mqtt
+
+
+@pytest.fixture
+def coordinator(db_url, mosquitto, tmp_path):
+    process = CoordinatorProcess(db_url=db_url, broker=mosquitto.url, workdir=tmp_path)
+    process.start()
+    yield process
+    process.kill()
+
+
+def agents(mosquitto, tmp_path, count: int) -> list[AgentProcess]:
+    made = []
+    for _ in range(count):
+        node = unique_node()
+        made.append(
+            AgentProcess(
+                node=node,
+                broker=mosquitto.url,
+                interval="0.2s",
+                spool_dir=tmp_path / node / "spool",
+                key_file=tmp_path / "key",
+            )
+        )
+        (tmp_path / node).mkdir()
+    return made
+
+
+async def eventually(check, timeout_s: float, what: str) -> None:
+    async def ready() -> bool:
+        return await asyncio.to_thread(check)
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await ready():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+async def test_three_agents_online_then_one_offline_and_history(
+    coordinator, mosquitto, tmp_path, db_url
+):
+    fleet = agents(mosquitto, tmp_path, 3)
+    try:
+        for agent in fleet:
+            agent.start()
+
+        def states() -> dict[str, str]:
+            return {row["node"]: row["state"] for row in coordinator.cli("nodes")}
+
+        names = {a.node for a in fleet}
+        await eventually(lambda: all(states().get(n) == "online" for n in names), 40, "online")
+        fleet[0].kill(signal.SIGKILL)
+        await eventually(lambda: states()[fleet[0].node] == "offline", 20, "offline")
+        assert all(states()[a.node] == "online" for a in fleet[1:])
+        points = coordinator.cli(
+            "history",
+            "--node",
+            fleet[1].node,
+            "--metric",
+            "mem_used_bytes",
+            "--since",
+            "5m",
+            "--step",
+            "1s",
+            "--format",
+            "json",
+        )
+        assert points["points"], "history returned no points"
+        assert all(p["value"] > 0 for p in points["points"])
+        rows = {r["node"]: r for r in coordinator.cli("nodes")}
+        assert rows[fleet[1].node]["mem_total_bytes"] > 0
+    finally:
+        for agent in fleet:
+            agent.kill()
+    assert coordinator.alive(), coordinator.log()
+
+
+def hostile_payloads(node: str, other: str, count: int) -> list[tuple[str, bytes]]:
+    """(topic, payload) of every kind the coordinator must drop and count."""
+    rng = random.Random(7)
+    good = pack_map(factories.telemetry(node=node, seq_first=0, count=1))
+    wire = msgpack.unpackb(good)
+    kinds = [
+        lambda: rng.randbytes(rng.randint(0, 300)),
+        lambda: lz4.frame.compress(b"\0" * (8 * 2**20)),  # bomb
+        lambda: encode(factories.telemetry(node=other, seq_first=0, count=1)),  # wrong node
+        lambda: lz4.frame.compress(msgpack.packb({**wire, "seq_first": "zero"})),
+        lambda: lz4.frame.compress(
+            msgpack.packb(
+                {
+                    **wire,
+                    "samples": [{"ts": 1.0, "metrics": {"cpu_util_pct": math.nan}, "gpus": []}],
+                }
+            )
+        ),
+        lambda: lz4.frame.compress(msgpack.packb({**wire, "v": 2})),
+        lambda: encode(factories.telemetry(node=node))[:-7],  # truncated
+    ]
+    return [(topic(node, Kind.TELEMETRY), kinds[i % len(kinds)]()) for i in range(count)]
+
+
+async def test_hostile_payloads_are_counted_and_good_samples_all_stored(
+    coordinator, mosquitto, db_url
+):
+    node, other = unique_node(), unique_node()
+    hostile = hostile_payloads(node, other, 500)
+    async with aiomqtt.Client(mosquitto.url.host, mosquitto.url.port) as client:
+        await asyncio.sleep(2)  # the coordinator subscribes
+        for i in range(100):
+            batch = factories.telemetry(node=node, seq_first=5 * i, count=5)
+            await client.publish(topic(node, Kind.TELEMETRY), encode(batch), qos=1)
+            for topic_name, payload in hostile[5 * i : 5 * i + 5]:
+                await client.publish(topic_name, payload, qos=1)
+    await eventually(lambda: len(stored_seqs(db_url, node)) == 500, 30, "500 good samples")
+    await eventually(
+        lambda: sum(v for k, v in coordinator.stats().items() if k.startswith("dropped_")) == 500,
+        20,
+        "500 counted drops",
+    )
+    stats = coordinator.stats()
+    assert stats["dropped_node_mismatch"] > 0
+    assert stats["dropped_too_large"] > 0
+    assert stored_seqs(db_url, node) == list(range(500))
+    assert coordinator.alive(), coordinator.log()
+
+
+async def test_duplicates_are_stored_once_and_gaps_are_asked_for(coordinator, mosquitto, db_url):
+    node = unique_node()
+    verifier = Verifier(KEY.encode(), node, SystemClock())
+    async with (
+        aiomqtt.Client(mosquitto.url.host, mosquitto.url.port) as agent,
+        aiomqtt.Client(mosquitto.url.host, mosquitto.url.port) as out,
+    ):
+        await agent.subscribe(topic(node, Kind.CMD), qos=1)
+        await asyncio.sleep(2)
+
+        async def send(first: int, count: int) -> None:
+            batch = factories.telemetry(node=node, seq_first=first, count=count)
+            await out.publish(topic(node, Kind.TELEMETRY), encode(batch), qos=1)
+
+        await send(0, 5)
+        await send(0, 5)  # redelivered
+        await send(10, 5)  # 5..9 missing
+        async with asyncio.timeout(15):
+            message = await anext(aiter(agent.messages))
+        command = verifier.verify(decode(message.payload, Kind.CMD, node))
+        assert isinstance(command, Command)
+        assert command.body == Resend(from_seq=5, to_seq=9)
+        await send(5, 5)  # what the agent's spool would serve
+    await eventually(lambda: stored_seqs(db_url, node) == list(range(15)), 20, "gap filled")
+    await eventually(lambda: coordinator.stats().get("duplicates") == 5, 20, "5 duplicates")
+
+
+async def test_coordinator_killed_mid_stream_loses_and_doubles_nothing(
+    coordinator, mosquitto, tmp_path, db_url
+):
+    fleet = agents(mosquitto, tmp_path, 2)
+    try:
+        for agent in fleet:
+            agent.start()
+        await eventually(
+            lambda: all(len(stored_seqs(db_url, a.node)) > 20 for a in fleet), 40, "samples stored"
+        )
+        coordinator.kill(signal.SIGKILL)
+        await asyncio.sleep(3)
+        coordinator.start()
+        await asyncio.sleep(8)
+        for agent in fleet:
+            agent.kill(signal.SIGTERM)  # stop producing; what was sent must all be stored
+        highest = {}
+        for agent in fleet:
+            spool = agent.spool_dir / "spool.sqlite3"
+            with contextlib.closing(sqlite3.connect(spool)) as db:
+                highest[agent.node] = db.execute(
+                    "SELECT max(seq) FROM samples WHERE sent_at IS NOT NULL"
+                ).fetchone()[0]
+
+        def complete() -> bool:
+            return all(stored_seqs(db_url, n) == list(range(h + 1)) for n, h in highest.items())
+
+        await eventually(complete, 45, "every sent seq stored exactly once")
+    finally:
+        for agent in fleet:
+            agent.kill()
+    assert coordinator.alive(), coordinator.log()
