@@ -27,8 +27,8 @@ def print_rows(
         typer.echo(json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2))
         return
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
+    for i, column in enumerate(columns):  # wrap, never cut: a truncated name is useless
+        table.add_column(column, overflow="fold", no_wrap=i == 0)
     for row in rows:
         table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console().print(table)

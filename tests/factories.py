@@ -58,7 +58,7 @@ def sample(ts: float = TS, cpu: float = 12.5) -> Sample:
 
 
 def telemetry(node: str = "gpu-01", seq_first: int = 100, count: int = 2) -> TelemetryBatch:
-    samples = tuple(sample(TS + i, 10.0 + i) for i in range(count))
+    samples = tuple(sample(TS + i, 10.0 + i % 80) for i in range(count))
     return TelemetryBatch(node=node, seq_first=seq_first, samples=samples)
 
 

@@ -1,0 +1,165 @@
+"""`dormouse` commands that read the store, in-process, over a SQLite store with data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import app
+from coordinator.registry import NodeView
+from coordinator.store import repository as repo
+from coordinator.store.engine import create_engine, upgrade
+from tests import factories
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store(monkeypatch, tmp_path):
+    for name in ("DORMOUSE_CONFIG", "DORMOUSE_BROKER"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    monkeypatch.setenv("DORMOUSE_DB", url)
+    engine = create_engine(url)
+    upgrade(engine)
+    batch = factories.telemetry(node="gpu-01", seq_first=0, count=120)
+    with engine.begin() as conn:
+        repo.insert_batches(conn, [batch])
+        repo.save_nodes(
+            conn,
+            [
+                NodeView(
+                    name="gpu-01",
+                    state="online",
+                    state_since=factories.TS,
+                    last_seen=factories.TS + 119,
+                    hello=factories.hello(),
+                    latest={"cpu_util_pct": 12.0, "gpus": 1},
+                )
+            ],
+        )
+        repo.write_stats(conn, {"samples_stored": 120.0, "dropped_schema": 3.0}, factories.TS)
+    engine.dispose()
+    return url
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("run", "nodes", "history", "status", "db", "config", "key"):
+        assert command in result.output
+    assert runner.invoke(app, ["db", "--help"]).exit_code == 0
+
+
+def test_nodes_json_and_table(store):
+    rows = json.loads(runner.invoke(app, ["nodes", "--json"]).output)
+    assert rows == [
+        {
+            "node": "gpu-01",
+            "state": "online",
+            "last_seen": factories.TS + 119,
+            "cpu_util_pct": 12.0,
+            "mem_used_bytes": None,
+            "mem_total_bytes": None,
+            "gpus": 1,
+            "gpu_util_pct": None,
+            "power_w": None,
+            "jobs": None,
+            "connections": None,
+        }
+    ]
+    table = runner.invoke(app, ["nodes"])
+    assert table.exit_code == 0
+    assert "gpu-01" in table.output
+
+
+def test_status(store):
+    rows = {
+        r["key"]: r["value"] for r in json.loads(runner.invoke(app, ["status", "--json"]).output)
+    }
+    assert rows["samples_stored"] == 120
+    assert rows["dropped_schema"] == 3
+    assert rows["store_bytes"] > 0
+
+
+HISTORY = [
+    "history",
+    "--node",
+    "gpu-01",
+    "--since",
+    "2025-11-23T07:59:00+00:00",
+    "--until",
+    "2025-11-23T08:03:00+00:00",
+]
+
+
+def test_history_formats(store, tmp_path):
+    series = json.loads(
+        runner.invoke(app, [*HISTORY, "--metric", "cpu_util_pct", "--step", "1m", "--json"]).output
+    )
+    assert [p["count"] for p in series["points"]] == [60, 60]
+    assert series["points"][0]["value"] == pytest.approx(sum(10.0 + i for i in range(60)) / 60)
+    csv = runner.invoke(app, [*HISTORY, "--metric", "cpu_util_pct", "--format", "csv"]).output
+    assert csv.splitlines()[0] == "time,ts,value,count"
+    plot = runner.invoke(app, [*HISTORY, "--metric", "cpu_util_pct", "--format", "plot"])
+    assert "█" in plot.output
+    png = tmp_path / "chart.png"
+    table = runner.invoke(
+        app, [*HISTORY, "--metric", "gpu_energy_j", "--gpu", "0", "--png", str(png)]
+    )
+    assert table.exit_code == 0, table.output
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_history_max_and_counters(store):
+    series = json.loads(
+        runner.invoke(app, [*HISTORY, "--metric", "cpu_util_pct", "--agg", "max", "--json"]).output
+    )
+    assert series["points"][1]["value"] == 10.0 + 79  # cpu is 10 + i % 80
+    energy = json.loads(runner.invoke(app, [*HISTORY, "--metric", "gpu_energy_j", "--json"]).output)
+    assert all(p["value"] == 0.0 for p in energy["points"])  # the factory's counter is flat
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--node", "nope", "--metric", "cpu_util_pct"], "unknown node 'nope'; nodes: gpu-01"),
+        (["--node", "gpu-01", "--metric", "bogus"], "unknown metric 'bogus'; metrics: cpu_util"),
+        (["--node", "gpu-01"], "--node and --metric are required"),
+        (["--node", "gpu-01", "--metric", "cpu_util_pct", "--agg", "p99"], "--agg must be"),
+        (["--node", "gpu-01", "--metric", "cpu_util_pct", "--step", "0s"], "more than 0"),
+    ],
+)
+def test_history_refusals_exit_2_naming_what_exists(store, args, message):
+    result = runner.invoke(app, ["history", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_list_metrics():
+    result = runner.invoke(app, ["history", "--list-metrics", "--json"])
+    names = {row["metric"] for row in json.loads(result.output)}
+    assert {"cpu_util_pct", "gpu_energy_j", "power_w"} <= names
+
+
+def test_commands_on_a_missing_store_exit_2(monkeypatch, tmp_path):
+    monkeypatch.setenv("DORMOUSE_DB", f"sqlite:///{tmp_path / 'none.db'}")
+    result = runner.invoke(app, ["nodes"])
+    assert result.exit_code == 2
+    assert "holds no dormouse store yet" in result.output
+
+
+def test_db_upgrade_and_current(monkeypatch, tmp_path):
+    monkeypatch.setenv("DORMOUSE_DB", f"sqlite:///{tmp_path / 'new.db'}")
+    assert "store: empty" in runner.invoke(app, ["db", "current"]).output
+    assert "(was empty)" in runner.invoke(app, ["db", "upgrade"]).output
+    assert "store: 0001" in runner.invoke(app, ["db", "current"]).output
+
+
+def test_run_refuses_a_bad_db_url(monkeypatch):
+    monkeypatch.setenv("DORMOUSE_DB", "::nonsense")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "db (from environment DORMOUSE_DB): not a database URL" in result.output
