@@ -59,11 +59,22 @@ class MetricValues:
             return None  # the hardware does not report it: explicit "no data"
         if metric.vector:
             items = check_list(value, path, MAX_VECTOR_LEN)
+            if all(_plainly_valid(metric, v) for v in items):
+                return tuple(items)
             return tuple(_scalar(metric, v, f"{path}[{i}]") for i, v in enumerate(items))
         return _scalar(metric, value, path)
 
 
+def _plainly_valid(metric: Metric, value: Any) -> bool:
+    """The common case, checked fast: the exact type, in range. NaN and inf fail the range
+    test, so they take the strict path below and are refused there."""
+    kind = type(value)
+    return (kind is int if metric.integer else kind is float) and metric.lo <= value <= metric.hi
+
+
 def _scalar(metric: Metric, value: Any, path: str) -> float | int:
+    if _plainly_valid(metric, value):
+        return value  # type: ignore[no-any-return]
     if metric.integer:
         return check_int(value, path, int(metric.lo), int(metric.hi))
     return check_float(value, path, metric.lo, metric.hi)

@@ -1,0 +1,272 @@
+"""Ingest throughput and history latency (issue 4's benchmark).
+
+    .venv/bin/python tests/bench/bench_ingest.py --db sqlite --nodes 1000,2000,5000
+    .venv/bin/python tests/bench/bench_ingest.py --db postgresql --nodes 1000,2000
+    .venv/bin/python tests/bench/bench_ingest.py --history-only --db sqlite
+
+Simulated agents (publisher processes sending realistic batches: 1 sample/s per node, a batch
+of 5 every 5 s, staggered) -> a private Mosquitto (tests/fixtures/mosquitto.conf.in) -> a
+coordinator process -> the store. For each node count: samples/s stored, loss, and the lag
+from sample time to commit (p50/p99, as the coordinator records it). Then history: one
+node, 24 h at 1-minute step, from a store of 100 nodes x 7 days of minute rollups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+
+from coordinator.store import repository as repo
+from coordinator.store.engine import create_engine, upgrade
+from coordinator.store.models import rollup_minute, samples, stats
+from shared.codec import encode
+from shared.messages import Sample, TelemetryBatch
+from shared.metrics import BY_NAME
+from shared.topics import Kind, topic
+
+ROOT = Path(__file__).parents[2]
+PG = os.environ.get("DORMOUSE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def realistic_sample(ts: float, i: int) -> Sample:
+    cpu = float(i % 100)
+    return Sample(
+        ts=ts,
+        metrics={
+            "cpu_util_pct": cpu,
+            "cpu_core_util_pct": tuple(float((i + c) % 100) for c in range(16)),
+            "cpu_freq_mhz": 2400.0 + i % 800,
+            "load_avg_1m": 1.5,
+            "load_avg_5m": 1.2,
+            "load_avg_15m": 1.0,
+            "mem_total_bytes": 2**37,
+            "mem_used_bytes": 2**35 + i,
+            "mem_available_bytes": 2**36,
+            "swap_used_bytes": 0,
+            "rapl_package_energy_j": 100.0 * i,
+            "rapl_dram_energy_j": 10.0 * i,
+            "rapl_power_w": 100.0,
+            "power_w": 100.0,
+            "connections": i % 7,
+            "jobs_running": 1,
+        },
+    )
+
+
+def publisher(port: int, nodes: list[str], seconds: float, counter: multiprocessing.Value) -> None:  # type: ignore[valid-type]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex}")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start, seq, sent = time.time(), dict.fromkeys(nodes, 0), 0
+    due = {n: start + 5.0 * k / len(nodes) for k, n in enumerate(nodes)}
+    while time.time() < start + seconds:
+        now = time.time()
+        for node in nodes:
+            if due[node] <= now:
+                first = seq[node]
+                batch = TelemetryBatch(
+                    node=node,
+                    seq_first=first,
+                    samples=tuple(realistic_sample(now - 4 + k, first + k) for k in range(5)),
+                )
+                client.publish(topic(node, Kind.TELEMETRY), encode(batch), qos=1)
+                seq[node] += 5
+                sent += 5
+                due[node] += 5.0
+        time.sleep(0.02)
+    time.sleep(2)  # let in-flight QoS 1 messages finish
+    client.loop_stop()
+    client.disconnect()
+    with counter.get_lock():
+        counter.value += sent
+
+
+def start_broker(work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    template = (ROOT / "tests/fixtures/mosquitto.conf.in").read_text()
+    import getpass  # noqa: PLC0415
+
+    conf = work / "mosquitto.conf"
+    conf.write_text(template.format(port=port, dir=work, user=getpass.getuser()))
+    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)])
+    time.sleep(0.5)
+    return broker, port
+
+
+def db_url(kind: str, work: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{work / 'bench.db'}"
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with sa.create_engine(PG).begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    return f"{PG}?options=-csearch_path%3D{schema}"
+
+
+def drop(url: str) -> None:
+    if "search_path" in url:
+        schema = url.rsplit("%3D", 1)[1]
+        with sa.create_engine(PG).begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def ingest_run(kind: str, node_count: int, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        broker, port = start_broker(work)
+        url = db_url(kind, work)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DORMOUSE_")},
+            "DORMOUSE_DB": url,
+            "DORMOUSE_BROKER": f"mqtt://127.0.0.1:{port}",
+            "DORMOUSE_DATA_DIR": str(work),
+            "DORMOUSE_COMMAND_KEY_FILE": str(work / "key"),
+            "DORMOUSE_LOG_LEVEL": "warning",
+            "DORMOUSE_OFFLINE_AFTER": "1h",
+        }
+        coordinator = subprocess.Popen([sys.executable, "-m", "coordinator", "run"], env=env)
+        time.sleep(3)
+        names = [f"sim{n:05d}" for n in range(node_count)]
+        counter = multiprocessing.Value("q", 0)
+        publishers = [
+            multiprocessing.Process(target=publisher, args=(port, names[k::2], seconds, counter))
+            for k in range(2)
+        ]
+        started = time.time()
+        for process in publishers:
+            process.start()
+        for process in publishers:
+            process.join()
+        engine = create_engine(url)
+        stored, deadline = 0, time.time() + 60
+        while time.time() < deadline:
+            with engine.connect() as conn:
+                stored = conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar_one()
+            if stored >= counter.value:
+                break
+            time.sleep(1)
+        drained = time.time() - started
+        time.sleep(6)  # the coordinator writes its stats every 5 s
+        with engine.connect() as conn:
+            values = dict(conn.execute(sa.select(stats.c.key, stats.c.value)).all())
+        engine.dispose()
+        coordinator.terminate()
+        coordinator.wait(timeout=30)
+        broker.terminate()
+        broker.wait()
+        drop(url)
+    return {
+        "nodes": node_count,
+        "published": counter.value,
+        "stored": stored,
+        "lost": counter.value - stored,
+        "stored_per_s": stored / drained,
+        "offered_per_s": node_count,
+        "lag_p50_s": values.get("lag_p50_s", float("nan")),
+        "lag_p99_s": values.get("lag_p99_s", float("nan")),
+    }
+
+
+def history_run(kind: str, nodes: int = 100, days: int = 7, queries: int = 50) -> dict[str, float]:
+    """Minute rollups of 4 metrics for `nodes` x `days`, then 24 h of one at a 1-minute step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = db_url(kind, Path(tmp))
+        engine = create_engine(url)
+        upgrade(engine)
+        end = 1_763_884_800.0
+        metrics = ["cpu_util_pct", "mem_used_bytes", "power_w", "load_avg_1m"]
+        rows = 0
+        for n in range(nodes):
+            chunk = [
+                {
+                    "node": f"sim{n:05d}",
+                    "gpu_index": -1,
+                    "metric": m,
+                    "bucket": end - 60.0 * k,
+                    "count": 60,
+                    "avg": float(k % 100),
+                    "min": 0.0,
+                    "max": 100.0,
+                    "delta": None,
+                }
+                for m in metrics
+                for k in range(days * 1440)
+            ]
+            with engine.begin() as conn:
+                conn.execute(sa.insert(rollup_minute), chunk)
+            rows += len(chunk)
+        query = repo.SeriesQuery(
+            node="sim00042",
+            metric=BY_NAME["cpu_util_pct"],
+            gpu_index=-1,
+            since=end - 86400,
+            until=end,
+            step_s=60,
+        )
+        times = []
+        for _ in range(queries):
+            begin = time.perf_counter()
+            with engine.connect() as conn:
+                points = repo.history(conn, query, "minute")
+            times.append((time.perf_counter() - begin) * 1000)
+        engine.dispose()
+        drop(url)
+    assert len(points) == 1440
+    times.sort()
+    return {
+        "rows": rows,
+        "points": len(points),
+        "p50_ms": statistics.median(times),
+        "p99_ms": times[int(len(times) * 0.99)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--nodes", default="1000,2000,5000")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--history-only", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        sys.exit("mosquitto is not installed")
+    print(f"machine: {os.cpu_count()} cores; store: {args.db}")
+    if not args.history_only:
+        print(
+            f"{'nodes':>6} {'offered/s':>9} {'stored/s':>9} {'published':>9} {'lost':>6} "
+            f"{'lag p50 s':>9} {'lag p99 s':>9}"
+        )
+        for count in (int(n) for n in args.nodes.split(",")):
+            r = ingest_run(args.db, count, args.seconds)
+            print(
+                f"{r['nodes']:6d} {r['offered_per_s']:9.0f} {r['stored_per_s']:9.0f} "
+                f"{r['published']:9d} {r['lost']:6d} {r['lag_p50_s']:9.2f} "
+                f"{r['lag_p99_s']:9.2f}",
+                flush=True,
+            )
+    h = history_run(args.db)
+    print(
+        f"history: 24 h at 1 min of one node, store of {h['rows']} minute rows: "
+        f"p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
