@@ -22,6 +22,7 @@ import aiomqtt
 import sqlalchemy as sa
 
 from coordinator.ingest import Ingest
+from coordinator.ratelimit import RateLimiter
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import repository as repo
 from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, samples
@@ -129,6 +130,7 @@ class Coordinator:
         self._key = key
         self._client: aiomqtt.Client | None = None
         self.resends_sent = 0
+        self._drop_log = RateLimiter(10.0)
         self.lost_ranges: list[tuple[str, int, int]] = []
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -186,11 +188,26 @@ class Coordinator:
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        routed = self.ingest.handle(message.topic.value, payload, self.clock.now())
+        dropped_before = self.ingest.dropped.total()
+        now = self.clock.now()
+        routed = self.ingest.handle(message.topic.value, payload, now)
+        if self.ingest.dropped.total() != dropped_before:
+            self._log_drop(now)
         if routed.batch is not None:
             await self.writer.put(routed.batch)
         if routed.gap is not None:
             await self._ask_resend(*routed.gap)
+
+    def _log_drop(self, now: float) -> None:
+        reason = next(reversed(self.ingest.last_error))  # the reason just counted
+        covered = self._drop_log.allow(reason, now)
+        if covered is not None:
+            log.warning(
+                "dropped %d message(s) (%s) since the last line; latest: %s",
+                covered,
+                reason,
+                self.ingest.last_error[reason],
+            )
 
     async def _ask_resend(self, node: str, first: int, last: int) -> None:
         if self._key is None:

@@ -36,6 +36,7 @@ class Ingest:
             message = decode(payload, parsed.kind, parsed.node)
         except (TopicError, DecodeError) as exc:
             self.dropped[exc.reason] += 1
+            self.last_error.pop(exc.reason, None)  # re-insert: the newest reason comes last
             self.last_error[exc.reason] = f"{topic[:120]}: {exc}"
             return Routed()
         self.received[parsed.kind.value] += 1
@@ -49,6 +50,8 @@ class Ingest:
             pass  # job and sleep events are consumed by the jobs and power work
         else:
             self.dropped["unexpected"] += 1  # a command on an agent topic: not ours
+            self.last_error.pop("unexpected", None)
+            self.last_error["unexpected"] = f"{topic[:120]}: a command on an agent topic"
         return Routed()
 
     def _telemetry(self, batch: TelemetryBatch, now: float) -> Routed:

@@ -148,6 +148,8 @@ async def test_hostile_payloads_are_counted_and_good_samples_all_stored(
     assert stats["dropped_too_large"] > 0
     assert stored_seqs(db_url, node) == list(range(500))
     assert coordinator.alive(), coordinator.log()
+    drop_lines = [line for line in coordinator.log().splitlines() if "dropped" in line]
+    assert 0 < len(drop_lines) < 50  # rate-limited: a line per reason per 10 s, not 500
 
 
 async def test_duplicates_are_stored_once_and_gaps_are_asked_for(coordinator, mosquitto, db_url):
