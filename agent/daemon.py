@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -112,16 +111,12 @@ class Agent:
         broker, node = self.config.broker, self.config.node
         offline = Status(node=node, ts=self.clock.now(), state="offline")
         return aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=broker.username,
-            password=broker.password,
+            **broker.client_kwargs(),
             identifier=node,
             clean_session=False,
             keepalive=30,
             timeout=10,
             will=aiomqtt.Will(topic(node, Kind.STATUS), encode(offline), qos=1, retain=True),
-            tls_context=ssl.create_default_context() if broker.tls else None,
         )
 
     async def _announce(self, client: aiomqtt.Client) -> None:

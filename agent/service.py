@@ -23,7 +23,7 @@ from agent.spool import Spool
 from shared.clock import SystemClock
 from shared.errors import ConfigError
 from shared.messages import Hello
-from shared.signing import Verifier, parse_key
+from shared.signing import Verifier, read_key_file
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,18 +40,13 @@ def of_type(samplers: list[Sampler], kind: type[T]) -> T:
 
 def load_verifier(config: AgentConfig, started_at: float) -> Verifier | None:
     """The command verifier, or None (every command refused) when no key is installed."""
-    try:
-        key = parse_key(config.command_key_file.read_text())
-    except FileNotFoundError:
+    key = read_key_file(config.command_key_file)
+    if key is None:
         log.warning(
             "no command key at %s: commands (resend, jobs, sleep) will be refused",
             config.command_key_file,
         )
         return None
-    except OSError as exc:
-        raise ConfigError(
-            f"command_key_file: cannot read {config.command_key_file}: {exc.strerror}"
-        ) from None
     return Verifier(key, config.node, SystemClock(), not_before=started_at)
 
 
@@ -102,12 +97,7 @@ async def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Availabil
     broker = config.broker
     try:
         async with aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=broker.username,
-            password=broker.password,
-            timeout=timeout_s,
-            identifier=f"{config.node}-check",
+            **broker.client_kwargs(), timeout=timeout_s, identifier=f"{config.node}-check"
         ):
             return Availability("broker", True, f"{broker} accepts connections", True)
     except aiomqtt.MqttError as exc:
@@ -126,9 +116,12 @@ def check_spool(config: AgentConfig) -> Availability:
 
 def check_key(config: AgentConfig) -> Availability:
     try:
-        parse_key(config.command_key_file.read_text())
-    except (OSError, ConfigError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
+        key = read_key_file(config.command_key_file)
+    except ConfigError as exc:
+        key, reason = None, str(exc)
+    else:
+        reason = "No such file or directory"
+    if key is None:
         return Availability(
             "command key", False, f"{config.command_key_file}: {reason} (commands will be refused)"
         )

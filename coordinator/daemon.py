@@ -160,10 +160,7 @@ class Coordinator:
         while True:
             try:
                 async with aiomqtt.Client(
-                    broker.host,
-                    broker.port,
-                    username=broker.username,
-                    password=broker.password,
+                    **broker.client_kwargs(),
                     identifier=self.config.client_id,
                     clean_session=False,
                     keepalive=30,

@@ -17,7 +17,7 @@ from coordinator.store import repository as repo
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from shared.clock import SystemClock
 from shared.errors import ConfigError
-from shared.signing import parse_key
+from shared.signing import read_key_file
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,13 @@ def _safe(url: str) -> str:
 
 
 def load_key(config: CoordinatorConfig) -> bytes | None:
-    try:
-        return parse_key(config.command_key_file.read_text())
-    except FileNotFoundError:
+    key = read_key_file(config.command_key_file)
+    if key is None:
         log.warning(
             "no command key at %s: gaps cannot be asked for again (`dormouse key generate`)",
             config.command_key_file,
         )
-        return None
-    except OSError as exc:
-        raise ConfigError(
-            f"command_key_file: cannot read {config.command_key_file}: {exc.strerror}"
-        ) from None
+    return key
 
 
 def build(config: CoordinatorConfig, engine: sa.Engine) -> Coordinator:

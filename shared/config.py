@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -229,6 +230,16 @@ class BrokerUrl:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Where and as whom to connect, for aiomqtt.Client (TLS from the system's CAs)."""
+        return {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "tls_context": ssl.create_default_context() if self.tls else None,
+        }
 
     def __str__(self) -> str:
         user = f"{self.username}:***@" if self.username else ""

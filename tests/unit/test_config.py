@@ -128,3 +128,29 @@ def test_agent_schema():
     assert load_config(AgentConfig, env={"DORMOUSE_NODE": "gpu-07"}).node == "gpu-07"
     with pytest.raises(ConfigError, match=r"node .* bad node name"):
         load_config(AgentConfig, env={"DORMOUSE_NODE": "a/b"})
+
+
+def test_broker_client_kwargs():
+    plain = parse_broker_url("mqtt://u:p@h:1").client_kwargs()
+    assert plain == {
+        "hostname": "h",
+        "port": 1,
+        "username": "u",
+        "password": "p",
+        "tls_context": None,
+    }
+    assert parse_broker_url("mqtts://h").client_kwargs()["tls_context"] is not None
+
+
+def test_key_files(tmp_path):
+    from shared.signing import read_key_file  # noqa: PLC0415
+
+    assert read_key_file(tmp_path / "none") is None
+    (tmp_path / "short").write_text("abc")
+    with pytest.raises(ConfigError, match="at least 16"):
+        read_key_file(tmp_path / "short")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_key_file(tmp_path / "dir")
+    (tmp_path / "good").write_text("k" * 32 + "\n")
+    assert read_key_file(tmp_path / "good") == b"k" * 32
