@@ -21,9 +21,10 @@ from agent.samplers.memory import MemorySampler
 from agent.settings import AgentConfig
 from agent.spool import Spool
 from shared.clock import SystemClock
+from shared.config import read_key_file
 from shared.errors import ConfigError
 from shared.messages import Hello
-from shared.signing import Verifier, read_key_file
+from shared.signing import Verifier
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

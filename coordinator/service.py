@@ -16,8 +16,8 @@ from coordinator.settings import CoordinatorConfig
 from coordinator.store import repository as repo
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from shared.clock import SystemClock
+from shared.config import read_key_file
 from shared.errors import ConfigError
-from shared.signing import read_key_file
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from shared.errors import ConfigError, DormouseError
+from shared.signing import parse_key
 from shared.topics import validate_node
 from shared.units import parse_duration, parse_size
 
@@ -265,6 +266,17 @@ def parse_broker_url(value: Any) -> BrokerUrl:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def read_key_file(path: Path) -> bytes | None:
+    """The key in `path`; None when there is no such file (commands are then refused, or
+    not sent); ConfigError when it exists but cannot be read or is too short."""
+    try:
+        return parse_key(path.read_text())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"command_key_file: cannot read {path}: {exc.strerror}") from None
 
 
 def default_data_dir(component: str) -> Path:

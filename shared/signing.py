@@ -11,7 +11,6 @@ import hashlib
 import heapq
 import hmac
 import secrets
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -42,17 +41,6 @@ def parse_key(text: str) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError(f"command key: at least {MIN_KEY_BYTES} characters are required")
     return key
-
-
-def read_key_file(path: Path) -> bytes | None:
-    """The key in `path`; None when there is no such file (commands are then refused, or
-    not sent); ConfigError when it exists but cannot be read or is too short."""
-    try:
-        return parse_key(path.read_text())
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError(f"command_key_file: cannot read {path}: {exc.strerror}") from None
 
 
 def canonical_bytes(command: Command) -> bytes:

@@ -143,7 +143,7 @@ def test_broker_client_kwargs():
 
 
 def test_key_files(tmp_path):
-    from shared.signing import read_key_file  # noqa: PLC0415
+    from shared.config import read_key_file  # noqa: PLC0415
 
     assert read_key_file(tmp_path / "none") is None
     (tmp_path / "short").write_text("abc")
