@@ -150,9 +150,17 @@ class Coordinator:
         await asyncio.to_thread(self._final_flush)
 
     def _final_flush(self) -> None:
-        with contextlib.suppress(sa.exc.SQLAlchemyError):
-            self.writer.flush()  # the writer task is gone: drain what it held
+        """The writer task is gone: drain what it held, or say what could not be."""
+        try:
+            self.writer.flush()
             self._persist_nodes()
+        except sa.exc.SQLAlchemyError as exc:
+            log.error(
+                "stopping with %d samples unwritten (%s): they are not lost, the agents "
+                "resend them from their spools when the coordinator sees the gap",
+                self.writer.buffered,
+                exc.__class__.__name__,
+            )
 
     async def _mqtt_loop(self) -> None:
         backoff, connected = Backoff(), None

@@ -107,3 +107,21 @@ def test_maintain_rolls_up_and_applies_retention(engine):
         minutes = conn.execute(sa.select(sa.func.count()).select_from(rollup_minute)).scalar()
     assert left == [3]  # raw older than 7 days is gone
     assert minutes > 0  # the old minute was rolled up before its raw samples went (90 d)
+
+
+async def test_stopping_during_an_outage_says_what_was_not_written(engine, caplog):
+    flaky = FlakyEngine(engine)
+    coordinator = Coordinator(
+        CoordinatorConfig(),
+        engine=flaky,
+        ingest=Ingest(  # type: ignore[arg-type]
+            Registry(30), SeqTracker({})
+        ),
+        clock=SystemClock(),
+        key=None,
+    )
+    await coordinator.writer.put(factories.telemetry(node="n1", seq_first=0, count=3))
+    flaky.down = True
+    coordinator._final_flush()
+    assert "stopping with 3 samples unwritten" in caplog.text
+    assert count(engine) == 0
