@@ -1,0 +1,71 @@
+"""One scheduling pass: pending jobs in queue order onto the snapshot, as a plan.
+
+A job goes to the best awake node that can take it now. When no awake node can, the best
+sleeping node that can (one that meets the deadline first) is asked to wake, its capacity is
+held for the job in this pass, and the job waits. Capacity taken in the pass is subtracted
+at once, so nothing is ever over-committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coordinator.placement.deadline import finish_estimate, meets_deadline
+from coordinator.placement.model import ClusterSnapshot, Job, Power, free_capacity
+from coordinator.placement.queue import queue_order
+from coordinator.placement.select import NodeIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    job_id: str
+    node: str
+    gpus: tuple[int, ...]
+    expected_finish: float
+    at_risk: bool  # the estimate misses the deadline
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    node: str
+    job_id: str
+    meets_deadline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    assignments: tuple[Assignment, ...] = ()
+    wakes: tuple[Wake, ...] = ()
+    waiting: tuple[Waiting, ...] = ()
+
+
+def schedule(jobs: list[Job], cluster: ClusterSnapshot, now: float) -> Plan:
+    free = free_capacity(cluster)
+    awake = NodeIndex((n for n in cluster.nodes if n.power is Power.AWAKE), free)
+    asleep = NodeIndex((n for n in cluster.nodes if n.power is Power.ASLEEP), free)
+    assignments: list[Assignment] = []
+    wakes: list[Wake] = []
+    waiting: list[Waiting] = []
+    for job in queue_order(jobs):
+        node = awake.first(job.request)
+        if node is not None:
+            gpus = awake.take(node, job.request)
+            finish = finish_estimate(job, node, now)
+            at_risk = not meets_deadline(job, node, now)
+            assignments.append(Assignment(job.id, node.name, gpus, finish, at_risk))
+            continue
+        sleeper = asleep.first(job.request, lambda n, j=job: meets_deadline(j, n, now))
+        sleeper = sleeper or asleep.first(job.request)
+        if sleeper is not None:
+            asleep.take(sleeper, job.request)
+            wakes.append(Wake(sleeper.name, job.id, meets_deadline(job, sleeper, now)))
+            waiting.append(Waiting(job.id, f"waiting for {sleeper.name} to wake"))
+        else:
+            waiting.append(Waiting(job.id, "no node that is awake or can wake has room now"))
+    return Plan(tuple(assignments), tuple(wakes), tuple(waiting))

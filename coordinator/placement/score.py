@@ -1,0 +1,33 @@
+"""Stage 4, score: lower is better. Least connections, then lowest utilisation, then name.
+
+`SCORERS` is the ordered list; the composite key compares them in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from coordinator.placement.model import Free, NodeSnapshot
+
+Scorer = Callable[[NodeSnapshot, Free], Any]
+
+
+def least_connections(node: NodeSnapshot, free: Free) -> int:
+    """Active jobs (placed or running) plus established service connections."""
+    return free.jobs + node.connections
+
+
+def lowest_utilisation(node: NodeSnapshot, free: Free) -> float:
+    return node.util_pct
+
+
+def by_name(node: NodeSnapshot, free: Free) -> str:
+    return node.name
+
+
+SCORERS: tuple[Scorer, ...] = (least_connections, lowest_utilisation, by_name)
+
+
+def score(node: NodeSnapshot, free: Free) -> tuple[Any, ...]:
+    return tuple(scorer(node, free) for scorer in SCORERS)
