@@ -18,6 +18,7 @@ import aiomqtt
 
 from agent.logonce import LogOnce
 from agent.notify import Notifier
+from agent.runner import Runner
 from agent.samplers.base import Sampler
 from agent.sampling import take_sample
 from agent.settings import AgentConfig
@@ -26,7 +27,7 @@ from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import decode, encode
 from shared.errors import CommandRejected, DecodeError
-from shared.messages import Command, Hello, Resend, Status
+from shared.messages import CancelJob, Command, Hello, Resend, RunJob, Status
 from shared.signing import Verifier
 from shared.topics import Kind, topic
 
@@ -44,10 +45,12 @@ class Agent:
         notifier: Notifier,
         verifier: Verifier | None,
         hello: Callable[[], Hello],
+        runner: Runner,
     ) -> None:
         self.config, self.spool, self.clock = config, spool, clock
         self._samplers, self._notifier, self._verifier = samplers, notifier, verifier
         self._hello = hello
+        self.runner = runner
         self._client: aiomqtt.Client | None = None
         self._connected: bool | None = None
         self._once = LogOnce(log)
@@ -59,6 +62,7 @@ class Agent:
             tasks = [
                 group.create_task(self._sample_loop(), name="sample"),
                 group.create_task(self._mqtt_loop(), name="mqtt"),
+                group.create_task(self.runner.watch(), name="jobs"),
             ]
             await stop.wait()
             self._notifier.stopping()
@@ -69,7 +73,9 @@ class Agent:
     async def _sample_loop(self) -> None:
         deadline = time.monotonic()
         while True:
-            self.spool.append(take_sample(self._samplers, self.clock.now()))
+            sample = take_sample(self._samplers, self.clock.now())
+            self.spool.append(sample)
+            self.runner.on_sample(sample.ts, sample.metrics.get("power_w"))
             self._notifier.ready()
             self._notifier.watchdog()
             deadline = max(deadline + self.config.interval, time.monotonic())
@@ -87,6 +93,7 @@ class Agent:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._publish_loop(client), name="publish")
                         group.create_task(self._command_loop(client), name="commands")
+                        group.create_task(self._event_loop(client), name="events")
             except* aiomqtt.MqttError as errors:
                 self._set_connected(False, str(errors.exceptions[0]))
             finally:
@@ -134,6 +141,18 @@ class Agent:
                 self.spool.mark_sent(batch)
             await asyncio.sleep(self.config.publish_interval)
 
+    async def _event_loop(self, client: aiomqtt.Client) -> None:
+        """Job events, in order; each leaves the outbox only once the broker has it."""
+        events = topic(self.config.node, Kind.EVENTS)
+        self.runner.resync()
+        outbox = self.runner.outbox
+        while True:
+            while outbox:
+                await client.publish(events, encode(outbox[0]), qos=1)
+                self.runner.delivered(outbox.popleft())
+            self.runner.queued.clear()
+            await self.runner.queued.wait()
+
     async def _command_loop(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             command = self._accept(message.payload)
@@ -159,6 +178,10 @@ class Agent:
             for batch in self.spool.resend(body.from_seq, body.to_seq):
                 await client.publish(telemetry, encode(batch), qos=1)
             log.info("resent seq %d..%d on request %s", body.from_seq, body.to_seq, command.id)
+        elif isinstance(body, RunJob):
+            await self.runner.start(body)
+        elif isinstance(body, CancelJob):
+            self.runner.cancel(body.job_id, body.grace_s)
         else:
             self._once.warning(
                 ("op", body.OP), "command %r is not supported by this agent", body.OP

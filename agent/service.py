@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sqlite3
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TypeVar
 
@@ -13,7 +15,9 @@ import aiomqtt
 
 from agent.daemon import Agent
 from agent.identity import build_hello
+from agent.jobdir import count_running
 from agent.notify import Notifier
+from agent.runner import Runner
 from agent.samplers import build_samplers
 from agent.samplers.base import Availability, Sampler
 from agent.samplers.gpu import GpuSampler
@@ -30,9 +34,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def host_samplers(config: AgentConfig) -> list[Sampler]:
-    # The job runner arrives with the jobs work; until then this agent runs no jobs.
-    return build_samplers(service_ports=config.service_ports, jobs_running=lambda: 0)
+def host_samplers(
+    config: AgentConfig, jobs_running: Callable[[], int] | None = None
+) -> list[Sampler]:
+    """This host's samplers; without a live runner, running jobs are counted on disk."""
+    if jobs_running is None:
+        jobs_running = functools.partial(count_running, config.jobs_dir)
+    return build_samplers(service_ports=config.service_ports, jobs_running=jobs_running)
 
 
 def of_type(samplers: list[Sampler], kind: type[T]) -> T:
@@ -53,7 +61,16 @@ def load_verifier(config: AgentConfig, started_at: float) -> Verifier | None:
 
 async def serve(config: AgentConfig) -> None:
     clock = SystemClock()
-    samplers = host_samplers(config)
+    runner = Runner(
+        config.jobs_dir,
+        config.node,
+        clock,
+        log_max_bytes=config.job_log_max_bytes,
+        kill_grace_s=config.job_kill_grace,
+        user=config.job_user,
+    )
+    runner.recover()
+    samplers = host_samplers(config, runner.count)
     gpu, memory = of_type(samplers, GpuSampler), of_type(samplers, MemorySampler)
 
     def hello() -> Hello:
@@ -79,6 +96,7 @@ async def serve(config: AgentConfig) -> None:
             notifier=Notifier(),
             verifier=load_verifier(config, clock.now()),
             hello=hello,
+            runner=runner,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

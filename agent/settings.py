@@ -20,6 +20,7 @@ from shared.config import (
     parse_path,
     parse_ports,
     parse_positive_seconds,
+    parse_str,
     setting,
 )
 from shared.messages import SLEEP_METHODS, WAKE_METHODS
@@ -60,6 +61,18 @@ class AgentConfig:
     )
     wake_methods: tuple[str, ...] = setting(
         ("wol",), parse_choices(*sorted(WAKE_METHODS)), "how this host can be woken"
+    )
+    jobs_dir: Path = setting(
+        default_data_dir("dormouse-agent") / "jobs",
+        parse_path,
+        "one directory per job: output, result",
+    )
+    job_user: str = setting("", parse_str, "run jobs as this user (empty: the agent's own)")
+    job_log_max_bytes: int = setting(
+        64 * 2**20, parse_bytes, "cap on each job's stdout and stderr files"
+    )
+    job_kill_grace: float = setting(
+        10.0, parse_positive_seconds, "SIGTERM, then SIGKILL after, at the runtime limit"
     )
     command_key_file: Path = setting(
         Path("/etc/dormouse/command.key"), parse_path, "HMAC key for verifying commands"

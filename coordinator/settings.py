@@ -52,6 +52,30 @@ class Retention:
     delete_batch: int = setting(5000, parse_count, "rows deleted per statement")
 
 
+def parse_factor(value: Any) -> float:
+    number = float(value) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number < 1e6:
+        raise ValueError(f"expected a number >= 0, got {value!r}")
+    return float(number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Jobs:
+    schedule_interval: float = setting(1.0, parse_positive_seconds, "time between placement passes")
+    runtime_limit_factor: float = setting(
+        2.0, parse_factor, "kill a job past runtime estimate x this (0: never)"
+    )
+    lost_after: float = setting(
+        300.0, parse_positive_seconds, "a job whose node is offline this long is lost"
+    )
+    dispatch_retry: float = setting(
+        30.0, parse_positive_seconds, "send a placed job again if it has not started by then"
+    )
+    cancel_grace: float = setting(
+        10.0, parse_positive_seconds, "SIGTERM, then SIGKILL this long after, on cancel"
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoordinatorConfig:
     broker: BrokerUrl = setting(
@@ -83,6 +107,7 @@ class CoordinatorConfig:
         120.0, parse_positive_seconds, "roll a minute up this long after it ends"
     )
     retention: Retention = section(Retention, "how long each tier is kept")
+    jobs: Jobs = section(Jobs, "placement and job lifecycle")
     log_level: str = setting("INFO", parse_log_level, "debug, info, warning or error")
 
     @property

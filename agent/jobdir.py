@@ -1,0 +1,92 @@
+"""One job's directory on the node: the only state a job has outside the agent's memory.
+
+    spec.json     what to run (written by the agent before the wrapper starts)
+    pid           the job's process id, also its process group (written by the wrapper)
+    stdout/stderr its output, capped at the configured size
+    stop_reason   why the agent signalled it (cancelled, runtime limit), if it did
+    result.json   exit code and end time (written by the wrapper, atomically, at the end)
+    reported      the agent published the result and the broker acknowledged it
+
+Because the wrapper owns the job and writes the result itself, a job outlives an agent
+restart, and the restarted agent learns its fate from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+SPEC, PID, RESULT, STOP, REPORTED = "spec.json", "pid", "result.json", "stop_reason", "reported"
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    job_id: str
+    argv: list[str]
+    gpus: list[int]
+    started_at: float
+    runtime_limit_s: float | None
+    log_max_bytes: int
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    exit_code: int
+    ended_at: float
+    truncated_bytes: int = 0
+
+
+def write_atomically(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def write_spec(directory: Path, spec: Spec) -> None:
+    write_atomically(directory / SPEC, asdict(spec))
+
+
+def read_spec(directory: Path) -> Spec:
+    return Spec(**json.loads((directory / SPEC).read_text()))
+
+
+def write_result(directory: Path, result: Result) -> None:
+    write_atomically(directory / RESULT, asdict(result))
+
+
+def read_result(directory: Path) -> Result | None:
+    try:
+        return Result(**json.loads((directory / RESULT).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def read_pid(directory: Path) -> int | None:
+    try:
+        return int((directory / PID).read_text())
+    except (FileNotFoundError, ValueError):
+        return None  # not started yet (or mid-write)
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def unfinished(jobs_dir: Path) -> list[Path]:
+    """Job directories whose job has not been reported as over."""
+    if not jobs_dir.is_dir():
+        return []
+    return sorted(
+        d for d in jobs_dir.iterdir() if (d / SPEC).is_file() and not (d / REPORTED).exists()
+    )
+
+
+def count_running(jobs_dir: Path) -> int:
+    return sum(1 for d in unfinished(jobs_dir) if not (d / RESULT).exists())

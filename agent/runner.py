@@ -1,0 +1,270 @@
+"""The job runner: starts jobs through `agent.jobwrap`, watches them, stops them, and turns
+what happened into events for the coordinator.
+
+State lives in each job's directory (`agent.jobdir`), so after an agent restart `recover`
+finds jobs that are still running (and reports them) and jobs that ended meanwhile (and
+reports how). Events wait in `outbox` until the broker acknowledges them; a finished job's
+directory is marked `reported` only then, so its result is sent at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import signal
+import sys
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import jobdir
+from agent.jobdir import Result, Spec
+from shared.clock import Clock
+from shared.errors import ConfigError
+from shared.messages import Event, RunJob
+
+log = logging.getLogger(__name__)
+WRAPPER_PID = "wrapper.pid"
+WATCH_INTERVAL_S = 0.2
+
+
+@dataclass
+class Tracked:
+    spec: Spec
+    directory: Path
+    wrapper: asyncio.subprocess.Process | None  # None: recovered after an agent restart
+    wrapper_pid: int
+    energy_j: float | None = None
+    last_power_ts: float | None = None
+    stop_reason: str = ""
+    kill_at: float | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        jobs_dir: Path,
+        node: str,
+        clock: Clock,
+        *,
+        log_max_bytes: int,
+        kill_grace_s: float,
+        user: str = "",
+    ) -> None:
+        self.jobs_dir, self.node, self.clock = jobs_dir, node, clock
+        self._log_max_bytes, self._kill_grace_s, self._user = log_max_bytes, kill_grace_s, user
+        self._jobs: dict[str, Tracked] = {}
+        self.outbox: deque[Event] = deque()
+        self.queued = asyncio.Event()
+        check_user(user)
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+
+    def count(self) -> int:
+        return len(self._jobs)
+
+    def _emit(self, kind: str, job_id: str, **fields: object) -> None:
+        self.outbox.append(
+            Event(node=self.node, ts=self.clock.now(), kind=kind, job_id=job_id, **fields)  # type: ignore[arg-type]
+        )
+        self.queued.set()
+
+    def recover(self) -> None:
+        """After a restart: adopt jobs still running, report those that ended meanwhile."""
+        for directory in jobdir.unfinished(self.jobs_dir):
+            spec = jobdir.read_spec(directory)
+            pid = _int(jobdir.read_text(directory / WRAPPER_PID))
+            tracked = Tracked(spec, directory, None, pid or 0)
+            if jobdir.read_result(directory) is None and not _wrapper_alive(pid):
+                self._emit(
+                    "job_lost", spec.job_id, detail="its wrapper died while the agent was down"
+                )
+                continue
+            self._jobs[spec.job_id] = tracked
+            log.info("recovered job %s (%s)", spec.job_id, " ".join(spec.argv)[:80])
+        self.resync()
+
+    def resync(self) -> None:
+        """Say which jobs are running (after a reconnect, so the coordinator can reconcile)."""
+        now = self.clock.now()
+        for job_id, tracked in self._jobs.items():
+            self._emit("job_running", job_id, runtime_s=max(now - tracked.spec.started_at, 0.0))
+
+    async def start(self, run: RunJob) -> None:
+        directory = self.jobs_dir / run.job_id
+        if directory.exists():
+            self._repeat(run.job_id, directory)  # the coordinator sent it again
+            return
+        directory.mkdir(mode=0o750)
+        if self._user:
+            record = pwd.getpwnam(self._user)
+            os.chown(directory, record.pw_uid, record.pw_gid)
+        spec = Spec(
+            job_id=run.job_id,
+            argv=list(run.argv),
+            gpus=list(run.gpus),
+            started_at=self.clock.now(),
+            runtime_limit_s=run.runtime_limit_s,
+            log_max_bytes=self._log_max_bytes,
+            user=self._user,
+        )
+        jobdir.write_spec(directory, spec)
+        with (directory / "wrapper.log").open("wb") as wrapper_log:
+            wrapper = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "agent.jobwrap",
+                str(directory),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=wrapper_log,
+                stderr=wrapper_log,
+                start_new_session=True,  # its own session: it outlives the agent
+            )
+        (directory / WRAPPER_PID).write_text(str(wrapper.pid))
+        self._jobs[run.job_id] = Tracked(spec, directory, wrapper, wrapper.pid)
+        self._emit("job_started", run.job_id, detail=f"GPUs {spec.gpus or 'none'}")
+        log.info("started job %s: %s", run.job_id, " ".join(run.argv)[:200])
+
+    def _repeat(self, job_id: str, directory: Path) -> None:
+        if job_id in self._jobs:
+            started = self._jobs[job_id].spec.started_at
+            self._emit("job_running", job_id, runtime_s=max(self.clock.now() - started, 0.0))
+            return
+        if not (directory / jobdir.SPEC).is_file():  # the agent died while creating it
+            self._emit("job_lost", job_id, detail="its directory on the node is incomplete")
+            return
+        (directory / jobdir.REPORTED).unlink(missing_ok=True)  # report its end once more
+        spec = jobdir.read_spec(directory)
+        self._jobs[job_id] = Tracked(spec, directory, None, 0)
+
+    def cancel(self, job_id: str, grace_s: float) -> None:
+        tracked = self._jobs.get(job_id)
+        if tracked is None:
+            directory = self.jobs_dir / job_id
+            if directory.is_dir():
+                self._repeat(job_id, directory)
+            else:
+                self._emit("job_lost", job_id, detail="cancelled: the job never reached this node")
+            return
+        self._stop(tracked, "cancelled", grace_s)
+
+    def _stop(self, tracked: Tracked, reason: str, grace_s: float) -> None:
+        if tracked.stop_reason:
+            return
+        tracked.stop_reason = reason
+        (tracked.directory / jobdir.STOP).write_text(reason)
+        tracked.kill_at = self.clock.now() + grace_s
+        self._signal(tracked, signal.SIGTERM)
+        log.info("job %s: SIGTERM (%s)", tracked.spec.job_id, reason)
+
+    def _signal(self, tracked: Tracked, signum: int) -> None:
+        pid = jobdir.read_pid(tracked.directory)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signum)
+
+    def on_sample(self, ts: float, power_w: float | None) -> None:
+        """Node energy while each job runs: power x time between samples."""
+        for tracked in self._jobs.values():
+            if power_w is not None and tracked.last_power_ts is not None:
+                tracked.energy_j = (tracked.energy_j or 0.0) + power_w * (
+                    ts - tracked.last_power_ts
+                )
+            tracked.last_power_ts = ts
+
+    async def watch(self) -> None:
+        while True:
+            self.check()
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+    def check(self) -> None:
+        now = self.clock.now()
+        for tracked in list(self._jobs.values()):
+            result = jobdir.read_result(tracked.directory)
+            if result is not None:
+                self._finished(tracked, result)
+            elif not self._alive(tracked):
+                if (result := jobdir.read_result(tracked.directory)) is not None:
+                    self._finished(tracked, result)  # it ended between the two reads
+                else:
+                    self._lost(tracked, "its wrapper died without a result")
+            elif tracked.kill_at is not None and now >= tracked.kill_at:
+                self._signal(tracked, signal.SIGKILL)
+                tracked.kill_at = None
+                log.warning("job %s: SIGKILL after the grace period", tracked.spec.job_id)
+            else:
+                self._enforce_limit(tracked, now)
+
+    def _enforce_limit(self, tracked: Tracked, now: float) -> None:
+        limit = tracked.spec.runtime_limit_s
+        if limit is not None and now - tracked.spec.started_at > limit:
+            self._stop(tracked, f"killed: past its runtime limit of {limit:g}s", self._kill_grace_s)
+
+    def _alive(self, tracked: Tracked) -> bool:
+        if tracked.wrapper is not None:
+            return tracked.wrapper.returncode is None
+        return _wrapper_alive(tracked.wrapper_pid)
+
+    def _finished(self, tracked: Tracked, result: Result) -> None:
+        del self._jobs[tracked.spec.job_id]
+        reason = tracked.stop_reason or jobdir.read_text(tracked.directory / jobdir.STOP)
+        notes = [reason] if reason else []
+        if result.truncated_bytes:
+            notes.append(f"{result.truncated_bytes} bytes of output over the cap were dropped")
+        self._emit(
+            "job_finished",
+            tracked.spec.job_id,
+            exit_code=result.exit_code,
+            runtime_s=max(result.ended_at - tracked.spec.started_at, 0.0),
+            energy_j=tracked.energy_j,
+            detail="; ".join(notes),
+        )
+        log.info("job %s ended: exit %d", tracked.spec.job_id, result.exit_code)
+
+    def _lost(self, tracked: Tracked, reason: str) -> None:
+        del self._jobs[tracked.spec.job_id]
+        self._emit("job_lost", tracked.spec.job_id, detail=reason)
+        log.warning("job %s lost: %s", tracked.spec.job_id, reason)
+
+    def delivered(self, event: Event) -> None:
+        """The broker has the event: a job that ended need not be reported again."""
+        if event.kind in {"job_finished", "job_lost"} and event.job_id is not None:
+            marker = self.jobs_dir / event.job_id / jobdir.REPORTED
+            if marker.parent.is_dir():
+                marker.touch()
+
+
+def check_user(user: str) -> None:
+    """Running jobs as another user needs root; say so at start, not at the first job."""
+    if not user:
+        return
+    try:
+        record = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(f"job_user: no such user {user!r}") from None
+    if os.geteuid() not in {0, record.pw_uid}:
+        raise ConfigError(f"job_user: running jobs as {user!r} needs the agent to run as root")
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None
+
+
+def _wrapper_alive(pid: int | None) -> bool:
+    """Alive and still our wrapper (a recycled pid is some other program)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"agent.jobwrap" in cmdline and not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True

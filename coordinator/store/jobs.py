@@ -1,0 +1,119 @@
+"""Job rows and the job event log. Callers get `JobRecord`s, never rows.
+
+Every state change is written conditionally on the state it was computed from, so the CLI
+(submit, cancel) and the coordinator (placement, agent reports) can both write without
+losing each other's changes: a change whose job moved on meanwhile writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from coordinator.jobstate import ACTIVE, Change, JobRecord, JobState
+from coordinator.store.models import job_events, jobs
+
+_SET_BY_CLI_ONLY = {"id", "cancel_requested"}
+
+
+def _row(job: JobRecord) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "argv": list(job.argv),
+        "cpus": job.cpus,
+        "mem_bytes": job.mem_bytes,
+        "gpus": job.gpus,
+        "labels": job.labels,
+        "runtime_s": job.runtime_s,
+        "deadline": job.deadline,
+        "priority": job.priority,
+        "requeue": job.requeue,
+        "state": job.state.value,
+        "node": job.node,
+        "gpu_indices": list(job.gpu_indices),
+        "submitted_at": job.submitted_at,
+        "placed_at": job.placed_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "exit_code": job.exit_code,
+        "energy_j": job.energy_j,
+        "deadline_met": job.deadline_met,
+        "detail": job.detail[:1024],
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+    }
+
+
+def _record(row: Mapping[str, Any]) -> JobRecord:
+    values = dict(row)
+    values["argv"] = tuple(values["argv"])
+    values["gpu_indices"] = tuple(values["gpu_indices"])
+    values["state"] = JobState(values["state"])
+    values["requeue"] = bool(values["requeue"])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    if values["deadline_met"] is not None:
+        values["deadline_met"] = bool(values["deadline_met"])
+    return JobRecord(**values)
+
+
+def insert(conn: sa.Connection, job: JobRecord, now: float) -> None:
+    conn.execute(sa.insert(jobs), [_row(job)])
+    log_event(conn, job.id, ts=now, kind="submitted", node=None, detail=" ".join(job.argv))
+
+
+def get(conn: sa.Connection, job_id: str) -> JobRecord | None:
+    row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+    return None if row is None else _record(row)
+
+
+def active(conn: sa.Connection) -> list[JobRecord]:
+    """Pending, placed and running jobs: what placement and reconciliation work on."""
+    query = sa.select(jobs).where(jobs.c.state.in_([s.value for s in ACTIVE]))
+    return [_record(r) for r in conn.execute(query).mappings()]
+
+
+def listing(conn: sa.Connection, states: Iterable[str] = (), limit: int = 1000) -> list[JobRecord]:
+    query = sa.select(jobs).order_by(jobs.c.submitted_at.desc(), jobs.c.id).limit(limit)
+    wanted = list(states)
+    if wanted:
+        query = query.where(jobs.c.state.in_(wanted))
+    return [_record(r) for r in conn.execute(query).mappings()]
+
+
+def apply(conn: sa.Connection, before: JobRecord, change: Change, now: float) -> bool:
+    """Write `change` if the job is still as `before` left it; log it. False: it moved on."""
+    after = _row(change.job)
+    values = {k: v for k, v in after.items() if k not in _SET_BY_CLI_ONLY}
+    if change.job.cancel_requested != before.cancel_requested:
+        values["cancel_requested"] = change.job.cancel_requested
+    result = conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == before.id, jobs.c.state == before.state.value)
+        .values(values)
+    )
+    if result.rowcount != 1:
+        return False
+    node = change.job.node or before.node
+    log_event(conn, before.id, ts=now, kind=change.kind, node=node, detail=change.detail)
+    return True
+
+
+def log_event(
+    conn: sa.Connection, job_id: str, *, ts: float, kind: str, node: str | None, detail: str
+) -> None:
+    conn.execute(
+        sa.insert(job_events),
+        [{"job_id": job_id, "ts": ts, "kind": kind, "node": node, "detail": detail[:1024]}],
+    )
+
+
+def events(conn: sa.Connection, job_id: str) -> list[dict[str, Any]]:
+    query = (
+        sa.select(job_events.c.ts, job_events.c.kind, job_events.c.node, job_events.c.detail)
+        .where(job_events.c.job_id == job_id)
+        .order_by(job_events.c.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
