@@ -34,6 +34,13 @@ def default_node_name() -> str:
     return name if name.strip(".") else "node"
 
 
+def parse_count0(value: object) -> int:
+    number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 1 << 20:
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentConfig:
     node: str = setting(default_node_name(), parse_node, "node name, unique in the fleet")
@@ -62,6 +69,8 @@ class AgentConfig:
     wake_methods: tuple[str, ...] = setting(
         ("wol",), parse_choices(*sorted(WAKE_METHODS)), "how this host can be woken"
     )
+    offer_cpus: int = setting(0, parse_count0, "CPUs offered to jobs (0: all the host has)")
+    offer_mem: int = setting(0, parse_bytes, "memory offered to jobs (0: all the host has)")
     jobs_dir: Path = setting(
         default_data_dir("dormouse-agent") / "jobs",
         parse_path,

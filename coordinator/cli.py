@@ -9,24 +9,24 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 import typer
 
-from coordinator import __version__, history
-from coordinator.service import open_store, serve
+from coordinator import __version__, history, jobs_cli
+from coordinator.cli_common import PROG, DbOption, JsonOption, fail, load, store
+from coordinator.service import serve
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
 from coordinator.store import repository as repo
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
-from shared.config_cli import ConfigOption, config_app, load_from_cli
+from shared.config_cli import ConfigOption, config_app
 from shared.console import print_rows, reported_errors
 from shared.errors import ConfigError
 from shared.metrics import BY_NAME, METRICS, Scope
 from shared.signing import generate_key
 from shared.units import parse_duration
 
-PROG = "dormouse"
 app = typer.Typer(
     name=PROG,
     help="Run a fleet of CPU/GPU servers cheaply.",
@@ -38,8 +38,7 @@ db_app = typer.Typer(help="The SQL store: schema migrations.", no_args_is_help=T
 app.add_typer(config_app(CoordinatorConfig, DEFAULT_CONFIG_PATH, PROG), name="config")
 app.add_typer(key_app, name="key")
 app.add_typer(db_app, name="db")
-DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the store")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+jobs_cli.register(app)
 NODE_COLUMNS = [
     "node",
     "state",
@@ -53,20 +52,6 @@ NODE_COLUMNS = [
     "jobs",
     "connections",
 ]
-
-
-def load(config: Path | None, **overrides: Any) -> CoordinatorConfig:
-    with reported_errors(PROG):
-        loaded: CoordinatorConfig = load_from_cli(
-            CoordinatorConfig, DEFAULT_CONFIG_PATH, config, overrides
-        )
-    return loaded
-
-
-def store(config: Path | None, db: str | None) -> sa.Engine:
-    settings = load(config, db=db)
-    with reported_errors(PROG):
-        return open_store(settings, migrate_empty=False)
 
 
 @app.command("run")
@@ -255,11 +240,6 @@ def build_query(
         until=parse_when(until, now),
         step_s=step_s,
     )
-
-
-def fail(reason: str) -> None:
-    typer.echo(f"{PROG}: error: {reason}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command("version")

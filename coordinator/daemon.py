@@ -21,6 +21,7 @@ from collections import deque
 import aiomqtt
 import sqlalchemy as sa
 
+from coordinator.dispatch import Dispatcher
 from coordinator.ingest import Ingest
 from coordinator.ratelimit import RateLimiter
 from coordinator.settings import CoordinatorConfig
@@ -29,7 +30,7 @@ from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, sa
 from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import encode
-from shared.messages import Command, Resend, TelemetryBatch
+from shared.messages import Command, CommandBody, Resend, TelemetryBatch
 from shared.signing import sign
 from shared.topics import Kind, subscription, topic
 
@@ -132,6 +133,8 @@ class Coordinator:
         self.resends_sent = 0
         self._drop_log = RateLimiter(10.0)
         self.lost_ranges: list[tuple[str, int, int]] = []
+        self.dispatcher = Dispatcher(engine, ingest.registry, config.jobs, self._send)
+        self._no_key_logged = False
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
@@ -142,6 +145,7 @@ class Coordinator:
                     ("writer", self.writer.run()),
                     ("housekeeping", self._housekeeping_loop()),
                     ("maintenance", self._maintenance_loop()),
+                    ("jobs", self._jobs_loop()),
                 )
             ]
             await stop.wait()
@@ -202,6 +206,8 @@ class Coordinator:
             await self.writer.put(routed.batch)
         if routed.gap is not None:
             await self._ask_resend(*routed.gap)
+        if routed.event is not None:
+            await self.dispatcher.on_event(routed.event)
 
     def _log_drop(self, now: float) -> None:
         reason = next(reversed(self.ingest.last_error))  # the reason just counted
@@ -215,17 +221,24 @@ class Coordinator:
             )
 
     async def _ask_resend(self, node: str, first: int, last: int) -> None:
+        if await self._send(node, Resend(from_seq=first, to_seq=last)):
+            self.resends_sent += 1
+            log.info("asked %s to resend seqs %d..%d", node, first, last)
+
+    async def _send(self, node: str, body: CommandBody) -> bool:
+        """Sign and publish a command; False if it could not go now (the caller retries)."""
         if self._key is None:
-            log.warning(
-                "seqs %d..%d of %s are missing, and without a command key they "
-                "cannot be asked for again",
-                first,
-                last,
-                node,
-            )
-            return
+            if not self._no_key_logged:
+                log.error(
+                    "no command key at %s: cannot send %s (or any) commands to agents "
+                    "(`dormouse key generate`, then copy it to every agent)",
+                    self.config.command_key_file,
+                    body.OP,
+                )
+                self._no_key_logged = True
+            return False
         if self._client is None:
-            return  # asked again by the retry in housekeeping
+            return False
         now = self.clock.now()
         command = sign(
             Command(
@@ -233,14 +246,23 @@ class Coordinator:
                 node=node,
                 issued_at=now,
                 expires_at=now + COMMAND_TTL_S,
-                body=Resend(from_seq=first, to_seq=last),
+                body=body,
             ),
             self._key,
         )
-        with contextlib.suppress(aiomqtt.MqttError):
+        try:
             await self._client.publish(topic(node, Kind.CMD), encode(command), qos=1)
-            self.resends_sent += 1
-            log.info("asked %s to resend seqs %d..%d", node, first, last)
+        except aiomqtt.MqttError:
+            return False
+        return True
+
+    async def _jobs_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.jobs.schedule_interval)
+            try:
+                await self.dispatcher.tick(self.clock.now())
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("placement pass postponed: %s", exc.__class__.__name__)
 
     async def _housekeeping_loop(self) -> None:
         tick = 0

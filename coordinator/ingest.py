@@ -20,6 +20,7 @@ from shared.topics import parse_topic
 class Routed:
     batch: TelemetryBatch | None = None  # to store
     gap: tuple[str, int, int] | None = None  # (node, from_seq, to_seq) to ask for
+    event: Event | None = None  # a job or sleep report, for the dispatcher
 
 
 class Ingest:
@@ -47,7 +48,7 @@ class Ingest:
         elif isinstance(message, Status):
             self.registry.on_status(message, now)
         elif isinstance(message, Event):
-            pass  # job and sleep events are consumed by the jobs and power work
+            return Routed(event=message)
         else:
             self.dropped["unexpected"] += 1  # a command on an agent topic: not ours
             self.last_error.pop("unexpected", None)

@@ -35,6 +35,7 @@ class AgentProcess:
     key_file: Path
     interval: str = "0.1s"
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         self.key_file.write_text(KEY)
@@ -42,6 +43,8 @@ class AgentProcess:
             **os.environ,
             "DORMOUSE_COMMAND_KEY_FILE": str(self.key_file),
             "DORMOUSE_LOG_LEVEL": "debug",
+            "DORMOUSE_JOBS_DIR": str(self.spool_dir.parent / "jobs"),
+            **self.extra_env,
         }
         env.pop("DORMOUSE_CONFIG", None)
         log = (self.spool_dir.parent / f"{self.node}.log").open("ab")

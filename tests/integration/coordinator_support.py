@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ class CoordinatorProcess:
     broker: BrokerUrl
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.client_id = f"coord-{uuid.uuid4().hex[:8]}"
@@ -31,16 +32,20 @@ class CoordinatorProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DORMOUSE_")}
-        return env | {
-            "DORMOUSE_DB": self.db_url,
-            "DORMOUSE_BROKER": f"mqtt://{self.broker.host}:{self.broker.port}",
-            "DORMOUSE_CLIENT_ID": self.client_id,
-            "DORMOUSE_COMMAND_KEY_FILE": str(self.workdir / "key"),
-            "DORMOUSE_DATA_DIR": str(self.workdir),
-            "DORMOUSE_OFFLINE_AFTER": "3s",
-            "DORMOUSE_RESEND_RETRY": "3s",
-            "DORMOUSE_LOG_LEVEL": "debug",
-        }
+        return (
+            env
+            | {
+                "DORMOUSE_DB": self.db_url,
+                "DORMOUSE_BROKER": f"mqtt://{self.broker.host}:{self.broker.port}",
+                "DORMOUSE_CLIENT_ID": self.client_id,
+                "DORMOUSE_COMMAND_KEY_FILE": str(self.workdir / "key"),
+                "DORMOUSE_DATA_DIR": str(self.workdir),
+                "DORMOUSE_OFFLINE_AFTER": "3s",
+                "DORMOUSE_RESEND_RETRY": "3s",
+                "DORMOUSE_LOG_LEVEL": "debug",
+            }
+            | self.extra_env
+        )
 
     def start(self) -> None:
         log = (self.workdir / "coordinator.log").open("ab")
@@ -67,16 +72,20 @@ class CoordinatorProcess:
 
     def cli(self, *args: str) -> Any:
         """`dormouse ARGS --json` against this coordinator's store, parsed."""
-        result = subprocess.run(
-            [sys.executable, "-m", "coordinator", *args, "--json"],
+        command, *rest = args
+        result = self.run_cli(command, "--json", *rest)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "coordinator", *args],
             env=self.env(),
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
 
     def stats(self) -> dict[str, float]:
         return {row["key"]: row["value"] for row in self.cli("status")}
@@ -103,5 +112,16 @@ def stored_seqs(db_url: str, node: str) -> list[int]:
             return [int(r[0]) for r in rows]
     except sa.exc.SQLAlchemyError:
         return []  # not created yet
+    finally:
+        engine.dispose()
+
+
+def stored_jobs(db_url: str) -> dict[str, dict[str, Any]]:
+    """Every job row, by id, read directly (quicker than a CLI process per job)."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT * FROM jobs")).mappings().all()
+            return {r["id"]: dict(r) for r in rows}
     finally:
         engine.dispose()

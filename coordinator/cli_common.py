@@ -1,0 +1,37 @@
+"""What every `dormouse` command shares: options, config loading, the store, failing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import sqlalchemy as sa
+import typer
+
+from coordinator.service import open_store
+from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
+from shared.config_cli import load_from_cli
+from shared.console import reported_errors
+
+PROG = "dormouse"
+DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the store")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def load(config: Path | None, **overrides: Any) -> CoordinatorConfig:
+    with reported_errors(PROG):
+        loaded: CoordinatorConfig = load_from_cli(
+            CoordinatorConfig, DEFAULT_CONFIG_PATH, config, overrides
+        )
+    return loaded
+
+
+def store(config: Path | None, db: str | None) -> sa.Engine:
+    settings = load(config, db=db)
+    with reported_errors(PROG):
+        return open_store(settings, migrate_empty=False)
+
+
+def fail(reason: str, code: int = 2) -> NoReturn:
+    typer.echo(f"{PROG}: error: {reason}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,157 @@
+"""The jobs side of `dormouse run`: turn placement plans and agent reports into job rows and
+signed commands (STYLE.md: only the service layer applies a plan).
+
+Each pass: load active jobs, expire jobs on nodes that stayed offline, ask agents to cancel
+what users cancelled, place pending jobs (pure `schedule`), send `run` to the chosen nodes,
+and send again a placed job that has not started within `dispatch_retry`. A row changes
+only through `coordinator.jobstate` and only if it is still as it was loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import sqlalchemy as sa
+
+from coordinator import jobstate
+from coordinator.jobstate import Change, JobRecord, JobState
+from coordinator.placement.scheduler import Plan, schedule
+from coordinator.registry import Registry
+from coordinator.settings import Jobs
+from coordinator.snapshot import cluster_snapshot
+from coordinator.store import jobs as job_rows
+from shared.messages import CancelJob, CommandBody, Event, RunJob
+
+log = logging.getLogger(__name__)
+Send = Callable[[str, CommandBody], Awaitable[bool]]
+
+
+class Dispatcher:
+    def __init__(self, engine: sa.Engine, registry: Registry, config: Jobs, send: Send) -> None:
+        self._engine, self._registry, self._config, self._send = engine, registry, config, send
+        self._sent_at: dict[str, float] = {}  # job id -> when run/cancel was last sent
+        self._wakes_logged: set[str] = set()
+        self._unapplied: deque[Event] = deque()
+        self.placed = 0
+        self.last_plan = Plan()
+
+    async def tick(self, now: float) -> None:
+        await self._apply_held()
+        active = await asyncio.to_thread(self._load)
+        active = await self._expire(active, now)
+        await self._cancel(active, now)
+        await self._place(active, now)
+        await self._retry(active, now)
+        live = {j.id for j in active}
+        self._sent_at = {k: v for k, v in self._sent_at.items() if k in live}
+
+    def _load(self) -> list[JobRecord]:
+        with self._engine.connect() as conn:
+            return job_rows.active(conn)
+
+    async def _write(self, before: JobRecord, change: Change, now: float) -> bool:
+        def write() -> bool:
+            with self._engine.begin() as conn:
+                return job_rows.apply(conn, before, change, now)
+
+        written = await asyncio.to_thread(write)
+        if written:
+            log.info("job %s: %s %s", before.id, change.kind, change.detail)
+        return written
+
+    async def _expire(self, active: list[JobRecord], now: float) -> list[JobRecord]:
+        """Jobs on a node offline for `lost_after` are lost (or go back to the queue)."""
+        kept = []
+        for job in active:
+            gone_for = self._offline_for(job.node, now)
+            if job.state in jobstate.ON_NODE and gone_for > self._config.lost_after:
+                change = jobstate.lose(job, now, f"{job.node} offline for {gone_for:.0f}s")
+                kept.append(change.job if await self._write(job, change, now) else job)
+            else:
+                kept.append(job)
+        return [j for j in kept if j.state in jobstate.ACTIVE]
+
+    def _offline_for(self, node: str | None, now: float) -> float:
+        view = self._registry.nodes.get(node or "")
+        if view is None or view.state != "offline":
+            return 0.0
+        return now - view.state_since
+
+    async def _cancel(self, active: list[JobRecord], now: float) -> None:
+        for job in active:
+            if job.cancel_requested and job.state in jobstate.ON_NODE and self._due(job, now):
+                body = CancelJob(job_id=job.id, grace_s=self._config.cancel_grace)
+                if await self._send(job.node or "", body):
+                    self._sent_at[job.id] = now
+
+    def _due(self, job: JobRecord, now: float) -> bool:
+        return now - self._sent_at.get(job.id, -1e18) >= self._config.dispatch_retry
+
+    async def _place(self, active: list[JobRecord], now: float) -> None:
+        pending = {
+            j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
+        }
+        snapshot = cluster_snapshot(self._registry.nodes.values(), active)
+        plan = schedule([j.as_job() for j in pending.values()], snapshot, now)
+        self.last_plan = plan
+        for assignment in plan.assignments:
+            change = jobstate.place(pending[assignment.job_id], assignment, now)
+            if change is not None and await self._write(pending[assignment.job_id], change, now):
+                self.placed += 1
+                await self._dispatch(change.job, now)
+        for wake in plan.wakes:
+            if wake.node not in self._wakes_logged:
+                log.info("job %s waits for %s to wake", wake.job_id, wake.node)
+                self._wakes_logged.add(wake.node)
+
+    async def _dispatch(self, job: JobRecord, now: float) -> None:
+        factor = self._config.runtime_limit_factor
+        body = RunJob(
+            job_id=job.id,
+            argv=job.argv,
+            gpus=job.gpu_indices,
+            cpus=job.cpus,
+            mem_bytes=job.mem_bytes,
+            runtime_limit_s=job.runtime_s * factor if factor > 0 else None,
+        )
+        if await self._send(job.node or "", body):
+            self._sent_at[job.id] = now
+
+    async def _retry(self, active: list[JobRecord], now: float) -> None:
+        """A `run` lost on the way (agent offline, broker restart) is sent again; the agent
+        starts a job id only once, and answers a repeat with the job's state."""
+        for job in active:
+            if job.state is JobState.PLACED and not job.cancel_requested and self._due(job, now):
+                await self._dispatch(job, now)
+
+    async def on_event(self, event: Event) -> None:
+        """Apply an agent's job report; while the database is down, keep it for the next pass."""
+        try:
+            await self._apply_event(event)
+        except sa.exc.SQLAlchemyError as exc:
+            self._unapplied.append(event)
+            log.warning("job report from %s held for retry: %s", event.node, type(exc).__name__)
+
+    async def _apply_held(self) -> None:
+        while self._unapplied:
+            await self._apply_event(self._unapplied[0])
+            self._unapplied.popleft()
+
+    async def _apply_event(self, event: Event) -> None:
+        if event.job_id is None:
+            return
+
+        def read() -> JobRecord | None:
+            with self._engine.connect() as conn:
+                return job_rows.get(conn, event.job_id or "")
+
+        job = await asyncio.to_thread(read)
+        if job is None:
+            log.warning("%s reported %s for unknown job %s", event.node, event.kind, event.job_id)
+            return
+        change = jobstate.on_event(job, event)
+        if change is not None:
+            await self._write(job, change, event.ts)

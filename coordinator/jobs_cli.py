@@ -1,0 +1,248 @@
+"""`dormouse submit | jobs | job | cancel | pick`: parse, call `jobs_service`, print."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from coordinator import jobs_service
+from coordinator.cli_common import PROG, DbOption, JsonOption, fail, store
+from coordinator.history import iso
+from coordinator.jobstate import JobRecord
+from coordinator.placement.model import Request
+from coordinator.placement.pick import Picked
+from shared.config import parse_labels
+from shared.config_cli import ConfigOption
+from shared.console import print_rows, reported_errors
+from shared.messages import MAX_ARGV
+from shared.units import parse_duration, parse_size
+
+JOB_COLUMNS = [
+    "id",
+    "name",
+    "state",
+    "node",
+    "gpus",
+    "submitted",
+    "started",
+    "finished",
+    "deadline",
+    "deadline_met",
+]
+LabelOption = Annotated[
+    list[str] | None, typer.Option("--label", help="k=v, must match the node's (repeatable)")
+]
+NO_PICK = 3
+
+
+def parse_deadline(text: str | None, now: float) -> float | None:
+    """ "2h" (from now) or an ISO-8601 time."""
+    if text is None:
+        return None
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        fail(f"--deadline {text!r}: expected a duration from now (2h) or ISO-8601")
+
+
+def parse_request(cpus: int, mem: str, gpus: int, labels: list[str] | None) -> Request:
+    if cpus < 0 or gpus < 0:
+        fail("--cpus and --gpus must be 0 or more")
+    try:
+        mem_bytes = parse_size(mem)
+        wanted = parse_labels(",".join(labels or []))
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    return Request(cpus=cpus, mem_bytes=mem_bytes, gpus=gpus, labels=wanted)
+
+
+def submit(
+    command: Annotated[list[str], typer.Argument(help="the program and its arguments, after --")],
+    cpus: Annotated[int, typer.Option(help="CPUs it needs")] = 1,
+    mem: Annotated[str, typer.Option(help="memory it needs, e.g. 4G")] = "0",
+    gpus: Annotated[int, typer.Option(help="GPUs it needs")] = 0,
+    runtime: Annotated[str, typer.Option(help="runtime estimate, e.g. 30m")] = "1h",
+    deadline: Annotated[str | None, typer.Option(help="2h (from now) or ISO-8601")] = None,
+    priority: Annotated[int, typer.Option(help="higher goes first, after deadlines")] = 0,
+    name: Annotated[str, typer.Option(help="a name to find it by")] = "",
+    label: LabelOption = None,
+    requeue: Annotated[bool, typer.Option(help="place it again if its node is lost")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Queue a job; prints its id and when it should start and finish."""
+    now = time.time()
+    request = parse_request(cpus, mem, gpus, label)
+    try:
+        runtime_s = parse_duration(runtime)
+    except ValueError as exc:
+        fail(f"--runtime: {exc}")
+    if runtime_s <= 0:
+        fail("--runtime must be more than 0")
+    if len(command) > MAX_ARGV or len(name) > 128:
+        fail(f"at most {MAX_ARGV} arguments and a name of at most 128 characters")
+    job = JobRecord(
+        id=jobs_service.new_job_id(),
+        argv=tuple(command),
+        submitted_at=now,
+        name=name,
+        cpus=request.cpus,
+        mem_bytes=request.mem_bytes,
+        gpus=request.gpus,
+        labels=request.labels,
+        runtime_s=runtime_s,
+        deadline=parse_deadline(deadline, now),
+        priority=priority,
+        requeue=requeue,
+    )
+    engine = store(config, db)
+    with reported_errors(PROG):
+        submitted = jobs_service.submit(engine, job, now)
+    est = submitted.estimate
+    answer = {
+        "id": job.id,
+        "name": job.name,
+        "expected_start": est.start,
+        "expected_finish": est.finish,
+        "deadline": job.deadline,
+        "at_risk": est.at_risk,
+        "basis": est.basis,
+        "node": est.node,
+    }
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    typer.echo(f"submitted job {job.id}")
+    typer.echo(f"  expected start:  {_when(est.start)} ({_basis(est.basis, est.node)})")
+    typer.echo(f"  expected finish: {_when(est.finish)}")
+    if job.deadline is not None:
+        typer.echo(f"  deadline:        {_when(job.deadline)}{' AT RISK' * est.at_risk}")
+    if submitted.nodes_known == 0:
+        typer.echo("  no nodes known yet: it waits for agents to join")
+
+
+def _when(ts: float | None) -> str:
+    return "unknown" if ts is None else iso(ts)
+
+
+def _basis(basis: str, node: str | None) -> str:
+    return {
+        "now": f"placed on {node} at the next pass",
+        "wake": f"after {node} wakes",
+        "queued": f"when jobs running on {node} end",
+        "unknown": "no node can take it now",
+    }[basis]
+
+
+def _row(job: JobRecord, as_json: bool) -> dict[str, Any]:
+    def at(ts: float | None) -> Any:
+        return ts if as_json or ts is None else iso(ts)
+
+    return {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state.value,
+        "node": job.node,
+        "gpus": list(job.gpu_indices) if as_json else ",".join(map(str, job.gpu_indices)),
+        "submitted": at(job.submitted_at),
+        "started": at(job.started_at),
+        "finished": at(job.finished_at),
+        "deadline": at(job.deadline),
+        "deadline_met": job.deadline_met,
+    }
+
+
+def jobs(
+    state: Annotated[
+        list[str] | None, typer.Option(help="only jobs in this state (repeatable)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="newest this many")] = 1000,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Jobs, newest first."""
+    engine = store(config, db)
+    with reported_errors(PROG):
+        found = jobs_service.listing(engine, state or [], limit)
+    print_rows([_row(j, as_json) for j in found], JOB_COLUMNS, as_json=as_json)
+
+
+def job(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """One job in full, and its event log."""
+    engine = store(config, db)
+    with reported_errors(PROG):
+        record, events = jobs_service.describe(engine, job_id)
+    if as_json:
+        details = asdict(record) | {"state": record.state.value}
+        typer.echo(json.dumps({"job": details, "events": events}, indent=2, default=list))
+        return
+    details = asdict(record) | {"state": record.state.value, "argv": " ".join(record.argv)}
+    for key in ("submitted_at", "placed_at", "started_at", "finished_at", "deadline"):
+        details[key] = _when(details[key]) if details[key] is not None else None
+    print_rows(
+        [{"field": k, "value": v} for k, v in details.items()], ["field", "value"], as_json=False
+    )
+    rows = [e | {"ts": iso(e["ts"])} for e in events]  # type: ignore[arg-type]
+    print_rows(rows, ["ts", "kind", "node", "detail"], as_json=False, title="events")
+
+
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Cancel a job: at once if pending; on a node, SIGTERM then SIGKILL after a grace."""
+    engine = store(config, db)
+    with reported_errors(PROG):
+        record = jobs_service.cancel(engine, job_id, time.time())
+    if record.state.value == "cancelled":
+        typer.echo(f"job {job_id} cancelled")
+    else:
+        typer.echo(f"job {job_id}: cancel sent to {record.node}; it ends when the node stops it")
+
+
+def pick(
+    gpus: Annotated[int, typer.Option(help="GPUs the request needs free")] = 0,
+    cpus: Annotated[int, typer.Option(help="CPUs the request needs free")] = 0,
+    label: LabelOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """The node a stateless request should go to now: least connections (exit 3: none)."""
+    request = parse_request(cpus, "0", gpus, label)
+    engine = store(config, db)
+    picked = jobs_service.pick(engine, request)
+    if not isinstance(picked, Picked):
+        fail(picked, NO_PICK)
+    if as_json:
+        typer.echo(json.dumps(asdict(picked) | {"free_gpus": list(picked.free_gpus)}))
+    else:
+        typer.echo(picked.node)
+
+
+def register(app: typer.Typer) -> None:
+    for name, command in (
+        ("submit", submit),
+        ("jobs", jobs),
+        ("job", job),
+        ("cancel", cancel),
+        ("pick", pick),
+    ):
+        app.command(name)(command)

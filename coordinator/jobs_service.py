@@ -1,0 +1,112 @@
+"""What `dormouse submit`, `cancel` and `pick` do against the store; the CLI only parses.
+
+Submission writes the job row (state `pending`) in one transaction before answering, so a
+submitted job is durable: the coordinator's next placement pass picks it up, after a
+coordinator restart too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from coordinator import jobstate
+from coordinator.jobstate import JobRecord, JobState
+from coordinator.placement.estimate import Estimate, estimate
+from coordinator.placement.filters import never_fits
+from coordinator.placement.model import ClusterSnapshot, Request
+from coordinator.placement.pick import Picked, Picker
+from coordinator.snapshot import cluster_snapshot
+from coordinator.store import jobs as job_rows
+from coordinator.store import repository as repo
+from shared.errors import DormouseError
+
+
+class JobError(DormouseError):
+    """A job request or operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job: JobRecord
+    estimate: Estimate
+    nodes_known: int
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def snapshot(conn: sa.Connection) -> tuple[ClusterSnapshot, list[JobRecord]]:
+    active = job_rows.active(conn)
+    return cluster_snapshot(repo.load_nodes(conn), active), active
+
+
+def submit(engine: sa.Engine, job: JobRecord, now: float) -> Submitted:
+    with engine.begin() as conn:
+        cluster, active = snapshot(conn)
+        refusal = never_satisfiable(job.as_job().request, cluster)
+        if refusal:
+            raise JobError(refusal)
+        job_rows.insert(conn, job, now)
+    pending = [j.as_job() for j in active if j.state is JobState.PENDING]
+    return Submitted(job, estimate(job.as_job(), pending, cluster, now), len(cluster.nodes))
+
+
+def never_satisfiable(request: Request, cluster: ClusterSnapshot) -> str | None:
+    """Why no known node could ever take the request (None: some could, or none is known)."""
+    if not cluster.nodes:
+        return None
+    reasons = [never_fits(request, node) for node in cluster.nodes]
+    if not all(reasons):
+        return None
+    counts = Counter(reasons)
+    why = ", ".join(f"{reason} on {n} node{'s' * (n > 1)}" for reason, n in counts.most_common())
+    largest = max(cluster.nodes, key=lambda n: (len(n.gpus), n.cpus, n.mem_bytes))
+    return (
+        f"no node in the fleet could ever run it ({why}): it asks {request.cpus} cpus, "
+        f"{request.mem_bytes} bytes, {request.gpus} GPUs, labels {request.labels or 'none'}; "
+        f"the largest node, {largest.name}, has {largest.cpus} cpus, {largest.mem_bytes} bytes, "
+        f"{len(largest.gpus)} GPUs"
+    )
+
+
+def cancel(engine: sa.Engine, job_id: str, now: float) -> JobRecord:
+    with engine.begin() as conn:
+        job = job_rows.get(conn, job_id)
+        if job is None:
+            raise JobError(f"no job {job_id!r}")
+        change = jobstate.cancel(job, now)
+        if change is None:
+            if job.cancel_requested:
+                return job
+            raise JobError(f"job {job_id} has already ended ({job.state.value})")
+        if not job_rows.apply(conn, job, change, now):
+            raise JobError(f"job {job_id} changed meanwhile; try again")
+    return change.job
+
+
+def pick(engine: sa.Engine, request: Request) -> Picked | str:
+    with engine.connect() as conn:
+        cluster, _ = snapshot(conn)
+    return Picker(cluster).pick(request)
+
+
+def describe(engine: sa.Engine, job_id: str) -> tuple[JobRecord, list[dict[str, object]]]:
+    with engine.connect() as conn:
+        job = job_rows.get(conn, job_id)
+        if job is None:
+            raise JobError(f"no job {job_id!r}")
+        return job, job_rows.events(conn, job_id)
+
+
+def listing(engine: sa.Engine, states: list[str], limit: int) -> list[JobRecord]:
+    unknown = set(states) - {s.value for s in JobState}
+    if unknown:
+        known = ", ".join(s.value for s in JobState)
+        raise JobError(f"unknown state {sorted(unknown)[0]!r}; states: {known}")
+    with engine.connect() as conn:
+        return job_rows.listing(conn, states, limit)

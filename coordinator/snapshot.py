@@ -1,0 +1,38 @@
+"""From live state to the frozen snapshot placement reads, pure.
+
+Used by the daemon (registry views) and by the CLI (the same views, loaded from the store),
+so `dormouse submit` and `dormouse pick` answer from what the coordinator last saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from coordinator.jobstate import ON_NODE, JobRecord
+from coordinator.placement.model import ClusterSnapshot, NodeSnapshot, Power
+from coordinator.registry import NodeView
+
+POWER_OF_STATE = {"online": Power.AWAKE}  # the power issue adds asleep (wakeable) nodes
+
+
+def node_snapshot(view: NodeView) -> NodeSnapshot | None:
+    """None for a node that has not said hello yet: its capacity is unknown."""
+    hello = view.hello
+    if hello is None:
+        return None
+    return NodeSnapshot(
+        name=view.name,
+        power=POWER_OF_STATE.get(view.state, Power.UNAVAILABLE),
+        cpus=hello.cpus,
+        mem_bytes=hello.mem_total_bytes,
+        gpus=tuple(g.index for g in hello.gpus),
+        labels=dict(hello.labels),
+        connections=int(view.latest.get("connections") or 0),
+        util_pct=float(view.latest.get("cpu_util_pct") or 0.0),
+    )
+
+
+def cluster_snapshot(views: Iterable[NodeView], jobs: Iterable[JobRecord]) -> ClusterSnapshot:
+    nodes = tuple(n for n in map(node_snapshot, views) if n is not None)
+    allocations = tuple(j.allocation() for j in jobs if j.state in ON_NODE and j.node)
+    return ClusterSnapshot(nodes, allocations)
