@@ -1,0 +1,129 @@
+"""`dormouse submit | jobs | job | cancel | pick`, in-process, over a SQLite store with one
+known node (32 cpus, 256 GiB, one GPU, rack=r1)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import app
+from coordinator.registry import NodeView
+from coordinator.store import repository as repo
+from coordinator.store.engine import create_engine, upgrade
+from tests import factories
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store(monkeypatch, tmp_path):
+    for name in ("DORMOUSE_CONFIG", "DORMOUSE_BROKER"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    monkeypatch.setenv("DORMOUSE_DB", url)
+    engine = create_engine(url)
+    upgrade(engine)
+    view = NodeView(
+        name="gpu-01",
+        state="online",
+        state_since=factories.TS,
+        hello=factories.hello(),
+        latest={"connections": 3, "cpu_util_pct": 12.0},
+    )
+    with engine.begin() as conn:
+        repo.save_nodes(conn, [view])
+    engine.dispose()
+    return url
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("command", ["submit", "jobs", "job", "cancel", "pick"])
+def test_every_job_command_has_help(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_submit_answers_id_and_estimate_and_is_durable(store):
+    before = time.time()
+    result = invoke(
+        "submit", "--json", "--gpus", "1", "--runtime", "30m", "--deadline", "2h",
+        "--label", "rack=r1", "--name", "train", "--", "python", "train.py", "--lr", "0.1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert (answer["node"], answer["basis"], answer["at_risk"]) == ("gpu-01", "now", False)
+    assert answer["expected_finish"] - answer["expected_start"] == 1800
+    assert before + 7200 <= answer["deadline"] <= time.time() + 7200
+    (listed,) = json.loads(invoke("jobs", "--json").output)
+    assert (listed["id"], listed["state"], listed["name"]) == (answer["id"], "pending", "train")
+    details = json.loads(invoke("job", answer["id"], "--json").output)
+    assert details["job"]["argv"] == ["python", "train.py", "--lr", "0.1"]
+    assert [e["kind"] for e in details["events"]] == ["submitted"]
+
+
+def test_submit_table_says_when_a_deadline_is_at_risk(store):
+    result = invoke("submit", "--runtime", "2h", "--deadline", "1h", "--", "true")
+    assert result.exit_code == 0
+    assert "AT RISK" in result.output
+    assert "placed on gpu-01 at the next pass" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--gpus", "2"], "no node in the fleet could ever run it (gpus on 1 node)"),
+        (["--label", "rack=r9"], "(labels on 1 node)"),
+        (["--mem", "4X"], "not a size: '4X'"),
+        (["--runtime", "soon"], "--runtime: not a duration"),
+        (["--runtime", "0"], "--runtime must be more than 0"),
+        (["--deadline", "tomorrow-ish"], "--deadline 'tomorrow-ish': expected"),
+        (["--cpus", "-1"], "--cpus and --gpus must be 0 or more"),
+        (["--label", "nolabel"], "expected key=value"),
+    ],
+)
+def test_submit_refuses_bad_requests_with_one_line_and_queues_nothing(store, args, reason):
+    result = invoke("submit", *args, "--", "true")
+    assert result.exit_code == 2
+    assert reason in result.output
+    assert json.loads(invoke("jobs", "--json").output) == []
+
+
+def test_cancel_pending_then_again(store):
+    job_id = json.loads(invoke("submit", "--json", "--", "sleep", "9").output)["id"]
+    result = invoke("cancel", job_id)
+    assert (result.exit_code, result.output.strip()) == (0, f"job {job_id} cancelled")
+    again = invoke("cancel", job_id)
+    assert again.exit_code == 2
+    assert "already ended (cancelled)" in again.output
+    assert invoke("cancel", "nope").exit_code == 2
+    states = json.loads(invoke("jobs", "--json", "--state", "cancelled").output)
+    assert [j["id"] for j in states] == [job_id]
+
+
+def test_jobs_refuses_an_unknown_state_and_job_an_unknown_id(store):
+    result = invoke("jobs", "--state", "sleeping")
+    assert result.exit_code == 2
+    assert "unknown state 'sleeping'" in result.output
+    assert invoke("job", "nope").exit_code == 2
+
+
+def test_pick_least_connections_and_exit_3(store):
+    picked = json.loads(invoke("pick", "--json", "--gpus", "1").output)
+    assert picked == {
+        "node": "gpu-01",
+        "connections": 3,
+        "jobs": 0,
+        "util_pct": 12.0,
+        "free_gpus": [0],
+    }
+    assert invoke("pick").output.strip() == "gpu-01"
+    none = invoke("pick", "--gpus", "2")
+    assert none.exit_code == 3
+    assert "could ever take" in none.output
