@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
+
+NO_GPUS: frozenset[int] = frozenset()
 
 
 class Power(StrEnum):
@@ -65,9 +68,9 @@ class ClusterSnapshot:
     allocations: tuple[Allocation, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Free:
-    """What is left on a node, and how many jobs hold the rest."""
+class Free(NamedTuple):
+    """What is left on a node, and how many jobs hold the rest. (A named tuple, not a
+    dataclass: a pass makes one per node and per placement, and tuples are cheap.)"""
 
     cpus: int
     mem_bytes: int
@@ -82,7 +85,10 @@ class Free:
 
 def free_capacity(cluster: ClusterSnapshot) -> dict[str, Free]:
     """Capacity minus every allocation (placed jobs that have not started count too)."""
-    free = {n.name: Free(n.cpus, n.mem_bytes, frozenset(n.gpus)) for n in cluster.nodes}
+    free = {
+        n.name: Free(n.cpus, n.mem_bytes, frozenset(n.gpus) if n.gpus else NO_GPUS)
+        for n in cluster.nodes
+    }
     for alloc in cluster.allocations:
         if alloc.node in free:
             free[alloc.node] = free[alloc.node].minus(alloc.cpus, alloc.mem_bytes, alloc.gpus)

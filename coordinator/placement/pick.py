@@ -6,10 +6,8 @@ job placement, without the queue or deadlines.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
-from coordinator.placement.filters import never_fits, rejection
 from coordinator.placement.model import ClusterSnapshot, Power, Request, free_capacity
 from coordinator.placement.score import least_connections
 from coordinator.placement.select import NodeIndex
@@ -28,9 +26,10 @@ class Picker:
     """Built once per snapshot; each `pick` walks nodes in score order to the first fit."""
 
     def __init__(self, cluster: ClusterSnapshot) -> None:
-        self._cluster = cluster
+        free = free_capacity(cluster)
         awake = [n for n in cluster.nodes if n.power is Power.AWAKE]
-        self._index = NodeIndex(awake, free_capacity(cluster))
+        self._index = NodeIndex(awake, free)
+        self._fleet = NodeIndex(cluster.nodes, dict(free))  # every node, for the reason
 
     def pick(self, request: Request) -> Picked | str:
         """The chosen node, or why none qualifies."""
@@ -47,14 +46,13 @@ class Picker:
         )
 
     def why_none(self, request: Request) -> str:
-        if not self._cluster.nodes:
+        """From node shapes, not node by node, so a refusal is as quick as an answer."""
+        if not len(self._fleet):
             return "no nodes known"
-        free = free_capacity(self._cluster)
-        now = Counter(rejection(request, n, free[n.name]) for n in self._cluster.nodes)
-        if all(never_fits(request, n) for n in self._cluster.nodes):
+        if not self._fleet.could_ever_take(request):
             return "no node in the fleet could ever take this request"
-        parts = ", ".join(f"{count} {reason}" for reason, count in sorted(now.items()))
-        return f"no awake node has room now ({parts})"
+        could = self._index.could_ever_take(request)
+        return f"no awake node has room now ({could} of {len(self._index)} awake could take it)"
 
 
 def pick(request: Request, cluster: ClusterSnapshot) -> Picked | str:

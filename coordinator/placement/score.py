@@ -30,4 +30,4 @@ SCORERS: tuple[Scorer, ...] = (least_connections, lowest_utilisation, by_name)
 
 
 def score(node: NodeSnapshot, free: Free) -> tuple[Any, ...]:
-    return tuple(scorer(node, free) for scorer in SCORERS)
+    return tuple([scorer(node, free) for scorer in SCORERS])

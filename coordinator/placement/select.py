@@ -30,14 +30,64 @@ def assign_gpus(free: Free, count: int) -> tuple[int, ...]:
     return tuple(sorted(free.gpus)[:count])
 
 
+class _Bucket:
+    """Nodes of one shape (label set, GPU count) in score order."""
+
+    def __init__(self, labels: dict[str, str], gpus: int) -> None:
+        self.labels, self.gpus = labels, gpus
+        self.most_cpus = self.most_mem_bytes = 0  # the biggest node's whole capacity
+        self.order: list[tuple[Any, ...]] = []
+        self.failed: list[Request] = []  # free only shrinks in a pass: no bigger ask can fit
+
+    def could_hold(self, request: Request) -> bool:
+        if request.gpus > self.gpus:
+            return False
+        return not request.labels or all(self.labels.get(k) == v for k, v in request.labels.items())
+
+    def first(
+        self,
+        request: Request,
+        accept: Callable[[NodeSnapshot], bool] | None,
+        nodes: dict[str, NodeSnapshot],
+        free: dict[str, Free],
+    ) -> tuple[Any, ...] | None:
+        if accept is None and any(_covers(request, failed) for failed in self.failed):
+            return None
+        for key in self.order:
+            node = nodes[key[-1]]
+            if rejection(request, node, free[node.name]) is None and (
+                accept is None or accept(node)
+            ):
+                return key
+        if accept is None:
+            self.failed.append(request)
+        return None
+
+
 class NodeIndex:
-    """Nodes in score order over a `free` map that this index alone updates during a pass."""
+    """Nodes in score order over a `free` map that this index alone updates during a pass.
+
+    Nodes are bucketed by shape (labels, GPU count), each bucket sorted by score; a request
+    looks only at buckets that could hold it and takes the best first fit among them. That
+    is `select`'s answer (a property test checks it), without filtering every node.
+    """
 
     def __init__(self, nodes: Iterable[NodeSnapshot], free: dict[str, Free]) -> None:
         self._nodes = {n.name: n for n in nodes}
         self.free = free
-        self._order: list[tuple[Any, ...]] = sorted(self._key(n) for n in self._nodes.values())
-        self._failed: list[Request] = []  # free only shrinks in a pass: no bigger ask can fit
+        self._buckets: dict[tuple[Any, ...], _Bucket] = {}
+        self._bucket_of: dict[str, _Bucket] = {}
+        for node in self._nodes.values():
+            shape = (tuple(sorted(node.labels.items())), len(node.gpus))
+            bucket = self._buckets.get(shape)
+            if bucket is None:
+                bucket = self._buckets[shape] = _Bucket(node.labels, len(node.gpus))
+            bucket.order.append(self._key(node))
+            bucket.most_cpus = max(bucket.most_cpus, node.cpus)
+            bucket.most_mem_bytes = max(bucket.most_mem_bytes, node.mem_bytes)
+            self._bucket_of[node.name] = bucket
+        for bucket in self._buckets.values():
+            bucket.order.sort()
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -49,24 +99,31 @@ class NodeIndex:
         self, request: Request, accept: Callable[[NodeSnapshot], bool] | None = None
     ) -> NodeSnapshot | None:
         """What `select` would answer (restricted to nodes `accept` allows)."""
-        if accept is None and any(_covers(request, failed) for failed in self._failed):
-            return None
-        for key in self._order:
-            node = self._nodes[key[-1]]
-            if rejection(request, node, self.free[node.name]) is None and (
-                accept is None or accept(node)
-            ):
-                return node
-        if accept is None:
-            self._failed.append(request)
-        return None
+        best: tuple[Any, ...] | None = None
+        for bucket in self._buckets.values():
+            if bucket.could_hold(request):
+                key = bucket.first(request, accept, self._nodes, self.free)
+                if key is not None and (best is None or key < best):
+                    best = key
+        return None if best is None else self._nodes[best[-1]]
+
+    def could_ever_take(self, request: Request) -> int:
+        """How many nodes here could take the request if they were empty."""
+        return sum(
+            len(b.order)
+            for b in self._buckets.values()
+            if b.could_hold(request)
+            and b.most_cpus >= request.cpus
+            and b.most_mem_bytes >= request.mem_bytes
+        )
 
     def take(self, node: NodeSnapshot, request: Request) -> tuple[int, ...]:
         """Allocate `request` on `node`; returns the GPU indices it gets."""
-        del self._order[bisect.bisect_left(self._order, self._key(node))]
+        order = self._bucket_of[node.name].order
+        del order[bisect.bisect_left(order, self._key(node))]
         gpus = assign_gpus(self.free[node.name], request.gpus)
         self.free[node.name] = self.free[node.name].minus(request.cpus, request.mem_bytes, gpus)
-        bisect.insort(self._order, self._key(node))
+        bisect.insort(order, self._key(node))
         return gpus
 
 

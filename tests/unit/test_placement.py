@@ -194,7 +194,7 @@ def test_pick_answers_least_connections_with_its_figures():
         "no node in the fleet could ever take this request"
     )
     busy = ClusterSnapshot((node("a", gpus=1),), (alloc("j", "a", gpus=[0]),))
-    assert pick(Request(gpus=1), busy) == "no awake node has room now (1 gpus)"
+    assert pick(Request(gpus=1), busy) == "no awake node has room now (1 of 1 awake could take it)"
     assert pick(Request(), ClusterSnapshot(())) == "no nodes known"
 
 
