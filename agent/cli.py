@@ -16,7 +16,15 @@ from agent import __version__
 from agent.samplers.base import Availability
 from agent.samplers.gpu import GpuSampler
 from agent.sampling import take_sample
-from agent.service import check_broker, check_key, check_spool, host_samplers, of_type, serve
+from agent.service import (
+    check_broker,
+    check_jobs,
+    check_key,
+    check_spool,
+    host_samplers,
+    of_type,
+    serve,
+)
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
 from shared.config_cli import ConfigOption, config_app, load_from_cli
 from shared.console import print_rows, reported_errors
@@ -99,7 +107,12 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     samplers = host_samplers(settings)
     results = [s.check() for s in samplers]
     of_type(samplers, GpuSampler).close()
-    results += [asyncio.run(check_broker(settings)), check_spool(settings), check_key(settings)]
+    results += [
+        asyncio.run(check_broker(settings)),
+        check_spool(settings),
+        check_jobs(settings),
+        check_key(settings),
+    ]
     rows = [
         {"check": r.name, "ok": r.ok, "required": r.required, "detail": r.detail} for r in results
     ]

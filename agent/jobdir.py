@@ -90,3 +90,17 @@ def unfinished(jobs_dir: Path) -> list[Path]:
 
 def count_running(jobs_dir: Path) -> int:
     return sum(1 for d in unfinished(jobs_dir) if not (d / RESULT).exists())
+
+
+def expired(jobs_dir: Path, before: float) -> list[Path]:
+    """Directories of jobs reported as over before `before` (epoch seconds)."""
+    if not jobs_dir.is_dir():
+        return []
+    old = []
+    for directory in jobs_dir.iterdir():
+        try:
+            if (directory / REPORTED).stat().st_mtime < before:
+                old.append(directory)
+        except FileNotFoundError:
+            continue
+    return sorted(old)

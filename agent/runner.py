@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import pwd
+import shutil
 import signal
 import sys
 from collections import deque
@@ -29,6 +30,7 @@ from shared.messages import Event, RunJob
 log = logging.getLogger(__name__)
 WRAPPER_PID = "wrapper.pid"
 WATCH_INTERVAL_S = 0.2
+CLEANUP_INTERVAL_S = 3600.0
 
 
 @dataclass
@@ -52,10 +54,13 @@ class Runner:
         *,
         log_max_bytes: int,
         kill_grace_s: float,
+        keep_s: float = 7 * 86400.0,
         user: str = "",
     ) -> None:
         self.jobs_dir, self.node, self.clock = jobs_dir, node, clock
         self._log_max_bytes, self._kill_grace_s, self._user = log_max_bytes, kill_grace_s, user
+        self._keep_s = keep_s
+        self._next_cleanup = 0.0
         self._jobs: dict[str, Tracked] = {}
         self.outbox: deque[Event] = deque()
         self.queued = asyncio.Event()
@@ -177,7 +182,19 @@ class Runner:
     async def watch(self) -> None:
         while True:
             self.check()
+            if self.clock.now() >= self._next_cleanup:
+                await asyncio.to_thread(self.clean_up)
+                self._next_cleanup = self.clock.now() + CLEANUP_INTERVAL_S
             await asyncio.sleep(WATCH_INTERVAL_S)
+
+    def clean_up(self) -> int:
+        """Delete directories of jobs reported over more than `keep_s` ago."""
+        old = jobdir.expired(self.jobs_dir, self.clock.now() - self._keep_s)
+        for directory in old:
+            shutil.rmtree(directory, ignore_errors=True)
+        if old:
+            log.info("deleted %d job directories older than %gs", len(old), self._keep_s)
+        return len(old)
 
     def check(self) -> None:
         now = self.clock.now()

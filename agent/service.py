@@ -17,7 +17,7 @@ from agent.daemon import Agent
 from agent.identity import build_hello
 from agent.jobdir import count_running
 from agent.notify import Notifier
-from agent.runner import Runner
+from agent.runner import Runner, check_user
 from agent.samplers import build_samplers
 from agent.samplers.base import Availability, Sampler
 from agent.samplers.gpu import GpuSampler
@@ -67,6 +67,7 @@ async def serve(config: AgentConfig) -> None:
         clock,
         log_max_bytes=config.job_log_max_bytes,
         kill_grace_s=config.job_kill_grace,
+        keep_s=config.job_keep,
         user=config.job_user,
     )
     runner.recover()
@@ -145,3 +146,18 @@ def check_key(config: AgentConfig) -> Availability:
             "command key", False, f"{config.command_key_file}: {reason} (commands will be refused)"
         )
     return Availability("command key", True, str(config.command_key_file))
+
+
+def check_jobs(config: AgentConfig) -> Availability:
+    """Jobs can run: the jobs directory is writable and `job_user` is usable."""
+    try:
+        check_user(config.job_user)
+        config.jobs_dir.mkdir(parents=True, exist_ok=True)
+        probe = config.jobs_dir / ".dormouse-check"
+        probe.write_text("")
+        probe.unlink()
+    except (ConfigError, OSError) as exc:
+        return Availability("jobs", False, f"{config.jobs_dir}: {exc}", True)
+    who = config.job_user or "the agent's user"
+    running = count_running(config.jobs_dir)
+    return Availability("jobs", True, f"{config.jobs_dir}, run as {who}, {running} running", True)

@@ -80,6 +80,9 @@ class AgentConfig:
     job_log_max_bytes: int = setting(
         64 * 2**20, parse_bytes, "cap on each job's stdout and stderr files"
     )
+    job_keep: float = setting(
+        7 * 86400.0, parse_positive_seconds, "keep a reported job's directory this long"
+    )
     job_kill_grace: float = setting(
         10.0, parse_positive_seconds, "SIGTERM, then SIGKILL after, at the runtime limit"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import pytest
@@ -164,3 +165,16 @@ async def test_energy_is_power_times_time_while_the_job_runs(tmp_path):
 def test_a_job_user_that_does_not_exist_is_refused_at_start(tmp_path):
     with pytest.raises(ConfigError, match="no such user"):
         make_runner(tmp_path, user="no-such-user-dormouse")
+
+
+async def test_reported_job_directories_are_deleted_after_keep(tmp_path):
+    runner = make_runner(tmp_path, keep_s=3600.0)
+    await runner.start(run_job("old", PY, "-c", "pass"))
+    await runner.start(run_job("new", PY, "-c", "pass"))
+    for _ in range(2):
+        runner.delivered(await next_event(runner, "job_finished"))
+    jobs = tmp_path / "jobs"
+    two_hours_ago = runner.clock.now() - 7200
+    os.utime(jobs / "old" / "reported", (two_hours_ago, two_hours_ago))
+    assert runner.clean_up() == 1
+    assert sorted(p.name for p in jobs.iterdir()) == ["new"]

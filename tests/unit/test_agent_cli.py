@@ -18,6 +18,7 @@ def isolated(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DORMOUSE_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("DORMOUSE_COMMAND_KEY_FILE", str(tmp_path / "key"))
+    monkeypatch.setenv("DORMOUSE_JOBS_DIR", str(tmp_path / "jobs"))
 
 
 def test_help_lists_run_sample_check():
@@ -50,6 +51,8 @@ def test_check_fails_when_the_broker_is_unreachable(monkeypatch):
     assert rows["broker"]["ok"] is False
     assert rows["broker"]["required"] is True
     assert rows["spool"]["ok"] is True
+    assert rows["jobs"]["ok"] is True
+    assert "0 running" in rows["jobs"]["detail"]
     assert rows["command key"]["ok"] is False
     assert "commands will be refused" in rows["command key"]["detail"]
 
@@ -61,6 +64,14 @@ def test_check_fails_when_the_spool_is_not_writable(monkeypatch, tmp_path):
     monkeypatch.setenv("DORMOUSE_BROKER", "mqtt://127.0.0.1:1")
     rows = {r["check"]: r for r in json.loads(runner.invoke(app, ["check", "--json"]).output)}
     assert rows["spool"]["ok"] is False
+
+
+def test_check_fails_when_jobs_cannot_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("DORMOUSE_BROKER", "mqtt://127.0.0.1:1")
+    monkeypatch.setenv("DORMOUSE_JOB_USER", "no-such-user-dormouse")
+    rows = {r["check"]: r for r in json.loads(runner.invoke(app, ["check", "--json"]).output)}
+    assert rows["jobs"]["ok"] is False
+    assert "no such user" in rows["jobs"]["detail"]
 
 
 @pytest.mark.parametrize(
