@@ -15,7 +15,15 @@ import sqlalchemy as sa
 import typer
 
 from coordinator import __version__, history, jobs_cli
-from coordinator.cli_common import PROG, DbOption, JsonOption, fail, load, store
+from coordinator.cli_common import (
+    PROG,
+    DbOption,
+    JsonOption,
+    fail,
+    load,
+    positive_duration,
+    store,
+)
 from coordinator.service import serve
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
 from coordinator.store import repository as repo
@@ -225,12 +233,7 @@ def build_query(
     if output not in {"table", "csv", "json", "plot"}:
         fail("--format must be table, csv, json or plot")
     now = time.time()
-    try:
-        step_s = parse_duration(step)
-    except ValueError as exc:
-        fail(f"--step: {exc}")
-    if step_s <= 0:
-        fail("--step must be more than 0")
+    step_s = positive_duration(step, "--step")
     definition = BY_NAME[metric]
     return repo.SeriesQuery(
         node=node,

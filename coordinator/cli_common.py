@@ -12,6 +12,7 @@ from coordinator.service import open_store
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
 from shared.config_cli import load_from_cli
 from shared.console import reported_errors
+from shared.units import parse_duration
 
 PROG = "dormouse"
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the store")]
@@ -35,3 +36,14 @@ def store(config: Path | None, db: str | None) -> sa.Engine:
 def fail(reason: str, code: int = 2) -> NoReturn:
     typer.echo(f"{PROG}: error: {reason}", err=True)
     raise typer.Exit(code)
+
+
+def positive_duration(text: str, flag: str) -> float:
+    """A duration flag that must be more than zero, or a one-line error."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        fail(f"{flag}: {exc}")
+    if seconds <= 0:
+        fail(f"{flag} must be more than 0")
+    return seconds

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from coordinator import jobs_service
-from coordinator.cli_common import PROG, DbOption, JsonOption, fail, store
+from coordinator.cli_common import PROG, DbOption, JsonOption, fail, positive_duration, store
 from coordinator.history import iso
 from coordinator.jobstate import JobRecord
 from coordinator.placement.model import Request
@@ -83,12 +83,7 @@ def submit(
     """Queue a job; prints its id and when it should start and finish."""
     now = time.time()
     request = parse_request(cpus, mem, gpus, label)
-    try:
-        runtime_s = parse_duration(runtime)
-    except ValueError as exc:
-        fail(f"--runtime: {exc}")
-    if runtime_s <= 0:
-        fail("--runtime must be more than 0")
+    runtime_s = positive_duration(runtime, "--runtime")
     if len(command) > MAX_ARGV or len(name) > 128:
         fail(f"at most {MAX_ARGV} arguments and a name of at most 128 characters")
     job = JobRecord(

@@ -10,20 +10,14 @@ from typer.testing import CliRunner
 from coordinator.cli import app
 from coordinator.registry import NodeView
 from coordinator.store import repository as repo
-from coordinator.store.engine import create_engine, upgrade
 from tests import factories
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def store(monkeypatch, tmp_path):
-    for name in ("DORMOUSE_CONFIG", "DORMOUSE_BROKER"):
-        monkeypatch.delenv(name, raising=False)
-    url = f"sqlite:///{tmp_path / 'd.db'}"
-    monkeypatch.setenv("DORMOUSE_DB", url)
-    engine = create_engine(url)
-    upgrade(engine)
+def store(empty_store):
+    engine = empty_store
     batch = factories.telemetry(node="gpu-01", seq_first=0, count=120)
     with engine.begin() as conn:
         repo.insert_batches(conn, [batch])
@@ -41,8 +35,7 @@ def store(monkeypatch, tmp_path):
             ],
         )
         repo.write_stats(conn, {"samples_stored": 120.0, "dropped_schema": 3.0}, factories.TS)
-    engine.dispose()
-    return url
+    return engine.url
 
 
 def test_help_lists_every_command():

@@ -12,20 +12,14 @@ from typer.testing import CliRunner
 from coordinator.cli import app
 from coordinator.registry import NodeView
 from coordinator.store import repository as repo
-from coordinator.store.engine import create_engine, upgrade
 from tests import factories
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def store(monkeypatch, tmp_path):
-    for name in ("DORMOUSE_CONFIG", "DORMOUSE_BROKER"):
-        monkeypatch.delenv(name, raising=False)
-    url = f"sqlite:///{tmp_path / 'd.db'}"
-    monkeypatch.setenv("DORMOUSE_DB", url)
-    engine = create_engine(url)
-    upgrade(engine)
+def store(empty_store):
+    engine = empty_store
     view = NodeView(
         name="gpu-01",
         state="online",
@@ -35,8 +29,7 @@ def store(monkeypatch, tmp_path):
     )
     with engine.begin() as conn:
         repo.save_nodes(conn, [view])
-    engine.dispose()
-    return url
+    return engine.url
 
 
 def invoke(*args: str):

@@ -1,0 +1,21 @@
+"""Fixtures for in-process CLI tests."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from coordinator.store.engine import create_engine, upgrade
+
+
+@pytest.fixture
+def empty_store(monkeypatch, tmp_path) -> sa.Engine:
+    """A migrated SQLite store that `dormouse` commands find through DORMOUSE_DB."""
+    for name in ("DORMOUSE_CONFIG", "DORMOUSE_BROKER"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    monkeypatch.setenv("DORMOUSE_DB", url)
+    engine = create_engine(url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
