@@ -55,6 +55,7 @@ class Agent:
         self._connected: bool | None = None
         self._once = LogOnce(log)
         self.refused: Counter[str] = Counter()
+        self._stopping = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample and publish until `stop` is set, then say offline and return."""
@@ -65,6 +66,8 @@ class Agent:
                 group.create_task(self.runner.watch(), name="jobs"),
             ]
             await stop.wait()
+            self._stopping = True
+            log.info("stopping: %d jobs keep running under their wrappers", self.runner.count())
             self._notifier.stopping()
             await self._say_offline()
             for task in tasks:
@@ -98,6 +101,8 @@ class Agent:
                 self._set_connected(False, str(errors.exceptions[0]))
             finally:
                 self._client = None
+            if self._stopping:  # a disconnect that failed while cancelled: no retry
+                return
             await asyncio.sleep(backoff.next_delay())
 
     def _set_connected(self, connected: bool, reason: str) -> None:

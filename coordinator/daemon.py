@@ -135,6 +135,7 @@ class Coordinator:
         self.lost_ranges: list[tuple[str, int, int]] = []
         self.dispatcher = Dispatcher(engine, ingest.registry, config.jobs, self._send)
         self._no_key_logged = False
+        self._stopping = False
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
@@ -149,6 +150,7 @@ class Coordinator:
                 )
             ]
             await stop.wait()
+            self._stopping = True
             for task in tasks:
                 task.cancel()
         await asyncio.to_thread(self._final_flush)
@@ -188,6 +190,8 @@ class Coordinator:
                     async for message in client.messages:
                         await self._on_message(message)
             except aiomqtt.MqttError as exc:
+                if self._stopping:  # a disconnect that failed while cancelled: no retry
+                    return
                 if connected is not False:
                     log.warning("broker %s unreachable (%s): retrying", broker, exc)
                 connected = False

@@ -73,7 +73,7 @@ class AgentProcess:
     def kill(self, signum: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signum)
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=30)  # the MQTT disconnect alone may take its 10 s timeout
 
     def log(self) -> str:
         return (self.spool_dir.parent / f"{self.node}.log").read_text(errors="replace")

@@ -262,16 +262,11 @@ async def test_a_job_on_a_node_that_stays_offline_is_lost_or_requeued(
         plain = submit(
             coordinator, "--runtime", "1m", "--", PY, "-c", "import time; time.sleep(60)"
         )
-        again = submit(
-            coordinator,
-            "--requeue",
-            "--runtime",
-            "1m",
-            "--",
-            PY,
-            "-c",
-            "import time; time.sleep(3)",
+        slow_on_doomed = (  # long where it is lost, short where it runs again
+            "import os, time;"
+            f"time.sleep(60 if {doomed.node!r} in os.environ['DORMOUSE_JOB_DIR'] else 1)"
         )
+        again = submit(coordinator, "--requeue", "--runtime", "1m", "--", PY, "-c", slow_on_doomed)
         await eventually(when_all(coordinator, [plain, again], {"running"}), 30, "both running")
         fleet += start_agents(mosquitto, tmp_path, [1])
         await online(coordinator, fleet)
