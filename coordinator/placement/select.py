@@ -68,8 +68,10 @@ class NodeIndex:
     """Nodes in score order over a `free` map that this index alone updates during a pass.
 
     Nodes are bucketed by shape (labels, GPU count), each bucket sorted by score; a request
-    looks only at buckets that could hold it and takes the best first fit among them. That
-    is `select`'s answer (a property test checks it), without filtering every node.
+    looks only at buckets that could hold it and takes the best first fit among them. A
+    request with neither labels nor GPUs walks one order of every node instead (usually
+    stopping at its first node). That is `select`'s answer (a property test checks it),
+    without filtering every node.
     """
 
     def __init__(self, nodes: Iterable[NodeSnapshot], free: dict[str, Free]) -> None:
@@ -86,6 +88,8 @@ class NodeIndex:
             bucket.most_cpus = max(bucket.most_cpus, node.cpus)
             bucket.most_mem_bytes = max(bucket.most_mem_bytes, node.mem_bytes)
             self._bucket_of[node.name] = bucket
+        self._all = _Bucket({}, 0)
+        self._all.order = sorted(k for b in self._buckets.values() for k in b.order)
         for bucket in self._buckets.values():
             bucket.order.sort()
 
@@ -99,6 +103,9 @@ class NodeIndex:
         self, request: Request, accept: Callable[[NodeSnapshot], bool] | None = None
     ) -> NodeSnapshot | None:
         """What `select` would answer (restricted to nodes `accept` allows)."""
+        if not request.labels and not request.gpus:
+            key = self._all.first(request, accept, self._nodes, self.free)
+            return None if key is None else self._nodes[key[-1]]
         best: tuple[Any, ...] | None = None
         for bucket in self._buckets.values():
             if bucket.could_hold(request):
@@ -119,11 +126,15 @@ class NodeIndex:
 
     def take(self, node: NodeSnapshot, request: Request) -> tuple[int, ...]:
         """Allocate `request` on `node`; returns the GPU indices it gets."""
-        order = self._bucket_of[node.name].order
-        del order[bisect.bisect_left(order, self._key(node))]
+        orders = (self._bucket_of[node.name].order, self._all.order)
+        old = self._key(node)
+        for order in orders:
+            del order[bisect.bisect_left(order, old)]
         gpus = assign_gpus(self.free[node.name], request.gpus)
         self.free[node.name] = self.free[node.name].minus(request.cpus, request.mem_bytes, gpus)
-        bisect.insort(order, self._key(node))
+        new = self._key(node)
+        for order in orders:
+            bisect.insort(order, new)
         return gpus
 
 
