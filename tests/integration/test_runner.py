@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import sys
 
 import pytest
@@ -178,3 +179,16 @@ async def test_reported_job_directories_are_deleted_after_keep(tmp_path):
     os.utime(jobs / "old" / "reported", (two_hours_ago, two_hours_ago))
     assert runner.clean_up() == 1
     assert sorted(p.name for p in jobs.iterdir()) == ["new"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running jobs as another user needs root")
+async def test_a_job_runs_as_job_user(tmp_path):
+    tmp_path.chmod(0o755)  # the job's user must reach its directory
+    runner = make_runner(tmp_path, user="nobody")
+    (tmp_path / "jobs").chmod(0o755)
+    await runner.start(run_job("who", "/usr/bin/id", "-u"))  # the venv may be out of its reach
+    finished = await next_event(runner, "job_finished")
+    assert finished.exit_code == 0, (tmp_path / "jobs" / "who" / "stderr").read_text()
+    nobody = pwd.getpwnam("nobody")
+    assert (tmp_path / "jobs" / "who" / "stdout").read_text() == f"{nobody.pw_uid}\n"
+    assert (tmp_path / "jobs" / "who").stat().st_uid == nobody.pw_uid
