@@ -308,6 +308,7 @@ class Coordinator:
             "samples_buffered": self.writer.buffered,
             "duplicates": self.ingest.duplicates,
             "resends_sent": self.resends_sent,
+            "jobs_placed": self.dispatcher.placed,
             "seqs_lost": sum(last - first + 1 for _, first, last in self.lost_ranges),
             "lag_p50_s": lags[len(lags) // 2] if lags else 0.0,
             "lag_p99_s": lags[int(len(lags) * 0.99)] if lags else 0.0,

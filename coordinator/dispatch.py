@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from coordinator import jobstate
 from coordinator.jobstate import Change, JobRecord, JobState
-from coordinator.placement.scheduler import Plan, schedule
+from coordinator.placement.scheduler import schedule
 from coordinator.registry import Registry
 from coordinator.settings import Jobs
 from coordinator.snapshot import cluster_snapshot
@@ -36,7 +36,6 @@ class Dispatcher:
         self._wakes_logged: set[str] = set()
         self._unapplied: deque[Event] = deque()
         self.placed = 0
-        self.last_plan = Plan()
 
     async def tick(self, now: float) -> None:
         await self._apply_held()
@@ -96,7 +95,6 @@ class Dispatcher:
         }
         snapshot = cluster_snapshot(self._registry.nodes.values(), active)
         plan = schedule([j.as_job() for j in pending.values()], snapshot, now)
-        self.last_plan = plan
         for assignment in plan.assignments:
             change = jobstate.place(pending[assignment.job_id], assignment, now)
             if change is not None and await self._write(pending[assignment.job_id], change, now):
@@ -105,7 +103,7 @@ class Dispatcher:
         for wake in plan.wakes:
             if wake.node not in self._wakes_logged:
                 log.info("job %s waits for %s to wake", wake.job_id, wake.node)
-                self._wakes_logged.add(wake.node)
+        self._wakes_logged = {w.node for w in plan.wakes}  # said again if wanted again later
 
     async def _dispatch(self, job: JobRecord, now: float) -> None:
         factor = self._config.runtime_limit_factor

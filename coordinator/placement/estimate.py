@@ -9,6 +9,7 @@ there, so a queued estimate is optimistic; `basis` says which case applied.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from coordinator.placement.filters import never_fits, rejection
@@ -43,8 +44,12 @@ def estimate(job: Job, pending: list[Job], cluster: ClusterSnapshot, now: float)
         if wake.job_id == job.id:
             return _at(job, now + nodes[wake.node].resume_latency_s, wake.node, "wake")
     best: tuple[float, str] | None = None
+    free = free_capacity(cluster)
+    on_node: dict[str, list[Allocation]] = defaultdict(list)
+    for alloc in cluster.allocations:
+        on_node[alloc.node].append(alloc)
     for node in cluster.nodes:
-        start = _release_time(job, node, cluster.allocations, free_capacity(cluster)[node.name])
+        start = _release_time(job, node, on_node[node.name], free[node.name])
         if start is not None and (best is None or (max(start, now), node.name) < best):
             best = (max(start, now), node.name)
     if best is None:
@@ -59,13 +64,13 @@ def _at(job: Job, start: float, node: str | None, basis: str) -> Estimate:
 
 
 def _release_time(
-    job: Job, node: NodeSnapshot, allocations: tuple[Allocation, ...], free: Free
+    job: Job, node: NodeSnapshot, allocations: list[Allocation], free: Free
 ) -> float | None:
     """When enough of the node's allocations end for the job to fit there."""
     if node.power is Power.UNAVAILABLE or never_fits(job.request, node):
         return None
     ending = sorted(
-        (a for a in allocations if a.node == node.name and a.ends_at is not None),
+        (a for a in allocations if a.ends_at is not None),
         key=lambda a: a.ends_at,  # type: ignore[arg-type, return-value]
     )
     resume = node.resume_latency_s if node.power is Power.ASLEEP else 0.0
