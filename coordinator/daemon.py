@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from coordinator.dispatch import Dispatcher
 from coordinator.ingest import Ingest
+from coordinator.power_service import PowerService
 from coordinator.ratelimit import RateLimiter
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import repository as repo
@@ -133,7 +134,12 @@ class Coordinator:
         self.resends_sent = 0
         self._drop_log = RateLimiter(10.0)
         self.lost_ranges: list[tuple[str, int, int]] = []
-        self.dispatcher = Dispatcher(engine, ingest.registry, config.jobs, self._send)
+        self.dispatcher = Dispatcher(
+            engine, ingest.registry, config.jobs, self._send, self._resume_latency
+        )
+        self.power = PowerService(
+            engine, ingest.registry, config.power, self._send, self.dispatcher.release
+        )
         self._no_key_logged = False
         self._stopping = False
 
@@ -264,9 +270,14 @@ class Coordinator:
         while True:
             await asyncio.sleep(self.config.jobs.schedule_interval)
             try:
-                await self.dispatcher.tick(self.clock.now())
+                now = self.clock.now()
+                await self.dispatcher.tick(now)
+                await self.power.tick(now, self.dispatcher.active, self.dispatcher.plan)
             except sa.exc.SQLAlchemyError as exc:
-                log.warning("placement pass postponed: %s", exc.__class__.__name__)
+                log.warning("placement/power pass postponed: %s", exc.__class__.__name__)
+
+    def _resume_latency(self, node: str) -> float:
+        return self.power.resume_latency(node)
 
     async def _housekeeping_loop(self) -> None:
         tick = 0
@@ -309,6 +320,7 @@ class Coordinator:
             "duplicates": self.ingest.duplicates,
             "resends_sent": self.resends_sent,
             "jobs_placed": self.dispatcher.placed,
+            **{f"power_{k}": v for k, v in sorted(self.power.counts.items())},
             "seqs_lost": sum(last - first + 1 for _, first, last in self.lost_ranges),
             "lag_p50_s": lags[len(lags) // 2] if lags else 0.0,
             "lag_p99_s": lags[int(len(lags) * 0.99)] if lags else 0.0,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from coordinator import jobstate
 from coordinator.jobstate import Change, JobRecord, JobState
-from coordinator.placement.scheduler import schedule
+from coordinator.placement.scheduler import Plan, schedule
 from coordinator.registry import Registry
 from coordinator.settings import Jobs
 from coordinator.snapshot import cluster_snapshot
@@ -30,8 +30,18 @@ Send = Callable[[str, CommandBody], Awaitable[bool]]
 
 
 class Dispatcher:
-    def __init__(self, engine: sa.Engine, registry: Registry, config: Jobs, send: Send) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        registry: Registry,
+        config: Jobs,
+        send: Send,
+        resume_latency: Callable[[str], float] = lambda _: 0.0,
+    ) -> None:
         self._engine, self._registry, self._config, self._send = engine, registry, config, send
+        self._resume_latency = resume_latency
+        self.active: list[JobRecord] = []  # as of the last pass, for the power policy
+        self.plan = Plan()
         self._sent_at: dict[str, float] = {}  # job id -> when run/cancel was last sent
         self._wakes_logged: set[str] = set()
         self._unapplied: deque[Event] = deque()
@@ -44,6 +54,7 @@ class Dispatcher:
         await self._cancel(active, now)
         await self._place(active, now)
         await self._retry(active, now)
+        self.active = active
         live = {j.id for j in active}
         self._sent_at = {k: v for k, v in self._sent_at.items() if k in live}
 
@@ -93,8 +104,8 @@ class Dispatcher:
         pending = {
             j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
         }
-        snapshot = cluster_snapshot(self._registry.nodes.values(), active)
-        plan = schedule([j.as_job() for j in pending.values()], snapshot, now)
+        snapshot = cluster_snapshot(self._registry.nodes.values(), active, self._resume_latency)
+        plan = self.plan = schedule([j.as_job() for j in pending.values()], snapshot, now)
         for assignment in plan.assignments:
             change = jobstate.place(pending[assignment.job_id], assignment, now)
             if change is not None and await self._write(pending[assignment.job_id], change, now):
@@ -104,6 +115,12 @@ class Dispatcher:
             if wake.node not in self._wakes_logged:
                 log.info("job %s waits for %s to wake", wake.job_id, wake.node)
         self._wakes_logged = {w.node for w in plan.wakes}  # said again if wanted again later
+
+    async def release(self, node: str, now: float, reason: str) -> None:
+        """Jobs placed on a node that will not come (failed to resume) go back to the queue."""
+        for job in await asyncio.to_thread(self._load):
+            if job.node == node and job.state is JobState.PLACED:
+                await self._write(job, jobstate.unplace(job, reason), now)
 
     async def _dispatch(self, job: JobRecord, now: float) -> None:
         factor = self._config.runtime_limit_factor

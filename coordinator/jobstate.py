@@ -146,6 +146,14 @@ def _lost(job: JobRecord, event: Event) -> Change:
     return lose(job, event.ts, event.detail or f"{event.node} no longer has it")
 
 
+def unplace(job: JobRecord, reason: str) -> Change:
+    """A placed job whose node will not take it (it failed to resume): back in the queue."""
+    again = dataclasses.replace(
+        job, state=JobState.PENDING, node=None, gpu_indices=(), placed_at=None
+    )
+    return Change(again, "requeued", reason)
+
+
 def lose(job: JobRecord, now: float, reason: str) -> Change:
     """The job's node lost it (or stayed offline too long): lost, or back in the queue."""
     if job.requeue:

@@ -1,8 +1,10 @@
-"""Live node state, pure: hello, status and telemetry in, node views out.
+"""Live node state, pure: hello, status, telemetry and power decisions in, node views out.
 
-States here are the ingest part of the design's machine: `online`, `sleeping` (the agent said
-so), `offline` (its Last Will, or no telemetry for `offline_after`). The power issue adds
-idle, asleep, waking and failed on top.
+States (DESIGN.md, "States"): `online`; `sleeping` (a sleep was sent or the agent said so);
+`asleep` (a sleeping node that went quiet: wakeable); `waking` (a wake was sent); `failed`
+(not back within `resume_timeout`: excluded until `dormouse clear`); `offline` (its Last
+Will or no telemetry for `offline_after`, without a sleep before). Idle is not a state here:
+the power policy tracks how long an online node has been idle.
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ class NodeView:
     last_seen: float | None = None
     hello: Hello | None = None
     latest: dict[str, Any] = field(default_factory=dict)
+
+
+RESUMING = frozenset({"offline", "asleep", "waking"})  # telemetry from these: back online
+
+
+def _after_status(state: str, said: str) -> str:
+    """The agent's status, read against what the coordinator knows. A sleeping node that
+    drops off (Last Will or its own `offline`) is asleep, not offline; a failed node stays
+    failed until an operator clears it."""
+    if state == "failed":
+        return state
+    if said == "offline" and state in {"sleeping", "asleep", "waking"}:
+        return "asleep" if state == "sleeping" else state
+    return said
 
 
 def summarise(batch: TelemetryBatch) -> dict[str, Any]:
@@ -64,25 +80,36 @@ class Registry:
         self._node(hello.node, now).hello = hello
 
     def on_status(self, status: Status, now: float) -> None:
-        self._set_state(self._node(status.node, now), status.state, now)
+        node = self._node(status.node, now)
+        self._set_state(node, _after_status(node.state, status.state), now)
 
     def on_telemetry(self, batch: TelemetryBatch, now: float) -> None:
         node = self._node(batch.node, now)
         node.last_seen = now
         if node.latest.get("seq", -1) < batch.seq_last:  # a resent old batch is not "latest"
             node.latest = summarise(batch)
-        if node.state == "offline":
+        if node.state in RESUMING:
             self._set_state(node, "online", now)
 
+    def mark(self, name: str, state: str, now: float) -> None:
+        """A power decision: `sleeping` (sent), `waking` (sent), `failed`, or a cleared node."""
+        self._set_state(self._node(name, now), state, now)
+
     def expire(self, now: float) -> list[str]:
-        """Online nodes silent for `offline_after`: now offline. Returns their names."""
+        """Nodes silent for `offline_after`: online ones go offline (returned, for the log),
+        sleeping ones asleep (suspended hosts say nothing)."""
         gone = []
         for node in self.nodes.values():
             silent = node.last_seen is None or now - node.last_seen > self._offline_after_s
-            if node.state == "online" and silent and now - node.state_since > self._offline_after_s:
+            if not silent or now - node.state_since <= self._offline_after_s:
+                continue
+            if node.state == "online":
                 self._set_state(node, "offline", now)
                 self.changed.add(node.name)
                 gone.append(node.name)
+            elif node.state == "sleeping":
+                self._set_state(node, "asleep", now)
+                self.changed.add(node.name)
         return gone
 
     def take_changed(self) -> list[NodeView]:

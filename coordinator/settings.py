@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from coordinator.power.policy import PowerPolicy
 from shared.config import (
     BrokerUrl,
     default_data_dir,
+    parse_bool,
     parse_broker_url,
+    parse_choice,
     parse_log_level,
     parse_node,
     parse_path,
+    parse_port,
     parse_positive_seconds,
     parse_str,
     section,
@@ -76,6 +80,112 @@ class Jobs:
     )
 
 
+def parse_count0(value: Any) -> int:
+    number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return number
+
+
+def parse_pct(value: Any) -> float:
+    number = parse_factor(value)
+    if number > 100:
+        raise ValueError(f"expected a percentage 0..100, got {value!r}")
+    return number
+
+
+def parse_names(value: Any) -> frozenset[str]:
+    """A TOML array of node names, or "a,b" from the environment."""
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise TypeError(f"expected a list of node names, got {type(value).__name__}")
+    return frozenset(parse_node(item) for item in items)
+
+
+def parse_costs(value: Any) -> dict[str, float]:
+    """A TOML table node = cost per hour, or "gpu1=1.2,gpu2=0.8" from the environment."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(f"expected node=cost pairs separated by commas, got {value!r}")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a table of node = cost, got {type(value).__name__}")
+    return {parse_node(k): parse_factor(v) for k, v in value.items()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Power:
+    sleep_idle: bool = setting(False, parse_bool, "put idle nodes to sleep (off: only wake)")
+    idle_after: float = setting(
+        900.0, parse_positive_seconds, "a node idle this long may be put to sleep"
+    )
+    cpu_idle_pct: float = setting(10.0, parse_pct, "CPU utilisation under which a node is idle")
+    gpu_idle_pct: float = setting(5.0, parse_pct, "GPU utilisation under which a node is idle")
+    min_awake: int = setting(1, parse_count0, "never fewer awake nodes than this")
+    spare_gpus: int = setting(0, parse_count0, "free GPUs kept awake for new work")
+    min_awake_time: float = setting(
+        600.0, parse_positive_seconds, "a node stays up at least this long before sleeping"
+    )
+    min_asleep_time: float = setting(
+        120.0, parse_positive_seconds, "a node sleeps at least this long before a wake"
+    )
+    max_sleeps_per_min: int = setting(2, parse_count0, "sleep commands sent per minute, at most")
+    resume_timeout: float = setting(
+        300.0, parse_positive_seconds, "a woken node not back by then is failed"
+    )
+    never_sleep: frozenset[str] = setting(frozenset(), parse_names, "nodes never put to sleep")
+    resume_latency: float = setting(
+        60.0, parse_positive_seconds, "assumed resume time until wakes have been measured"
+    )
+    wol_broadcast: str = setting("255.255.255.255", parse_str, "Wake-on-LAN target address")
+    wol_port: int = setting(9, parse_port, "Wake-on-LAN UDP port")
+    ipmi_command: str = setting(
+        "", parse_str, "wake by IPMI: command template, {node} {hostname} {mac} filled in"
+    )
+    wake_command: str = setting(
+        "", parse_str, "wake by a custom command: template, {node} {hostname} {mac}"
+    )
+
+    def policy(self) -> PowerPolicy:
+        return PowerPolicy(
+            sleep_idle=self.sleep_idle,
+            idle_after_s=self.idle_after,
+            cpu_idle_pct=self.cpu_idle_pct,
+            gpu_idle_pct=self.gpu_idle_pct,
+            min_awake=self.min_awake,
+            spare_gpus=self.spare_gpus,
+            min_awake_time_s=self.min_awake_time,
+            min_asleep_time_s=self.min_asleep_time,
+            max_sleeps_per_min=self.max_sleeps_per_min,
+            resume_timeout_s=self.resume_timeout,
+            never_sleep=self.never_sleep,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cost:
+    price_kwh: float = setting(0.15, parse_factor, "energy price per kWh")
+    fixed_per_node_hour: float = setting(
+        0.0, parse_factor, "fixed cost per node-hour (amortisation, licences, operations)"
+    )
+    fixed_per_hour: dict[str, float] = field(
+        default_factory=dict,
+        metadata={
+            "parse": parse_costs,
+            "doc": "per-node fixed cost per hour, over fixed_per_node_hour: {gpu1 = 1.2}",
+        },
+    )
+    sleep_power_w: float = setting(5.0, parse_factor, "a sleeping node's power draw (W)")
+    idle_power_w: float = setting(
+        100.0, parse_factor, "idle power assumed for a node with no idle samples (W)"
+    )
+    budget: float = setting(0.0, parse_factor, "spending limit per budget_period (0: none)")
+    budget_period: str = setting(
+        "month", parse_choice("day", "week", "month"), "day, week or month"
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoordinatorConfig:
     broker: BrokerUrl = setting(
@@ -108,6 +218,8 @@ class CoordinatorConfig:
     )
     retention: Retention = section(Retention, "how long each tier is kept")
     jobs: Jobs = section(Jobs, "placement and job lifecycle")
+    power: Power = section(Power, "sleep and wake policy")
+    cost: Cost = section(Cost, "energy price, fixed costs, budget")
     log_level: str = setting("INFO", parse_log_level, "debug, info, warning or error")
 
     @property

@@ -6,16 +6,16 @@ so `dormouse submit` and `dormouse pick` answer from what the coordinator last s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from coordinator.jobstate import ON_NODE, JobRecord
 from coordinator.placement.model import ClusterSnapshot, NodeSnapshot, Power
 from coordinator.registry import NodeView
 
-POWER_OF_STATE = {"online": Power.AWAKE}  # the power issue adds asleep (wakeable) nodes
+POWER_OF_STATE = {"online": Power.AWAKE, "asleep": Power.ASLEEP}  # others: not now
 
 
-def node_snapshot(view: NodeView) -> NodeSnapshot | None:
+def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot | None:
     """None for a node that has not said hello yet: its capacity is unknown."""
     hello = view.hello
     if hello is None:
@@ -29,10 +29,17 @@ def node_snapshot(view: NodeView) -> NodeSnapshot | None:
         labels=dict(hello.labels),
         connections=int(view.latest.get("connections") or 0),
         util_pct=float(view.latest.get("cpu_util_pct") or 0.0),
+        resume_latency_s=resume_latency_s,
     )
 
 
-def cluster_snapshot(views: Iterable[NodeView], jobs: Iterable[JobRecord]) -> ClusterSnapshot:
-    nodes = tuple(n for n in map(node_snapshot, views) if n is not None)
+def cluster_snapshot(
+    views: Iterable[NodeView],
+    jobs: Iterable[JobRecord],
+    resume_latency: Callable[[str], float] = lambda _: 0.0,
+) -> ClusterSnapshot:
+    """`resume_latency` gives each node's expected resume time (learned from its wakes)."""
+    snapshots = (node_snapshot(v, resume_latency(v.name)) for v in views)
+    nodes = tuple(n for n in snapshots if n is not None)
     allocations = tuple(j.allocation() for j in jobs if j.state in ON_NODE and j.node)
     return ClusterSnapshot(nodes, allocations)

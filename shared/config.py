@@ -170,13 +170,14 @@ def parse_ports(value: Any) -> tuple[int, ...]:
     items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise TypeError(f"expected a list of ports, got {type(value).__name__}")
-    ports = []
-    for item in items:
-        port = int(item) if isinstance(item, str) and item.isdigit() else item
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"not a TCP port: {item!r}")
-        ports.append(port)
-    return tuple(sorted(set(ports)))
+    return tuple(sorted({parse_port(item) for item in items}))
+
+
+def parse_port(value: Any) -> int:
+    port = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"not a port: {value!r}")
+    return port
 
 
 def parse_labels(value: Any) -> dict[str, str]:

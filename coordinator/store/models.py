@@ -146,3 +146,27 @@ job_events = sa.Table(
     sa.Column("detail", sa.String(1024), nullable=False),
     sa.Index("ix_job_events_job_id", "job_id"),
 )
+
+power_events = sa.Table(
+    "power_events",
+    Base.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("node", NODE_NAME, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # sleep, asleep, wake, resumed, fail, ...
+    sa.Column("reason", sa.String(512), nullable=False),
+    sa.Column("value", sa.Double),  # resumed: seconds from the wake
+    sa.Index("ix_power_events_ts", "ts"),
+)
+
+power_requests = sa.Table(
+    "power_requests",
+    Base.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("node", NODE_NAME, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # sleep, wake, clear
+    sa.Column("force", sa.Boolean, nullable=False),
+    sa.Column("done_at", sa.Double),
+    sa.Column("outcome", sa.String(512)),
+)

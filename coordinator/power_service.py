@@ -1,0 +1,255 @@
+"""The power side of `dormouse run`: feed the pure policy, carry out its actions.
+
+Each pass (after the jobs pass, from the same snapshot): note what nodes did since the last
+pass (fell asleep, came back, with the resume latency learned from it), carry out operator
+requests, ask `policy.decide` what to do, and do it: a signed `sleep` command, a wake
+(`coordinator.wakers`), or `failed` with the node's placed jobs back in the queue. Every
+decision and transition is written as a power event with its reason; events wait in memory
+while the database is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+
+import sqlalchemy as sa
+
+from coordinator import wakers
+from coordinator.jobstate import ON_NODE, JobRecord, JobState
+from coordinator.placement.filters import never_fits
+from coordinator.placement.model import Request
+from coordinator.placement.scheduler import Plan
+from coordinator.power.policy import (
+    Action,
+    NodePower,
+    NodeState,
+    WakeWanted,
+    decide,
+    idle_since,
+    manual_refusal,
+)
+from coordinator.registry import NodeView, Registry
+from coordinator.settings import Power
+from coordinator.snapshot import node_snapshot
+from coordinator.store import power as power_rows
+from coordinator.store.power import PowerEvent, PowerRequest
+from shared.messages import CommandBody, Sleep
+
+log = logging.getLogger(__name__)
+Send = Callable[[str, CommandBody], Awaitable[bool]]
+Release = Callable[[str, float, str], Awaitable[None]]
+REQUEST_TTL_S = 60.0
+LATENCY_SAMPLES = 5
+
+
+class PowerService:
+    def __init__(
+        self, engine: sa.Engine, registry: Registry, config: Power, send: Send, release: Release
+    ) -> None:
+        self._engine, self._registry, self._config = engine, registry, config
+        self._send, self._release = send, release
+        self._policy = config.policy()
+        self._seen: dict[str, str] = {}  # node -> state at the last pass
+        self._idle: dict[str, float | None] = {}
+        self._latencies: dict[str, deque[float]] = defaultdict(
+            lambda: deque(maxlen=LATENCY_SAMPLES)
+        )
+        self._sleeps: deque[float] = deque(maxlen=1000)
+        self._wake_sent: dict[str, float] = {}
+        self._unwritten: list[PowerEvent] = []
+        self._loaded = False
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def resume_latency(self, node: str) -> float:
+        """Mean of the node's last measured resumes; the configured guess until there are some."""
+        seen = self._latencies.get(node)
+        return sum(seen) / len(seen) if seen else self._config.resume_latency
+
+    async def tick(self, now: float, active: list[JobRecord], plan: Plan) -> None:
+        if not self._loaded:
+            await asyncio.to_thread(self._load_history)
+        self._observe(now)
+        nodes = self._node_power(now, active, plan)
+        await self._requests(nodes, now)
+        wanted = [
+            WakeWanted(w.node, f"job {w.job_id} cannot start on awake nodes") for w in plan.wakes
+        ]
+        for action in decide(nodes, wanted, self._policy, now, self._sleeps):
+            await self._carry_out(action, now)
+        await asyncio.to_thread(self._flush)
+
+    def _load_history(self) -> None:
+        with self._engine.connect() as conn:
+            for event in power_rows.events(conn, kinds=("resumed",), limit=10_000):
+                if event.value is not None:
+                    self._latencies[event.node].append(event.value)
+            self._sleeps.extend(e.ts for e in power_rows.events(conn, kinds=("sleep",), limit=100))
+        self._loaded = True
+
+    def _event(
+        self, now: float, node: str, kind: str, reason: str, value: float | None = None
+    ) -> None:
+        self._unwritten.append(PowerEvent(now, node, kind, reason, value))
+        self.counts[kind] += 1
+
+    def _flush(self) -> None:
+        if self._unwritten:
+            with self._engine.begin() as conn:
+                power_rows.log_events(conn, self._unwritten)
+            self._unwritten = []
+
+    def _observe(self, now: float) -> None:
+        """Transitions the registry saw (from agents) since the last pass, as events."""
+        for view in self._registry.nodes.values():
+            before = self._seen.get(view.name)
+            self._seen[view.name] = view.state
+            if before is None or before == view.state:
+                continue
+            if view.state == "asleep":
+                self._event(now, view.name, "asleep", f"quiet after {before}")
+            elif view.state == "online" and before in {"waking", "asleep", "sleeping"}:
+                latency = (
+                    view.state_since - self._woken_at(view.name) if before == "waking" else None
+                )
+                if latency is not None:
+                    self._latencies[view.name].append(latency)
+                reason = (
+                    f"back after {latency:.1f}s" if latency is not None else f"back from {before}"
+                )
+                self._event(now, view.name, "resumed", reason, latency)
+                log.info("node %s is online again (%s)", view.name, reason)
+
+    def _woken_at(self, node: str) -> float:
+        return self._wake_sent.get(node, self._registry.nodes[node].state_since)
+
+    def _node_power(self, now: float, active: list[JobRecord], plan: Plan) -> list[NodePower]:
+        jobs: dict[str, int] = defaultdict(int)
+        used_gpus: dict[str, int] = defaultdict(int)
+        for job in active:
+            if job.state in ON_NODE and job.node:
+                jobs[job.node] += 1
+                used_gpus[job.node] += len(job.gpu_indices)
+        for assignment in plan.assignments:
+            jobs[assignment.node] += 1
+            used_gpus[assignment.node] += len(assignment.gpus)
+        waiting = {w.job_id for w in plan.waiting}
+        requests = [
+            j.as_job().request for j in active if j.id in waiting and j.state is JobState.PENDING
+        ]
+        return [
+            self._one(view, now, jobs[view.name], used_gpus[view.name], requests)
+            for view in self._registry.nodes.values()
+        ]
+
+    def _one(
+        self, view: NodeView, now: float, jobs: int, used_gpus: int, requests: list[Request]
+    ) -> NodePower:
+        latest = view.latest
+        self._idle[view.name] = idle_since(
+            self._idle.get(view.name) if view.state == "online" else None,
+            cpu_util_pct=latest.get("cpu_util_pct"),
+            gpu_util_pct=latest.get("gpu_util_pct"),
+            jobs=jobs,
+            ts=now,
+            policy=self._policy,
+        )
+        snapshot = node_snapshot(view)
+        gpus = len(view.hello.gpus) if view.hello else 0
+        return NodePower(
+            name=view.name,
+            state=NodeState(view.state),
+            state_since=view.state_since,
+            idle_since=self._idle[view.name],
+            jobs=jobs,
+            wanted=snapshot is not None and any(never_fits(r, snapshot) is None for r in requests),
+            gpus=gpus,
+            free_gpus=max(0, gpus - used_gpus),
+            can_sleep=bool(view.hello and view.hello.sleep_methods),
+            can_wake=wakers.wake_method(view.hello, self._config) is not None,
+        )
+
+    async def _carry_out(self, action: Action, now: float) -> bool:
+        if action.kind == "sleep":
+            return await self._sleep(action.node, action.reason, now)
+        if action.kind == "wake":
+            return await self._wake(action.node, action.reason, now)
+        self._registry.mark(action.node, "failed", now)
+        self._event(now, action.node, "failed", action.reason)
+        log.error(
+            "node %s failed: %s; `dormouse clear %s` once it is fixed",
+            action.node,
+            action.reason,
+            action.node,
+        )
+        await self._release(action.node, now, f"{action.node} failed to resume")
+        return True
+
+    async def _sleep(self, node: str, reason: str, now: float) -> bool:
+        if not await self._send(node, Sleep(reason=reason)):
+            return False
+        self._registry.mark(node, "sleeping", now)
+        self._sleeps.append(now)
+        self._event(now, node, "sleep", reason)
+        log.info("node %s: sleep sent (%s)", node, reason)
+        return True
+
+    async def _wake(self, node: str, reason: str, now: float) -> bool:
+        view = self._registry.nodes[node]
+        try:
+            how = await wakers.wake(view.hello, self._config) if view.hello else None
+        except OSError as exc:
+            self._event(now, node, "wake_error", f"{reason}: {exc}")
+            log.error("node %s: wake failed: %s", node, exc)
+            return False
+        self._registry.mark(node, "waking", now)
+        self._wake_sent[node] = now
+        self._event(now, node, "wake", f"{reason} ({how})")
+        log.info("node %s: woken (%s): %s", node, reason, how)
+        return True
+
+    async def _requests(self, nodes: list[NodePower], now: float) -> None:
+        """Operator requests, refused with the reason when the policy forbids them."""
+        pending = await asyncio.to_thread(self._open_requests)
+        by_name = {n.name: n for n in nodes}
+        for request in pending:
+            outcome = await self._request(request, by_name, nodes, now)
+            self._event(now, request.node, f"request_{request.action}", outcome)
+            await asyncio.to_thread(self._finish, request.id, outcome, now)
+
+    def _open_requests(self) -> list[PowerRequest]:
+        with self._engine.connect() as conn:
+            return power_rows.open_requests(conn)
+
+    def _finish(self, request_id: int, outcome: str, now: float) -> None:
+        with self._engine.begin() as conn:
+            power_rows.finish_request(conn, request_id, outcome, now)
+
+    async def _request(
+        self,
+        request: PowerRequest,
+        by_name: dict[str, NodePower],
+        nodes: list[NodePower],
+        now: float,
+    ) -> str:
+        node = by_name.get(request.node)
+        if node is None:
+            return f"refused: unknown node {request.node}"
+        if now - request.ts > REQUEST_TTL_S:
+            return f"expired: not acted on within {REQUEST_TTL_S:g}s"
+        refusal = manual_refusal(
+            request.action, node, nodes, self._policy, now, force=request.force
+        )
+        if refusal is not None:
+            return f"refused: {refusal}"
+        if request.action == "clear":
+            self._registry.mark(node.name, "asleep", now)
+            return "done: cleared, asleep until woken or heard from"
+        why = "operator" + (" (forced)" if request.force else "")
+        if request.action == "sleep":
+            done = await self._sleep(node.name, why, now)
+        else:
+            done = await self._wake(node.name, why, now)
+        return "done" if done else "failed: could not be sent now (see the coordinator log)"
