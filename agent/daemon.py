@@ -22,16 +22,21 @@ from agent.runner import Runner
 from agent.samplers.base import Sampler
 from agent.sampling import take_sample
 from agent.settings import AgentConfig
+from agent.sleeper import Sleeper, SleepFailed
 from agent.spool import Spool
 from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import decode, encode
 from shared.errors import CommandRejected, DecodeError
-from shared.messages import CancelJob, Command, Hello, Resend, RunJob, Status
+from shared.messages import CancelJob, Command, Event, Hello, Resend, RunJob, Sleep, Status
 from shared.signing import Verifier
 from shared.topics import Kind, topic
 
 log = logging.getLogger(__name__)
+
+
+class GoingToSleep(Exception):
+    """Raised in the command task to leave the broker session before the host sleeps."""
 
 
 class Agent:
@@ -46,11 +51,15 @@ class Agent:
         verifier: Verifier | None,
         hello: Callable[[], Hello],
         runner: Runner,
+        sleeper: Sleeper,
     ) -> None:
         self.config, self.spool, self.clock = config, spool, clock
         self._samplers, self._notifier, self._verifier = samplers, notifier, verifier
         self._hello = hello
         self.runner = runner
+        self._sleeper = sleeper
+        self.awake = asyncio.Event()
+        self.awake.set()
         self._client: aiomqtt.Client | None = None
         self._connected: bool | None = None
         self._once = LogOnce(log)
@@ -76,6 +85,10 @@ class Agent:
     async def _sample_loop(self) -> None:
         deadline = time.monotonic()
         while True:
+            if not self.awake.is_set():  # a sleeping host takes no samples
+                self._notifier.watchdog()
+                await asyncio.sleep(self.config.interval)
+                continue
             sample = take_sample(self._samplers, self.clock.now())
             self.spool.append(sample)
             self.runner.on_sample(sample.ts, sample.metrics.get("power_w"))
@@ -87,6 +100,7 @@ class Agent:
     async def _mqtt_loop(self) -> None:
         backoff = Backoff()
         while True:
+            going_to_sleep = False
             try:
                 async with self._new_client() as client:
                     self._client = client
@@ -99,10 +113,15 @@ class Agent:
                         group.create_task(self._event_loop(client), name="events")
             except* aiomqtt.MqttError as errors:
                 self._set_connected(False, str(errors.exceptions[0]))
+            except* GoingToSleep:
+                going_to_sleep = True
             finally:
                 self._client = None
             if self._stopping:  # a disconnect that failed while cancelled: no retry
                 return
+            if going_to_sleep:
+                await self._sleep()
+                continue
             await asyncio.sleep(backoff.next_delay())
 
     def _set_connected(self, connected: bool, reason: str) -> None:
@@ -141,7 +160,7 @@ class Agent:
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         telemetry = topic(self.config.node, Kind.TELEMETRY)
         while True:
-            while (batch := self.spool.next_unsent()) is not None:
+            while self.awake.is_set() and (batch := self.spool.next_unsent()) is not None:
                 await client.publish(telemetry, encode(batch), qos=1)  # returns on PUBACK
                 self.spool.mark_sent(batch)
             await asyncio.sleep(self.config.publish_interval)
@@ -187,10 +206,51 @@ class Agent:
             await self.runner.start(body)
         elif isinstance(body, CancelJob):
             self.runner.cancel(body.job_id, body.grace_s)
+        elif isinstance(body, Sleep):
+            await self._before_sleep(client, body)
         else:
             self._once.warning(
                 ("op", body.OP), "command %r is not supported by this agent", body.OP
             )
+
+    async def _before_sleep(self, client: aiomqtt.Client, body: Sleep) -> None:
+        """Acknowledge, say `sleeping`, then `offline` as the Last Will of a suspended host
+        would, and leave the session (the broker keeps queueing commands for it)."""
+        node, events = self.config.node, topic(self.config.node, Kind.EVENTS)
+        running = self.runner.count()
+        if running:
+            refusal = Event(
+                node=node,
+                ts=self.clock.now(),
+                kind="sleep_refused",
+                detail=f"{running} job(s) running",
+            )
+            await client.publish(events, encode(refusal), qos=1)
+            log.warning("sleep refused: %d job(s) running", running)
+            return
+        self.awake.clear()  # no sample or batch after the statuses below
+        ack = Event(
+            node=node, ts=self.clock.now(), kind="sleep_ack", detail=self.config.sleep_method
+        )
+        await client.publish(events, encode(ack), qos=1)
+        for state in ("sleeping", "offline"):
+            status = Status(node=node, ts=self.clock.now(), state=state)
+            await client.publish(topic(node, Kind.STATUS), encode(status), qos=1, retain=True)
+        log.info(
+            "going to sleep (%s) by %s", body.reason or "no reason given", self.config.sleep_method
+        )
+        raise GoingToSleep
+
+    async def _sleep(self) -> None:
+        """Sampling stays paused until the method returns, once the host is back."""
+        try:
+            how = await self._sleeper.sleep()
+        except SleepFailed as exc:
+            how = f"did not sleep: {exc}"
+            log.error("sleep failed: %s", exc)
+        finally:
+            self.awake.set()
+        log.info("awake again: %s", how)
 
     async def _say_offline(self) -> None:
         """A clean disconnect does not fire the Last Will, so say `offline` ourselves."""

@@ -39,7 +39,7 @@ def build_hello(
         agent_version=__version__,
         cpus=config.offer_cpus or os.cpu_count() or 1,
         mem_total_bytes=max(1, config.offer_mem or mem_total_bytes),
-        macs=mac_addresses(),
+        macs=config.macs or mac_addresses(),
         gpus=gpus,
         labels=config.labels,
         sleep_methods=(config.sleep_method,),

@@ -14,7 +14,7 @@ from typing import TypeVar
 import aiomqtt
 
 from agent.daemon import Agent
-from agent.identity import build_hello
+from agent.identity import build_hello, mac_addresses
 from agent.jobdir import count_running
 from agent.notify import Notifier
 from agent.runner import Runner, check_user
@@ -23,6 +23,7 @@ from agent.samplers.base import Availability, Sampler
 from agent.samplers.gpu import GpuSampler
 from agent.samplers.memory import MemorySampler
 from agent.settings import AgentConfig
+from agent.sleeper import Sleeper
 from agent.spool import Spool
 from shared.clock import SystemClock
 from shared.config import read_key_file
@@ -98,6 +99,7 @@ async def serve(config: AgentConfig) -> None:
             verifier=load_verifier(config, clock.now()),
             hello=hello,
             runner=runner,
+            sleeper=Sleeper(config, config.macs or mac_addresses()),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -18,12 +18,13 @@ from shared.config import (
     parse_log_level,
     parse_node,
     parse_path,
+    parse_port,
     parse_ports,
     parse_positive_seconds,
     parse_str,
     setting,
 )
-from shared.messages import SLEEP_METHODS, WAKE_METHODS
+from shared.messages import MAC_RE, SLEEP_METHODS, WAKE_METHODS
 
 DEFAULT_CONFIG_PATH = Path("/etc/dormouse/agent.toml")
 
@@ -32,6 +33,18 @@ def default_node_name() -> str:
     """The short host name, with characters a topic cannot hold replaced by '-'."""
     name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:64]
     return name if name.strip(".") else "node"
+
+
+def parse_macs(value: object) -> tuple[str, ...]:
+    """A TOML array of MACs, or "aa:bb:..,.." from the environment."""
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise TypeError(f"expected a list of MAC addresses, got {type(value).__name__}")
+    macs = [str(item).lower().replace("-", ":") for item in items]
+    for mac in macs:
+        if not MAC_RE.fullmatch(mac):
+            raise ValueError(f"not a MAC address: {mac!r} (e.g. 52:54:00:12:34:56)")
+    return tuple(macs)
 
 
 def parse_count0(value: object) -> int:
@@ -68,6 +81,21 @@ class AgentConfig:
     )
     wake_methods: tuple[str, ...] = setting(
         ("wol",), parse_choices(*sorted(WAKE_METHODS)), "how this host can be woken"
+    )
+    sleep_command: str = setting(
+        "", parse_str, "sleep_method = command: the command line (run without a shell)"
+    )
+    rtcwake_after: float = setting(
+        8 * 3600.0, parse_positive_seconds, "sleep_method = rtcwake: the RTC wakes the host after"
+    )
+    macs: tuple[str, ...] = setting(
+        (), parse_macs, "MACs to wake this host by (empty: every interface's)"
+    )
+    wol_listen_port: int = setting(
+        9, parse_port, "sleep_method = dry-run: UDP port where a magic packet ends the sleep"
+    )
+    dry_run_max: float = setting(
+        3600.0, parse_positive_seconds, "sleep_method = dry-run: wake by itself after this long"
     )
     offer_cpus: int = setting(0, parse_count0, "CPUs offered to jobs (0: all the host has)")
     offer_mem: int = setting(0, parse_bytes, "memory offered to jobs (0: all the host has)")

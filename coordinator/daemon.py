@@ -216,7 +216,9 @@ class Coordinator:
             await self.writer.put(routed.batch)
         if routed.gap is not None:
             await self._ask_resend(*routed.gap)
-        if routed.event is not None:
+        if routed.event is not None and routed.event.job_id is None:
+            self.power.on_event(routed.event, now)
+        elif routed.event is not None:
             await self.dispatcher.on_event(routed.event)
 
     def _log_drop(self, now: float) -> None:

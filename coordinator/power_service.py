@@ -36,7 +36,7 @@ from coordinator.settings import Power
 from coordinator.snapshot import node_snapshot
 from coordinator.store import power as power_rows
 from coordinator.store.power import PowerEvent, PowerRequest
-from shared.messages import CommandBody, Sleep
+from shared.messages import CommandBody, Event, Sleep
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, CommandBody], Awaitable[bool]]
@@ -81,6 +81,13 @@ class PowerService:
             await self._carry_out(action, now)
         await asyncio.to_thread(self._flush)
 
+    def on_event(self, event: Event, now: float) -> None:
+        """An agent's answer to a sleep: acknowledged, or refused (it is online still)."""
+        if event.kind == "sleep_refused":
+            self._registry.mark(event.node, "online", now)
+            log.warning("node %s refused to sleep: %s", event.node, event.detail)
+        self._event(now, event.node, event.kind, event.detail)
+
     def _load_history(self) -> None:
         with self._engine.connect() as conn:
             for event in power_rows.events(conn, kinds=("resumed",), limit=10_000):
@@ -111,19 +118,17 @@ class PowerService:
             if view.state == "asleep":
                 self._event(now, view.name, "asleep", f"quiet after {before}")
             elif view.state == "online" and before in {"waking", "asleep", "sleeping"}:
-                latency = (
-                    view.state_since - self._woken_at(view.name) if before == "waking" else None
-                )
+                woken_at = self._wake_sent.pop(view.name, None)
+                latency = None if woken_at is None else view.state_since - woken_at
                 if latency is not None:
                     self._latencies[view.name].append(latency)
                 reason = (
-                    f"back after {latency:.1f}s" if latency is not None else f"back from {before}"
+                    f"back {latency:.1f}s after the wake"
+                    if latency is not None
+                    else f"back from {before}"
                 )
                 self._event(now, view.name, "resumed", reason, latency)
                 log.info("node %s is online again (%s)", view.name, reason)
-
-    def _woken_at(self, node: str) -> float:
-        return self._wake_sent.get(node, self._registry.nodes[node].state_since)
 
     def _node_power(self, now: float, active: list[JobRecord], plan: Plan) -> list[NodePower]:
         jobs: dict[str, int] = defaultdict(int)
@@ -177,6 +182,7 @@ class PowerService:
         if action.kind == "wake":
             return await self._wake(action.node, action.reason, now)
         self._registry.mark(action.node, "failed", now)
+        self._wake_sent.pop(action.node, None)
         self._event(now, action.node, "failed", action.reason)
         log.error(
             "node %s failed: %s; `dormouse clear %s` once it is fixed",
@@ -188,9 +194,11 @@ class PowerService:
         return True
 
     async def _sleep(self, node: str, reason: str, now: float) -> bool:
-        if not await self._send(node, Sleep(reason=reason)):
-            return False
+        """Marked before the send: the agent's answer may arrive before the PUBACK does."""
         self._registry.mark(node, "sleeping", now)
+        if not await self._send(node, Sleep(reason=reason)):
+            self._registry.mark(node, "online", now)
+            return False
         self._sleeps.append(now)
         self._event(now, node, "sleep", reason)
         log.info("node %s: sleep sent (%s)", node, reason)
@@ -198,14 +206,16 @@ class PowerService:
 
     async def _wake(self, node: str, reason: str, now: float) -> bool:
         view = self._registry.nodes[node]
+        before = view.state
+        self._registry.mark(node, "waking", now)  # before the packet: it may be back at once
+        self._wake_sent[node] = now
         try:
             how = await wakers.wake(view.hello, self._config) if view.hello else None
         except OSError as exc:
+            self._registry.mark(node, before, now)
             self._event(now, node, "wake_error", f"{reason}: {exc}")
             log.error("node %s: wake failed: %s", node, exc)
             return False
-        self._registry.mark(node, "waking", now)
-        self._wake_sent[node] = now
         self._event(now, node, "wake", f"{reason} ({how})")
         log.info("node %s: woken (%s): %s", node, reason, how)
         return True

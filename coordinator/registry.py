@@ -88,8 +88,8 @@ class Registry:
         node.last_seen = now
         if node.latest.get("seq", -1) < batch.seq_last:  # a resent old batch is not "latest"
             node.latest = summarise(batch)
-        if node.state in RESUMING:
-            self._set_state(node, "online", now)
+        if node.state in RESUMING and batch.samples[-1].ts > node.state_since:
+            self._set_state(node, "online", now)  # samples from before it slept do not count
 
     def mark(self, name: str, state: str, now: float) -> None:
         """A power decision: `sleeping` (sent), `waking` (sent), `failed`, or a cleared node."""

@@ -32,7 +32,9 @@ COMMAND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SLEEP_METHODS = frozenset({"systemctl-suspend", "rtcwake", "command", "dry-run"})
 WAKE_METHODS = frozenset({"wol", "ipmi", "command"})
 NODE_STATES = frozenset({"online", "sleeping", "offline"})
-EVENT_KINDS = frozenset({"job_started", "job_finished", "job_lost", "job_running", "sleep_ack"})
+EVENT_KINDS = frozenset(
+    {"job_started", "job_finished", "job_lost", "job_running", "sleep_ack", "sleep_refused"}
+)
 TS = Float(0, 1e11)  # epoch seconds, finite and before the year 5138
 NODE = Name()
 

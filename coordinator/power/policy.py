@@ -127,10 +127,9 @@ def awake_long_enough(node: NodePower, policy: PowerPolicy, now: float) -> str |
     return f"awake {up:.0f}s, min_awake_time is {policy.min_awake_time_s:g}s"
 
 
-MANUAL_SLEEP_RULES: tuple[SleepRule, ...] = (is_online, sleep_capable, no_work)
+MANUAL_SLEEP_RULES: tuple[SleepRule, ...] = (is_online, not_exempt, sleep_capable, no_work)
 SLEEP_RULES: tuple[SleepRule, ...] = (
     *MANUAL_SLEEP_RULES,
-    not_exempt,
     idle_long_enough,
     not_wanted,
     awake_long_enough,

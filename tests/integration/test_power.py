@@ -1,0 +1,234 @@
+"""Power end to end: real Mosquitto, the coordinator and three `dry-run` agents (each leaves
+the broker and waits for a Wake-on-LAN packet on loopback), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import uuid
+
+import aiomqtt
+import pytest
+
+from shared.codec import decode
+from shared.topics import Kind, topic
+from tests.integration.agent_support import AgentProcess
+from tests.integration.coordinator_support import CoordinatorProcess, stored_jobs
+from tests.integration.test_jobs import eventually, submit
+
+pytestmark = pytest.mark.mqtt
+PY = sys.executable
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def wol_port() -> int:
+    return free_udp_port()
+
+
+@pytest.fixture
+def names() -> list[str]:
+    """a, b, c in placement's name order (b is woken before c)."""
+    stem = f"p-{uuid.uuid4().hex[:8]}"
+    return [f"{stem}-a", f"{stem}-b", f"{stem}-c"]
+
+
+@pytest.fixture
+def never_sleep(names) -> list[str]:
+    return names[:1]
+
+
+@pytest.fixture
+def coordinator(db_url, mosquitto, tmp_path, wol_port, never_sleep):
+    process = CoordinatorProcess(
+        db_url=db_url,
+        broker=mosquitto.url,
+        workdir=tmp_path,
+        extra_env={
+            "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.2s",
+            "DORMOUSE_POWER_SLEEP_IDLE": "true",
+            "DORMOUSE_POWER_IDLE_AFTER": "2s",
+            "DORMOUSE_POWER_CPU_IDLE_PCT": "100",  # agents share this busy host: its CPU
+            "DORMOUSE_POWER_MIN_AWAKE_TIME": "1s",
+            "DORMOUSE_POWER_MIN_ASLEEP_TIME": "1s",
+            "DORMOUSE_POWER_MAX_SLEEPS_PER_MIN": "10",
+            "DORMOUSE_POWER_RESUME_TIMEOUT": "6s",
+            "DORMOUSE_POWER_NEVER_SLEEP": ",".join(never_sleep),
+            "DORMOUSE_POWER_WOL_BROADCAST": "127.255.255.255",
+            "DORMOUSE_POWER_WOL_PORT": str(wol_port),
+        },
+    )
+    process.start()
+    yield process
+    process.kill()
+
+
+def dry_run_agent(mosquitto, tmp_path, node: str, mac: str, listen_port: int) -> AgentProcess:
+    (tmp_path / node).mkdir()
+    agent = AgentProcess(
+        node=node,
+        broker=mosquitto.url,
+        interval="0.2s",
+        spool_dir=tmp_path / node / "spool",
+        key_file=tmp_path / "key",
+        extra_env={
+            "DORMOUSE_OFFER_CPUS": "2",
+            "DORMOUSE_OFFER_MEM": "4G",
+            "DORMOUSE_SLEEP_METHOD": "dry-run",
+            "DORMOUSE_WAKE_METHODS": "wol",
+            "DORMOUSE_MACS": mac,
+            "DORMOUSE_WOL_LISTEN_PORT": str(listen_port),
+            "DORMOUSE_DRY_RUN_MAX": "10m",
+        },
+    )
+    agent.start()
+    return agent
+
+
+@pytest.fixture
+def fleet(mosquitto, tmp_path, names, wol_port, request):
+    """Three dry-run agents; `b` listens on the wrong port when the test asks (never wakes)."""
+    broken = getattr(request, "param", False)
+    ports = [wol_port, free_udp_port() if broken else wol_port, wol_port]
+    agents = [
+        dry_run_agent(mosquitto, tmp_path, name, f"02:00:00:00:00:0{i + 1}", port)
+        for i, (name, port) in enumerate(zip(names, ports, strict=True))
+    ]
+    yield agents
+    for agent in agents:
+        agent.kill()
+
+
+def states(coordinator) -> dict[str, str]:
+    return {row["node"]: row["state"] for row in coordinator.cli("nodes")}
+
+
+async def retained_status(broker, node: str) -> str:
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        await client.subscribe(topic(node, Kind.STATUS), qos=1)
+        async for message in client.messages:
+            return decode(message.payload, Kind.STATUS, node).state  # type: ignore[arg-type, union-attr]
+    raise AssertionError("no retained status")
+
+
+def power_kinds(coordinator, node: str) -> list[str]:
+    return [e["kind"] for e in coordinator.cli("power-events", "--node", node)]
+
+
+async def all_but_a_asleep(coordinator, names) -> None:
+    def asleep() -> bool:
+        seen = states(coordinator)
+        return seen.get(names[0]) == "online" and all(seen.get(n) == "asleep" for n in names[1:])
+
+    await eventually(asleep, 40, "b and c asleep, a (never_sleep) online")
+
+
+async def test_idle_nodes_sleep_and_a_job_wakes_one_by_wake_on_lan(
+    coordinator, fleet, names, mosquitto
+):
+    a, b, c = names
+    await all_but_a_asleep(coordinator, names)
+    for node in (b, c):  # gone from the broker as a suspended host is, but asleep, not offline
+        assert await retained_status(mosquitto.url, node) == "offline"
+        assert power_kinds(coordinator, node)[:3] == ["sleep", "sleep_ack", "asleep"]
+    blocker = submit(
+        coordinator, "--cpus", "2", "--runtime", "30s", "--", PY, "-c", "import time; time.sleep(8)"
+    )
+    await eventually(
+        lambda: stored_jobs(coordinator.db_url)[blocker]["state"] == "running",
+        20,
+        "the blocker running on a",
+    )
+    assert stored_jobs(coordinator.db_url)[blocker]["node"] == a
+    woken = submit(coordinator, "--cpus", "2", "--runtime", "30s", "--", PY, "-c", "pass")
+    await eventually(
+        lambda: stored_jobs(coordinator.db_url)[woken]["state"] == "succeeded",
+        40,
+        "the second job run on a woken node",
+    )
+    assert stored_jobs(coordinator.db_url)[woken]["node"] == b
+    kinds = power_kinds(coordinator, b)
+    assert kinds[kinds.index("wake") :][:2] == ["wake", "resumed"]
+    wake = next(e for e in coordinator.cli("power-events", "--node", b) if e["kind"] == "wake")
+    assert "Wake-on-LAN to 02:00:00:00:00:02" in wake["reason"]
+    assert "Wake-on-LAN packet for 02:00:00:00:00:02" in fleet[1].log()
+    assert states(coordinator)[c] == "asleep"  # one wake was enough
+    resumed = next(
+        e for e in coordinator.cli("power-events", "--node", b) if e["kind"] == "resumed"
+    )
+    assert "after the wake" in resumed["reason"]  # a measured resume latency
+
+
+async def test_operator_sleep_and_wake(coordinator, fleet, names):
+    a = names[0]
+    await all_but_a_asleep(coordinator, names)
+    refused = coordinator.run_cli("sleep", a)
+    assert refused.returncode == 3
+    assert "never_sleep" in refused.stderr
+    forced = coordinator.run_cli("sleep", a, "--force")
+    assert forced.returncode == 0, forced.stderr
+    await eventually(lambda: states(coordinator)[a] == "asleep", 20, "a asleep")
+    again = coordinator.run_cli("sleep", a)
+    assert again.returncode == 3
+    assert "not online" in again.stderr
+    woken = coordinator.run_cli("wake", a)
+    assert woken.returncode == 0, woken.stderr
+    await eventually(lambda: states(coordinator)[a] == "online", 20, "a back")
+    assert coordinator.run_cli("wake", "no-such-node").returncode == 2
+
+
+@pytest.mark.parametrize("fleet", [True], indirect=True)
+class TestNeverWakes:
+    """a and c stay awake and busy; b, woken for a job, never hears its magic packet."""
+
+    @pytest.fixture
+    def never_sleep(self, names) -> list[str]:
+        return [names[0], names[2]]
+
+    async def test_it_fails_and_its_job_runs_elsewhere(self, coordinator, fleet, names):
+        a, b, c = names
+
+        def b_asleep() -> bool:
+            seen = states(coordinator)
+            return seen.get(b) == "asleep" and seen.get(a) == seen.get(c) == "online"
+
+        await eventually(b_asleep, 40, "b asleep, a and c online")
+        blockers = [
+            submit(
+                coordinator,
+                "--cpus",
+                "2",
+                "--runtime",
+                "60s",
+                "--",
+                PY,
+                "-c",
+                "import time; time.sleep(15)",
+            )
+            for _ in range(2)
+        ]
+        await eventually(
+            lambda: all(stored_jobs(coordinator.db_url)[j]["state"] == "running" for j in blockers),
+            20,
+            "a and c busy",
+        )
+        moved = submit(coordinator, "--cpus", "2", "--runtime", "30s", "--", PY, "-c", "pass")
+        await eventually(lambda: states(coordinator)[b] == "failed", 30, "b failed to resume")
+        assert power_kinds(coordinator, b)[-2:] == ["wake", "failed"]
+        await eventually(
+            lambda: stored_jobs(coordinator.db_url)[moved]["state"] == "succeeded",
+            40,
+            "the job run on a or c once free",
+        )
+        assert stored_jobs(coordinator.db_url)[moved]["node"] in {a, c}
+        refused = coordinator.run_cli("wake", b)
+        assert refused.returncode == 3
+        assert "dormouse clear" in refused.stderr
+        cleared = coordinator.run_cli("clear", b)
+        assert cleared.returncode == 0, cleared.stderr
+        assert states(coordinator)[b] == "asleep"
