@@ -39,3 +39,51 @@ def test_changed_nodes_are_handed_out_once():
     registry.on_status(factories.status("n1"), 0)
     assert [v.name for v in registry.take_changed()] == ["n1"]
     assert registry.take_changed() == []
+
+
+def test_a_sleeping_node_that_drops_off_is_asleep_not_offline():
+    registry = Registry(offline_after_s=30)
+    registry.on_status(factories.status("n1", "online"), 0)
+    registry.mark("n1", "sleeping", 1)
+    registry.on_status(factories.status("n1", "offline"), 2)  # its Last Will, or its own word
+    assert registry.nodes["n1"].state == "asleep"
+    registry.on_status(factories.status("n1", "offline"), 3)
+    assert registry.nodes["n1"].state == "asleep"
+
+
+def test_a_sleeping_node_gone_silent_is_asleep():
+    registry = Registry(offline_after_s=30)
+    registry.on_telemetry(factories.telemetry("n1"), 0)
+    registry.mark("n1", "sleeping", 1)
+    assert registry.expire(20) == []
+    assert registry.nodes["n1"].state == "sleeping"
+    assert registry.expire(40) == []  # not reported offline
+    assert registry.nodes["n1"].state == "asleep"
+
+
+def test_waking_node_comes_back_online_by_status_or_fresh_telemetry():
+    registry = Registry(offline_after_s=30)
+    registry.mark("n1", "waking", 5)
+    registry.on_status(factories.status("n1", "offline"), 6)  # the retained Last Will
+    assert registry.nodes["n1"].state == "waking"
+    registry.on_status(factories.status("n1", "online"), 7)
+    assert registry.nodes["n1"].state == "online"
+    registry.mark("n1", "asleep", 8)
+    registry.on_telemetry(factories.telemetry("n1"), 9)  # samples newer than the sleep
+    assert registry.nodes["n1"].state == "online"
+
+
+def test_samples_from_before_the_sleep_do_not_wake_it():
+    registry = Registry(offline_after_s=30)
+    late = factories.TS + 100  # the node fell asleep after these samples were taken
+    registry.mark("n1", "asleep", late)
+    registry.on_telemetry(factories.telemetry("n1"), late + 1)
+    assert registry.nodes["n1"].state == "asleep"
+
+
+def test_a_failed_node_stays_failed_until_cleared():
+    registry = Registry(offline_after_s=30)
+    registry.mark("n1", "failed", 5)
+    registry.on_status(factories.status("n1", "online"), 6)
+    registry.on_telemetry(factories.telemetry("n1"), 7)
+    assert registry.nodes["n1"].state == "failed"
