@@ -1,0 +1,97 @@
+"""Energy maths, pure: integrate a node's samples, and the time it spent asleep and busy.
+
+Counters (RAPL package + DRAM, NVML total energy, summed per sample) are preferred: the
+increase between two samples, where a drop is a reset (agent restart, driver reload) and
+the value after it is the increase since. Where a sample has no counter, power x the time
+since the previous sample. A gap longer than `max_gap_s` (the node asleep, the agent down)
+counts as neither energy nor awake time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+Interval = tuple[float, float]
+J_PER_KWH = 3.6e6
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    ts: float
+    power_w: float | None = None
+    counter_j: float | None = None  # the node's energy counters summed, if it has them
+
+
+@dataclass(frozen=True, slots=True)
+class Integrated:
+    energy_j: float
+    awake_s: float
+
+
+def increase(previous: float, current: float) -> float:
+    return current - previous if current >= previous else current
+
+
+def integrate(readings: Sequence[Reading], max_gap_s: float) -> Integrated:
+    """`readings` in time order."""
+    energy = awake = 0.0
+    for before, after in itertools.pairwise(readings):
+        dt = after.ts - before.ts
+        if dt <= 0 or dt > max_gap_s:
+            continue
+        awake += dt
+        if before.counter_j is not None and after.counter_j is not None:
+            energy += increase(before.counter_j, after.counter_j)
+        elif after.power_w is not None:
+            energy += after.power_w * dt
+    return Integrated(energy, awake)
+
+
+def clip(intervals: Iterable[Interval], start: float, end: float) -> list[Interval]:
+    """Intervals cut to [start, end], merged where they overlap, in order."""
+    cut = sorted((max(a, start), min(b, end)) for a, b in intervals if b > start and a < end)
+    merged: list[Interval] = []
+    for a, b in cut:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        elif b > a:
+            merged.append((a, b))
+    return merged
+
+
+def length(intervals: Iterable[Interval]) -> float:
+    return sum(b - a for a, b in intervals)
+
+
+def asleep_intervals(events: Iterable[tuple[float, str]], end: float) -> list[Interval]:
+    """From a node's power events (ts, kind), oldest first: asleep from `asleep` until the
+    next `resumed` or `failed` (a node that did not come back is not counted as asleep)."""
+    intervals: list[Interval] = []
+    since: float | None = None
+    for ts, kind in events:
+        if kind == "asleep" and since is None:
+            since = ts
+        elif kind in {"resumed", "failed"} and since is not None:
+            intervals.append((since, ts))
+            since = None
+    if since is not None:
+        intervals.append((since, end))
+    return intervals
+
+
+def idle_power_w(readings: Iterable[Reading], busy: Sequence[Interval]) -> float | None:
+    """Mean power of the samples taken while no job ran: what the node burns doing nothing.
+    `busy` as `clip` returns it (sorted, merged)."""
+    starts = [a for a, _ in busy]
+    idle = [
+        r.power_w for r in readings if r.power_w is not None and not _inside(r.ts, starts, busy)
+    ]
+    return sum(idle) / len(idle) if idle else None
+
+
+def _inside(ts: float, starts: list[float], intervals: Sequence[Interval]) -> bool:
+    at = bisect.bisect_right(starts, ts) - 1
+    return at >= 0 and ts <= intervals[at][1]

@@ -1,0 +1,229 @@
+"""`dormouse report`, pure: energy, time and money per node, per job and for the fleet.
+
+Cost is the whole model, not only energy: kWh x price plus each node's fixed cost per hour
+(amortisation, licences, operations) over the window, asleep or not. Energy saved by
+sleeping = asleep hours x (the node's idle power, learned from its samples while no job ran,
+less sleep power). A job's energy is the node's energy over its run (the agent measures it)
+times the share of the node it held: the largest of its CPU, GPU and memory fractions.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from coordinator.power.energy import (
+    J_PER_KWH,
+    Reading,
+    asleep_intervals,
+    clip,
+    idle_power_w,
+    integrate,
+    length,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobUse:
+    id: str
+    name: str
+    node: str
+    cpus: int
+    gpus: int
+    mem_bytes: int
+    started_at: float
+    finished_at: float | None
+    energy_j: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeUse:
+    name: str
+    cpus: int = 0
+    gpus: int = 0
+    mem_bytes: int = 0
+    readings: Sequence[Reading] = ()
+    power_events: Sequence[tuple[float, str]] = ()  # (ts, kind), oldest first
+    jobs: Sequence[JobUse] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostModel:
+    price_kwh: float
+    fixed_per_hour: Callable[[str], float] = lambda _: 0.0
+    sleep_power_w: float = 5.0
+    idle_power_w: float = 100.0
+    max_gap_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    node: str
+    kwh: float
+    energy_cost: float
+    fixed_cost: float
+    cost: float
+    awake_h: float
+    asleep_h: float
+    busy_h: float
+    utilisation_pct: float | None
+    idle_power_w: float
+    saved_kwh: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobReport:
+    id: str
+    name: str
+    node: str
+    share: float
+    kwh: float | None
+    cost: float | None
+    gpu_h: float
+    cpu_h: float
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    kwh: float
+    cost: float
+    energy_cost: float
+    fixed_cost: float
+    saved_kwh: float
+    saved_cost: float
+    awake_h: float
+    asleep_h: float
+    busy_gpu_h: float
+    busy_cpu_h: float
+    gpu_h_per_cost: float | None
+    cpu_h_per_cost: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    start: float
+    end: float
+    nodes: list[NodeReport]
+    jobs: list[JobReport]
+    totals: Totals
+    budget: Budget | None = field(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    limit: float
+    period: str
+    period_start: float
+    period_end: float
+    spent: float
+    projected: float
+
+    @property
+    def over(self) -> bool:
+        """Over when the projected end-of-period figure passes the limit."""
+        return self.projected > self.limit
+
+
+def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> NodeReport:
+    readings = [r for r in node.readings if start <= r.ts <= end]
+    energy = integrate(readings, model.max_gap_s)
+    asleep = length(clip(asleep_intervals(node.power_events, end), start, end))
+    busy = clip(((j.started_at, j.finished_at or end) for j in node.jobs), start, end)
+    idle_w = idle_power_w(readings, busy)
+    idle_w = model.idle_power_w if idle_w is None else idle_w
+    kwh = energy.energy_j / J_PER_KWH
+    fixed = model.fixed_per_hour(node.name) * (end - start) / 3600
+    busy_s = length(busy)
+    return NodeReport(
+        node=node.name,
+        kwh=kwh,
+        energy_cost=kwh * model.price_kwh,
+        fixed_cost=fixed,
+        cost=kwh * model.price_kwh + fixed,
+        awake_h=energy.awake_s / 3600,
+        asleep_h=asleep / 3600,
+        busy_h=busy_s / 3600,
+        utilisation_pct=100 * min(busy_s, energy.awake_s) / energy.awake_s
+        if energy.awake_s
+        else None,
+        idle_power_w=idle_w,
+        saved_kwh=asleep / 3600 * max(0.0, idle_w - model.sleep_power_w) / 1000,
+    )
+
+
+def share(job: JobUse, node: NodeUse) -> float:
+    fractions = [
+        job.cpus / node.cpus if node.cpus else 0.0,
+        job.gpus / node.gpus if node.gpus else 0.0,
+        job.mem_bytes / node.mem_bytes if node.mem_bytes else 0.0,
+    ]
+    return min(1.0, max(fractions)) or 1.0
+
+
+def job_report(job: JobUse, node: NodeUse, model: CostModel, start: float, end: float) -> JobReport:
+    held = share(job, node)
+    kwh = None if job.energy_j is None else job.energy_j * held / J_PER_KWH
+    ran_h = length(clip([(job.started_at, job.finished_at or end)], start, end)) / 3600
+    return JobReport(
+        id=job.id,
+        name=job.name,
+        node=job.node,
+        share=held,
+        kwh=kwh,
+        cost=None if kwh is None else kwh * model.price_kwh,
+        gpu_h=job.gpus * ran_h,
+        cpu_h=job.cpus * ran_h,
+    )
+
+
+def report(nodes: Sequence[NodeUse], model: CostModel, start: float, end: float) -> Report:
+    per_node = [node_report(n, model, start, end) for n in nodes]
+    per_job = [
+        job_report(j, n, model, start, end)
+        for n in nodes
+        for j in n.jobs
+        if j.started_at < end and (j.finished_at is None or j.finished_at >= start)
+    ]
+    cost = sum(n.cost for n in per_node)
+    gpu_h, cpu_h = sum(j.gpu_h for j in per_job), sum(j.cpu_h for j in per_job)
+    saved = sum(n.saved_kwh for n in per_node)
+    totals = Totals(
+        kwh=sum(n.kwh for n in per_node),
+        cost=cost,
+        energy_cost=sum(n.energy_cost for n in per_node),
+        fixed_cost=sum(n.fixed_cost for n in per_node),
+        saved_kwh=saved,
+        saved_cost=saved * model.price_kwh,
+        awake_h=sum(n.awake_h for n in per_node),
+        asleep_h=sum(n.asleep_h for n in per_node),
+        busy_gpu_h=gpu_h,
+        busy_cpu_h=cpu_h,
+        gpu_h_per_cost=gpu_h / cost if cost else None,
+        cpu_h_per_cost=cpu_h / cost if cost else None,
+    )
+    return Report(start, end, per_node, per_job, totals)
+
+
+def period_bounds(period: str, now: float) -> tuple[float, float]:
+    """The current budget period (UTC): this day, this ISO week, or this month."""
+    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        first, days = today, 1
+    elif period == "week":
+        first, days = today - timedelta(days=today.weekday()), 7
+    else:
+        first = today.replace(day=1)
+        days = calendar.monthrange(first.year, first.month)[1]
+    return first.timestamp(), (first + timedelta(days=days)).timestamp()
+
+
+def budget(
+    nodes: Sequence[NodeUse], model: CostModel, limit: float, period: str, now: float
+) -> Budget:
+    """Spent so far this period, and that pace carried to the period's end."""
+    first, last = period_bounds(period, now)
+    spent = report(nodes, model, first, now).totals.cost
+    elapsed = max(now - first, 1.0)
+    return Budget(limit, period, first, last, spent, spent * (last - first) / elapsed)

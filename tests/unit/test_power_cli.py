@@ -1,0 +1,92 @@
+"""`dormouse report`, `sleep`, `wake`, `clear`, `power-events` in process: arguments, exit
+codes, and what reaches the store."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import app
+from coordinator.registry import NodeView
+from coordinator.store import power as power_rows
+from coordinator.store import repository as repo
+from coordinator.store.power import PowerEvent
+from tests import factories
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store(empty_store):
+    view = NodeView(name="gpu-01", state="online", state_since=0.0, hello=factories.hello())
+    with empty_store.begin() as conn:
+        repo.save_nodes(conn, [view])
+    return empty_store
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("command", ["sleep", "wake", "clear", "power-events", "report"])
+def test_every_power_command_has_help(command):
+    assert invoke(command, "--help").exit_code == 0
+
+
+def test_report_charges_fixed_costs_and_exits_4_over_budget(store, monkeypatch):
+    monkeypatch.setenv("DORMOUSE_COST_FIXED_PER_NODE_HOUR", "2")
+    result = invoke("report", "--since", "1h", "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["nodes"][0]["fixed_cost"] == pytest.approx(2.0)
+    assert figures["budget"] is None
+    monkeypatch.setenv("DORMOUSE_COST_BUDGET", "1")  # a day of a node at 2/h is over 1
+    over = invoke("report", "--check-budget", "--json")
+    assert over.exit_code == 4
+    assert json.loads(over.output)["budget"]["over"] is True
+    monkeypatch.setenv("DORMOUSE_COST_BUDGET", "100000")
+    assert invoke("report", "--check-budget").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["report", "--since", "soon"], "--since"),
+        (["report", "--price-kwh", "-1"], "--price-kwh must be 0 or more"),
+        (["report", "--check-budget"], "no budget configured"),
+        (["sleep", "nope"], "unknown node 'nope'"),
+        (["wake", "gpu-01", "--wait", "0s"], "--wait must be more than 0"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(store, args, reason):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert reason in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_request_no_coordinator_answers_says_so(store):
+    result = invoke("sleep", "gpu-01", "--wait", "0.3s")
+    assert result.exit_code == 1
+    assert "is `dormouse run` running?" in result.output
+    with store.connect() as conn:
+        (request,) = power_rows.open_requests(conn)
+    assert (request.node, request.action, request.force) == ("gpu-01", "sleep", False)
+
+
+def test_power_events_are_listed_oldest_first(store):
+    now = time.time()
+    with store.begin() as conn:
+        power_rows.log_events(
+            conn,
+            [
+                PowerEvent(now - 5, "gpu-01", "sleep", "idle for 900s"),
+                PowerEvent(now - 1, "gpu-01", "asleep", "quiet after sleeping"),
+            ],
+        )
+    rows = json.loads(invoke("power-events", "--json").output)
+    assert [r["kind"] for r in rows] == ["sleep", "asleep"]
+    assert rows[0]["reason"] == "idle for 900s"
