@@ -21,6 +21,7 @@ from agent.settings import AgentConfig
 
 SUSPEND_WAIT_S = 120.0  # a suspend that has not happened by then did not happen
 RESUME_JUMP_S = 1.0
+POLL_S = 0.5
 
 
 class SleepFailed(Exception):
@@ -120,6 +121,6 @@ async def _resumed(before: float) -> str:
         jump = suspended_s() - before
         if jump > RESUME_JUMP_S:
             return f"resumed after {jump:.0f}s suspended"
-        await asyncio.sleep(0.5)
-        waited += 0.5
+        await asyncio.sleep(POLL_S)
+        waited += POLL_S
     raise SleepFailed(f"the host did not suspend within {SUSPEND_WAIT_S:g}s")

@@ -179,6 +179,17 @@ async def test_operator_sleep_and_wake(coordinator, fleet, names):
     woken = coordinator.run_cli("wake", a)
     assert woken.returncode == 0, woken.stderr
     await eventually(lambda: states(coordinator)[a] == "online", 20, "a back")
+    busy = submit(coordinator, "--cpus", "1", "--", PY, "-c", "import time; time.sleep(20)")
+    await eventually(
+        lambda: stored_jobs(coordinator.db_url)[busy]["state"] == "running", 20, "a job on a"
+    )
+    sent = coordinator.run_cli("sleep", a, "--force")  # the policy is skipped, not the agent
+    assert sent.returncode == 0, sent.stderr
+    await eventually(
+        lambda: "sleep_refused" in power_kinds(coordinator, a), 20, "the agent to refuse"
+    )
+    assert states(coordinator)[a] == "online"
+    assert stored_jobs(coordinator.db_url)[busy]["state"] == "running"
     assert coordinator.run_cli("wake", "no-such-node").returncode == 2
 
 

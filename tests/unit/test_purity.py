@@ -1,5 +1,5 @@
-"""The pure ring: `shared/`, placement and the job, node and rollup maths import no I/O
-(STYLE.md, "Three rings")."""
+"""The pure ring: `shared/`, placement, the power policy and energy maths, and the job,
+node and rollup maths import no I/O (STYLE.md, "Three rings")."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ PURE = sorted(
     [
         *SHARED.glob("*.py"),
         *(ROOT / "coordinator" / "placement").glob("*.py"),
+        *(ROOT / "coordinator" / "power").glob("*.py"),
         ROOT / "coordinator" / "jobstate.py",
         ROOT / "coordinator" / "snapshot.py",
         ROOT / "coordinator" / "registry.py",
