@@ -10,6 +10,7 @@ from pathlib import Path
 from shared.config import (
     BrokerUrl,
     default_data_dir,
+    list_items,
     parse_broker_url,
     parse_bytes,
     parse_choice,
@@ -36,11 +37,8 @@ def default_node_name() -> str:
 
 
 def parse_macs(value: object) -> tuple[str, ...]:
-    """A TOML array of MACs, or "aa:bb:..,.." from the environment."""
-    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise TypeError(f"expected a list of MAC addresses, got {type(value).__name__}")
-    macs = [str(item).lower().replace("-", ":") for item in items]
+    """["52:54:00:12:34:56"], or "52:54:00:12:34:56,..."."""
+    macs = [str(item).lower().replace("-", ":") for item in list_items(value, "MAC addresses")]
     for mac in macs:
         if not MAC_RE.fullmatch(mac):
             raise ValueError(f"not a MAC address: {mac!r} (e.g. 52:54:00:12:34:56)")

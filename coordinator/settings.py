@@ -13,6 +13,7 @@ from coordinator.power.policy import PowerPolicy
 from shared.config import (
     BrokerUrl,
     default_data_dir,
+    list_items,
     parse_bool,
     parse_broker_url,
     parse_choice,
@@ -24,6 +25,7 @@ from shared.config import (
     parse_str,
     section,
     setting,
+    table_items,
 )
 
 DEFAULT_CONFIG_PATH = Path("/etc/dormouse/coordinator.toml")
@@ -95,23 +97,13 @@ def parse_pct(value: Any) -> float:
 
 
 def parse_names(value: Any) -> frozenset[str]:
-    """A TOML array of node names, or "a,b" from the environment."""
-    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise TypeError(f"expected a list of node names, got {type(value).__name__}")
-    return frozenset(parse_node(item) for item in items)
+    """["login1", "db1"], or "login1,db1"."""
+    return frozenset(parse_node(item) for item in list_items(value, "node names"))
 
 
 def parse_costs(value: Any) -> dict[str, float]:
-    """A TOML table node = cost per hour, or "gpu1=1.2,gpu2=0.8" from the environment."""
-    if isinstance(value, str):
-        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
-        if any(not sep for _, sep, _ in pairs):
-            raise ValueError(f"expected node=cost pairs separated by commas, got {value!r}")
-        value = {k.strip(): v.strip() for k, _, v in pairs}
-    if not isinstance(value, dict):
-        raise TypeError(f"expected a table of node = cost, got {type(value).__name__}")
-    return {parse_node(k): parse_factor(v) for k, v in value.items()}
+    """{gpu1 = 1.2}, or "gpu1=1.2,gpu2=0.8"."""
+    return {parse_node(k): parse_factor(v) for k, v in table_items(value, "costs").items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

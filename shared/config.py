@@ -165,12 +165,28 @@ def parse_node(value: Any) -> str:
     return validate_node(parse_str(value))
 
 
-def parse_ports(value: Any) -> tuple[int, ...]:
-    """A TOML array of ports, or "80,443" from the environment or a flag."""
+def list_items(value: Any, what: str) -> list[Any]:
+    """A TOML array, or "a,b" from the environment or a flag."""
     items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
-        raise TypeError(f"expected a list of ports, got {type(value).__name__}")
-    return tuple(sorted({parse_port(item) for item in items}))
+        raise TypeError(f"expected a list of {what}, got {type(value).__name__}")
+    return list(items)
+
+
+def table_items(value: Any, what: str) -> dict[Any, Any]:
+    """A TOML table, or "k=v,k2=v2" from the environment or a flag."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(f"expected key=value pairs separated by commas, got {value!r}")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a table of {what}, got {type(value).__name__}")
+    return dict(value)
+
+
+def parse_ports(value: Any) -> tuple[int, ...]:
+    return tuple(sorted({parse_port(item) for item in list_items(value, "ports")}))
 
 
 def parse_port(value: Any) -> int:
@@ -181,19 +197,13 @@ def parse_port(value: Any) -> int:
 
 
 def parse_labels(value: Any) -> dict[str, str]:
-    """A TOML table of labels, or "rack=r1,gpu=h100" from the environment or a flag."""
-    if isinstance(value, str):
-        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
-        if any(not sep for _, sep, _ in pairs):
-            raise ValueError(f"expected key=value pairs separated by commas, got {value!r}")
-        value = {k.strip(): v.strip() for k, _, v in pairs}
-    if not isinstance(value, dict):
-        raise TypeError(f"expected a table of labels, got {type(value).__name__}")
+    """{rack = "r1"}, or "rack=r1,gpu=h100"."""
+    value = table_items(value, "labels")
     for key, label in value.items():
         validate_node(key)  # label keys follow node-name rules
         if not isinstance(label, str) or len(label) > 256:
             raise ValueError(f"label {key!r}: expected a string of at most 256 characters")
-    return dict(value)
+    return value
 
 
 def parse_choice(*choices: str) -> Parser:
