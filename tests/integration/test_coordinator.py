@@ -206,11 +206,11 @@ async def test_coordinator_killed_mid_stream_loses_and_doubles_nothing(
         def complete() -> bool:
             """Every seq the spool marked sent is stored once. A batch may also be stored whose
             PUBACK came as the agent stopped, before it marked it sent: contiguous still."""
-
-        stored = {n: stored_seqs(db_url, n) for n in highest}
-        return all(
-            len(seqs) > highest[n] and seqs == list(range(len(seqs))) for n, seqs in stored.items()
-        )
+            stored = {n: stored_seqs(db_url, n) for n in highest}
+            return all(
+                len(seqs) > highest[n] and seqs == list(range(len(seqs)))
+                for n, seqs in stored.items()
+            )
 
         await eventually(complete, 45, "every sent seq stored exactly once")
     finally:
