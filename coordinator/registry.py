@@ -88,8 +88,11 @@ class Registry:
         node.last_seen = now
         if node.latest.get("seq", -1) < batch.seq_last:  # a resent old batch is not "latest"
             node.latest = summarise(batch)
-        if node.state in RESUMING and batch.samples[-1].ts > node.state_since:
+        newest = batch.samples[-1].ts
+        if node.state in RESUMING and newest > node.state_since:
             self._set_state(node, "online", now)  # samples from before it slept do not count
+        elif node.state == "sleeping" and newest > node.state_since + self._offline_after_s:
+            self._set_state(node, "online", now)  # still sampling: the sleep never happened
 
     def mark(self, name: str, state: str, now: float) -> None:
         """A power decision: `sleeping` (sent), `waking` (sent), `failed`, or a cleared node."""

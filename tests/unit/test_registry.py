@@ -87,3 +87,14 @@ def test_a_failed_node_stays_failed_until_cleared():
     registry.on_status(factories.status("n1", "online"), 6)
     registry.on_telemetry(factories.telemetry("n1"), 7)
     assert registry.nodes["n1"].state == "failed"
+
+
+def test_a_node_still_sampling_long_after_a_sleep_was_sent_is_online():
+    registry = Registry(offline_after_s=30)
+    registry.mark("n1", "sleeping", factories.TS - 10)
+    registry.on_telemetry(factories.telemetry("n1"), factories.TS)  # the command may be slow
+    assert registry.nodes["n1"].state == "sleeping"
+    registry = Registry(offline_after_s=30)
+    registry.mark("n1", "sleeping", factories.TS - 40)
+    registry.on_telemetry(factories.telemetry("n1"), factories.TS)  # it was lost, or refused
+    assert registry.nodes["n1"].state == "online"
