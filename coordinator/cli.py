@@ -14,7 +14,7 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from coordinator import __version__, history, jobs_cli, power_cli, report_cli
+from coordinator import __version__, history, jobs_cli, power_cli, report_cli, sim_cli
 from coordinator.cli_common import (
     PROG,
     DbOption,
@@ -49,6 +49,7 @@ app.add_typer(db_app, name="db")
 jobs_cli.register(app)
 power_cli.register(app)
 report_cli.register(app)
+sim_cli.register(app)
 NODE_COLUMNS = [
     "node",
     "state",

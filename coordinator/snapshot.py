@@ -12,7 +12,7 @@ from coordinator.jobstate import ON_NODE, JobRecord
 from coordinator.placement.model import ClusterSnapshot, NodeSnapshot, Power
 from coordinator.registry import NodeView
 
-POWER_OF_STATE = {"online": Power.AWAKE, "asleep": Power.ASLEEP}  # others: not now
+POWER_OF_STATE = {"online": Power.AWAKE, "asleep": Power.ASLEEP, "waking": Power.WAKING}
 
 
 def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot | None:

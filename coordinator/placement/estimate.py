@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from coordinator.placement.deadline import RESUMING
 from coordinator.placement.filters import never_fits, rejection
 from coordinator.placement.model import (
     Allocation,
@@ -73,7 +74,7 @@ def _release_time(
         (a for a in allocations if a.ends_at is not None),
         key=lambda a: a.ends_at,  # type: ignore[arg-type, return-value]
     )
-    resume = node.resume_latency_s if node.power is Power.ASLEEP else 0.0
+    resume = node.resume_latency_s if node.power in RESUMING else 0.0
     for alloc in ending:
         free = Free(
             free.cpus + alloc.cpus,

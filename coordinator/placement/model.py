@@ -14,6 +14,7 @@ class Power(StrEnum):
 
     AWAKE = "awake"  # can start work now
     ASLEEP = "asleep"  # can be woken, after its resume latency
+    WAKING = "waking"  # a wake was sent: its capacity comes back without another
     UNAVAILABLE = "unavailable"  # offline, failed, going to sleep or waking: not now
 
 

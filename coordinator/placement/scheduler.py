@@ -1,9 +1,10 @@
 """One scheduling pass: pending jobs in queue order onto the snapshot, as a plan.
 
-A job goes to the best awake node that can take it now. When no awake node can, the best
-sleeping node that can (one that meets the deadline first) is asked to wake, its capacity is
-held for the job in this pass, and the job waits. Capacity taken in the pass is subtracted
-at once, so nothing is ever over-committed.
+A job goes to the best awake node that can take it now. When no awake node can, it waits for
+a node already waking that can take it, or else the best sleeping node that can (one that
+meets the deadline first) is asked to wake; either way that capacity is held for the job in
+this pass, so one job never wakes a second node while its first is on the way. Capacity
+taken in the pass is subtracted at once, so nothing is ever over-committed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def schedule(jobs: list[Job], cluster: ClusterSnapshot, now: float) -> Plan:
     free = free_capacity(cluster)
     awake = NodeIndex((n for n in cluster.nodes if n.power is Power.AWAKE), free)
     asleep = NodeIndex((n for n in cluster.nodes if n.power is Power.ASLEEP), free)
+    waking = NodeIndex((n for n in cluster.nodes if n.power is Power.WAKING), free)
     assignments: list[Assignment] = []
     wakes: list[Wake] = []
     waiting: list[Waiting] = []
@@ -59,6 +61,11 @@ def schedule(jobs: list[Job], cluster: ClusterSnapshot, now: float) -> Plan:
             finish = finish_estimate(job, node, now)
             at_risk = not meets_deadline(job, node, now)
             assignments.append(Assignment(job.id, node.name, gpus, finish, at_risk))
+            continue
+        coming = waking.first(job.request)
+        if coming is not None:
+            waking.take(coming, job.request)
+            waiting.append(Waiting(job.id, f"waiting for {coming.name} to wake"))
             continue
         sleeper = asleep.first(job.request, lambda n, j=job: meets_deadline(j, n, now))
         sleeper = sleeper or asleep.first(job.request)

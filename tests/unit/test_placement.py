@@ -178,6 +178,20 @@ def test_schedule_holds_a_woken_nodes_capacity_for_its_job():
     assert sorted(w.node for w in plan.wakes) == ["s1", "s2"]
 
 
+def test_a_job_waits_for_a_node_already_waking_instead_of_waking_another():
+    cluster = ClusterSnapshot(
+        (
+            node("a-asleep", power=Power.ASLEEP, cpus=4),
+            node("z-waking", power=Power.WAKING, cpus=4),
+        )
+    )
+    plan = schedule([job("x", cpus=4)], cluster, 0.0)
+    assert plan.wakes == ()
+    assert plan.waiting[0].reason == "waiting for z-waking to wake"
+    two = schedule([job("x", cpus=4), job("y", cpus=4, submitted_at=1)], cluster, 0.0)
+    assert [w.node for w in two.wakes] == ["a-asleep"]  # the second job needs another
+
+
 def test_schedule_says_why_a_job_waits():
     plan = schedule([job("j", gpus=1)], ClusterSnapshot((node("cpu-only"),)), 0.0)
     assert plan.waiting[0].job_id == "j"

@@ -1,0 +1,418 @@
+"""A discrete-event simulation that drives the daemon's own policy objects.
+
+At every instant something happens (a job arrives or ends, a node resumes, a timer of the
+power policy comes due) the simulator does what `dormouse run` does on each pass, with the
+same functions: `placement.scheduler.schedule` over a `ClusterSnapshot`, then
+`power.policy.decide` over `NodePower` snapshots with placement's wakes. There is no
+simulator-only branch in either; the simulator only models what the hardware would do:
+jobs end after their runtime, a woken node is back after its resume latency (+- jitter) or,
+with `wake_failure`, never, and a failed node is cleared by an operator after `clear_after`.
+
+A job larger than the largest node (the ITP traces hold 64-GPU jobs) is split into equal
+parts that each fit a node; it starts when its last part starts and ends when its last part
+ends. Baselines: `always-on` (EDF, never sleeps), `always-on-fifo` (submit order: the jobs
+reach placement without deadlines), `round-robin` (submit order, the next node in turn
+that fits, never sleeps).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from coordinator.placement.filters import never_fits, rejection
+from coordinator.placement.model import (
+    Allocation,
+    ClusterSnapshot,
+    Job,
+    NodeSnapshot,
+    Power,
+    Request,
+    free_capacity,
+)
+from coordinator.placement.scheduler import Assignment, Plan, schedule
+from coordinator.placement.select import assign_gpus
+from coordinator.power.policy import (
+    Action,
+    NodePower,
+    NodeState,
+    PowerPolicy,
+    WakeWanted,
+    decide,
+    idle_since,
+)
+from coordinator.sim.fleet import NodeType
+from coordinator.sim.trace import TraceJob
+
+SUBMIT, FINISH, RESUME, CLEAR, TICK = range(5)
+POWER_OF = {
+    NodeState.ONLINE: Power.AWAKE,
+    NodeState.ASLEEP: Power.ASLEEP,
+    NodeState.WAKING: Power.WAKING,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SimPolicy:
+    name: str
+    fifo: bool  # placement sees no deadlines: submit order
+    round_robin: bool
+    sleep: bool
+
+
+POLICIES = {
+    p.name: p
+    for p in (
+        SimPolicy("dormouse", fifo=False, round_robin=False, sleep=True),
+        SimPolicy("always-on", fifo=False, round_robin=False, sleep=False),
+        SimPolicy("always-on-fifo", fifo=True, round_robin=False, sleep=False),
+        SimPolicy("round-robin", fifo=True, round_robin=True, sleep=False),
+    )
+}
+
+
+@dataclass
+class SimNode:
+    name: str
+    kind: NodeType
+    state: NodeState
+    state_since: float
+    idle_since: float | None
+    last_t: float
+    energy_j: float = 0.0
+    used_cpus: int = 0
+    used_gpus: int = 0
+    tasks: int = 0
+    toggles: list[float] = field(default_factory=list)
+    resumes: list[float] = field(default_factory=list)
+    wake_id: int = 0
+    snapshot: NodeSnapshot | None = None
+
+    def power_w(self) -> float:
+        if self.state in {NodeState.ASLEEP, NodeState.FAILED}:
+            return self.kind.asleep_w
+        kind = self.kind
+        used = self.used_gpus / kind.gpus if kind.gpus else self.used_cpus / kind.cpus
+        return kind.power_w(used)
+
+    def advance(self, t: float) -> None:
+        """Count the energy up to `t`; call before anything that changes the power."""
+        self.energy_j += self.power_w() * (t - self.last_t)
+        self.last_t = t
+
+    def set_state(self, state: NodeState, t: float) -> None:
+        self.advance(t)
+        self.state, self.state_since, self.snapshot = state, t, None
+
+
+@dataclass
+class JobRun:
+    trace: TraceJob
+    parts: int
+    started: int = 0
+    finished: int = 0
+    start_s: float | None = None
+    end_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One pass's inputs and outputs, for checking the simulator against the daemon."""
+
+    now: float
+    jobs: tuple[Job, ...]
+    cluster: ClusterSnapshot
+    plan: Plan
+    nodes: tuple[NodePower, ...]
+    wanted: tuple[WakeWanted, ...]
+    recent_sleeps: tuple[float, ...]
+    actions: tuple[Action, ...]
+
+
+@dataclass
+class Outcome:
+    """What happened; `metrics.summarise` turns it into the report."""
+
+    policy: str
+    start: float
+    end: float
+    jobs: list[JobRun]
+    nodes: list[SimNode]
+    sleeps: int = 0
+    wakes: int = 0
+    failures: int = 0
+
+
+class Simulation:
+    def __init__(
+        self,
+        trace: list[TraceJob],
+        fleet: list[NodeType],
+        policy: SimPolicy,
+        power: PowerPolicy,
+        *,
+        seed: int = 0,
+        clear_after_s: float = 3600.0,
+        record: Callable[[Step], None] | None = None,
+    ) -> None:
+        self._policy, self._power = policy, replace(power, sleep_idle=policy.sleep)
+        self._rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not secrets
+        self._clear_after_s, self._record = clear_after_s, record
+        start = trace[0].submit_s if trace else 0.0
+        self.nodes = [
+            SimNode(f"{k.name}-{i:03d}", k, NodeState.ONLINE, start, start, start)
+            for k in fleet
+            for i in range(k.count)
+        ]
+        self._by_name = {n.name: n for n in self.nodes}
+        largest = max((k.gpus for k in fleet), default=0)
+        self.runs = [JobRun(j, _parts(j, largest)) for j in trace]
+        self._unfinished = len(self.runs)
+        self._events: list[tuple[float, int, int, object]] = []
+        self._seq = 0
+        self._pending: dict[str, tuple[Job, int]] = {}
+        self._allocations: dict[str, Allocation] = {}
+        self._sleeps: list[float] = []
+        self._tick_at = math.inf
+        self._turn = 0
+        self.outcome = Outcome(policy.name, start, start, self.runs, self.nodes)
+        for index, run in enumerate(self.runs):
+            self._push(run.trace.submit_s, SUBMIT, index)
+
+    def _push(self, t: float, kind: int, data: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (t, self._seq, kind, data))
+
+    def run(self, progress: Callable[[int], None] | None = None) -> Outcome:
+        done = 0
+        while self._events and self._unfinished:
+            now = self._events[0][0]
+            while self._events and self._events[0][0] == now:
+                _, _, kind, data = heapq.heappop(self._events)
+                done += self._apply(kind, data, now)
+            self._step(now)
+            if progress is not None and done:
+                progress(done)
+                done = 0
+        end = max([r.end_s for r in self.runs if r.end_s is not None], default=self.outcome.start)
+        for node in self.nodes:
+            node.advance(max(end, node.last_t))
+        self.outcome.end = end
+        return self.outcome
+
+    def _apply(self, kind: int, data: object, now: float) -> int:
+        """Apply one event; returns 1 when a job was submitted (for progress)."""
+        if kind == SUBMIT:
+            run = self.runs[data]  # type: ignore[index]
+            for part in range(run.parts):
+                job = _job(run.trace, run.parts, part, fifo=self._policy.fifo)
+                self._pending[job.id] = (job, data)  # type: ignore[assignment]
+            return 1
+        if kind == FINISH:
+            self._finish(data, now)  # type: ignore[arg-type]
+        elif kind == RESUME:
+            name, wake_id = data  # type: ignore[misc]
+            node = self._by_name[name]
+            if node.state is NodeState.WAKING and node.wake_id == wake_id:
+                node.resumes.append(now - node.state_since)
+                node.set_state(NodeState.ONLINE, now)
+                node.idle_since = now
+        elif kind == CLEAR:
+            node = self._by_name[data]  # type: ignore[index]
+            if node.state is NodeState.FAILED:
+                node.set_state(NodeState.ASLEEP, now)
+        return 0
+
+    def _finish(self, data: tuple[str, int], now: float) -> None:
+        task_id, index = data
+        alloc = self._allocations.pop(task_id)
+        node = self._by_name[alloc.node]
+        node.advance(now)
+        node.used_cpus -= alloc.cpus
+        node.used_gpus -= len(alloc.gpus)
+        node.tasks -= 1
+        node.snapshot = None
+        if node.tasks == 0:
+            node.idle_since = now
+        run = self.runs[index]
+        run.finished += 1
+        if run.finished == run.parts:
+            run.end_s = now
+            self._unfinished -= 1
+
+    def _step(self, now: float) -> None:
+        jobs = tuple(j for j, _ in self._pending.values())
+        cluster = ClusterSnapshot(
+            tuple(self._snapshot(n) for n in self.nodes), tuple(self._allocations.values())
+        )
+        plan = self._place(jobs, cluster, now) if jobs else Plan()
+        for assignment in plan.assignments:
+            self._start(assignment, now)
+        if not self._policy.sleep:
+            return
+        waiting = [self._pending[w.job_id][0].request for w in plan.waiting]
+        powers = tuple(self._node_power(n, now, waiting) for n in self.nodes)
+        wanted = tuple(
+            WakeWanted(w.node, f"job {w.job_id} cannot start on awake nodes") for w in plan.wakes
+        )
+        recent = tuple(t for t in self._sleeps[-64:] if now - t < 60.0)
+        actions = tuple(decide(powers, wanted, self._power, now, recent))
+        for action in actions:
+            self._act(action, now)
+        if self._record is not None:
+            self._record(Step(now, jobs, cluster, plan, powers, wanted, recent, actions))
+        self._next_tick(now, bool(wanted))
+
+    def _place(self, jobs: tuple[Job, ...], cluster: ClusterSnapshot, now: float) -> Plan:
+        if self._policy.round_robin:
+            return self._round_robin(jobs, cluster)
+        return schedule(list(jobs), cluster, now)
+
+    def _round_robin(self, jobs: tuple[Job, ...], cluster: ClusterSnapshot) -> Plan:
+        """The baseline: submit order, the next node in turn that fits."""
+        free = free_capacity(cluster)
+        nodes, placed = cluster.nodes, []
+        for job in sorted(jobs, key=lambda j: (j.submitted_at, j.id)):
+            for offset in range(len(nodes)):
+                node = nodes[(self._turn + offset) % len(nodes)]
+                if rejection(job.request, node, free[node.name]) is None:
+                    gpus = assign_gpus(free[node.name], job.request.gpus)
+                    free[node.name] = free[node.name].minus(
+                        job.request.cpus, job.request.mem_bytes, gpus
+                    )
+                    placed.append(Assignment(job.id, node.name, gpus, 0.0, False))
+                    self._turn = (self._turn + offset + 1) % len(nodes)
+                    break
+        return Plan(tuple(placed))
+
+    def _snapshot(self, node: SimNode) -> NodeSnapshot:
+        if node.snapshot is None:
+            kind = node.kind
+            measured = node.resumes[-5:]
+            node.snapshot = NodeSnapshot(
+                name=node.name,
+                power=POWER_OF.get(node.state, Power.UNAVAILABLE),
+                cpus=kind.cpus,
+                mem_bytes=kind.mem_bytes,
+                gpus=tuple(range(kind.gpus)),
+                util_pct=100.0 * node.used_cpus / kind.cpus,
+                resume_latency_s=sum(measured) / len(measured)
+                if measured
+                else kind.resume_latency_s,
+            )
+        return node.snapshot
+
+    def _start(self, assignment: Assignment, now: float) -> None:
+        job, index = self._pending.pop(assignment.job_id)
+        node = self._by_name[assignment.node]
+        node.advance(now)
+        request = job.request
+        self._allocations[job.id] = Allocation(
+            job_id=job.id,
+            node=node.name,
+            cpus=request.cpus,
+            mem_bytes=request.mem_bytes,
+            gpus=assignment.gpus,
+            ends_at=now + job.runtime_s,
+        )
+        node.used_cpus += request.cpus
+        node.used_gpus += len(assignment.gpus)
+        node.tasks += 1
+        node.idle_since, node.snapshot = None, None
+        run = self.runs[index]
+        run.started += 1
+        if run.started == run.parts:
+            run.start_s = now
+        self._push(now + job.runtime_s, FINISH, (job.id, index))
+
+    def _node_power(self, node: SimNode, now: float, waiting: list[Request]) -> NodePower:
+        node.idle_since = idle_since(
+            node.idle_since if node.state is NodeState.ONLINE else None,
+            cpu_util_pct=100.0 if node.tasks else 0.0,
+            gpu_util_pct=None,
+            jobs=node.tasks,
+            ts=now,
+            policy=self._power,
+        )
+        candidate = node.state is NodeState.ONLINE and not node.tasks
+        snapshot = self._snapshot(node)
+        return NodePower(
+            name=node.name,
+            state=node.state,
+            state_since=node.state_since,
+            idle_since=node.idle_since,
+            jobs=node.tasks,
+            wanted=candidate and any(never_fits(r, snapshot) is None for r in waiting),
+            gpus=node.kind.gpus,
+            free_gpus=node.kind.gpus - node.used_gpus,
+        )
+
+    def _act(self, action: Action, now: float) -> None:
+        node = self._by_name[action.node]
+        if action.kind == "sleep":
+            node.set_state(NodeState.ASLEEP, now)  # suspend modelled as instant
+            node.toggles.append(now)
+            self._sleeps.append(now)
+            self.outcome.sleeps += 1
+        elif action.kind == "wake":
+            node.set_state(NodeState.WAKING, now)
+            node.toggles.append(now)
+            node.wake_id += 1
+            self.outcome.wakes += 1
+            kind = node.kind
+            if self._rng.random() >= kind.wake_failure:
+                jitter = self._rng.uniform(-kind.resume_jitter_s, kind.resume_jitter_s)
+                back = now + max(0.0, kind.resume_latency_s + jitter)
+                self._push(back, RESUME, (node.name, node.wake_id))
+        else:
+            node.set_state(NodeState.FAILED, now)
+            self.outcome.failures += 1
+            self._push(now + self._clear_after_s, CLEAR, node.name)
+
+    def _next_tick(self, now: float, wakes_wanted: bool) -> None:
+        """The next time the power policy could decide otherwise with nothing else happening:
+        an idle node's timers, a waking node's timeout, the rate limit, a deferred wake."""
+        power, due = self._power, []
+        for node in self.nodes:
+            if node.state is NodeState.ONLINE and not node.tasks and node.idle_since is not None:
+                due.append(
+                    max(
+                        node.idle_since + power.idle_after_s,
+                        node.state_since + power.min_awake_time_s,
+                    )
+                )
+            elif node.state is NodeState.WAKING:
+                due.append(node.state_since + power.resume_timeout_s + 1e-6)
+            elif node.state is NodeState.ASLEEP and wakes_wanted:
+                due.append(node.state_since + power.min_asleep_time_s)
+        recent = [t for t in self._sleeps[-64:] if now - t < 60.0]
+        if len(recent) >= power.max_sleeps_per_min:
+            due.append(min(recent) + 60.0)
+        later = [t for t in due if t > now]
+        if (later and min(later) < self._tick_at) or self._tick_at <= now:
+            self._tick_at = min(later, default=math.inf)
+            if self._tick_at < math.inf:
+                self._push(self._tick_at, TICK, None)
+
+
+def _parts(job: TraceJob, largest_gpus: int) -> int:
+    if largest_gpus and job.gpus > largest_gpus:
+        return math.ceil(job.gpus / largest_gpus)
+    return 1
+
+
+def _job(trace: TraceJob, parts: int, part: int, *, fifo: bool) -> Job:
+    return Job(
+        id=f"{trace.id}.{part}",
+        request=Request(
+            cpus=math.ceil(trace.cpus / parts),
+            mem_bytes=math.ceil(trace.mem_bytes / parts),
+            gpus=math.ceil(trace.gpus / parts),
+        ),
+        runtime_s=trace.runtime_s,
+        submitted_at=trace.submit_s,
+        deadline=None if fifo else trace.deadline_s,
+    )

@@ -1,0 +1,74 @@
+"""From a simulation's outcome to the figures `dormouse simulate` reports, pure."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from coordinator.power.energy import J_PER_KWH
+from coordinator.sim.engine import Outcome, SimNode
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    jobs: int
+    completed: int
+    deadline_hits_pct: float | None
+    mean_wait_s: float | None
+    p95_wait_s: float | None
+    energy_kwh: float
+    lower_bound_kwh: float
+    sleeps: int
+    wakes: int
+    failures: int
+    max_toggles_per_node_hour: int
+    span_h: float
+
+
+def summarise(outcome: Outcome, end: float | None = None) -> Summary:
+    """`end` extends the energy to a common horizon (the latest end of the runs compared):
+    every node is idle or asleep after its run's last job."""
+    end = outcome.end if end is None else max(end, outcome.end)
+    for node in outcome.nodes:
+        node.advance(max(end, node.last_t))
+    done = [r for r in outcome.jobs if r.end_s is not None]
+    with_deadline = [r for r in outcome.jobs if r.trace.deadline_s is not None]
+    hits = sum(1 for r in with_deadline if r.end_s is not None and r.end_s <= r.trace.deadline_s)
+    waits = sorted(r.start_s - r.trace.submit_s for r in done if r.start_s is not None)
+    return Summary(
+        jobs=len(outcome.jobs),
+        completed=len(done),
+        deadline_hits_pct=100.0 * hits / len(with_deadline) if with_deadline else None,
+        mean_wait_s=sum(waits) / len(waits) if waits else None,
+        p95_wait_s=waits[min(len(waits) - 1, int(0.95 * len(waits)))] if waits else None,
+        energy_kwh=sum(n.energy_j for n in outcome.nodes) / J_PER_KWH,
+        lower_bound_kwh=lower_bound_j(outcome, end) / J_PER_KWH,
+        sleeps=outcome.sleeps,
+        wakes=outcome.wakes,
+        failures=outcome.failures,
+        max_toggles_per_node_hour=max((most_in_an_hour(n) for n in outcome.nodes), default=0),
+        span_h=(end - outcome.start) / 3600,
+    )
+
+
+def lower_bound_j(outcome: Outcome, end: float) -> float:
+    """What an oracle with instant wakes would use: each job's share of a fully busy node for
+    its runtime, and sleep power for all other node-time."""
+    kinds = {n.kind for n in outcome.nodes}
+    kind = max(kinds, key=lambda k: k.gpus) if kinds else None
+    if kind is None:
+        return 0.0
+    busy_node_s = busy_j = 0.0
+    for run in outcome.jobs:
+        job = run.trace
+        share = job.gpus / kind.gpus if kind.gpus and job.gpus else job.cpus / kind.cpus
+        busy_node_s += share * job.runtime_s
+        busy_j += share * job.runtime_s * kind.busy_w
+    node_s = sum(1 for _ in outcome.nodes) * (end - outcome.start)
+    return busy_j + max(0.0, node_s - busy_node_s) * kind.asleep_w
+
+
+def most_in_an_hour(node: SimNode) -> int:
+    """The most sleeps and wakes of the node within any hour."""
+    times = node.toggles
+    return max((bisect.bisect_left(times, t + 3600.0) - i for i, t in enumerate(times)), default=0)

@@ -1,0 +1,165 @@
+"""`dormouse simulate`: replay a trace through the placement and power policy, per policy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from coordinator.cli_common import fail, load
+from coordinator.power.policy import PowerPolicy
+from coordinator.settings import Power
+from coordinator.sim.engine import POLICIES, Outcome, Simulation
+from coordinator.sim.fleet import NodeType, default_type, parse_fleet
+from coordinator.sim.metrics import Summary, summarise
+from coordinator.sim.trace import TraceJob, TraceOptions, parse_trace
+from shared.config import describe
+from shared.config_cli import ConfigOption
+from shared.console import reported_errors
+from shared.errors import ConfigError
+
+REFERENCE = "always-on"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)
+
+
+def simulate(
+    trace: Annotated[Path, typer.Option("--trace", help="CSV trace (dormouse or ElasticFlow)")],
+    nodes: Annotated[int, typer.Option("--nodes", help="fleet size (without --fleet)")] = 16,
+    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node")] = 8,
+    fleet: Annotated[Path | None, typer.Option("--fleet", help="fleet TOML ([[nodes]])")] = None,
+    policy: Annotated[
+        list[str] | None, typer.Option("--policy", help=f"one of {', '.join(POLICIES)}")
+    ] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="every policy side by side")] = False,
+    deadline_factor: Annotated[
+        float | None, typer.Option("--deadline-factor", help="deadline = submit + K x runtime")
+    ] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="a [power] knob and values: idle_after=60,300")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="resume jitter and wake failures")] = 0,
+    clear_after: Annotated[
+        float, typer.Option("--clear-after", help="seconds until an operator clears a failed node")
+    ] = 3600.0,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Replay a job trace through dormouse's own placement and power policy."""
+    names = list(POLICIES) if compare else policy or ["dormouse"]
+    if unknown := [n for n in names if n not in POLICIES]:
+        fail(f"--policy {unknown[0]!r}: expected one of {', '.join(POLICIES)}")
+    if deadline_factor is not None and deadline_factor <= 0:
+        fail("--deadline-factor must be more than 0")
+    if nodes < 1 or gpus_per_node < 0:
+        fail("--nodes must be 1 or more and --gpus-per-node 0 or more")
+    power = load(config).power
+    with reported_errors("dormouse"):
+        jobs = read_trace(trace, deadline_factor)
+        kinds = (
+            parse_fleet(fleet.read_text(), str(fleet))
+            if fleet
+            else [default_type(nodes, gpus_per_node)]
+        )
+        variants = sweep_variants(sweep, power) if sweep else {}
+    runs = {n: power.policy() for n in names if not variants or n != "dormouse"}
+    runs.setdefault(REFERENCE, power.policy())
+    runs |= {f"dormouse {label}": knobs for label, knobs in variants.items()}
+    outcomes = run_all(jobs, kinds, runs, seed, clear_after, show_progress=not as_json)
+    end = max(o.end for o in outcomes.values())
+    summaries = {name: summarise(o, end) for name, o in outcomes.items()}
+    shown = [n for n in summaries if n in names or n.startswith("dormouse ")]
+    report(summaries, shown, as_json=as_json)
+
+
+def read_trace(path: Path, deadline_factor: float | None) -> list[TraceJob]:
+    try:
+        with path.open(newline="") as lines:
+            jobs = parse_trace(lines, TraceOptions(deadline_factor=deadline_factor), str(path))
+    except OSError as exc:
+        raise ConfigError(f"--trace {path}: {exc.strerror}") from None
+    if not jobs:
+        raise ConfigError(f"--trace {path}: no jobs")
+    return jobs
+
+
+def sweep_variants(text: str, power: Power) -> dict[str, PowerPolicy]:
+    """`idle_after=60,300,900` -> one policy per value, through the config's own parser."""
+    key, sep, values = text.partition("=")
+    knobs = {f.name: f for f in fields(Power)}
+    if not sep or key not in knobs or not values.strip():
+        keys = ", ".join(k for k, _, _ in describe(power))
+        raise ConfigError(f"--sweep {text!r}: expected KEY=V1,V2 with a [power] key ({keys})")
+    parse = knobs[key].metadata["parse"]
+    variants = {}
+    for value in (v.strip() for v in values.split(",") if v.strip()):
+        try:
+            variants[f"{key}={value}"] = replace(power, **{key: parse(value)}).policy()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--sweep {key}={value}: {exc}") from None
+    return variants
+
+
+def run_all(
+    jobs: list[TraceJob],
+    kinds: list[NodeType],
+    runs: dict[str, PowerPolicy],
+    seed: int,
+    clear_after: float,
+    *,
+    show_progress: bool,
+) -> dict[str, Outcome]:
+    outcomes = {}
+    with Progress(disable=not show_progress, transient=True) as progress:
+        task = progress.add_task("simulating", total=len(jobs) * len(runs))
+        for name, knobs in runs.items():
+            kind = POLICIES[name.split(" ")[0]]
+            simulation = Simulation(jobs, kinds, kind, knobs, seed=seed, clear_after_s=clear_after)
+            progress.update(task, description=name)
+            outcomes[name] = simulation.run(lambda n: progress.advance(task, n))
+    return outcomes
+
+
+def figures(summary: Summary, reference: Summary) -> dict[str, Any]:
+    values = asdict(summary)
+    values["kwh_vs_always_on"] = (
+        summary.energy_kwh / reference.energy_kwh if reference.energy_kwh else None
+    )
+    values["saved_vs_always_on_pct"] = (
+        100 * (1 - values["kwh_vs_always_on"]) if values["kwh_vs_always_on"] is not None else None
+    )
+    values["vs_lower_bound"] = (
+        summary.energy_kwh / summary.lower_bound_kwh if summary.lower_bound_kwh else None
+    )
+    return values
+
+
+def report(summaries: dict[str, Summary], shown: list[str], *, as_json: bool) -> None:
+    reference = summaries[REFERENCE]
+    table = {name: figures(summaries[name], reference) for name in shown}
+    if as_json:
+        typer.echo(json.dumps({"policies": table}, indent=2))
+        return
+    out = Table(title="simulation (energy to a common end: the latest run's last job)")
+    out.add_column("figure", no_wrap=True)
+    for name in shown:
+        out.add_column(name, justify="right")
+    for key in next(iter(table.values())):
+        out.add_row(key, *(_cell(table[name][key]) for name in shown))
+    Console().print(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return f"{value:,}"
