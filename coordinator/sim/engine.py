@@ -48,6 +48,7 @@ from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
 
 SUBMIT, FINISH, RESUME, CLEAR, TICK = range(5)
+STOP_AFTER_S = 30 * 86400.0
 POWER_OF = {
     NodeState.ONLINE: Power.AWAKE,
     NodeState.ASLEEP: Power.ASLEEP,
@@ -171,6 +172,8 @@ class Simulation:
         largest = max((k.gpus for k in fleet), default=0)
         self.runs = [JobRun(j, _parts(j, largest)) for j in trace]
         self._unfinished = len(self.runs)
+        last = max((j.submit_s + j.runtime_s for j in trace), default=start)
+        self._stop_at = last + STOP_AFTER_S  # jobs that never run (every wake fails) end it
         self._events: list[tuple[float, int, int, object]] = []
         self._seq = 0
         self._pending: dict[str, tuple[Job, int]] = {}
@@ -188,7 +191,7 @@ class Simulation:
 
     def run(self, progress: Callable[[int], None] | None = None) -> Outcome:
         done = 0
-        while self._events and self._unfinished:
+        while self._events and self._unfinished and self._events[0][0] <= self._stop_at:
             now = self._events[0][0]
             while self._events and self._events[0][0] == now:
                 _, _, kind, data = heapq.heappop(self._events)
@@ -262,6 +265,8 @@ class Simulation:
         actions = tuple(decide(powers, wanted, self._power, now, recent))
         for action in actions:
             self._act(action, now)
+        if any(a.kind == "fail" for a in actions):  # plan again without it, as the next pass would
+            self._push(now, TICK, None)
         if self._record is not None:
             self._record(Step(now, jobs, cluster, plan, powers, wanted, recent, actions))
         self._next_tick(now, bool(wanted))
