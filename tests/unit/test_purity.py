@@ -15,6 +15,7 @@ PURE = sorted(
         *SHARED.glob("*.py"),
         *(ROOT / "coordinator" / "placement").glob("*.py"),
         *(ROOT / "coordinator" / "power").glob("*.py"),
+        *(ROOT / "coordinator" / "sim").glob("*.py"),
         ROOT / "coordinator" / "jobstate.py",
         ROOT / "coordinator" / "snapshot.py",
         ROOT / "coordinator" / "registry.py",

@@ -1,0 +1,95 @@
+"""`dormouse simulate` in process: JSON shape, compare, sweep, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import app
+
+runner = CliRunner()
+TRACE = "submit_s,runtime_s,gpus,cpus,mem_gb,deadline_s\n" + "".join(
+    f"{i * 600},{300 + 60 * (i % 3)},{1 + i % 2},2,8,\n" for i in range(12)
+)
+KEYS = {
+    "jobs",
+    "completed",
+    "deadline_hits_pct",
+    "mean_wait_s",
+    "p95_wait_s",
+    "energy_kwh",
+    "lower_bound_kwh",
+    "sleeps",
+    "wakes",
+    "max_toggles_per_node_hour",
+    "kwh_vs_always_on",
+}
+
+
+@pytest.fixture
+def trace(tmp_path, monkeypatch):
+    monkeypatch.delenv("DORMOUSE_CONFIG", raising=False)
+    path = tmp_path / "t.csv"
+    path.write_text(TRACE)
+    return str(path)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["simulate", *args])
+
+
+def test_json_compare_gives_every_policy_with_the_figures(trace):
+    result = invoke(
+        "--trace", trace, "--nodes", "4", "--compare", "--deadline-factor", "3", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    policies = json.loads(result.output)["policies"]
+    assert set(policies) == {"dormouse", "always-on", "always-on-fifo", "round-robin"}
+    for figures in policies.values():
+        assert set(figures) >= KEYS
+        assert figures["jobs"] == figures["completed"] == 12
+    assert policies["always-on"]["kwh_vs_always_on"] == 1.0
+    assert policies["dormouse"]["energy_kwh"] < policies["always-on"]["energy_kwh"]
+    assert policies["dormouse"]["sleeps"] > 0
+
+
+def test_sweep_reports_each_value(trace, monkeypatch):
+    monkeypatch.setenv("DORMOUSE_POWER_MIN_AWAKE_TIME", "1s")
+    result = invoke("--trace", trace, "--nodes", "4", "--sweep", "idle_after=60,20m", "--json")
+    assert result.exit_code == 0, result.output
+    policies = json.loads(result.output)["policies"]
+    assert set(policies) == {"dormouse idle_after=60", "dormouse idle_after=20m"}
+    quick, slow = policies["dormouse idle_after=60"], policies["dormouse idle_after=20m"]
+    assert quick["energy_kwh"] < slow["energy_kwh"]  # sleeping sooner saves more here
+
+
+def test_a_table_for_people(trace):
+    result = invoke("--trace", trace, "--nodes", "2", "--policy", "round-robin")
+    assert result.exit_code == 0, result.output
+    assert "round-robin" in result.output
+    assert "energy_kwh" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--policy", "magic"], "--policy 'magic'"),
+        (["--deadline-factor", "0"], "--deadline-factor must be more than 0"),
+        (["--nodes", "0"], "--nodes must be 1 or more"),
+        (["--sweep", "idle_after"], "expected KEY=V1,V2"),
+        (["--sweep", "idle_after=soon"], "--sweep idle_after=soon"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(trace, args, reason):
+    result = invoke("--trace", trace, *args)
+    assert result.exit_code == 2
+    assert reason in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_missing_trace_says_so(tmp_path):
+    result = invoke("--trace", str(tmp_path / "none.csv"))
+    assert result.exit_code == 2
+    assert "No such file" in result.output
