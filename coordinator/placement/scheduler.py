@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coordinator.placement.deadline import finish_estimate, meets_deadline
-from coordinator.placement.model import ClusterSnapshot, Job, Power, free_capacity
+from coordinator.placement.model import ClusterSnapshot, Free, Job, Power, free_capacity
 from coordinator.placement.queue import queue_order
 from coordinator.placement.select import NodeIndex
 
@@ -49,8 +49,7 @@ class Plan:
 def schedule(jobs: list[Job], cluster: ClusterSnapshot, now: float) -> Plan:
     free = free_capacity(cluster)
     awake = NodeIndex((n for n in cluster.nodes if n.power is Power.AWAKE), free)
-    asleep = NodeIndex((n for n in cluster.nodes if n.power is Power.ASLEEP), free)
-    waking = NodeIndex((n for n in cluster.nodes if n.power is Power.WAKING), free)
+    waking, asleep = _Lazy(cluster, free, Power.WAKING), _Lazy(cluster, free, Power.ASLEEP)
     assignments: list[Assignment] = []
     wakes: list[Wake] = []
     waiting: list[Waiting] = []
@@ -62,17 +61,33 @@ def schedule(jobs: list[Job], cluster: ClusterSnapshot, now: float) -> Plan:
             at_risk = not meets_deadline(job, node, now)
             assignments.append(Assignment(job.id, node.name, gpus, finish, at_risk))
             continue
-        coming = waking.first(job.request)
+        coming = waking.index().first(job.request)
         if coming is not None:
-            waking.take(coming, job.request)
+            waking.index().take(coming, job.request)
             waiting.append(Waiting(job.id, f"waiting for {coming.name} to wake"))
             continue
-        sleeper = asleep.first(job.request, lambda n, j=job: meets_deadline(j, n, now))
-        sleeper = sleeper or asleep.first(job.request)
+        sleepers = asleep.index()
+        sleeper = sleepers.first(job.request, lambda n, j=job: meets_deadline(j, n, now))
+        sleeper = sleeper or sleepers.first(job.request)
         if sleeper is not None:
-            asleep.take(sleeper, job.request)
+            sleepers.take(sleeper, job.request)
             wakes.append(Wake(sleeper.name, job.id, meets_deadline(job, sleeper, now)))
             waiting.append(Waiting(job.id, f"waiting for {sleeper.name} to wake"))
         else:
             waiting.append(Waiting(job.id, "no node that is awake or can wake has room now"))
     return Plan(tuple(assignments), tuple(wakes), tuple(waiting))
+
+
+class _Lazy:
+    """An index of the nodes in one power state, built the first time a job needs it (most
+    passes place everything on awake nodes). Indices share `free`, over disjoint nodes."""
+
+    def __init__(self, cluster: ClusterSnapshot, free: dict[str, Free], power: Power) -> None:
+        self._cluster, self._free, self._power = cluster, free, power
+        self._index: NodeIndex | None = None
+
+    def index(self) -> NodeIndex:
+        if self._index is None:
+            nodes = (n for n in self._cluster.nodes if n.power is self._power)
+            self._index = NodeIndex(nodes, self._free)
+        return self._index

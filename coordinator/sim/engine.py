@@ -90,7 +90,8 @@ class SimNode:
     toggles: list[float] = field(default_factory=list)
     resumes: list[float] = field(default_factory=list)
     wake_id: int = 0
-    snapshot: NodeSnapshot | None = None
+    snapshot: NodeSnapshot | None = None  # cached until the node changes
+    power: NodePower | None = None
 
     def power_w(self) -> float:
         if self.state in {NodeState.ASLEEP, NodeState.FAILED}:
@@ -106,7 +107,11 @@ class SimNode:
 
     def set_state(self, state: NodeState, t: float) -> None:
         self.advance(t)
-        self.state, self.state_since, self.snapshot = state, t, None
+        self.state, self.state_since = state, t
+        self.changed()
+
+    def changed(self) -> None:
+        self.snapshot = self.power = None
 
 
 @dataclass
@@ -237,7 +242,7 @@ class Simulation:
         node.used_cpus -= alloc.cpus
         node.used_gpus -= len(alloc.gpus)
         node.tasks -= 1
-        node.snapshot = None
+        node.changed()
         if node.tasks == 0:
             node.idle_since = now
         run = self.runs[index]
@@ -326,7 +331,8 @@ class Simulation:
         node.used_cpus += request.cpus
         node.used_gpus += len(assignment.gpus)
         node.tasks += 1
-        node.idle_since, node.snapshot = None, None
+        node.idle_since = None
+        node.changed()
         run = self.runs[index]
         run.started += 1
         if run.started == run.parts:
@@ -334,26 +340,32 @@ class Simulation:
         self._push(now + job.runtime_s, FINISH, (job.id, index))
 
     def _node_power(self, node: SimNode, now: float, waiting: list[Request]) -> NodePower:
-        node.idle_since = idle_since(
-            node.idle_since if node.state is NodeState.ONLINE else None,
-            cpu_util_pct=100.0 if node.tasks else 0.0,
-            gpu_util_pct=None,
-            jobs=node.tasks,
-            ts=now,
-            policy=self._power,
-        )
-        candidate = node.state is NodeState.ONLINE and not node.tasks
-        snapshot = self._snapshot(node)
-        return NodePower(
-            name=node.name,
-            state=node.state,
-            state_since=node.state_since,
-            idle_since=node.idle_since,
-            jobs=node.tasks,
-            wanted=candidate and any(never_fits(r, snapshot) is None for r in waiting),
-            gpus=node.kind.gpus,
-            free_gpus=node.kind.gpus - node.used_gpus,
-        )
+        """Rebuilt when the node changed; `wanted` checked again for idle online nodes only
+        (the only ones it can stop from sleeping)."""
+        if node.power is None:
+            node.idle_since = idle_since(
+                node.idle_since if node.state is NodeState.ONLINE else None,
+                cpu_util_pct=100.0 if node.tasks else 0.0,
+                gpu_util_pct=None,
+                jobs=node.tasks,
+                ts=now,
+                policy=self._power,
+            )
+            node.power = NodePower(
+                name=node.name,
+                state=node.state,
+                state_since=node.state_since,
+                idle_since=node.idle_since,
+                jobs=node.tasks,
+                gpus=node.kind.gpus,
+                free_gpus=node.kind.gpus - node.used_gpus,
+            )
+        if node.state is NodeState.ONLINE and not node.tasks:
+            snapshot = self._snapshot(node)
+            wanted = any(never_fits(r, snapshot) is None for r in waiting)
+            if wanted != node.power.wanted:
+                node.power = replace(node.power, wanted=wanted)
+        return node.power
 
     def _act(self, action: Action, now: float) -> None:
         node = self._by_name[action.node]
