@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from agent import __version__
+from agent.install import install
 from agent.samplers.base import Availability
 from agent.samplers.gpu import GpuSampler
 from agent.sampling import take_sample
@@ -28,6 +29,7 @@ from agent.service import (
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
 from shared.config_cli import ConfigOption, config_app, load_from_cli
 from shared.console import print_rows, reported_errors
+from shared.errors import ConfigError
 from shared.units import parse_duration
 
 PROG = "dormouse-agent"
@@ -119,6 +121,27 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     print_rows(rows, ["check", "ok", "required", "detail"], as_json=as_json)
     if any(r.required and not r.ok for r in results):
         raise typer.Exit(1)
+
+
+@app.command("install")
+def install_command(
+    root: Annotated[Path, typer.Option("--root", help="write under this directory")] = Path("/"),
+    config: Annotated[
+        Path | None, typer.Option("--config", help="install this config (else a commented one)")
+    ] = None,
+) -> None:
+    """Write the systemd unit and a commented config; print how to start it."""
+    if config is not None:
+        load(config)  # refuse a config the agent would refuse, before installing it
+    with reported_errors(PROG):
+        try:
+            done = install(root, config)
+        except OSError as exc:
+            raise ConfigError(f"install: {exc.strerror}: {exc.filename}") from None
+    typer.echo(f"wrote {done.unit}")
+    kept = "wrote" if done.config_written else "kept the existing"
+    typer.echo(f"{kept} {done.config}")
+    typer.echo("then: systemctl daemon-reload && systemctl enable --now dormouse-agent")
 
 
 @app.command("version")

@@ -81,19 +81,23 @@ class AgentConfig:
         ("wol",), parse_choices(*sorted(WAKE_METHODS)), "how this host can be woken"
     )
     sleep_command: str = setting(
-        "", parse_str, "sleep_method = command: the command line (run without a shell)"
+        "", parse_str, 'with sleep_method "command": the command line, run without a shell'
     )
     rtcwake_after: float = setting(
-        8 * 3600.0, parse_positive_seconds, "sleep_method = rtcwake: the RTC wakes the host after"
+        8 * 3600.0,
+        parse_positive_seconds,
+        'with sleep_method "rtcwake": the RTC wakes the host after',
     )
     macs: tuple[str, ...] = setting(
         (), parse_macs, "MACs to wake this host by (empty: every interface's)"
     )
     wol_listen_port: int = setting(
-        9, parse_port, "sleep_method = dry-run: UDP port where a magic packet ends the sleep"
+        9, parse_port, 'with sleep_method "dry-run": UDP port where a magic packet ends it'
     )
     dry_run_max: float = setting(
-        3600.0, parse_positive_seconds, "sleep_method = dry-run: wake by itself after this long"
+        3600.0,
+        parse_positive_seconds,
+        'with sleep_method "dry-run": wake by itself after this long',
     )
     offer_cpus: int = setting(0, parse_count0, "CPUs offered to jobs (0: all the host has)")
     offer_mem: int = setting(0, parse_bytes, "memory offered to jobs (0: all the host has)")

@@ -21,6 +21,7 @@ from collections import deque
 import aiomqtt
 import sqlalchemy as sa
 
+from agent.notify import Notifier  # sd_notify, shared with the agent (an adapter, not in shared/)
 from coordinator.dispatch import Dispatcher
 from coordinator.ingest import Ingest
 from coordinator.power_service import PowerService
@@ -126,10 +127,12 @@ class Coordinator:
         ingest: Ingest,
         clock: Clock,
         key: bytes | None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config, self.engine, self.ingest, self.clock = config, engine, ingest, clock
         self.writer = Writer(engine, config, clock)
         self._key = key
+        self._notifier = notifier or Notifier(env={})
         self._client: aiomqtt.Client | None = None
         self.resends_sent = 0
         self._drop_log = RateLimiter(10.0)
@@ -155,8 +158,10 @@ class Coordinator:
                     ("jobs", self._jobs_loop()),
                 )
             ]
+            self._notifier.ready()
             await stop.wait()
             self._stopping = True
+            self._notifier.stopping()
             for task in tasks:
                 task.cancel()
         await asyncio.to_thread(self._final_flush)
@@ -285,6 +290,7 @@ class Coordinator:
         tick = 0
         while True:
             await asyncio.sleep(1.0)
+            self._notifier.watchdog()  # a stuck event loop stops this, and systemd restarts it
             tick += 1
             now = self.clock.now()
             for node in self.ingest.registry.expire(now):

@@ -8,6 +8,7 @@ import signal
 
 import sqlalchemy as sa
 
+from agent.notify import Notifier
 from coordinator.daemon import Coordinator
 from coordinator.ingest import Ingest
 from coordinator.registry import Registry
@@ -70,6 +71,7 @@ def build(config: CoordinatorConfig, engine: sa.Engine) -> Coordinator:
         ingest=Ingest(registry, seqs),
         clock=SystemClock(),
         key=load_key(config),
+        notifier=Notifier(),
     )
 
 

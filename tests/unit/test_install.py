@@ -1,0 +1,101 @@
+"""`dormouse-agent install` and the systemd units, checked by systemd-analyze."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+from agent.install import executable
+from agent.settings import AgentConfig
+from agent.units import AGENT, COORDINATOR, render
+from shared.config import load_config
+
+ROOT = Path(__file__).parents[2]
+runner = CliRunner()
+
+
+def uncommented(text: str) -> str:
+    return re.sub(r"^# (\w+ = )", r"\1", text, flags=re.MULTILINE)
+
+
+def test_install_writes_the_unit_and_a_commented_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("DORMOUSE_CONFIG", raising=False)
+    result = runner.invoke(app, ["install", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "systemctl daemon-reload && systemctl enable --now dormouse-agent" in result.output
+    unit = (tmp_path / "etc/systemd/system/dormouse-agent.service").read_text()
+    assert f"ExecStart={executable()} run --config /etc/dormouse/agent.toml" in unit
+    config = tmp_path / "etc/dormouse/agent.toml"
+    assert tomllib.loads(config.read_text()) == {}  # all commented out
+    defaults = tomllib.loads(uncommented(config.read_text()))
+    path = tmp_path / "uncommented.toml"
+    path.write_text(uncommented(config.read_text()))
+    assert load_config(AgentConfig, path=path, env={}) == AgentConfig()  # every default, as is
+    assert {"node", "broker", "sleep_method", "job_user", "macs"} <= set(defaults)
+
+
+def test_install_keeps_an_existing_config_and_installs_a_given_one(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('node = "gpu-07"\nsleep_method = "rtcwake"\n')
+    root = tmp_path / "root"
+    first = runner.invoke(app, ["install", "--root", str(root), "--config", str(mine)])
+    assert first.exit_code == 0, first.output
+    assert (root / "etc/dormouse/agent.toml").read_text() == mine.read_text()
+    again = runner.invoke(app, ["install", "--root", str(root)])
+    assert "kept the existing" in again.output
+    assert (root / "etc/dormouse/agent.toml").read_text() == mine.read_text()
+
+
+def test_install_refuses_a_bad_config(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('sleep_method = "hibernate-please"\n')
+    result = runner.invoke(app, ["install", "--root", str(tmp_path / "r"), "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "sleep_method" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_shipped_units_are_the_rendered_templates():
+    shipped = ROOT / "systemd"
+    assert (shipped / "dormouse-agent.service").read_text() == render(
+        AGENT, "/usr/local/bin/dormouse-agent", "/etc/dormouse/agent.toml"
+    )
+    assert (shipped / "dormouse-coordinator.service").read_text() == render(
+        COORDINATOR, "/usr/local/bin/dormouse", "/etc/dormouse/coordinator.toml"
+    )
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_analyze_verify_passes_on_both_units(tmp_path):
+    """Rendered with this installation's executables (verify checks ExecStart exists);
+    a warning on stderr fails the test as an error would."""
+    bin_dir = Path(sys.executable).parent
+    units = {
+        "dormouse-agent.service": render(AGENT, str(bin_dir / "dormouse-agent"), "/etc/a.toml"),
+        "dormouse-coordinator.service": render(
+            COORDINATOR, str(bin_dir / "dormouse"), "/etc/c.toml"
+        ),
+    }
+    for name, text in units.items():
+        (tmp_path / name).write_text(text)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *(str(tmp_path / n) for n in units)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+    for text in units.values():
+        assert "Type=notify" in text
+        assert "WatchdogSec=" in text
+        assert "Restart=on-failure" in text
+        assert "StateDirectory=" in text
