@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from agent.notify import Notifier  # sd_notify, shared with the agent (an adapter, not in shared/)
 from coordinator.dispatch import Dispatcher
 from coordinator.ingest import Ingest
+from coordinator.power.energy import EnergyMeter
 from coordinator.power_service import PowerService
 from coordinator.ratelimit import RateLimiter
 from coordinator.settings import CoordinatorConfig
@@ -133,6 +134,7 @@ class Coordinator:
         self.writer = Writer(engine, config, clock)
         self._key = key
         self._notifier = notifier or Notifier(env={})
+        self.energy = EnergyMeter(config.offline_after)
         self._client: aiomqtt.Client | None = None
         self.resends_sent = 0
         self._drop_log = RateLimiter(10.0)
@@ -218,7 +220,9 @@ class Coordinator:
         if self.ingest.dropped.total() != dropped_before:
             self._log_drop(now)
         if routed.batch is not None:
-            await self.writer.put(routed.batch)
+            batch = routed.batch
+            self.energy.add(batch.node, ((s.ts, s.metrics.get("power_w")) for s in batch.samples))
+            await self.writer.put(batch)
         if routed.gap is not None:
             await self._ask_resend(*routed.gap)
         if routed.event is not None and routed.event.job_id is None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from wsgiref.simple_server import WSGIServer
 
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, start_http_server
 
 from agent.notify import Notifier
 from coordinator.daemon import Coordinator
 from coordinator.ingest import Ingest
+from coordinator.metrics_http import CoordinatorCollector
 from coordinator.registry import Registry
 from coordinator.seqs import SeqTracker
 from coordinator.settings import CoordinatorConfig
@@ -87,7 +90,23 @@ async def serve(config: CoordinatorConfig) -> None:
         len(coordinator.ingest.registry.nodes),
         _safe(config.db_url),
     )
+    server = serve_metrics(config.metrics_listen, coordinator) if config.metrics_listen else None
     try:
         await coordinator.run(stop)
     finally:
+        if server is not None:
+            server.shutdown()
         engine.dispose()
+
+
+def serve_metrics(listen: str, coordinator: Coordinator) -> WSGIServer:
+    """Prometheus /metrics from a thread of prometheus-client's, reading the coordinator."""
+    host, _, port = listen.rpartition(":")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CoordinatorCollector(coordinator))
+    try:
+        server, _ = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"metrics_listen {listen}: {exc.strerror}") from None
+    log.info("Prometheus metrics on http://%s/metrics", listen)
+    return server

@@ -82,6 +82,17 @@ class Jobs:
     )
 
 
+def parse_listen(value: Any) -> str:
+    """HOST:PORT, e.g. 127.0.0.1:9464; empty for off."""
+    text = parse_str(value).strip()
+    if text:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"expected HOST:PORT, e.g. 127.0.0.1:9464, got {value!r}")
+        parse_port(port)
+    return text
+
+
 def parse_count0(value: Any) -> int:
     number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
@@ -212,6 +223,9 @@ class CoordinatorConfig:
     jobs: Jobs = section(Jobs, "placement and job lifecycle")
     power: Power = section(Power, "sleep and wake policy")
     cost: Cost = section(Cost, "energy price, fixed costs, budget")
+    metrics_listen: str = setting(
+        "", parse_listen, "serve Prometheus /metrics on HOST:PORT (empty: off)"
+    )
     log_level: str = setting("INFO", parse_log_level, "debug, info, warning or error")
 
     @property

@@ -95,3 +95,27 @@ def idle_power_w(readings: Iterable[Reading], busy: Sequence[Interval]) -> float
 def _inside(ts: float, starts: list[float], intervals: Sequence[Interval]) -> bool:
     at = bisect.bisect_right(starts, ts) - 1
     return at >= 0 and ts <= intervals[at][1]
+
+
+class EnergyMeter:
+    """Fleet energy as it arrives, for the live `dormouse_energy_joules_total` counter:
+    each node's power x the time since its previous sample (gaps over `max_gap_s` count
+    nothing). The report recomputes from the store with counters; this is the live view."""
+
+    def __init__(self, max_gap_s: float) -> None:
+        self._max_gap_s = max_gap_s
+        self._last: dict[str, float] = {}
+        self.joules: dict[str, float] = {}
+
+    def add(self, node: str, samples: Iterable[tuple[float, float | None]]) -> None:
+        """`samples`: (ts, power_w) in time order; an older sample than the last is ignored."""
+        last = self._last.get(node)
+        total = self.joules.get(node, 0.0)
+        for ts, power_w in samples:
+            if last is not None and ts <= last:
+                continue
+            if last is not None and power_w is not None and ts - last <= self._max_gap_s:
+                total += power_w * (ts - last)
+            last = ts
+        if last is not None:
+            self._last[node], self.joules[node] = last, total

@@ -1,0 +1,109 @@
+"""`/metrics` for Prometheus (prometheus-client): read from the live coordinator at each
+scrape, so nothing is kept twice. Off unless `metrics_listen` is set (e.g. 127.0.0.1:9464).
+
+Per node: state (one series per state, 1 for the current), CPU and GPU utilisation, power,
+energy. Ingest: messages received by kind, dropped by reason, samples stored and buffered,
+lag. Queue: jobs by state. Power: actions by kind (sleep, wake, failed, ...).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from coordinator.power.policy import NodeState
+
+if TYPE_CHECKING:
+    from coordinator.daemon import Coordinator
+
+NODE_FIGURES = (
+    ("cpu_util_pct", "dormouse_node_cpu_utilisation_percent", "CPU utilisation"),
+    ("gpu_util_pct", "dormouse_node_gpu_utilisation_percent", "mean GPU utilisation"),
+    ("power_w", "dormouse_node_power_watts", "node power (RAPL + GPUs)"),
+)
+
+
+class CoordinatorCollector(Collector):
+    def __init__(self, coordinator: Coordinator) -> None:
+        self._coordinator = coordinator
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._nodes()
+        yield from self._ingest()
+        yield from self._queue()
+        yield from self._power()
+
+    def _nodes(self) -> Iterator[Metric]:
+        views = list(self._coordinator.ingest.registry.nodes.values())
+        state = GaugeMetricFamily(
+            "dormouse_node_state", "1 for the node's state", labels=["node", "state"]
+        )
+        for view in views:
+            for name in NodeState:
+                state.add_metric([view.name, name.value], 1.0 if view.state == name.value else 0.0)
+        yield state
+        for key, metric, doc in NODE_FIGURES:
+            family = GaugeMetricFamily(metric, doc, labels=["node"])
+            for view in views:
+                value = view.latest.get(key)
+                if value is not None:
+                    family.add_metric([view.name], float(value))
+            yield family
+        energy = CounterMetricFamily(
+            "dormouse_node_energy_joules",
+            "energy measured since the coordinator started",
+            labels=["node"],
+        )
+        for node, joules in sorted(self._coordinator.energy.joules.items()):
+            energy.add_metric([node], joules)
+        yield energy
+
+    def _ingest(self) -> Iterator[Metric]:
+        ingest, writer = self._coordinator.ingest, self._coordinator.writer
+        received = CounterMetricFamily(
+            "dormouse_messages_received", "messages by kind", labels=["kind"]
+        )
+        for kind, count in sorted(ingest.received.items()):
+            received.add_metric([kind], count)
+        yield received
+        dropped = CounterMetricFamily(
+            "dormouse_messages_dropped", "messages dropped by reason", labels=["reason"]
+        )
+        for reason, count in sorted(ingest.dropped.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield CounterMetricFamily(
+            "dormouse_samples_stored", "samples written to the store", value=writer.stored
+        )
+        yield GaugeMetricFamily(
+            "dormouse_samples_buffered", "samples waiting for the store", value=writer.buffered
+        )
+        stats = self._coordinator.stats()
+        lag = GaugeMetricFamily(
+            "dormouse_ingest_lag_seconds", "sample to commit", labels=["quantile"]
+        )
+        lag.add_metric(["0.5"], stats["lag_p50_s"])
+        lag.add_metric(["0.99"], stats["lag_p99_s"])
+        yield lag
+
+    def _queue(self) -> Iterator[Metric]:
+        states = Counter(job.state.value for job in self._coordinator.dispatcher.active)
+        jobs = GaugeMetricFamily("dormouse_jobs", "active jobs by state", labels=["state"])
+        for state in ("pending", "placed", "running"):
+            jobs.add_metric([state], states.get(state, 0))
+        yield jobs
+        yield CounterMetricFamily(
+            "dormouse_jobs_placed", "placements made", value=self._coordinator.dispatcher.placed
+        )
+
+    def _power(self) -> Iterator[Metric]:
+        actions = CounterMetricFamily(
+            "dormouse_power_events", "sleeps, wakes, failures and transitions", labels=["kind"]
+        )
+        for kind, count in sorted(self._coordinator.power.counts.items()):
+            actions.add_metric([kind], count)
+        yield actions

@@ -1,0 +1,89 @@
+"""Prometheus /metrics from a running coordinator with one agent (real Mosquitto)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.agent_support import AgentProcess, unique_node
+from tests.integration.coordinator_support import CoordinatorProcess
+from tests.integration.test_jobs import eventually, submit
+
+pytestmark = pytest.mark.mqtt
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_show_nodes_ingest_queue_and_power(db_url, mosquitto, tmp_path):
+    port = free_port()
+    coordinator = CoordinatorProcess(
+        db_url=db_url,
+        broker=mosquitto.url,
+        workdir=tmp_path,
+        extra_env={
+            "DORMOUSE_METRICS_LISTEN": f"127.0.0.1:{port}",
+            "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.2s",
+        },
+    )
+    coordinator.start()
+    node = unique_node()
+    (tmp_path / node).mkdir()
+    agent = AgentProcess(
+        node=node,
+        broker=mosquitto.url,
+        interval="0.2s",
+        spool_dir=tmp_path / node / "spool",
+        key_file=tmp_path / "key",
+        extra_env={"DORMOUSE_OFFER_CPUS": "1"},
+    )
+    agent.start()
+    try:
+
+        def online() -> bool:
+            return (
+                scrape(port).get(("dormouse_node_state", (("node", node), ("state", "online"))))
+                == 1
+            )
+
+        await eventually(online, 30, "the node online in /metrics")
+        figures = scrape(port)
+        assert figures[("dormouse_node_state", (("node", node), ("state", "asleep")))] == 0
+        assert figures[("dormouse_messages_received_total", (("kind", "telemetry"),))] > 0
+        await eventually(
+            lambda: scrape(port)[("dormouse_samples_stored_total", ())] > 0, 10, "samples stored"
+        )
+        assert ("dormouse_node_cpu_utilisation_percent", (("node", node),)) in figures
+        submit(
+            coordinator, "--cpus", "1", "--", sys.executable, "-c", "import time; time.sleep(30)"
+        )
+        submit(coordinator, "--cpus", "1", "--", sys.executable, "-c", "pass")
+
+        def queued() -> bool:
+            seen = scrape(port)
+            return (
+                seen[("dormouse_jobs", (("state", "running"),))] == 1
+                and seen[("dormouse_jobs", (("state", "pending"),))] == 1
+            )
+
+        await eventually(queued, 30, "one job running and one pending in /metrics")
+    finally:
+        agent.kill()
+        coordinator.kill()
