@@ -142,7 +142,7 @@ class Agent:
         broker, node = self.config.broker, self.config.node
         offline = Status(node=node, ts=self.clock.now(), state="offline")
         return aiomqtt.Client(
-            **broker.client_kwargs(),
+            **broker.client_kwargs(self.config.mqtt),
             identifier=node,
             clean_session=False,
             keepalive=30,

@@ -53,14 +53,17 @@ def commented_config() -> str:
         "# dormouse-agent configuration: every key at its default. Uncomment to change;",
         "# DORMOUSE_<KEY> environment variables override this file. See docs/agent.md.",
     ]
-    tables: list[str] = []
+    tables: dict[str, list[str]] = {}
     for key, value, doc in describe(AgentConfig()):
-        line = [f"# {doc}", f"# {key.rpartition('.')[2]} = {toml_value(value)}"]
-        if "." in key:
-            tables += line
+        table, _, leaf = key.rpartition(".")
+        line = ["", f"# {doc}", f"# {leaf} = {toml_value(value)}"]
+        if table:
+            tables.setdefault(table, []).extend(line)
         else:
-            lines += ["", *line]
-    return "\n".join(lines + tables) + "\n"
+            lines += line
+    for table, keys in tables.items():  # TOML tables come after the top-level keys
+        lines += ["", f"[{table}]", *keys[1:]]
+    return "\n".join(lines) + "\n"
 
 
 def toml_value(value: Any) -> str:

@@ -119,7 +119,9 @@ async def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Availabil
     broker = config.broker
     try:
         async with aiomqtt.Client(
-            **broker.client_kwargs(), timeout=timeout_s, identifier=f"{config.node}-check"
+            **broker.client_kwargs(config.mqtt),
+            timeout=timeout_s,
+            identifier=f"{config.node}-check",
         ):
             return Availability("broker", True, f"{broker} accepts connections", True)
     except aiomqtt.MqttError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shared.config import (
     BrokerUrl,
+    MqttSecurity,
     default_data_dir,
     list_items,
     parse_broker_url,
@@ -23,6 +24,7 @@ from shared.config import (
     parse_ports,
     parse_positive_seconds,
     parse_str,
+    section,
     setting,
 )
 from shared.messages import MAC_RE, SLEEP_METHODS, WAKE_METHODS
@@ -120,3 +122,4 @@ class AgentConfig:
         Path("/etc/dormouse/command.key"), parse_path, "HMAC key for verifying commands"
     )
     log_level: str = setting("INFO", parse_log_level, "debug, info, warning or error")
+    mqtt: MqttSecurity = section(MqttSecurity, "TLS and password files for an mqtts:// broker")

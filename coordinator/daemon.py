@@ -187,7 +187,7 @@ class Coordinator:
         while True:
             try:
                 async with aiomqtt.Client(
-                    **broker.client_kwargs(),
+                    **broker.client_kwargs(self.config.mqtt),
                     identifier=self.config.client_id,
                     clean_session=False,
                     keepalive=30,

@@ -12,6 +12,7 @@ from sqlalchemy.exc import ArgumentError
 from coordinator.power.policy import PowerPolicy
 from shared.config import (
     BrokerUrl,
+    MqttSecurity,
     default_data_dir,
     list_items,
     parse_bool,
@@ -221,6 +222,7 @@ class CoordinatorConfig:
     )
     retention: Retention = section(Retention, "how long each tier is kept")
     jobs: Jobs = section(Jobs, "placement and job lifecycle")
+    mqtt: MqttSecurity = section(MqttSecurity, "TLS and password files for an mqtts:// broker")
     power: Power = section(Power, "sleep and wake policy")
     cost: Cost = section(Cost, "energy price, fixed costs, budget")
     metrics_listen: str = setting(

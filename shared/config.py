@@ -233,6 +233,28 @@ def parse_log_level(value: Any) -> str:
     return level
 
 
+NO_FILE = Path()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttSecurity:
+    """The `[mqtt]` table of agent and coordinator configs: files for an mqtts:// broker."""
+
+    ca_file: Path = setting(NO_FILE, parse_path, "CA certificate(s) to trust (empty: the system's)")
+    cert_file: Path = setting(NO_FILE, parse_path, "client certificate (empty: none)")
+    key_file: Path = setting(NO_FILE, parse_path, "client certificate's key (empty: in cert_file)")
+    password_file: Path = setting(NO_FILE, parse_path, "file holding the MQTT password")
+
+    def tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file != NO_FILE else None
+        )
+        if self.cert_file != NO_FILE:
+            key = str(self.key_file) if self.key_file != NO_FILE else None
+            context.load_cert_chain(str(self.cert_file), key)
+        return context
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerUrl:
     """`mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS, port 8883 by default)."""
@@ -243,14 +265,20 @@ class BrokerUrl:
     username: str | None = None
     password: str | None = None
 
-    def client_kwargs(self) -> dict[str, Any]:
-        """Where and as whom to connect, for aiomqtt.Client (TLS from the system's CAs)."""
+    def client_kwargs(self, security: MqttSecurity | None = None) -> dict[str, Any]:
+        """Where and as whom to connect, for aiomqtt.Client. TLS trusts `ca_file` (else the
+        system's CAs) and presents `cert_file` when given; `password_file` is read at each
+        connect (so a rotated password needs no restart) and wins over one in the URL."""
+        security = security or MqttSecurity()
+        password = self.password
+        if security.password_file != NO_FILE:
+            password = security.password_file.read_text().strip()
         return {
             "hostname": self.host,
             "port": self.port,
             "username": self.username,
-            "password": self.password,
-            "tls_context": ssl.create_default_context() if self.tls else None,
+            "password": password,
+            "tls_context": security.tls_context() if self.tls else None,
         }
 
     def __str__(self) -> str:
