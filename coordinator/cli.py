@@ -14,7 +14,15 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from coordinator import __version__, history, jobs_cli, power_cli, report_cli, sim_cli
+from coordinator import (
+    __version__,
+    demo_cli,
+    history,
+    jobs_cli,
+    power_cli,
+    report_cli,
+    sim_cli,
+)
 from coordinator.cli_common import (
     PROG,
     DbOption,
@@ -50,6 +58,7 @@ jobs_cli.register(app)
 power_cli.register(app)
 report_cli.register(app)
 sim_cli.register(app)
+demo_cli.register(app)
 NODE_COLUMNS = [
     "node",
     "state",

@@ -1,0 +1,275 @@
+"""`dormouse demo`: a whole fleet on one machine, with nothing installed but Python.
+
+An in-process MQTT broker (amqtt, a real broker), the coordinator on a SQLite file in the
+working directory, one real agent for this host and a few simulated agents (dry-run sleep:
+they leave the broker and wait for a Wake-on-LAN packet on loopback), a few jobs with
+deadlines, and a live table while idle nodes fall asleep and jobs wake them. On the way
+out (the duration, Ctrl-C or SIGTERM) every process it started is stopped, found by the
+working directory in its command line, and a summary is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from amqtt.broker import Broker
+
+from agent.settings import default_node_name
+from coordinator import jobs_service
+from coordinator.daemon import Coordinator
+from coordinator.jobstate import JobRecord
+from coordinator.power.report import CostModel, report
+from coordinator.service import build, open_store
+from coordinator.settings import CoordinatorConfig
+from coordinator.store import jobs as job_rows
+from coordinator.store.usage import load_usage
+from shared.config import parse_broker_url
+
+log = logging.getLogger(__name__)
+Show = Callable[[Coordinator, list[JobRecord], float], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    workdir: Path
+    duration_s: float
+    simulated: int
+
+    @property
+    def idle_after_s(self) -> float:
+        """Short demos need short timers to show a sleep and a wake."""
+        return min(10.0, max(2.0, self.duration_s / 8))
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings(plan: Plan, port: int, wol_port: int, host_node: str) -> CoordinatorConfig:
+    base = CoordinatorConfig()
+    return dataclasses.replace(
+        base,
+        broker=parse_broker_url(f"mqtt://127.0.0.1:{port}"),
+        client_id="dormouse-demo-coordinator",
+        db=f"sqlite:///{plan.workdir / 'dormouse.db'}",
+        data_dir=plan.workdir,
+        command_key_file=plan.workdir / "command.key",
+        offline_after=max(6.0, plan.idle_after_s * 2),
+        flush_interval=0.5,
+        jobs=dataclasses.replace(base.jobs, schedule_interval=0.5, dispatch_retry=5.0),
+        power=dataclasses.replace(
+            base.power,
+            sleep_idle=True,
+            idle_after=plan.idle_after_s,
+            min_awake_time=1.0,
+            min_asleep_time=1.0,
+            max_sleeps_per_min=30,
+            resume_timeout=30.0,
+            resume_latency=2.0,
+            never_sleep=frozenset({host_node}),
+            wol_broadcast="127.255.255.255",
+            wol_port=wol_port,
+        ),
+    )
+
+
+def start_agent(
+    plan: Plan, config: CoordinatorConfig, node: str, extra: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    home = plan.workdir / node
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DORMOUSE_")}
+    env |= {
+        "DORMOUSE_COMMAND_KEY_FILE": str(config.command_key_file),
+        "DORMOUSE_JOBS_DIR": str(home / "jobs"),
+        "DORMOUSE_LOG_LEVEL": "warning",
+        "DORMOUSE_SLEEP_METHOD": "dry-run",  # the demo never suspends this machine
+        "DORMOUSE_WOL_LISTEN_PORT": str(config.power.wol_port),
+        **extra,
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        "--node",
+        node,
+        "--broker",
+        str(config.broker),
+        "--interval",
+        "1s",
+        "--publish-interval",
+        "1s",
+        "--spool-dir",
+        str(home / "spool"),
+    ]
+    with (plan.workdir / f"{node}.log").open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 - our own agent, argv without a shell
+            argv, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+
+
+def job(command: str, cpus: int, runtime_s: float, deadline_in_s: float, name: str) -> JobRecord:
+    now = time.time()
+    return JobRecord(
+        id=jobs_service.new_job_id(),
+        argv=(sys.executable, "-c", command),
+        submitted_at=now,
+        name=name,
+        cpus=cpus,
+        mem_bytes=2**28,
+        runtime_s=runtime_s,
+        deadline=now + deadline_in_s,
+    )
+
+
+async def submit_jobs(engine: sa.Engine, plan: Plan, stop: asyncio.Event) -> None:
+    """A few small jobs once the agents are up, then bigger ones that need sleeping nodes."""
+    work = max(2.0, plan.duration_s / 10)
+    waves = [
+        (min(4.0, plan.duration_s / 4), [("small", 1)] * 2),
+        (plan.duration_s * 0.45, [("wide", 2)] * (plan.simulated + 1)),
+    ]
+    started = time.monotonic()
+    for at, jobs in waves:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, at - (time.monotonic() - started)))
+        if stop.is_set():
+            return
+        for name, cpus in jobs:
+            record = job(f"import time; time.sleep({work})", cpus, work * 2, plan.duration_s, name)
+            with contextlib.suppress(jobs_service.JobError):
+                await asyncio.to_thread(jobs_service.submit, engine, record, time.time())
+
+
+def leftovers(workdir: Path) -> list[int]:
+    """Processes whose command line mentions the demo's directory (agents, job wrappers)."""
+    mine, found = str(workdir), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if mine in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace"
+            ):
+                found.append(int(entry.name))
+    return found
+
+
+async def stop_all(agents: list[subprocess.Popen[bytes]], workdir: Path) -> None:
+    for agent in agents:
+        with contextlib.suppress(ProcessLookupError):
+            agent.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while any(a.poll() is None for a in agents) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    for pid in [*(a.pid for a in agents if a.poll() is None), *leftovers(workdir)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for agent in agents:
+        agent.wait()
+
+
+def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict[str, Any]:
+    now = time.time()
+    with engine.connect() as conn:
+        jobs = job_rows.listing(conn)
+        usage = load_usage(conn, started, now)
+    cost = coordinator.config.cost
+    figures = report(
+        usage,
+        CostModel(
+            price_kwh=cost.price_kwh,
+            sleep_power_w=cost.sleep_power_w,
+            idle_power_w=cost.idle_power_w,
+            max_gap_s=coordinator.config.offline_after,
+        ),
+        started,
+        now,
+    ).totals
+    ended = [j for j in jobs if j.finished_at is not None]
+    counts = coordinator.power.counts
+    return {
+        "seconds": round(now - started, 1),
+        "nodes": len(coordinator.ingest.registry.nodes),
+        "samples_stored": coordinator.writer.stored,
+        "jobs_submitted": len(jobs),
+        "jobs_run": sum(1 for j in jobs if j.state.value == "succeeded"),
+        "deadlines_met": sum(1 for j in ended if j.deadline_met),
+        "deadlines_missed": sum(1 for j in ended if j.deadline_met is False),
+        "sleeps": counts.get("sleep", 0),
+        "wakes": counts.get("wake", 0),
+        "kwh": figures.kwh,
+        "kwh_saved": figures.saved_kwh,
+    }
+
+
+async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
+    plan.workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("amqtt", "transitions"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    host = default_node_name()
+    config = settings(plan, free_port(), free_port(socket.SOCK_DGRAM), host)
+    config.command_key_file.write_text(secrets.token_hex(32))
+    config.command_key_file.chmod(0o600)
+    broker = Broker(
+        {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{config.broker.port}"}}}
+    )
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    engine = open_store(config, migrate_empty=True)
+    coordinator = build(config, engine)
+    agents: list[subprocess.Popen[bytes]] = []
+    started = time.time()
+    running = asyncio.create_task(coordinator.run(stop))
+    try:
+        agents.append(start_agent(plan, config, host, {"DORMOUSE_OFFER_CPUS": "2"}))
+        for i in range(1, plan.simulated + 1):
+            agents.append(
+                start_agent(
+                    plan,
+                    config,
+                    f"sim-{i}",
+                    {
+                        "DORMOUSE_OFFER_CPUS": "2",
+                        "DORMOUSE_OFFER_MEM": "4G",
+                        "DORMOUSE_MACS": f"02:00:00:00:00:{i:02x}",
+                    },
+                )
+            )
+        submitter = asyncio.create_task(submit_jobs(engine, plan, stop))
+        deadline = time.monotonic() + plan.duration_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                show(coordinator, job_rows.listing(conn, limit=20), deadline - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        stop.set()
+        await submitter
+    finally:
+        stop.set()
+        await stop_all(agents, plan.workdir)
+        await running
+        result = summary(coordinator, engine, started)
+        engine.dispose()
+        await broker.shutdown()
+    return result
