@@ -9,9 +9,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.agent_support import AgentProcess, unique_node
 from tests.integration.coordinator_support import CoordinatorProcess
-from tests.integration.test_jobs import eventually, submit
+from tests.integration.test_jobs import eventually, start_agents, submit
 
 pytestmark = pytest.mark.mqtt
 
@@ -44,17 +43,8 @@ async def test_metrics_show_nodes_ingest_queue_and_power(db_url, mosquitto, tmp_
         },
     )
     coordinator.start()
-    node = unique_node()
-    (tmp_path / node).mkdir()
-    agent = AgentProcess(
-        node=node,
-        broker=mosquitto.url,
-        interval="0.2s",
-        spool_dir=tmp_path / node / "spool",
-        key_file=tmp_path / "key",
-        extra_env={"DORMOUSE_OFFER_CPUS": "1"},
-    )
-    agent.start()
+    (agent,) = start_agents(mosquitto, tmp_path, [1])
+    node = agent.node
     try:
 
         def online() -> bool:
