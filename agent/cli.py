@@ -27,8 +27,8 @@ from agent.service import (
     serve,
 )
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
-from shared.config_cli import ConfigOption, config_app, load_from_cli
-from shared.console import print_rows, reported_errors
+from shared.edge.config_cli import ConfigOption, config_app, load_from_cli
+from shared.edge.console import print_rows, reported_errors
 from shared.errors import ConfigError
 from shared.units import parse_duration
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 import aiomqtt
 
 from agent.logonce import LogOnce
-from agent.notify import Notifier
 from agent.runner import Runner
 from agent.samplers.base import Sampler
 from agent.sampling import take_sample
@@ -27,6 +26,7 @@ from agent.spool import Spool
 from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import decode, encode
+from shared.edge.notify import Notifier
 from shared.errors import CommandRejected, DecodeError
 from shared.messages import CancelJob, Command, Event, Hello, Resend, RunJob, Sleep, Status
 from shared.signing import Verifier

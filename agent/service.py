@@ -16,7 +16,6 @@ import aiomqtt
 from agent.daemon import Agent
 from agent.identity import build_hello, mac_addresses
 from agent.jobdir import count_running
-from agent.notify import Notifier
 from agent.runner import Runner, check_user
 from agent.samplers import build_samplers
 from agent.samplers.base import Availability, Sampler
@@ -27,6 +26,7 @@ from agent.sleeper import Sleeper
 from agent.spool import Spool
 from shared.clock import SystemClock
 from shared.config import read_key_file
+from shared.edge.notify import Notifier
 from shared.errors import ConfigError
 from shared.messages import Hello
 from shared.signing import Verifier

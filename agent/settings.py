@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +25,10 @@ from shared.config import (
     section,
     setting,
 )
+from shared.edge.host import default_node_name
 from shared.messages import MAC_RE, SLEEP_METHODS, WAKE_METHODS
 
 DEFAULT_CONFIG_PATH = Path("/etc/dormouse/agent.toml")
-
-
-def default_node_name() -> str:
-    """The short host name, with characters a topic cannot hold replaced by '-'."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:64]
-    return name if name.strip(".") else "node"
 
 
 def parse_macs(value: object) -> tuple[str, ...]:

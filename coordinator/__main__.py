@@ -1,5 +1,5 @@
 """`python -m coordinator` is `dormouse`."""
 
-from coordinator.cli import main
+from coordinator.main import main
 
 main()

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from coordinator.jobstate import ACTIVE, Change, JobRecord, JobState
+from coordinator.core.jobstate import ACTIVE, Change, JobRecord, JobState
 from coordinator.store.models import job_events, jobs
 
 _SET_BY_CLI_ONLY = {"id", "cancel_requested"}

@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from coordinator.registry import NodeView
-from coordinator.rollups import Aggregate, bucket_start, counter, gauge, merge
+from coordinator.core.registry import NodeView
+from coordinator.core.rollups import Aggregate, bucket_start, counter, gauge, merge
 from coordinator.store.models import (
     Node,
     gpu_samples,

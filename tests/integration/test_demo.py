@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from coordinator.demo import leftovers
+from coordinator.daemon.demo import leftovers
 
 
 def demo(tmp_path, *args: str) -> subprocess.Popen[str]:

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from coordinator.registry import NodeView
-from coordinator.rollups import counter, gauge
+from coordinator.core.registry import NodeView
+from coordinator.core.rollups import counter, gauge
 from coordinator.store import repository as repo
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from coordinator.store.models import Base, rollup_dirty, rollup_hour, rollup_minute, samples

@@ -9,10 +9,10 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
-from coordinator.daemon import Coordinator, Writer
-from coordinator.ingest import Ingest
-from coordinator.registry import Registry
-from coordinator.seqs import SeqTracker
+from coordinator.core.ingest import Ingest
+from coordinator.core.registry import Registry
+from coordinator.core.seqs import SeqTracker
+from coordinator.daemon.coordinator import Coordinator, Writer
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import repository as repo
 from coordinator.store.engine import create_engine, upgrade

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app as agent_app
-from coordinator.cli import app as coordinator_app
+from coordinator.main import app as coordinator_app
 
 runner = CliRunner()
 

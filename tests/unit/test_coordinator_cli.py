@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
-from coordinator.registry import NodeView
+from coordinator.core.registry import NodeView
+from coordinator.main import app
 from coordinator.store import repository as repo
 from tests import factories
 

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from coordinator import metrics_http
+from coordinator.daemon import metrics_http
 
 DASHBOARD = Path(__file__).parents[2] / "configs" / "grafana-dashboard.json"
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from coordinator.ingest import Ingest
-from coordinator.ratelimit import RateLimiter
-from coordinator.registry import Registry
-from coordinator.seqs import SeqTracker
+from coordinator.core.ingest import Ingest
+from coordinator.core.ratelimit import RateLimiter
+from coordinator.core.registry import Registry
+from coordinator.core.seqs import SeqTracker
 from shared.codec import encode
 from shared.topics import Kind, topic
 from tests import factories

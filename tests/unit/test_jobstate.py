@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from coordinator import jobstate
-from coordinator.jobstate import JobRecord, JobState
+from coordinator.core import jobstate
+from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.placement.scheduler import Assignment
 from shared.messages import Event
 

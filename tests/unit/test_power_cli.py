@@ -9,8 +9,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
-from coordinator.registry import NodeView
+from coordinator.core.registry import NodeView
+from coordinator.main import app
 from coordinator.store import power as power_rows
 from coordinator.store import repository as repo
 from coordinator.store.power import PowerEvent

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from coordinator.registry import Registry
+from coordinator.core.registry import Registry
 from tests import factories
 
 

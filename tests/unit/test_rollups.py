@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.rollups import Aggregate, bucket_start, counter, gauge, merge
+from coordinator.core.rollups import Aggregate, bucket_start, counter, gauge, merge
 
 
 def test_gauge():

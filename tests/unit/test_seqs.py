@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from coordinator.seqs import SeqTracker
+from coordinator.core.seqs import SeqTracker
 
 
 def test_contiguous_batches_open_no_gap():

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.main import app
 
 runner = CliRunner()
 TRACE = "submit_s,runtime_s,gpus,cpus,mem_gb,deadline_s\n" + "".join(

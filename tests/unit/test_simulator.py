@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from coordinator import dispatch, power_service
+from coordinator.daemon import dispatch
+from coordinator.daemon import power_loop as power_service
 from coordinator.placement.scheduler import schedule
 from coordinator.power.policy import PowerPolicy, decide
 from coordinator.sim import engine

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from agent.sleeper import magic_packet_for
-from coordinator import wakers
+from coordinator.daemon import wakers
 from coordinator.settings import Power
 from tests import factories
 

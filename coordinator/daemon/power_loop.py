@@ -3,7 +3,7 @@
 Each pass (after the jobs pass, from the same snapshot): note what nodes did since the last
 pass (fell asleep, came back, with the resume latency learned from it), carry out operator
 requests, ask `policy.decide` what to do, and do it: a signed `sleep` command, a wake
-(`coordinator.wakers`), or `failed` with the node's placed jobs back in the queue. Every
+(`coordinator.daemon.wakers`), or `failed` with the node's placed jobs back in the queue. Every
 decision and transition is written as a power event with its reason; events wait in memory
 while the database is down.
 """
@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
-from coordinator import wakers
-from coordinator.jobstate import ON_NODE, JobRecord, JobState
+from coordinator.core.jobstate import ON_NODE, JobRecord, JobState
+from coordinator.core.registry import NodeView, Registry
+from coordinator.core.snapshot import node_snapshot
+from coordinator.daemon import wakers
 from coordinator.placement.filters import never_fits
 from coordinator.placement.model import Request
 from coordinator.placement.scheduler import Plan
@@ -31,9 +33,7 @@ from coordinator.power.policy import (
     idle_since,
     manual_refusal,
 )
-from coordinator.registry import NodeView, Registry
 from coordinator.settings import Power
-from coordinator.snapshot import node_snapshot
 from coordinator.store import power as power_rows
 from coordinator.store.power import PowerEvent, PowerRequest
 from shared.messages import CommandBody, Event, Sleep

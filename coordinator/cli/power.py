@@ -13,12 +13,12 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from coordinator.cli_common import DbOption, JsonOption, fail, positive_duration, store
-from coordinator.history import iso
+from coordinator.cli.common import DbOption, JsonOption, fail, positive_duration, store
+from coordinator.services.history import iso
 from coordinator.store import power as power_rows
 from coordinator.store import repository as repo
-from shared.config_cli import ConfigOption
-from shared.console import print_rows
+from shared.edge.config_cli import ConfigOption
+from shared.edge.console import print_rows
 
 REFUSED = 3
 NO_ANSWER = 1

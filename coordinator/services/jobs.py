@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from coordinator import jobstate
-from coordinator.jobstate import JobRecord, JobState
+from coordinator.core import jobstate
+from coordinator.core.jobstate import JobRecord, JobState
+from coordinator.core.snapshot import cluster_snapshot
 from coordinator.placement.estimate import Estimate, estimate
 from coordinator.placement.filters import never_fits
 from coordinator.placement.model import ClusterSnapshot, Request
 from coordinator.placement.pick import Picked, Picker
-from coordinator.snapshot import cluster_snapshot
 from coordinator.store import jobs as job_rows
 from coordinator.store import repository as repo
 from shared.errors import DormouseError

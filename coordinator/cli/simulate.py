@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from coordinator.cli_common import fail, load
+from coordinator.cli.common import fail, load
 from coordinator.power.policy import PowerPolicy
 from coordinator.settings import Power
 from coordinator.sim.engine import POLICIES, Outcome, Simulation
@@ -20,8 +20,8 @@ from coordinator.sim.fleet import NodeType, default_type, parse_fleet
 from coordinator.sim.metrics import Summary, summarise
 from coordinator.sim.trace import TraceJob, TraceOptions, parse_trace
 from shared.config import describe
-from shared.config_cli import ConfigOption
-from shared.console import reported_errors
+from shared.edge.config_cli import ConfigOption
+from shared.edge.console import reported_errors
 from shared.errors import ConfigError
 
 REFERENCE = "always-on"

@@ -4,7 +4,7 @@ signed commands (STYLE.md: only the service layer applies a plan).
 Each pass: load active jobs, expire jobs on nodes that stayed offline, ask agents to cancel
 what users cancelled, place pending jobs (pure `schedule`), send `run` to the chosen nodes,
 and send again a placed job that has not started within `dispatch_retry`. A row changes
-only through `coordinator.jobstate` and only if it is still as it was loaded.
+only through `coordinator.core.jobstate` and only if it is still as it was loaded.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
-from coordinator import jobstate
-from coordinator.jobstate import Change, JobRecord, JobState
+from coordinator.core import jobstate
+from coordinator.core.jobstate import Change, JobRecord, JobState
+from coordinator.core.registry import Registry
+from coordinator.core.snapshot import cluster_snapshot
 from coordinator.placement.scheduler import Plan, schedule
-from coordinator.registry import Registry
 from coordinator.settings import Jobs
-from coordinator.snapshot import cluster_snapshot
 from coordinator.store import jobs as job_rows
 from shared.messages import CancelJob, CommandBody, Event, RunJob
 

@@ -28,16 +28,16 @@ from typing import Any
 import sqlalchemy as sa
 from amqtt.broker import Broker
 
-from agent.settings import default_node_name
-from coordinator import jobs_service
-from coordinator.daemon import Coordinator
-from coordinator.jobstate import JobRecord
+from coordinator.core.jobstate import JobRecord
+from coordinator.daemon.coordinator import Coordinator
+from coordinator.daemon.main import build, open_store
 from coordinator.power.report import CostModel, report
-from coordinator.service import build, open_store
+from coordinator.services import jobs as jobs_service
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import jobs as job_rows
 from coordinator.store.usage import load_usage
 from shared.config import parse_broker_url
+from shared.edge.host import default_node_name
 
 log = logging.getLogger(__name__)
 Show = Callable[[Coordinator, list[JobRecord], float], None]

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from coordinator.power.policy import NodeState
 
 if TYPE_CHECKING:
-    from coordinator.daemon import Coordinator
+    from coordinator.daemon.coordinator import Coordinator
 
 NODE_FIGURES = (
     ("cpu_util_pct", "dormouse_node_cpu_utilisation_percent", "CPU utilisation"),

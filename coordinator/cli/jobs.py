@@ -10,15 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
-from coordinator import jobs_service
-from coordinator.cli_common import PROG, DbOption, JsonOption, fail, positive_duration, store
-from coordinator.history import iso
-from coordinator.jobstate import JobRecord
+from coordinator.cli.common import PROG, DbOption, JsonOption, fail, positive_duration, store
+from coordinator.core.jobstate import JobRecord
 from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
+from coordinator.services import jobs as jobs_service
+from coordinator.services.history import iso
 from shared.config import parse_labels
-from shared.config_cli import ConfigOption
-from shared.console import print_rows, reported_errors
+from shared.edge.config_cli import ConfigOption
+from shared.edge.console import print_rows, reported_errors
 from shared.messages import MAX_ARGV
 from shared.units import parse_duration, parse_size
 

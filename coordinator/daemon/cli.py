@@ -13,10 +13,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from coordinator.cli_common import fail, positive_duration
-from coordinator.daemon import Coordinator
-from coordinator.demo import Plan, run_demo
-from coordinator.jobstate import JobRecord
+from coordinator.cli.common import fail, positive_duration
+from coordinator.core.jobstate import JobRecord
+from coordinator.daemon.coordinator import Coordinator
+from coordinator.daemon.demo import Plan, run_demo
 
 MAX_SIMULATED = 9
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from shared.config import config_path, describe, env_name, load_config
-from shared.console import print_rows, reported_errors
+from shared.edge.console import print_rows, reported_errors
 
 ConfigOption = Annotated[
     Path | None,

@@ -21,18 +21,20 @@ from collections import deque
 import aiomqtt
 import sqlalchemy as sa
 
-from agent.notify import Notifier  # sd_notify, shared with the agent (an adapter, not in shared/)
-from coordinator.dispatch import Dispatcher
-from coordinator.ingest import Ingest
+from coordinator.core.ingest import Ingest
+from coordinator.core.ratelimit import RateLimiter
+from coordinator.daemon.dispatch import Dispatcher
+from coordinator.daemon.power_loop import PowerService
 from coordinator.power.energy import EnergyMeter
-from coordinator.power_service import PowerService
-from coordinator.ratelimit import RateLimiter
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import repository as repo
 from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, samples
 from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import encode
+from shared.edge.notify import (
+    Notifier,  # sd_notify, shared with the agent (an adapter, not in shared/)
+)
 from shared.messages import Command, CommandBody, Resend, TelemetryBatch
 from shared.signing import sign
 from shared.topics import Kind, subscription, topic

@@ -14,16 +14,12 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from coordinator import (
-    __version__,
-    demo_cli,
-    history,
-    jobs_cli,
-    power_cli,
-    report_cli,
-    sim_cli,
-)
-from coordinator.cli_common import (
+from coordinator import __version__
+from coordinator.cli import jobs as jobs_cli
+from coordinator.cli import power as power_cli
+from coordinator.cli import report as report_cli
+from coordinator.cli import simulate as sim_cli
+from coordinator.cli.common import (
     PROG,
     DbOption,
     JsonOption,
@@ -32,12 +28,14 @@ from coordinator.cli_common import (
     positive_duration,
     store,
 )
-from coordinator.service import serve
+from coordinator.daemon import cli as demo_cli
+from coordinator.daemon.main import serve
+from coordinator.services import history
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
 from coordinator.store import repository as repo
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
-from shared.config_cli import ConfigOption, config_app
-from shared.console import print_rows, reported_errors
+from shared.edge.config_cli import ConfigOption, config_app
+from shared.edge.console import print_rows, reported_errors
 from shared.errors import ConfigError
 from shared.metrics import BY_NAME, METRICS, Scope
 from shared.signing import generate_key

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from coordinator.jobstate import ON_NODE, JobRecord
+from coordinator.core.jobstate import ON_NODE, JobRecord
+from coordinator.core.registry import NodeView
 from coordinator.placement.model import ClusterSnapshot, NodeSnapshot, Power
-from coordinator.registry import NodeView
 
 POWER_OF_STATE = {"online": Power.AWAKE, "asleep": Power.ASLEEP, "waking": Power.WAKING}
 

@@ -10,17 +10,17 @@ from wsgiref.simple_server import WSGIServer
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, start_http_server
 
-from agent.notify import Notifier
-from coordinator.daemon import Coordinator
-from coordinator.ingest import Ingest
-from coordinator.metrics_http import CoordinatorCollector
-from coordinator.registry import Registry
-from coordinator.seqs import SeqTracker
+from coordinator.core.ingest import Ingest
+from coordinator.core.registry import Registry
+from coordinator.core.seqs import SeqTracker
+from coordinator.daemon.coordinator import Coordinator
+from coordinator.daemon.metrics_http import CoordinatorCollector
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import repository as repo
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from shared.clock import SystemClock
 from shared.config import read_key_file
+from shared.edge.notify import Notifier
 from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from coordinator.registry import Registry
-from coordinator.seqs import SeqTracker
+from coordinator.core.registry import Registry
+from coordinator.core.seqs import SeqTracker
 from shared.codec import decode
 from shared.errors import DecodeError, TopicError
 from shared.messages import Event, Hello, Status, TelemetryBatch

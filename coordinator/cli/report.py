@@ -10,14 +10,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from coordinator.cli_common import DbOption, JsonOption, fail, load, positive_duration
-from coordinator.history import iso
+from coordinator.cli.common import DbOption, JsonOption, fail, load, positive_duration
+from coordinator.daemon.main import open_store
 from coordinator.power.report import CostModel, Report, budget, period_bounds, report
-from coordinator.service import open_store
+from coordinator.services.history import iso
 from coordinator.settings import CoordinatorConfig
 from coordinator.store.usage import load_usage
-from shared.config_cli import ConfigOption
-from shared.console import print_rows, reported_errors
+from shared.edge.config_cli import ConfigOption
+from shared.edge.console import print_rows, reported_errors
 
 OVER_BUDGET = 4
 NODE_COLUMNS = [

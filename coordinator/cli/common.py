@@ -8,10 +8,10 @@ from typing import Annotated, Any, NoReturn
 import sqlalchemy as sa
 import typer
 
-from coordinator.service import open_store
+from coordinator.daemon.main import open_store
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
-from shared.config_cli import load_from_cli
-from shared.console import reported_errors
+from shared.edge.config_cli import load_from_cli
+from shared.edge.console import reported_errors
 from shared.units import parse_duration
 
 PROG = "dormouse"

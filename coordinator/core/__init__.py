@@ -1,0 +1,1 @@
+"""The pure domain: node and job state, snapshots, seqs, rollups, ingest routing."""

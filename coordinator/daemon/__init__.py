@@ -1,0 +1,1 @@
+"""The long-running parts of `dormouse run`: wiring, loops, MQTT, commands, HTTP."""

@@ -1,0 +1,1 @@
+"""The use cases the CLI and the daemon share: each opens what it needs of the store."""
