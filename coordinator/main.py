@@ -32,7 +32,9 @@ from coordinator.daemon import cli as demo_cli
 from coordinator.daemon.main import serve
 from coordinator.services import history
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
+from coordinator.store import series as series_rows
+from coordinator.store import stats as stat_rows
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from shared.edge.config_cli import ConfigOption, config_app
 from shared.edge.console import print_rows, reported_errors
@@ -116,7 +118,7 @@ def db_current(config: ConfigOption = None, db: DbOption = None) -> None:
 def nodes(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """One row per node: state, when last seen, and its latest sample."""
     with store(config, db).connect() as conn:
-        views = repo.load_nodes(conn)
+        views = node_rows.load_nodes(conn)
     rows = []
     for view in views:
         latest = {k: v for k, v in view.latest.items() if k in NODE_COLUMNS}
@@ -136,8 +138,8 @@ def nodes(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption 
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Messages received, stored and dropped (by reason), lag and store size."""
     with store(config, db).connect() as conn:
-        stats = repo.read_stats(conn)
-        size = repo.store_size_bytes(conn)
+        stats = stat_rows.read_stats(conn)
+        size = stat_rows.store_size_bytes(conn)
     rows = [
         {"key": k, "value": v, "updated": history.iso(at)} for k, (v, at) in sorted(stats.items())
     ]
@@ -197,10 +199,10 @@ def history_command(
     query = build_query(settings, node, metric, gpu, since, until, step, agg, output)
     engine = store(config, db)
     with engine.connect() as conn:
-        if query.node not in repo.known_nodes(conn):
-            fail(f"unknown node {query.node!r}; nodes: {', '.join(repo.known_nodes(conn))}")
+        if query.node not in node_rows.known_nodes(conn):
+            fail(f"unknown node {query.node!r}; nodes: {', '.join(node_rows.known_nodes(conn))}")
         tier = history.choose_tier(query.step_s, query.since, time.time(), settings.retention)
-        points = repo.history(conn, query, tier)
+        points = series_rows.history(conn, query, tier)
     table = history.rows(points, query.metric, agg)
     if output == "csv":
         typer.echo(history.as_csv(table), nl=False)
@@ -232,7 +234,7 @@ def build_query(
     step: str,
     agg: str,
     output: str,
-) -> repo.SeriesQuery:
+) -> series_rows.SeriesQuery:
     if node is None or metric is None:
         fail("--node and --metric are required (see --list-metrics)")
     if metric not in BY_NAME or BY_NAME[metric].vector:
@@ -245,7 +247,7 @@ def build_query(
     now = time.time()
     step_s = positive_duration(step, "--step")
     definition = BY_NAME[metric]
-    return repo.SeriesQuery(
+    return series_rows.SeriesQuery(
         node=node,
         metric=definition,
         gpu_index=gpu if definition.scope is Scope.GPU else -1,

@@ -15,8 +15,8 @@ import typer
 
 from coordinator.cli.common import DbOption, JsonOption, fail, positive_duration, store
 from coordinator.services.history import iso
+from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
-from coordinator.store import repository as repo
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_rows
 
@@ -69,7 +69,7 @@ def _request(
     wait_s = positive_duration(wait, "--wait")
     engine = store(config, db)
     with engine.begin() as conn:
-        if node not in {v.name for v in repo.load_nodes(conn)}:
+        if node not in {v.name for v in node_rows.load_nodes(conn)}:
             fail(f"unknown node {node!r} (see `dormouse nodes`)")
         request_id = power_rows.request(conn, node, action, force=force, now=time.time())
     outcome = _await(engine, request_id, wait_s)

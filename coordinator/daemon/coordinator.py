@@ -27,7 +27,10 @@ from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.power_loop import PowerService
 from coordinator.power.energy import EnergyMeter
 from coordinator.settings import CoordinatorConfig
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
+from coordinator.store import rollups as rollup_rows
+from coordinator.store import samples as sample_rows
+from coordinator.store import stats as stat_rows
 from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, samples
 from shared.backoff import Backoff
 from shared.clock import Clock
@@ -106,7 +109,7 @@ class Writer:
             self._arrived.clear()
             return
         with self._engine.begin() as conn:
-            repo.insert_batches(conn, batches)
+            sample_rows.insert_batches(conn, batches)
         committed = self._clock.now()
         self.lags_s.extend(committed - s.ts for b in batches for s in b.samples)
         for _ in range(count):
@@ -321,7 +324,7 @@ class Coordinator:
         if changed:
             try:
                 with self.engine.begin() as conn:
-                    repo.save_nodes(conn, changed)
+                    node_rows.save_nodes(conn, changed)
             except sa.exc.SQLAlchemyError:
                 self.ingest.registry.changed.update(v.name for v in changed)
                 raise
@@ -345,7 +348,7 @@ class Coordinator:
 
     def _write_stats(self, now: float) -> None:
         with self.engine.begin() as conn:
-            repo.write_stats(conn, self.stats(), now)
+            stat_rows.write_stats(conn, self.stats(), now)
 
     async def _maintenance_loop(self) -> None:
         while True:
@@ -359,7 +362,7 @@ class Coordinator:
         """Roll up finished minutes, then delete what each tier no longer keeps."""
         while True:
             with self.engine.begin() as conn:
-                if repo.roll_up(conn, before=now - self.config.rollup_grace) == 0:
+                if rollup_rows.roll_up(conn, before=now - self.config.rollup_grace) == 0:
                     break
         keep = self.config.retention
         for table, keep_s in (
@@ -370,5 +373,5 @@ class Coordinator:
         ):
             while True:
                 with self.engine.begin() as conn:
-                    if repo.delete_before(conn, table, now - keep_s, keep.delete_batch) == 0:
+                    if rollup_rows.delete_before(conn, table, now - keep_s, keep.delete_batch) == 0:
                         break

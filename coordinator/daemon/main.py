@@ -16,7 +16,8 @@ from coordinator.core.seqs import SeqTracker
 from coordinator.daemon.coordinator import Coordinator
 from coordinator.daemon.metrics_http import CoordinatorCollector
 from coordinator.settings import CoordinatorConfig
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
+from coordinator.store import samples as sample_rows
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from shared.clock import SystemClock
 from shared.config import read_key_file
@@ -66,8 +67,8 @@ def load_key(config: CoordinatorConfig) -> bytes | None:
 
 def build(config: CoordinatorConfig, engine: sa.Engine) -> Coordinator:
     with engine.connect() as conn:
-        registry = Registry(config.offline_after, repo.load_nodes(conn))
-        seqs = SeqTracker(repo.stored_high(conn), retry_s=config.resend_retry)
+        registry = Registry(config.offline_after, node_rows.load_nodes(conn))
+        seqs = SeqTracker(sample_rows.stored_high(conn), retry_s=config.resend_retry)
     return Coordinator(
         config,
         engine=engine,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from coordinator.settings import Retention
-from coordinator.store.repository import Point
+from coordinator.store.series import Point
 from shared.metrics import Kind, Metric
 
 AGGREGATES = ("avg", "min", "max")

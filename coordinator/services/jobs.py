@@ -21,7 +21,7 @@ from coordinator.placement.filters import never_fits
 from coordinator.placement.model import ClusterSnapshot, Request
 from coordinator.placement.pick import Picked, Picker
 from coordinator.store import jobs as job_rows
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
 from shared.errors import DormouseError
 
 
@@ -42,7 +42,7 @@ def new_job_id() -> str:
 
 def snapshot(conn: sa.Connection) -> tuple[ClusterSnapshot, list[JobRecord]]:
     active = job_rows.active(conn)
-    return cluster_snapshot(repo.load_nodes(conn), active), active
+    return cluster_snapshot(node_rows.load_nodes(conn), active), active
 
 
 def submit(engine: sa.Engine, job: JobRecord, now: float) -> Submitted:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from coordinator.power.energy import Reading
 from coordinator.power.report import JobUse, NodeUse
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
 from coordinator.store.models import gpu_samples, jobs, power_events, samples
 
 
@@ -22,7 +22,7 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
     for node, ts, kind in conn.execute(query.order_by(power_events.c.ts, power_events.c.id)):
         events[node].append((ts, kind))
     used = _jobs(conn, start, end)
-    views = {v.name: v for v in repo.load_nodes(conn)}
+    views = {v.name: v for v in node_rows.load_nodes(conn)}
     names = sorted(set(views) | set(readings) | set(events) | set(used))
     found = []
     for name in names:

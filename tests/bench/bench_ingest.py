@@ -28,7 +28,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
-from coordinator.store import repository as repo
+from coordinator.store import series as series_rows
 from coordinator.store.engine import create_engine, upgrade
 from coordinator.store.models import rollup_minute, samples, stats
 from shared.codec import encode
@@ -212,7 +212,7 @@ def history_run(kind: str, nodes: int = 100, days: int = 7, queries: int = 50) -
             with engine.begin() as conn:
                 conn.execute(sa.insert(rollup_minute), chunk)
             rows += len(chunk)
-        query = repo.SeriesQuery(
+        query = series_rows.SeriesQuery(
             node="sim00042",
             metric=BY_NAME["cpu_util_pct"],
             gpu_index=-1,
@@ -224,7 +224,7 @@ def history_run(kind: str, nodes: int = 100, days: int = 7, queries: int = 50) -
         for _ in range(queries):
             begin = time.perf_counter()
             with engine.connect() as conn:
-                points = repo.history(conn, query, "minute")
+                points = series_rows.history(conn, query, "minute")
             times.append((time.perf_counter() - begin) * 1000)
         engine.dispose()
         drop(url)

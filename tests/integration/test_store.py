@@ -9,7 +9,11 @@ from alembic.runtime.migration import MigrationContext
 
 from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
+from coordinator.store import rollups as rollup_rows
+from coordinator.store import samples as sample_rows
+from coordinator.store import series as series_rows
+from coordinator.store import stats as stat_rows
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from coordinator.store.models import Base, rollup_dirty, rollup_hour, rollup_minute, samples
 from shared.messages import GpuSample, Sample, TelemetryBatch
@@ -54,11 +58,11 @@ def test_migrations_reach_head_and_match_the_models(engine):
 def test_redelivered_samples_are_stored_once(engine):
     first = batch("n1", 0, [(T0 + i, 10.0, 100.0 + i) for i in range(5)])
     with engine.begin() as conn:
-        repo.insert_batches(conn, [first])
-        repo.insert_batches(conn, [first, batch("n1", 3, [(T0 + 3, 10.0, 103.0)] * 4)])
+        sample_rows.insert_batches(conn, [first])
+        sample_rows.insert_batches(conn, [first, batch("n1", 3, [(T0 + 3, 10.0, 103.0)] * 4)])
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar() == 7
-        assert repo.stored_high(conn) == {"n1": 6}
+        assert sample_rows.stored_high(conn) == {"n1": 6}
 
 
 def test_nodes_round_trip(engine):
@@ -71,11 +75,11 @@ def test_nodes_round_trip(engine):
         latest={"cpu_util_pct": 12.5, "gpus": 1},
     )
     with engine.begin() as conn:
-        repo.save_nodes(conn, [view])
+        node_rows.save_nodes(conn, [view])
         view.state = "offline"
-        repo.save_nodes(conn, [view])
+        node_rows.save_nodes(conn, [view])
     with engine.connect() as conn:
-        (loaded,) = repo.load_nodes(conn)
+        (loaded,) = node_rows.load_nodes(conn)
     assert loaded == view
 
 
@@ -86,8 +90,8 @@ def test_rollups_equal_direct_aggregation(engine):
         energy = 1000.0 + 7 * i if i < 50 else 3.0 * (i - 49)
         points.append((T0 + 2 * i, float(i % 17), energy))
     with engine.begin() as conn:
-        repo.insert_batches(conn, [batch("n1", 0, points), batch("n2", 0, points[:30])])
-        done = repo.roll_up(conn, before=T0 + 3600)
+        sample_rows.insert_batches(conn, [batch("n1", 0, points), batch("n2", 0, points[:30])])
+        done = rollup_rows.roll_up(conn, before=T0 + 3600)
     assert done == 3 + 1
     with engine.connect() as conn:
         minutes = (
@@ -145,10 +149,10 @@ def test_rollups_equal_direct_aggregation(engine):
 
 def test_late_samples_recompute_their_minute(engine):
     with engine.begin() as conn:
-        repo.insert_batches(conn, [batch("n1", 0, [(T0 + 1, 10.0, 1.0)])])
-        repo.roll_up(conn, before=T0 + 600)
-        repo.insert_batches(conn, [batch("n1", 1, [(T0 + 2, 30.0, 2.0)])])  # a resent gap
-        repo.roll_up(conn, before=T0 + 600)
+        sample_rows.insert_batches(conn, [batch("n1", 0, [(T0 + 1, 10.0, 1.0)])])
+        rollup_rows.roll_up(conn, before=T0 + 600)
+        sample_rows.insert_batches(conn, [batch("n1", 1, [(T0 + 2, 30.0, 2.0)])])  # a resent gap
+        rollup_rows.roll_up(conn, before=T0 + 600)
         row = (
             conn.execute(
                 sa.select(rollup_minute).where(
@@ -163,16 +167,16 @@ def test_late_samples_recompute_their_minute(engine):
 
 def test_minutes_still_open_are_not_rolled_up(engine):
     with engine.begin() as conn:
-        repo.insert_batches(conn, [batch("n1", 0, [(T0 + 1, 10.0, 1.0)])])
-        assert repo.roll_up(conn, before=T0 + 59) == 0
-        assert repo.roll_up(conn, before=T0 + 60) == 1
+        sample_rows.insert_batches(conn, [batch("n1", 0, [(T0 + 1, 10.0, 1.0)])])
+        assert rollup_rows.roll_up(conn, before=T0 + 59) == 0
+        assert rollup_rows.roll_up(conn, before=T0 + 60) == 1
 
 
 def test_retention_deletes_only_what_is_due(engine):
     with engine.begin() as conn:
-        repo.insert_batches(conn, [batch("n1", 0, [(T0 + i, 1.0, 1.0) for i in range(100)])])
+        sample_rows.insert_batches(conn, [batch("n1", 0, [(T0 + i, 1.0, 1.0) for i in range(100)])])
         deleted = 0
-        while removed := repo.delete_before(conn, samples, T0 + 42, batch=10):
+        while removed := rollup_rows.delete_before(conn, samples, T0 + 42, batch=10):
             deleted += removed
         assert deleted == 42
         left = conn.execute(sa.select(sa.func.min(samples.c.ts), sa.func.count())).one()
@@ -182,18 +186,18 @@ def test_retention_deletes_only_what_is_due(engine):
 def test_history_from_each_tier(engine):
     points = [(T0 + 10 * i, float(i % 100), 100.0 + i) for i in range(360)]  # 1 h at 10 s
     with engine.begin() as conn:
-        repo.insert_batches(conn, [batch("n1", 0, points)])
-        repo.roll_up(conn, before=T0 + 1800)  # the second half stays raw
+        sample_rows.insert_batches(conn, [batch("n1", 0, points)])
+        rollup_rows.roll_up(conn, before=T0 + 1800)  # the second half stays raw
     cpu = BY_NAME["cpu_util_pct"]
-    query = repo.SeriesQuery(
+    query = series_rows.SeriesQuery(
         node="n1", metric=cpu, gpu_index=-1, since=T0, until=T0 + 3600, step_s=600
     )
     with engine.connect() as conn:
-        raw = repo.history(conn, query, "raw")
-        minute = repo.history(conn, query, "minute")
-        energy = repo.history(
+        raw = series_rows.history(conn, query, "raw")
+        minute = series_rows.history(conn, query, "minute")
+        energy = series_rows.history(
             conn,
-            repo.SeriesQuery(
+            series_rows.SeriesQuery(
                 node="n1",
                 metric=BY_NAME["rapl_package_energy_j"],
                 gpu_index=-1,
@@ -211,4 +215,4 @@ def test_history_from_each_tier(engine):
 
 def test_store_size(engine):
     with engine.connect() as conn:
-        assert repo.store_size_bytes(conn) > 0
+        assert stat_rows.store_size_bytes(conn) > 0

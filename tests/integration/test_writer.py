@@ -14,7 +14,7 @@ from coordinator.core.registry import Registry
 from coordinator.core.seqs import SeqTracker
 from coordinator.daemon.coordinator import Coordinator, Writer
 from coordinator.settings import CoordinatorConfig
-from coordinator.store import repository as repo
+from coordinator.store import samples as sample_rows
 from coordinator.store.engine import create_engine, upgrade
 from coordinator.store.models import rollup_minute, samples
 from shared.clock import ManualClock, SystemClock
@@ -100,7 +100,7 @@ def test_maintain_rolls_up_and_applies_retention(engine):
         samples=(factories.sample(ts=clock.now() - 3600),),
     )
     with engine.begin() as conn:
-        repo.insert_batches(conn, [old, fresh])
+        sample_rows.insert_batches(conn, [old, fresh])
     coordinator.maintain(clock.now())
     with engine.connect() as conn:
         left = conn.execute(sa.select(samples.c.seq).order_by(samples.c.seq)).scalars().all()

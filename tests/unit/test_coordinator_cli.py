@@ -9,7 +9,9 @@ from typer.testing import CliRunner
 
 from coordinator.core.registry import NodeView
 from coordinator.main import app
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
+from coordinator.store import samples as sample_rows
+from coordinator.store import stats as stat_rows
 from tests import factories
 
 runner = CliRunner()
@@ -20,8 +22,8 @@ def store(empty_store):
     engine = empty_store
     batch = factories.telemetry(node="gpu-01", seq_first=0, count=120)
     with engine.begin() as conn:
-        repo.insert_batches(conn, [batch])
-        repo.save_nodes(
+        sample_rows.insert_batches(conn, [batch])
+        node_rows.save_nodes(
             conn,
             [
                 NodeView(
@@ -34,7 +36,7 @@ def store(empty_store):
                 )
             ],
         )
-        repo.write_stats(conn, {"samples_stored": 120.0, "dropped_schema": 3.0}, factories.TS)
+        stat_rows.write_stats(conn, {"samples_stored": 120.0, "dropped_schema": 3.0}, factories.TS)
     return engine.url
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from coordinator.core.registry import NodeView
 from coordinator.main import app
-from coordinator.store import repository as repo
+from coordinator.store import nodes as node_rows
 from tests import factories
 
 runner = CliRunner()
@@ -28,7 +28,7 @@ def store(empty_store):
         latest={"connections": 3, "cpu_util_pct": 12.0},
     )
     with engine.begin() as conn:
-        repo.save_nodes(conn, [view])
+        node_rows.save_nodes(conn, [view])
     return engine.url
 
 

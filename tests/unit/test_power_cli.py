@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from coordinator.core.registry import NodeView
 from coordinator.main import app
+from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
-from coordinator.store import repository as repo
 from coordinator.store.power import PowerEvent
 from tests import factories
 
@@ -23,7 +23,7 @@ runner = CliRunner()
 def store(empty_store):
     view = NodeView(name="gpu-01", state="online", state_since=0.0, hello=factories.hello())
     with empty_store.begin() as conn:
-        repo.save_nodes(conn, [view])
+        node_rows.save_nodes(conn, [view])
     return empty_store
 
 

@@ -1,0 +1,57 @@
+"""Node rows: the registry's views, saved by the daemon and read by the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from coordinator.core.registry import NodeView
+from coordinator.store.dialect import upsert
+from coordinator.store.models import Node
+from shared.messages import Hello
+
+
+def save_nodes(conn: sa.Connection, views: Iterable[NodeView]) -> None:
+    rows = [
+        {
+            "name": v.name,
+            "state": v.state,
+            "state_since": v.state_since,
+            "last_seen": v.last_seen,
+            "latest": v.latest,
+            "hostname": v.hello.hostname if v.hello else None,
+            "agent_version": v.hello.agent_version if v.hello else None,
+            "cpus": v.hello.cpus if v.hello else None,
+            "mem_total_bytes": v.hello.mem_total_bytes if v.hello else None,
+            "hello": v.hello.to_wire() if v.hello else None,
+        }
+        for v in views
+    ]
+    if not rows:
+        return
+    table = Node.__table__
+    statement = upsert(conn, table)  # type: ignore[arg-type]
+    updated = {c: statement.excluded[c] for c in rows[0] if c != "name"}
+    conn.execute(statement.on_conflict_do_update(index_elements=["name"], set_=updated), rows)
+
+
+def load_nodes(conn: sa.Connection) -> list[NodeView]:
+    views = []
+    for row in conn.execute(sa.select(Node.__table__).order_by("name")).mappings():
+        hello = Hello.from_wire(row["hello"]) if row["hello"] else None
+        views.append(
+            NodeView(
+                name=row["name"],
+                state=row["state"],
+                state_since=row["state_since"],
+                last_seen=row["last_seen"],
+                hello=hello,
+                latest=row["latest"] or {},
+            )
+        )
+    return views
+
+
+def known_nodes(conn: sa.Connection) -> list[str]:
+    return list(conn.execute(sa.select(Node.name).order_by(Node.name)).scalars())
