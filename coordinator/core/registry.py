@@ -1,10 +1,7 @@
 """Live node state, pure: hello, status, telemetry and power decisions in, node views out.
 
-States (DESIGN.md, "States"): `online`; `sleeping` (a sleep was sent or the agent said so);
-`asleep` (a sleeping node that went quiet: wakeable); `waking` (a wake was sent); `failed`
-(not back within `resume_timeout`: excluded until `dormouse clear`); `offline` (its Last
-Will or no telemetry for `offline_after`, without a sleep before). Idle is not a state here:
-the power policy tracks how long an online node has been idle.
+What each state means is `core.nodestate`; this module only decides the transitions that
+agents' messages and silence cause.
 """
 
 from __future__ import annotations
@@ -13,31 +10,36 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordinator.core.nodestate import MEANING, NodeState
 from shared.messages import Hello, Status, TelemetryBatch
 
 
 @dataclass
 class NodeView:
     name: str
-    state: str
+    state: NodeState
     state_since: float
     last_seen: float | None = None
     hello: Hello | None = None
     latest: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.state = NodeState(self.state)  # a row or a test may spell it as text
 
-RESUMING = frozenset({"offline", "asleep", "waking"})  # telemetry from these: back online
 
-
-def _after_status(state: str, said: str) -> str:
+def _after_status(state: NodeState, said: str) -> NodeState:
     """The agent's status, read against what the coordinator knows. A sleeping node that
     drops off (Last Will or its own `offline`) is asleep, not offline; a failed node stays
     failed until an operator clears it."""
-    if state == "failed":
+    if state is NodeState.FAILED:
         return state
-    if said == "offline" and state in {"sleeping", "asleep", "waking"}:
-        return "asleep" if state == "sleeping" else state
-    return said
+    if said == NodeState.OFFLINE and state in {
+        NodeState.SLEEPING,
+        NodeState.ASLEEP,
+        NodeState.WAKING,
+    }:
+        return NodeState.ASLEEP if state is NodeState.SLEEPING else state
+    return NodeState(said)
 
 
 def summarise(batch: TelemetryBatch) -> dict[str, Any]:
@@ -68,11 +70,11 @@ class Registry:
 
     def _node(self, name: str, now: float) -> NodeView:
         if name not in self.nodes:
-            self.nodes[name] = NodeView(name=name, state="offline", state_since=now)
+            self.nodes[name] = NodeView(name=name, state=NodeState.OFFLINE, state_since=now)
         self.changed.add(name)
         return self.nodes[name]
 
-    def _set_state(self, node: NodeView, state: str, now: float) -> None:
+    def _set_state(self, node: NodeView, state: NodeState, now: float) -> None:
         if node.state != state:
             node.state, node.state_since = state, now
 
@@ -89,12 +91,12 @@ class Registry:
         if node.latest.get("seq", -1) < batch.seq_last:  # a resent old batch is not "latest"
             node.latest = summarise(batch)
         newest = batch.samples[-1].ts
-        if node.state in RESUMING and newest > node.state_since:
-            self._set_state(node, "online", now)  # samples from before it slept do not count
-        elif node.state == "sleeping" and newest > node.state_since + self._offline_after_s:
-            self._set_state(node, "online", now)  # still sampling: the sleep never happened
+        if MEANING[node.state].resuming and newest > node.state_since:
+            self._set_state(node, NodeState.ONLINE, now)  # samples from before it slept: no
+        elif node.state is NodeState.SLEEPING and newest > node.state_since + self._offline_after_s:
+            self._set_state(node, NodeState.ONLINE, now)  # still sampling: it never slept
 
-    def mark(self, name: str, state: str, now: float) -> None:
+    def mark(self, name: str, state: NodeState, now: float) -> None:
         """A power decision: `sleeping` (sent), `waking` (sent), `failed`, or a cleared node."""
         self._set_state(self._node(name, now), state, now)
 
@@ -106,12 +108,12 @@ class Registry:
             silent = node.last_seen is None or now - node.last_seen > self._offline_after_s
             if not silent or now - node.state_since <= self._offline_after_s:
                 continue
-            if node.state == "online":
-                self._set_state(node, "offline", now)
+            if node.state is NodeState.ONLINE:
+                self._set_state(node, NodeState.OFFLINE, now)
                 self.changed.add(node.name)
                 gone.append(node.name)
-            elif node.state == "sleeping":
-                self._set_state(node, "asleep", now)
+            elif node.state is NodeState.SLEEPING:
+                self._set_state(node, NodeState.ASLEEP, now)
                 self.changed.add(node.name)
         return gone
 

@@ -37,6 +37,7 @@ class SeqTracker:
     ) -> None:
         self._nodes = {node: NodeSeqs(high) for node, high in stored_high.items()}
         self._retry_s, self._max_attempts = retry_s, max_attempts
+        self.lost_seqs = 0  # given up on: the agent did not resend them
 
     def observe(self, node: str, first: int, last: int, now: float) -> Observation:
         seqs = self._nodes.setdefault(node, NodeSeqs(-1))
@@ -78,6 +79,7 @@ class SeqTracker:
                     kept.append(gap)
                 elif gap.attempts >= self._max_attempts:
                     lost.append((node, gap.first, gap.last))
+                    self.lost_seqs += gap.last - gap.first + 1
                 else:
                     gap.asked_at, gap.attempts = now, gap.attempts + 1
                     again.append((node, gap.first, gap.last))

@@ -8,25 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from coordinator.core import tick
 from coordinator.core.jobstate import ON_NODE, JobRecord
 from coordinator.core.registry import NodeView
-from coordinator.placement.model import ClusterSnapshot, NodeSnapshot, Power
+from coordinator.core.tick import Shape
+from coordinator.placement.model import ClusterSnapshot, NodeSnapshot
+from shared.messages import Hello
 
-POWER_OF_STATE = {"online": Power.AWAKE, "asleep": Power.ASLEEP, "waking": Power.WAKING}
+
+def shape_of(hello: Hello) -> Shape:
+    return Shape(
+        cpus=hello.cpus,
+        mem_bytes=hello.mem_total_bytes,
+        gpus=tuple(g.index for g in hello.gpus),
+        labels=hello.labels,
+    )
 
 
 def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot | None:
     """None for a node that has not said hello yet: its capacity is unknown."""
-    hello = view.hello
-    if hello is None:
+    if view.hello is None:
         return None
-    return NodeSnapshot(
-        name=view.name,
-        power=POWER_OF_STATE.get(view.state, Power.UNAVAILABLE),
-        cpus=hello.cpus,
-        mem_bytes=hello.mem_total_bytes,
-        gpus=tuple(g.index for g in hello.gpus),
-        labels=dict(hello.labels),
+    return tick.node_snapshot(
+        view.name,
+        view.state,
+        shape_of(view.hello),
         connections=int(view.latest.get("connections") or 0),
         util_pct=float(view.latest.get("cpu_util_pct") or 0.0),
         resume_latency_s=resume_latency_s,

@@ -49,7 +49,7 @@ def demo(
             if time.monotonic() - last[0] >= 5:
                 last[0] = time.monotonic()
                 states = sorted(
-                    f"{v.name}:{v.state}" for v in coordinator.ingest.registry.nodes.values()
+                    f"{v.name}:{v.state}" for v in coordinator.parts.ingest.registry.nodes.values()
                 )
                 console.print(f"{left:4.0f}s left | {' '.join(states)} | {len(jobs)} jobs")
 
@@ -64,7 +64,7 @@ def frame(coordinator: Coordinator, jobs: list[JobRecord], left: float) -> Group
     nodes = Table(title=f"nodes ({left:.0f}s left, Ctrl-C to stop)")
     for column in ("node", "state", "cpu %", "jobs", "power W"):
         nodes.add_column(column)
-    for view in sorted(coordinator.ingest.registry.nodes.values(), key=lambda v: v.name):
+    for view in sorted(coordinator.parts.ingest.registry.nodes.values(), key=lambda v: v.name):
         latest = view.latest
         nodes.add_row(
             view.name,

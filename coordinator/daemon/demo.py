@@ -30,9 +30,10 @@ from amqtt.broker import Broker
 
 from coordinator.core.jobstate import JobRecord
 from coordinator.daemon.coordinator import Coordinator
-from coordinator.daemon.main import build, open_store
+from coordinator.daemon.main import build, load_key
 from coordinator.power.report import CostModel, report
 from coordinator.services import jobs as jobs_service
+from coordinator.services.store import open_store
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import jobs as job_rows
 from coordinator.store.usage import load_usage
@@ -191,24 +192,24 @@ def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict
     with engine.connect() as conn:
         jobs = job_rows.listing(conn)
         usage = load_usage(conn, started, now)
-    cost = coordinator.config.cost
+    cost = coordinator.parts.config.cost
     figures = report(
         usage,
         CostModel(
             price_kwh=cost.price_kwh,
             sleep_power_w=cost.sleep_power_w,
             idle_power_w=cost.idle_power_w,
-            max_gap_s=coordinator.config.offline_after,
+            max_gap_s=coordinator.parts.config.offline_after,
         ),
         started,
         now,
     ).totals
     ended = [j for j in jobs if j.finished_at is not None]
-    counts = coordinator.power.counts
+    counts = coordinator.parts.power.counts
     return {
         "seconds": round(now - started, 1),
-        "nodes": len(coordinator.ingest.registry.nodes),
-        "samples_stored": coordinator.writer.stored,
+        "nodes": len(coordinator.parts.ingest.registry.nodes),
+        "samples_stored": coordinator.parts.writer.stored,
         "jobs_submitted": len(jobs),
         "jobs_run": sum(1 for j in jobs if j.state.value == "succeeded"),
         "deadlines_met": sum(1 for j in ended if j.deadline_met),
@@ -237,7 +238,7 @@ async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     engine = open_store(config, migrate_empty=True)
-    coordinator = build(config, engine)
+    coordinator = build(config, engine, key=load_key(config))
     agents: list[subprocess.Popen[bytes]] = []
     started = time.time()
     running = asyncio.create_task(coordinator.run(stop))

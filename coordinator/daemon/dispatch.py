@@ -12,21 +12,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from coordinator.core import jobstate
 from coordinator.core.jobstate import Change, JobRecord, JobState
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import Registry
 from coordinator.core.snapshot import cluster_snapshot
+from coordinator.core.tick import ResumeLatencies
+from coordinator.daemon.commands import Sender
 from coordinator.placement.scheduler import Plan, schedule
 from coordinator.settings import Jobs
 from coordinator.store import jobs as job_rows
-from shared.messages import CancelJob, CommandBody, Event, RunJob
+from shared.messages import CancelJob, Event, RunJob
 
 log = logging.getLogger(__name__)
-Send = Callable[[str, CommandBody], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobsPass:
+    """What a jobs pass saw and decided: the power pass reads it, from the same instant."""
+
+    active: list[JobRecord] = field(default_factory=list)
+    plan: Plan = field(default_factory=Plan)
 
 
 class Dispatcher:
@@ -35,28 +45,30 @@ class Dispatcher:
         engine: sa.Engine,
         registry: Registry,
         config: Jobs,
-        send: Send,
-        resume_latency: Callable[[str], float] = lambda _: 0.0,
+        sender: Sender,
+        *,
+        latencies: ResumeLatencies,
+        default_resume_s: float,
     ) -> None:
-        self._engine, self._registry, self._config, self._send = engine, registry, config, send
-        self._resume_latency = resume_latency
-        self.active: list[JobRecord] = []  # as of the last pass, for the power policy
-        self.plan = Plan()
+        self._engine, self._registry, self._config = engine, registry, config
+        self._sender, self._latencies, self._default_resume_s = sender, latencies, default_resume_s
+        self.last = JobsPass()  # for `/metrics`
         self._sent_at: dict[str, float] = {}  # job id -> when run/cancel was last sent
         self._wakes_logged: set[str] = set()
         self._unapplied: deque[Event] = deque()
         self.placed = 0
 
-    async def tick(self, now: float) -> None:
+    async def tick(self, now: float) -> JobsPass:
         await self._apply_held()
         active = await asyncio.to_thread(self._load)
         active = await self._expire(active, now)
         await self._cancel(active, now)
-        await self._place(active, now)
+        plan = await self._place(active, now)
         await self._retry(active, now)
-        self.active = active
         live = {j.id for j in active}
         self._sent_at = {k: v for k, v in self._sent_at.items() if k in live}
+        self.last = JobsPass(active, plan)
+        return self.last
 
     def _load(self) -> list[JobRecord]:
         with self._engine.connect() as conn:
@@ -86,7 +98,7 @@ class Dispatcher:
 
     def _offline_for(self, node: str | None, now: float) -> float:
         view = self._registry.nodes.get(node or "")
-        if view is None or view.state != "offline":
+        if view is None or view.state is not NodeState.OFFLINE:
             return 0.0
         return now - view.state_since
 
@@ -94,18 +106,18 @@ class Dispatcher:
         for job in active:
             if job.cancel_requested and job.state in jobstate.ON_NODE and self._due(job, now):
                 body = CancelJob(job_id=job.id, grace_s=self._config.cancel_grace)
-                if await self._send(job.node or "", body):
+                if await self._sender.send(job.node or "", body):
                     self._sent_at[job.id] = now
 
     def _due(self, job: JobRecord, now: float) -> bool:
         return now - self._sent_at.get(job.id, -1e18) >= self._config.dispatch_retry
 
-    async def _place(self, active: list[JobRecord], now: float) -> None:
+    async def _place(self, active: list[JobRecord], now: float) -> Plan:
         pending = {
             j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
         }
         snapshot = cluster_snapshot(self._registry.nodes.values(), active, self._resume_latency)
-        plan = self.plan = schedule([j.as_job() for j in pending.values()], snapshot, now)
+        plan = schedule([j.as_job() for j in pending.values()], snapshot, now)
         for assignment in plan.assignments:
             change = jobstate.place(pending[assignment.job_id], assignment, now)
             if change is not None and await self._write(pending[assignment.job_id], change, now):
@@ -115,12 +127,10 @@ class Dispatcher:
             if wake.node not in self._wakes_logged:
                 log.info("job %s waits for %s to wake", wake.job_id, wake.node)
         self._wakes_logged = {w.node for w in plan.wakes}  # said again if wanted again later
+        return plan
 
-    async def release(self, node: str, now: float, reason: str) -> None:
-        """Jobs placed on a node that will not come (failed to resume) go back to the queue."""
-        for job in await asyncio.to_thread(self._load):
-            if job.node == node and job.state is JobState.PLACED:
-                await self._write(job, jobstate.unplace(job, reason), now)
+    def _resume_latency(self, node: str) -> float:
+        return self._latencies.estimate(node, self._default_resume_s)
 
     async def _dispatch(self, job: JobRecord, now: float) -> None:
         factor = self._config.runtime_limit_factor
@@ -132,7 +142,7 @@ class Dispatcher:
             mem_bytes=job.mem_bytes,
             runtime_limit_s=job.runtime_s * factor if factor > 0 else None,
         )
-        if await self._send(job.node or "", body):
+        if await self._sender.send(job.node or "", body):
             self._sent_at[job.id] = now
 
     async def _retry(self, active: list[JobRecord], now: float) -> None:

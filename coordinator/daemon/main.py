@@ -1,4 +1,4 @@
-"""Wiring for `dormouse run` and the store-reading commands."""
+"""`dormouse run`: open the store, build and wire the daemon's parts, serve until SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,46 +13,29 @@ from prometheus_client import CollectorRegistry, start_http_server
 from coordinator.core.ingest import Ingest
 from coordinator.core.registry import Registry
 from coordinator.core.seqs import SeqTracker
-from coordinator.daemon.coordinator import Coordinator
+from coordinator.core.tick import ResumeLatencies
+from coordinator.daemon.commands import CommandSender
+from coordinator.daemon.coordinator import Coordinator, Parts
+from coordinator.daemon.dispatch import Dispatcher
+from coordinator.daemon.figures import Figures
+from coordinator.daemon.housekeeping import Housekeeping
+from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.metrics_http import CoordinatorCollector
+from coordinator.daemon.mqtt import MqttLink
+from coordinator.daemon.power_loop import PowerLoop
+from coordinator.daemon.receiver import Receiver
+from coordinator.daemon.writer import Writer
+from coordinator.power.energy import EnergyMeter
+from coordinator.services.store import open_store, safe_url
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import nodes as node_rows
 from coordinator.store import samples as sample_rows
-from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
-from shared.clock import SystemClock
+from shared.clock import Clock, SystemClock
 from shared.config import read_key_file
 from shared.edge.notify import Notifier
 from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def open_store(config: CoordinatorConfig, *, migrate_empty: bool) -> sa.Engine:
-    """The engine, at the newest schema: an empty store is migrated when `migrate_empty`;
-    one at an older revision is refused (upgrading is the operator's call)."""
-    try:
-        engine = create_engine(config.db_url)
-        revision = current_revision(engine)
-    except (sa.exc.SQLAlchemyError, OSError) as exc:
-        raise ConfigError(f"db: cannot open {_safe(config.db_url)}: {exc}") from None
-    if revision is None and migrate_empty:
-        upgrade(engine)
-        log.info("created the store at %s", _safe(config.db_url))
-    elif revision is None:
-        raise ConfigError(
-            f"db: {_safe(config.db_url)} holds no dormouse store yet "
-            "(run `dormouse run` or `dormouse db upgrade`)"
-        )
-    elif revision != head_revision():
-        raise ConfigError(
-            f"db: store is at revision {revision}, this release needs "
-            f"{head_revision()}: run `dormouse db upgrade`"
-        )
-    return engine
-
-
-def _safe(url: str) -> str:
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def load_key(config: CoordinatorConfig) -> bytes | None:
@@ -65,31 +48,83 @@ def load_key(config: CoordinatorConfig) -> bytes | None:
     return key
 
 
-def build(config: CoordinatorConfig, engine: sa.Engine) -> Coordinator:
+def build(
+    config: CoordinatorConfig,
+    engine: sa.Engine,
+    *,
+    clock: Clock | None = None,
+    key: bytes | None = None,
+    notifier: Notifier | None = None,
+) -> Coordinator:
+    """Every part of the daemon, built once and wired here (nothing calls back into the
+    coordinator): registry and seqs from the store, one command sender, one resume-latency
+    estimate shared by placement and the power loop."""
+    clock = clock or SystemClock()
+    notifier = notifier or Notifier(env={})
     with engine.connect() as conn:
         registry = Registry(config.offline_after, node_rows.load_nodes(conn))
         seqs = SeqTracker(sample_rows.stored_high(conn), retry_s=config.resend_retry)
-    return Coordinator(
-        config,
-        engine=engine,
-        ingest=Ingest(registry, seqs),
-        clock=SystemClock(),
-        key=load_key(config),
-        notifier=Notifier(),
+    ingest = Ingest(registry, seqs)
+    sender = CommandSender(key, config.command_key_file, clock)
+    latencies = ResumeLatencies()
+    writer = Writer(engine, config, clock)
+    energy = EnergyMeter(config.offline_after)
+    dispatcher = Dispatcher(
+        engine,
+        registry,
+        config.jobs,
+        sender,
+        latencies=latencies,
+        default_resume_s=config.power.resume_latency,
     )
+    power = PowerLoop(engine, registry, config.power, sender, latencies)
+    receiver = Receiver(
+        ingest=ingest,
+        writer=writer,
+        energy=energy,
+        sender=sender,
+        dispatcher=dispatcher,
+        power=power,
+        clock=clock,
+    )
+    figures = Figures(ingest, writer, receiver, dispatcher, power)
+    parts = Parts(
+        config=config,
+        clock=clock,
+        ingest=ingest,
+        writer=writer,
+        energy=energy,
+        receiver=receiver,
+        link=MqttLink(config, sender, receiver.handle),
+        dispatcher=dispatcher,
+        power=power,
+        housekeeping=Housekeeping(
+            engine=engine,
+            ingest=ingest,
+            receiver=receiver,
+            notifier=notifier,
+            clock=clock,
+            offline_after_s=config.offline_after,
+            stats=figures.collect,
+        ),
+        maintenance=Maintenance(engine, config, clock),
+        figures=figures,
+        notifier=notifier,
+    )
+    return Coordinator(parts)
 
 
 async def serve(config: CoordinatorConfig) -> None:
     engine = open_store(config, migrate_empty=True)
-    coordinator = build(config, engine)
+    coordinator = build(config, engine, key=load_key(config), notifier=Notifier())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log.info(
         "coordinator: %d known nodes, store %s",
-        len(coordinator.ingest.registry.nodes),
-        _safe(config.db_url),
+        len(coordinator.parts.ingest.registry.nodes),
+        safe_url(config.db_url),
     )
     server = serve_metrics(config.metrics_listen, coordinator) if config.metrics_listen else None
     try:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from coordinator.power.policy import NodeState
+from coordinator.core.nodestate import NodeState
 
 if TYPE_CHECKING:
     from coordinator.daemon.coordinator import Coordinator
@@ -38,7 +38,7 @@ class CoordinatorCollector(Collector):
         yield from self._power()
 
     def _nodes(self) -> Iterator[Metric]:
-        views = list(self._coordinator.ingest.registry.nodes.values())
+        views = list(self._coordinator.parts.ingest.registry.nodes.values())
         state = GaugeMetricFamily(
             "dormouse_node_state", "1 for the node's state", labels=["node", "state"]
         )
@@ -58,12 +58,12 @@ class CoordinatorCollector(Collector):
             "energy measured since the coordinator started",
             labels=["node"],
         )
-        for node, joules in sorted(self._coordinator.energy.joules.items()):
+        for node, joules in sorted(self._coordinator.parts.energy.joules.items()):
             energy.add_metric([node], joules)
         yield energy
 
     def _ingest(self) -> Iterator[Metric]:
-        ingest, writer = self._coordinator.ingest, self._coordinator.writer
+        ingest, writer = self._coordinator.parts.ingest, self._coordinator.parts.writer
         received = CounterMetricFamily(
             "dormouse_messages_received", "messages by kind", labels=["kind"]
         )
@@ -91,19 +91,21 @@ class CoordinatorCollector(Collector):
         yield lag
 
     def _queue(self) -> Iterator[Metric]:
-        states = Counter(job.state.value for job in self._coordinator.dispatcher.active)
+        states = Counter(job.state.value for job in self._coordinator.parts.dispatcher.last.active)
         jobs = GaugeMetricFamily("dormouse_jobs", "active jobs by state", labels=["state"])
         for state in ("pending", "placed", "running"):
             jobs.add_metric([state], states.get(state, 0))
         yield jobs
         yield CounterMetricFamily(
-            "dormouse_jobs_placed", "placements made", value=self._coordinator.dispatcher.placed
+            "dormouse_jobs_placed",
+            "placements made",
+            value=self._coordinator.parts.dispatcher.placed,
         )
 
     def _power(self) -> Iterator[Metric]:
         actions = CounterMetricFamily(
             "dormouse_power_events", "sleeps, wakes, failures and transitions", labels=["kind"]
         )
-        for kind, count in sorted(self._coordinator.power.counts.items()):
+        for kind, count in sorted(self._coordinator.parts.power.counts.items()):
             actions.add_metric([kind], count)
         yield actions

@@ -3,9 +3,10 @@
 Each pass (after the jobs pass, from the same snapshot): note what nodes did since the last
 pass (fell asleep, came back, with the resume latency learned from it), carry out operator
 requests, ask `policy.decide` what to do, and do it: a signed `sleep` command, a wake
-(`coordinator.daemon.wakers`), or `failed` with the node's placed jobs back in the queue. Every
-decision and transition is written as a power event with its reason; events wait in memory
-while the database is down.
+(`coordinator.daemon.wakers`), or `failed` with the node's placed jobs back in the queue.
+Every decision and transition is written as a power event with its reason; events wait in
+memory while the database is down. The policy's inputs come from `core.tick`, as the
+simulator's do.
 """
 
 from __future__ import annotations
@@ -13,78 +14,67 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
-from coordinator.core.jobstate import ON_NODE, JobRecord, JobState
+from coordinator.core import tick
+from coordinator.core.jobstate import ON_NODE, JobState
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView, Registry
 from coordinator.core.snapshot import node_snapshot
+from coordinator.core.tick import ResumeLatencies, Usage
 from coordinator.daemon import wakers
-from coordinator.placement.filters import never_fits
+from coordinator.daemon.commands import Sender
+from coordinator.daemon.dispatch import JobsPass
 from coordinator.placement.model import Request
-from coordinator.placement.scheduler import Plan
-from coordinator.power.policy import (
-    Action,
-    NodePower,
-    NodeState,
-    WakeWanted,
-    decide,
-    idle_since,
-    manual_refusal,
-)
+from coordinator.power.policy import Action, NodePower, decide, manual_refusal
+from coordinator.services import jobs as jobs_service
 from coordinator.settings import Power
 from coordinator.store import power as power_rows
 from coordinator.store.power import PowerEvent, PowerRequest
-from shared.messages import CommandBody, Event, Sleep
+from shared.messages import Event, Sleep
 
 log = logging.getLogger(__name__)
-Send = Callable[[str, CommandBody], Awaitable[bool]]
-Release = Callable[[str, float, str], Awaitable[None]]
 REQUEST_TTL_S = 60.0
-LATENCY_SAMPLES = 5
+BACK_FROM = frozenset({NodeState.WAKING, NodeState.ASLEEP, NodeState.SLEEPING})
 
 
-class PowerService:
+class PowerLoop:
     def __init__(
-        self, engine: sa.Engine, registry: Registry, config: Power, send: Send, release: Release
+        self,
+        engine: sa.Engine,
+        registry: Registry,
+        config: Power,
+        sender: Sender,
+        latencies: ResumeLatencies,
     ) -> None:
         self._engine, self._registry, self._config = engine, registry, config
-        self._send, self._release = send, release
+        self._sender, self._latencies = sender, latencies
         self._policy = config.policy()
-        self._seen: dict[str, str] = {}  # node -> state at the last pass
+        self._seen: dict[str, NodeState] = {}  # node -> state at the last pass
         self._idle: dict[str, float | None] = {}
-        self._latencies: dict[str, deque[float]] = defaultdict(
-            lambda: deque(maxlen=LATENCY_SAMPLES)
-        )
         self._sleeps: deque[float] = deque(maxlen=1000)
         self._wake_sent: dict[str, float] = {}
         self._unwritten: list[PowerEvent] = []
         self._loaded = False
         self.counts: dict[str, int] = defaultdict(int)
 
-    def resume_latency(self, node: str) -> float:
-        """Mean of the node's last measured resumes; the configured guess until there are some."""
-        seen = self._latencies.get(node)
-        return sum(seen) / len(seen) if seen else self._config.resume_latency
-
-    async def tick(self, now: float, active: list[JobRecord], plan: Plan) -> None:
+    async def tick(self, now: float, jobs: JobsPass) -> None:
         if not self._loaded:
             await asyncio.to_thread(self._load_history)
         self._observe(now)
-        nodes = self._node_power(now, active, plan)
+        nodes = self._node_power(now, jobs)
         await self._requests(nodes, now)
-        wanted = [
-            WakeWanted(w.node, f"job {w.job_id} cannot start on awake nodes") for w in plan.wakes
-        ]
-        for action in decide(nodes, wanted, self._policy, now, self._sleeps):
+        wanted = tick.wake_reasons(jobs.plan)
+        recent = tick.recent_sleeps(self._sleeps, now)
+        for action in decide(nodes, wanted, self._policy, now, recent):
             await self._carry_out(action, now)
         await asyncio.to_thread(self._flush)
 
     def on_event(self, event: Event, now: float) -> None:
         """An agent's answer to a sleep: acknowledged, or refused (it is online still)."""
         if event.kind == "sleep_refused":
-            self._registry.mark(event.node, "online", now)
+            self._registry.mark(event.node, NodeState.ONLINE, now)
             log.warning("node %s refused to sleep: %s", event.node, event.detail)
         self._event(now, event.node, event.kind, event.detail)
 
@@ -92,7 +82,7 @@ class PowerService:
         with self._engine.connect() as conn:
             for event in power_rows.events(conn, kinds=("resumed",), limit=10_000):
                 if event.value is not None:
-                    self._latencies[event.node].append(event.value)
+                    self._latencies.record(event.node, event.value)
             self._sleeps.extend(e.ts for e in power_rows.events(conn, kinds=("sleep",), limit=100))
         self._loaded = True
 
@@ -115,73 +105,76 @@ class PowerService:
             self._seen[view.name] = view.state
             if before is None or before == view.state:
                 continue
-            if view.state == "asleep":
+            if view.state is NodeState.ASLEEP:
                 self._event(now, view.name, "asleep", f"quiet after {before}")
-            elif view.state == "online" and before in {"waking", "asleep", "sleeping"}:
-                woken_at = self._wake_sent.pop(view.name, None)
-                latency = None if woken_at is None else view.state_since - woken_at
-                if latency is not None:
-                    self._latencies[view.name].append(latency)
-                reason = (
-                    f"back {latency:.1f}s after the wake"
-                    if latency is not None
-                    else f"back from {before}"
-                )
-                self._event(now, view.name, "resumed", reason, latency)
-                log.info("node %s is online again (%s)", view.name, reason)
+            elif view.state is NodeState.ONLINE and before in BACK_FROM:
+                self._resumed(view, before, now)
 
-    def _node_power(self, now: float, active: list[JobRecord], plan: Plan) -> list[NodePower]:
-        jobs: dict[str, int] = defaultdict(int)
+    def _resumed(self, view: NodeView, before: NodeState, now: float) -> None:
+        woken_at = self._wake_sent.pop(view.name, None)
+        latency = None if woken_at is None else view.state_since - woken_at
+        if latency is not None:
+            self._latencies.record(view.name, latency)
+        reason = (
+            f"back {latency:.1f}s after the wake" if latency is not None else f"back from {before}"
+        )
+        self._event(now, view.name, "resumed", reason, latency)
+        log.info("node %s is online again (%s)", view.name, reason)
+
+    def _node_power(self, now: float, jobs: JobsPass) -> list[NodePower]:
+        count: dict[str, int] = defaultdict(int)
         used_gpus: dict[str, int] = defaultdict(int)
-        for job in active:
+        for job in jobs.active:
             if job.state in ON_NODE and job.node:
-                jobs[job.node] += 1
+                count[job.node] += 1
                 used_gpus[job.node] += len(job.gpu_indices)
-        for assignment in plan.assignments:
-            jobs[assignment.node] += 1
+        for assignment in jobs.plan.assignments:
+            count[assignment.node] += 1
             used_gpus[assignment.node] += len(assignment.gpus)
-        waiting = {w.job_id for w in plan.waiting}
+        waiting = {w.job_id for w in jobs.plan.waiting}
         requests = [
-            j.as_job().request for j in active if j.id in waiting and j.state is JobState.PENDING
+            j.as_job().request
+            for j in jobs.active
+            if j.id in waiting and j.state is JobState.PENDING
         ]
         return [
-            self._one(view, now, jobs[view.name], used_gpus[view.name], requests)
+            self._one(
+                view,
+                now,
+                Usage(
+                    jobs=count[view.name],
+                    used_gpus=used_gpus[view.name],
+                    cpu_util_pct=view.latest.get("cpu_util_pct"),
+                    gpu_util_pct=view.latest.get("gpu_util_pct"),
+                ),
+                requests,
+            )
             for view in self._registry.nodes.values()
         ]
 
-    def _one(
-        self, view: NodeView, now: float, jobs: int, used_gpus: int, requests: list[Request]
-    ) -> NodePower:
-        latest = view.latest
-        self._idle[view.name] = idle_since(
-            self._idle.get(view.name) if view.state == "online" else None,
-            cpu_util_pct=latest.get("cpu_util_pct"),
-            gpu_util_pct=latest.get("gpu_util_pct"),
-            jobs=jobs,
-            ts=now,
+    def _one(self, view: NodeView, now: float, usage: Usage, waiting: list[Request]) -> NodePower:
+        power = tick.node_power(
+            view.name,
+            view.state,
+            view.state_since,
+            gpus=len(view.hello.gpus) if view.hello else 0,
+            usage=usage,
+            idle_before=self._idle.get(view.name),
+            wanted=tick.wanted_by(waiting, node_snapshot(view)),
+            now=now,
             policy=self._policy,
-        )
-        snapshot = node_snapshot(view)
-        gpus = len(view.hello.gpus) if view.hello else 0
-        return NodePower(
-            name=view.name,
-            state=NodeState(view.state),
-            state_since=view.state_since,
-            idle_since=self._idle[view.name],
-            jobs=jobs,
-            wanted=snapshot is not None and any(never_fits(r, snapshot) is None for r in requests),
-            gpus=gpus,
-            free_gpus=max(0, gpus - used_gpus),
             can_sleep=bool(view.hello and view.hello.sleep_methods),
             can_wake=wakers.wake_method(view.hello, self._config) is not None,
         )
+        self._idle[view.name] = power.idle_since
+        return power
 
     async def _carry_out(self, action: Action, now: float) -> bool:
         if action.kind == "sleep":
             return await self._sleep(action.node, action.reason, now)
         if action.kind == "wake":
             return await self._wake(action.node, action.reason, now)
-        self._registry.mark(action.node, "failed", now)
+        self._registry.mark(action.node, NodeState.FAILED, now)
         self._wake_sent.pop(action.node, None)
         self._event(now, action.node, "failed", action.reason)
         log.error(
@@ -190,14 +183,19 @@ class PowerService:
             action.reason,
             action.node,
         )
-        await self._release(action.node, now, f"{action.node} failed to resume")
+        why = f"{action.node} failed to resume"
+        moved = await asyncio.to_thread(
+            jobs_service.unplace_node, self._engine, action.node, why, now
+        )
+        if moved:
+            log.info("%d job(s) placed on %s are back in the queue", moved, action.node)
         return True
 
     async def _sleep(self, node: str, reason: str, now: float) -> bool:
         """Marked before the send: the agent's answer may arrive before the PUBACK does."""
-        self._registry.mark(node, "sleeping", now)
-        if not await self._send(node, Sleep(reason=reason)):
-            self._registry.mark(node, "online", now)
+        self._registry.mark(node, NodeState.SLEEPING, now)
+        if not await self._sender.send(node, Sleep(reason=reason)):
+            self._registry.mark(node, NodeState.ONLINE, now)
             return False
         self._sleeps.append(now)
         self._event(now, node, "sleep", reason)
@@ -207,7 +205,7 @@ class PowerService:
     async def _wake(self, node: str, reason: str, now: float) -> bool:
         view = self._registry.nodes[node]
         before = view.state
-        self._registry.mark(node, "waking", now)  # before the packet: it may be back at once
+        self._registry.mark(node, NodeState.WAKING, now)  # before the packet: it may be back
         self._wake_sent[node] = now
         try:
             how = await wakers.wake(view.hello, self._config) if view.hello else None
@@ -255,7 +253,7 @@ class PowerService:
         if refusal is not None:
             return f"refused: {refusal}"
         if request.action == "clear":
-            self._registry.mark(node.name, "asleep", now)
+            self._registry.mark(node.name, NodeState.ASLEEP, now)
             return "done: cleared, asleep until woken or heard from"
         why = "operator" + (" (forced)" if request.force else "")
         if request.action == "sleep":

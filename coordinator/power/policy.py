@@ -9,18 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
+from coordinator.core.nodestate import NodeState
 
-class NodeState(StrEnum):
-    """The coordinator's view of a node (DESIGN.md, "States")."""
-
-    ONLINE = "online"
-    SLEEPING = "sleeping"  # sleep command sent, or the agent said it is going
-    ASLEEP = "asleep"  # went quiet after a sleep: wakeable
-    WAKING = "waking"  # wake sent, not back yet
-    FAILED = "failed"  # did not come back within resume_timeout: excluded until cleared
-    OFFLINE = "offline"  # gone without a sleep: not wakeable
+SLEEP_WINDOW_S = 60.0  # `max_sleeps_per_min` counts the sleeps sent within this window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,7 +224,7 @@ def sleeps(
     nodes: Sequence[NodePower], policy: PowerPolicy, now: float, recent_sleeps: Sequence[float]
 ) -> list[Action]:
     """Idle nodes, longest idle first, while the rate limit and the floor allow."""
-    budget = policy.max_sleeps_per_min - sum(1 for t in recent_sleeps if now - t < 60.0)
+    budget = policy.max_sleeps_per_min - sum(1 for t in recent_sleeps if now - t < SLEEP_WINDOW_S)
     awake = [n for n in nodes if counts_awake(n)]
     candidates = [n for n in awake if first_reason(SLEEP_RULES, n, policy, now) is None]
     candidates.sort(key=lambda n: (n.idle_since or now, n.name))

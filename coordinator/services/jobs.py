@@ -110,3 +110,14 @@ def listing(engine: sa.Engine, states: list[str], limit: int) -> list[JobRecord]
         raise JobError(f"unknown state {sorted(unknown)[0]!r}; states: {known}")
     with engine.connect() as conn:
         return job_rows.listing(conn, states, limit)
+
+
+def unplace_node(engine: sa.Engine, node: str, reason: str, now: float) -> int:
+    """Jobs placed on a node that will not come (it failed to resume) go back to the queue.
+    Returns how many; a job that changed meanwhile is left to the next pass."""
+    moved = 0
+    with engine.begin() as conn:
+        for job in job_rows.active(conn):
+            if job.node == node and job.state is JobState.PLACED:
+                moved += job_rows.apply(conn, job, jobstate.unplace(job, reason), now)
+    return moved

@@ -23,37 +23,40 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from coordinator.placement.filters import never_fits, rejection
+from coordinator.core.nodestate import MEANING, NodeState
+from coordinator.core.tick import (
+    ResumeLatencies,
+    Usage,
+    node_power,
+    node_snapshot,
+    recent_sleeps,
+    wake_reasons,
+    wanted_by,
+)
+from coordinator.placement.filters import rejection
 from coordinator.placement.model import (
     Allocation,
     ClusterSnapshot,
     Job,
     NodeSnapshot,
-    Power,
     Request,
     free_capacity,
 )
 from coordinator.placement.scheduler import Assignment, Plan, schedule
 from coordinator.placement.select import assign_gpus
 from coordinator.power.policy import (
+    SLEEP_WINDOW_S,
     Action,
     NodePower,
-    NodeState,
     PowerPolicy,
     WakeWanted,
     decide,
-    idle_since,
 )
 from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
 
 SUBMIT, FINISH, RESUME, CLEAR, TICK = range(5)
 STOP_AFTER_S = 30 * 86400.0
-POWER_OF = {
-    NodeState.ONLINE: Power.AWAKE,
-    NodeState.ASLEEP: Power.ASLEEP,
-    NodeState.WAKING: Power.WAKING,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +91,12 @@ class SimNode:
     used_gpus: int = 0
     tasks: int = 0
     toggles: list[float] = field(default_factory=list)
-    resumes: list[float] = field(default_factory=list)
     wake_id: int = 0
     snapshot: NodeSnapshot | None = None  # cached until the node changes
     power: NodePower | None = None
 
     def power_w(self) -> float:
-        if self.state in {NodeState.ASLEEP, NodeState.FAILED}:
+        if not MEANING[self.state].draws_awake_power:
             return self.kind.asleep_w
         kind = self.kind
         used = self.used_gpus / kind.gpus if kind.gpus else self.used_cpus / kind.cpus
@@ -186,6 +188,7 @@ class Simulation:
         self._sleeps: list[float] = []
         self._tick_at = math.inf
         self._turn = 0
+        self._latencies = ResumeLatencies()
         self.outcome = Outcome(policy.name, start, start, self.runs, self.nodes)
         for index, run in enumerate(self.runs):
             self._push(run.trace.submit_s, SUBMIT, index)
@@ -225,7 +228,7 @@ class Simulation:
             name, wake_id = data  # type: ignore[misc]
             node = self._by_name[name]
             if node.state is NodeState.WAKING and node.wake_id == wake_id:
-                node.resumes.append(now - node.state_since)
+                self._latencies.record(name, now - node.state_since)
                 node.set_state(NodeState.ONLINE, now)
                 node.idle_since = now
         elif kind == CLEAR:
@@ -263,10 +266,8 @@ class Simulation:
             return
         waiting = [self._pending[w.job_id][0].request for w in plan.waiting]
         powers = tuple(self._node_power(n, now, waiting) for n in self.nodes)
-        wanted = tuple(
-            WakeWanted(w.node, f"job {w.job_id} cannot start on awake nodes") for w in plan.wakes
-        )
-        recent = tuple(t for t in self._sleeps[-64:] if now - t < 60.0)
+        wanted = wake_reasons(plan)
+        recent = recent_sleeps(self._sleeps, now)
         actions = tuple(decide(powers, wanted, self._power, now, recent))
         for action in actions:
             self._act(action, now)
@@ -301,17 +302,13 @@ class Simulation:
     def _snapshot(self, node: SimNode) -> NodeSnapshot:
         if node.snapshot is None:
             kind = node.kind
-            measured = node.resumes[-5:]
-            node.snapshot = NodeSnapshot(
-                name=node.name,
-                power=POWER_OF.get(node.state, Power.UNAVAILABLE),
-                cpus=kind.cpus,
-                mem_bytes=kind.mem_bytes,
-                gpus=tuple(range(kind.gpus)),
+            node.snapshot = node_snapshot(
+                node.name,
+                node.state,
+                kind.shape,
+                connections=0,
                 util_pct=100.0 * node.used_cpus / kind.cpus,
-                resume_latency_s=sum(measured) / len(measured)
-                if measured
-                else kind.resume_latency_s,
+                resume_latency_s=self._latencies.estimate(node.name, kind.resume_latency_s),
             )
         return node.snapshot
 
@@ -343,26 +340,26 @@ class Simulation:
         """Rebuilt when the node changed; `wanted` checked again for idle online nodes only
         (the only ones it can stop from sleeping)."""
         if node.power is None:
-            node.idle_since = idle_since(
-                node.idle_since if node.state is NodeState.ONLINE else None,
+            usage = Usage(
+                jobs=node.tasks,
+                used_gpus=node.used_gpus,
                 cpu_util_pct=100.0 if node.tasks else 0.0,
                 gpu_util_pct=None,
-                jobs=node.tasks,
-                ts=now,
+            )
+            node.power = node_power(
+                node.name,
+                node.state,
+                node.state_since,
+                gpus=node.kind.gpus,
+                usage=usage,
+                idle_before=node.idle_since,
+                wanted=False,
+                now=now,
                 policy=self._power,
             )
-            node.power = NodePower(
-                name=node.name,
-                state=node.state,
-                state_since=node.state_since,
-                idle_since=node.idle_since,
-                jobs=node.tasks,
-                gpus=node.kind.gpus,
-                free_gpus=node.kind.gpus - node.used_gpus,
-            )
+            node.idle_since = node.power.idle_since
         if node.state is NodeState.ONLINE and not node.tasks:
-            snapshot = self._snapshot(node)
-            wanted = any(never_fits(r, snapshot) is None for r in waiting)
+            wanted = wanted_by(waiting, self._snapshot(node))
             if wanted != node.power.wanted:
                 node.power = replace(node.power, wanted=wanted)
         return node.power
@@ -405,9 +402,9 @@ class Simulation:
                 due.append(node.state_since + power.resume_timeout_s + 1e-6)
             elif node.state is NodeState.ASLEEP and wakes_wanted:
                 due.append(node.state_since + power.min_asleep_time_s)
-        recent = [t for t in self._sleeps[-64:] if now - t < 60.0]
+        recent = recent_sleeps(self._sleeps, now)
         if len(recent) >= power.max_sleeps_per_min:
-            due.append(min(recent) + 60.0)
+            due.append(min(recent) + SLEEP_WINDOW_S)
         later = [t for t in due if t > now]
         if (later and min(later) < self._tick_at) or self._tick_at <= now:
             self._tick_at = min(later, default=math.inf)

@@ -22,6 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from coordinator.core.tick import Shape
 from shared.errors import ConfigError
 from shared.units import parse_duration, parse_size
 
@@ -41,6 +42,12 @@ class NodeType:
     resume_latency_s: float
     resume_jitter_s: float = 0.0
     wake_failure: float = 0.0
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(
+            cpus=self.cpus, mem_bytes=self.mem_bytes, gpus=tuple(range(self.gpus)), labels={}
+        )
 
     def power_w(self, used: float) -> float:
         """Awake power with `used` (0..1) of the node taken."""

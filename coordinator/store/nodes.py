@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.store.dialect import upsert
 from coordinator.store.models import Node
@@ -43,7 +44,7 @@ def load_nodes(conn: sa.Connection) -> list[NodeView]:
         views.append(
             NodeView(
                 name=row["name"],
-                state=row["state"],
+                state=NodeState(row["state"]),
                 state_since=row["state_since"],
                 last_seen=row["last_seen"],
                 hello=hello,

@@ -9,10 +9,9 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
-from coordinator.core.ingest import Ingest
-from coordinator.core.registry import Registry
-from coordinator.core.seqs import SeqTracker
-from coordinator.daemon.coordinator import Coordinator, Writer
+from coordinator.daemon.main import build
+from coordinator.daemon.maintenance import Maintenance
+from coordinator.daemon.writer import Writer
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import samples as sample_rows
 from coordinator.store.engine import create_engine, upgrade
@@ -32,6 +31,9 @@ class FlakyEngine:
             self.failures += 1
             raise sa.exc.OperationalError("INSERT", {}, ConnectionRefusedError("db down"))
         return self.engine.begin()
+
+    def connect(self):
+        return self.engine.connect()
 
 
 @pytest.fixture
@@ -91,9 +93,7 @@ async def test_a_full_buffer_stops_taking_until_writes_resume(engine):
 def test_maintain_rolls_up_and_applies_retention(engine):
     clock = ManualClock(factories.TS + 30 * 86400)
     config = CoordinatorConfig()
-    coordinator = Coordinator(
-        config, engine=engine, ingest=Ingest(Registry(30), SeqTracker({})), clock=clock, key=None
-    )
+    maintenance = Maintenance(engine, config, clock)
     old = factories.telemetry(node="n1", seq_first=0, count=3)  # 30 days old
     fresh = dataclasses.replace(
         factories.telemetry(node="n1", seq_first=3, count=1),
@@ -101,7 +101,7 @@ def test_maintain_rolls_up_and_applies_retention(engine):
     )
     with engine.begin() as conn:
         sample_rows.insert_batches(conn, [old, fresh])
-    coordinator.maintain(clock.now())
+    maintenance.maintain(clock.now())
     with engine.connect() as conn:
         left = conn.execute(sa.select(samples.c.seq).order_by(samples.c.seq)).scalars().all()
         minutes = conn.execute(sa.select(sa.func.count()).select_from(rollup_minute)).scalar()
@@ -111,17 +111,9 @@ def test_maintain_rolls_up_and_applies_retention(engine):
 
 async def test_stopping_during_an_outage_says_what_was_not_written(engine, caplog):
     flaky = FlakyEngine(engine)
-    coordinator = Coordinator(
-        CoordinatorConfig(),
-        engine=flaky,
-        ingest=Ingest(  # type: ignore[arg-type]
-            Registry(30), SeqTracker({})
-        ),
-        clock=SystemClock(),
-        key=None,
-    )
-    await coordinator.writer.put(factories.telemetry(node="n1", seq_first=0, count=3))
+    coordinator = build(CoordinatorConfig(), flaky)  # type: ignore[arg-type]
+    await coordinator.parts.writer.put(factories.telemetry(node="n1", seq_first=0, count=3))
     flaky.down = True
-    coordinator._final_flush()
+    coordinator.final_flush()
     assert "stopping with 3 samples unwritten" in caplog.text
     assert count(engine) == 0

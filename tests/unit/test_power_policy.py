@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
+from coordinator.core.nodestate import NodeState
 from coordinator.power.policy import (
     SLEEP_RULES,
     Action,
     NodePower,
-    NodeState,
     PowerPolicy,
     WakeWanted,
     awake_long_enough,

@@ -7,7 +7,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordinator.power.policy import NodePower, NodeState, PowerPolicy, WakeWanted, decide
+from coordinator.core.nodestate import NodeState
+from coordinator.power.policy import NodePower, PowerPolicy, WakeWanted, decide
 
 STATES = list(NodeState)
 

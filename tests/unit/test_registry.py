@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import Registry
 from tests import factories
 
@@ -44,7 +45,7 @@ def test_changed_nodes_are_handed_out_once():
 def test_a_sleeping_node_that_drops_off_is_asleep_not_offline():
     registry = Registry(offline_after_s=30)
     registry.on_status(factories.status("n1", "online"), 0)
-    registry.mark("n1", "sleeping", 1)
+    registry.mark("n1", NodeState.SLEEPING, 1)
     registry.on_status(factories.status("n1", "offline"), 2)  # its Last Will, or its own word
     assert registry.nodes["n1"].state == "asleep"
     registry.on_status(factories.status("n1", "offline"), 3)
@@ -54,7 +55,7 @@ def test_a_sleeping_node_that_drops_off_is_asleep_not_offline():
 def test_a_sleeping_node_gone_silent_is_asleep():
     registry = Registry(offline_after_s=30)
     registry.on_telemetry(factories.telemetry("n1"), 0)
-    registry.mark("n1", "sleeping", 1)
+    registry.mark("n1", NodeState.SLEEPING, 1)
     assert registry.expire(20) == []
     assert registry.nodes["n1"].state == "sleeping"
     assert registry.expire(40) == []  # not reported offline
@@ -63,12 +64,12 @@ def test_a_sleeping_node_gone_silent_is_asleep():
 
 def test_waking_node_comes_back_online_by_status_or_fresh_telemetry():
     registry = Registry(offline_after_s=30)
-    registry.mark("n1", "waking", 5)
+    registry.mark("n1", NodeState.WAKING, 5)
     registry.on_status(factories.status("n1", "offline"), 6)  # the retained Last Will
     assert registry.nodes["n1"].state == "waking"
     registry.on_status(factories.status("n1", "online"), 7)
     assert registry.nodes["n1"].state == "online"
-    registry.mark("n1", "asleep", 8)
+    registry.mark("n1", NodeState.ASLEEP, 8)
     registry.on_telemetry(factories.telemetry("n1"), 9)  # samples newer than the sleep
     assert registry.nodes["n1"].state == "online"
 
@@ -76,14 +77,14 @@ def test_waking_node_comes_back_online_by_status_or_fresh_telemetry():
 def test_samples_from_before_the_sleep_do_not_wake_it():
     registry = Registry(offline_after_s=30)
     late = factories.TS + 100  # the node fell asleep after these samples were taken
-    registry.mark("n1", "asleep", late)
+    registry.mark("n1", NodeState.ASLEEP, late)
     registry.on_telemetry(factories.telemetry("n1"), late + 1)
     assert registry.nodes["n1"].state == "asleep"
 
 
 def test_a_failed_node_stays_failed_until_cleared():
     registry = Registry(offline_after_s=30)
-    registry.mark("n1", "failed", 5)
+    registry.mark("n1", NodeState.FAILED, 5)
     registry.on_status(factories.status("n1", "online"), 6)
     registry.on_telemetry(factories.telemetry("n1"), 7)
     assert registry.nodes["n1"].state == "failed"
@@ -91,10 +92,10 @@ def test_a_failed_node_stays_failed_until_cleared():
 
 def test_a_node_still_sampling_long_after_a_sleep_was_sent_is_online():
     registry = Registry(offline_after_s=30)
-    registry.mark("n1", "sleeping", factories.TS - 10)
+    registry.mark("n1", NodeState.SLEEPING, factories.TS - 10)
     registry.on_telemetry(factories.telemetry("n1"), factories.TS)  # the command may be slow
     assert registry.nodes["n1"].state == "sleeping"
     registry = Registry(offline_after_s=30)
-    registry.mark("n1", "sleeping", factories.TS - 40)
+    registry.mark("n1", NodeState.SLEEPING, factories.TS - 40)
     registry.on_telemetry(factories.telemetry("n1"), factories.TS)  # it was lost, or refused
     assert registry.nodes["n1"].state == "online"

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from coordinator.daemon import dispatch
-from coordinator.daemon import power_loop as power_service
+from coordinator.core import snapshot, tick
+from coordinator.daemon import dispatch, power_loop
 from coordinator.placement.scheduler import schedule
 from coordinator.power.policy import PowerPolicy, decide
 from coordinator.sim import engine
@@ -101,11 +101,11 @@ def test_the_same_seed_gives_the_same_report_and_another_seed_may_not():
 
 
 def test_the_simulator_calls_the_daemons_own_policy_objects():
-    """Same objects: the names the simulator, the dispatcher and the power service call are
+    """Same objects: the names the simulator, the dispatcher and the power loop call are
     one function each; and a recorded sequence of passes replayed through them gives the
     same decisions."""
     assert engine.schedule is dispatch.schedule is schedule
-    assert engine.decide is power_service.decide is decide
+    assert engine.decide is power_loop.decide is decide
     steps: list[Step] = []
     fleet = [kind(count=3, resume_jitter_s=3, wake_failure=0.1)]
     trace = [job(f"j{i}", 150 * i, 90 + 20 * (i % 4)) for i in range(30)]
@@ -114,7 +114,7 @@ def test_the_simulator_calls_the_daemons_own_policy_objects():
     assert any(s.actions for s in steps)
     for step in steps:
         assert dispatch.schedule(list(step.jobs), step.cluster, step.now) == step.plan
-        replayed = power_service.decide(
+        replayed = power_loop.decide(
             step.nodes,
             step.wanted,
             dataclasses.replace(POLICY, sleep_idle=True),
@@ -122,6 +122,17 @@ def test_the_simulator_calls_the_daemons_own_policy_objects():
             step.recent_sleeps,
         )
         assert tuple(replayed) == step.actions
+
+
+def test_the_simulator_and_the_daemon_build_the_policy_inputs_with_one_builder():
+    """The per-tick glue (snapshots, power inputs, wake reasons, the sleep window, resume
+    estimates) is one set of objects in `core.tick`, held by both callers."""
+    assert engine.node_snapshot is snapshot.tick.node_snapshot is tick.node_snapshot
+    assert engine.node_power is power_loop.tick.node_power is tick.node_power
+    assert engine.wanted_by is power_loop.tick.wanted_by is tick.wanted_by
+    assert engine.wake_reasons is power_loop.tick.wake_reasons is tick.wake_reasons
+    assert engine.recent_sleeps is power_loop.tick.recent_sleeps is tick.recent_sleeps
+    assert engine.ResumeLatencies is power_loop.ResumeLatencies is dispatch.ResumeLatencies
 
 
 def test_baselines_never_sleep_and_fifo_ignores_deadlines():

@@ -1,0 +1,140 @@
+"""What one pass feeds the pure policy, built the same way by the daemon and the simulator.
+
+Each pass turns the world (registry views, or the simulator's nodes) into the frozen inputs
+of `placement.scheduler.schedule` and `power.policy.decide`. The glue between the two (which
+nodes placement sees as awake, how long a resume is expected to take, why a wake is wanted,
+which sleeps count against the rate limit, when a node is idle and whether a pending job
+could use it) lives here once, so "the simulator only swaps the clock and the world" holds:
+`tests/unit/test_simulator.py` asserts both callers hold these very objects.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from coordinator.core.nodestate import NodeState, placement_power
+from coordinator.placement.filters import never_fits
+from coordinator.placement.model import NodeSnapshot, Request
+from coordinator.placement.scheduler import Plan
+from coordinator.power.policy import (
+    SLEEP_WINDOW_S,
+    NodePower,
+    PowerPolicy,
+    WakeWanted,
+    idle_since,
+)
+
+LATENCY_SAMPLES = 5  # resumes a node's estimate is the mean of
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shape:
+    """A node's capacity: from its hello (daemon) or its node type (simulator)."""
+
+    cpus: int
+    mem_bytes: int
+    gpus: tuple[int, ...]
+    labels: Mapping[str, str]
+
+
+def node_snapshot(
+    name: str,
+    state: NodeState,
+    shape: Shape,
+    *,
+    connections: int,
+    util_pct: float,
+    resume_latency_s: float,
+) -> NodeSnapshot:
+    """What placement sees of one node."""
+    return NodeSnapshot(
+        name=name,
+        power=placement_power(state),
+        cpus=shape.cpus,
+        mem_bytes=shape.mem_bytes,
+        gpus=shape.gpus,
+        labels=dict(shape.labels),
+        connections=connections,
+        util_pct=util_pct,
+        resume_latency_s=resume_latency_s,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """What runs on a node now, and how busy it is, for the power policy."""
+
+    jobs: int  # placed or running
+    used_gpus: int
+    cpu_util_pct: float | None
+    gpu_util_pct: float | None
+
+
+def node_power(
+    name: str,
+    state: NodeState,
+    state_since: float,
+    *,
+    gpus: int,
+    usage: Usage,
+    idle_before: float | None,
+    wanted: bool,
+    now: float,
+    policy: PowerPolicy,
+    can_sleep: bool = True,
+    can_wake: bool = True,
+) -> NodePower:
+    """What the power policy sees of one node; `idle_before` is the last pass's `idle_since`
+    (an idle timer only runs while the node is online)."""
+    return NodePower(
+        name=name,
+        state=state,
+        state_since=state_since,
+        idle_since=idle_since(
+            idle_before if state is NodeState.ONLINE else None,
+            cpu_util_pct=usage.cpu_util_pct,
+            gpu_util_pct=usage.gpu_util_pct,
+            jobs=usage.jobs,
+            ts=now,
+            policy=policy,
+        ),
+        jobs=usage.jobs,
+        wanted=wanted,
+        gpus=gpus,
+        free_gpus=max(0, gpus - usage.used_gpus),
+        can_sleep=can_sleep,
+        can_wake=can_wake,
+    )
+
+
+def wanted_by(waiting: Iterable[Request], snapshot: NodeSnapshot | None) -> bool:
+    """A job that placement left waiting could run on the node (so it must not sleep)."""
+    return snapshot is not None and any(never_fits(r, snapshot) is None for r in waiting)
+
+
+def wake_reasons(plan: Plan) -> tuple[WakeWanted, ...]:
+    return tuple(
+        WakeWanted(w.node, f"job {w.job_id} cannot start on awake nodes") for w in plan.wakes
+    )
+
+
+def recent_sleeps(sleeps: Sequence[float], now: float) -> tuple[float, ...]:
+    """The sleeps that count against `max_sleeps_per_min` at `now`."""
+    return tuple(t for t in sleeps[-64:] if now - t < SLEEP_WINDOW_S)
+
+
+class ResumeLatencies:
+    """Each node's expected resume time: the mean of its last few measured resumes, or the
+    configured guess until it has some."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    def record(self, node: str, seconds: float) -> None:
+        self._seen[node].append(seconds)
+
+    def estimate(self, node: str, default_s: float) -> float:
+        seen = self._seen.get(node)
+        return sum(seen) / len(seen) if seen else default_s

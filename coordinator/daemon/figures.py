@@ -1,0 +1,37 @@
+"""The coordinator's own figures: what `dormouse status` and `/metrics` show of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coordinator.core.ingest import Ingest
+from coordinator.daemon.dispatch import Dispatcher
+from coordinator.daemon.power_loop import PowerLoop
+from coordinator.daemon.receiver import Receiver
+from coordinator.daemon.writer import Writer
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    ingest: Ingest
+    writer: Writer
+    receiver: Receiver
+    dispatcher: Dispatcher
+    power: PowerLoop
+
+    def collect(self) -> dict[str, float]:
+        lags = sorted(self.writer.lags_s)
+        values: dict[str, float] = {
+            "samples_stored": self.writer.stored,
+            "samples_buffered": self.writer.buffered,
+            "duplicates": self.ingest.duplicates,
+            "resends_sent": self.receiver.resends_sent,
+            "jobs_placed": self.dispatcher.placed,
+            **{f"power_{k}": v for k, v in sorted(self.power.counts.items())},
+            "seqs_lost": self.ingest.seqs.lost_seqs,
+            "lag_p50_s": lags[len(lags) // 2] if lags else 0.0,
+            "lag_p99_s": lags[int(len(lags) * 0.99)] if lags else 0.0,
+        }
+        values |= {f"received_{k}": v for k, v in self.ingest.received.items()}
+        values |= {f"dropped_{k}": v for k, v in self.ingest.dropped.items()}
+        return values

@@ -1,0 +1,77 @@
+"""Once a second: the systemd watchdog, nodes gone silent, gap resends due again (or given
+up), node rows to the store; every few seconds the coordinator's figures for `dormouse status`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from coordinator.core.ingest import Ingest
+from coordinator.daemon.receiver import Receiver
+from coordinator.store import nodes as node_rows
+from coordinator.store import stats as stat_rows
+from shared.clock import Clock
+from shared.edge.notify import Notifier
+
+log = logging.getLogger(__name__)
+STATS_EVERY = 5  # ticks
+
+
+class Housekeeping:
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        ingest: Ingest,
+        receiver: Receiver,
+        notifier: Notifier,
+        clock: Clock,
+        offline_after_s: float,
+        stats: Callable[[], dict[str, float]],
+    ) -> None:
+        self._engine, self._ingest, self._receiver = engine, ingest, receiver
+        self._notifier, self._clock, self._offline_after_s = notifier, clock, offline_after_s
+        self._stats = stats
+
+    async def run(self) -> None:
+        tick = 0
+        while True:
+            await asyncio.sleep(1.0)
+            self._notifier.watchdog()  # a stuck event loop stops this, and systemd restarts it
+            tick += 1
+            now = self._clock.now()
+            for node in self._ingest.registry.expire(now):
+                log.warning("node %s is offline: no telemetry for %gs", node, self._offline_after_s)
+            await self._gaps(now)
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                await asyncio.to_thread(self.persist_nodes)
+                if tick % STATS_EVERY == 0:
+                    await asyncio.to_thread(self._write_stats, now)
+
+    async def _gaps(self, now: float) -> None:
+        again, lost = self._ingest.seqs.due(now)
+        for gap in again:
+            await self._receiver.ask_resend(*gap)
+        for node, first, last in lost:
+            log.error(
+                "seqs %d..%d of %s are lost: the agent did not resend them", first, last, node
+            )
+
+    def persist_nodes(self) -> None:
+        registry = self._ingest.registry
+        changed = registry.take_changed()
+        if changed:
+            try:
+                with self._engine.begin() as conn:
+                    node_rows.save_nodes(conn, changed)
+            except sa.exc.SQLAlchemyError:
+                registry.changed.update(v.name for v in changed)
+                raise
+
+    def _write_stats(self, now: float) -> None:
+        with self._engine.begin() as conn:
+            stat_rows.write_stats(conn, self._stats(), now)

@@ -1,0 +1,60 @@
+"""Opening the store, and its schema: what `dormouse run`, every reading command and
+`dormouse db` share."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from coordinator.settings import CoordinatorConfig
+from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
+from shared.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def open_store(config: CoordinatorConfig, *, migrate_empty: bool) -> sa.Engine:
+    """The engine, at the newest schema: an empty store is migrated when `migrate_empty`;
+    one at an older revision is refused (upgrading is the operator's call)."""
+    try:
+        engine = create_engine(config.db_url)
+        revision = current_revision(engine)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise ConfigError(f"db: cannot open {safe_url(config.db_url)}: {exc}") from None
+    if revision is None and migrate_empty:
+        upgrade(engine)
+        log.info("created the store at %s", safe_url(config.db_url))
+    elif revision is None:
+        raise ConfigError(
+            f"db: {safe_url(config.db_url)} holds no dormouse store yet "
+            "(run `dormouse run` or `dormouse db upgrade`)"
+        )
+    elif revision != head_revision():
+        raise ConfigError(
+            f"db: store is at revision {revision}, this release needs "
+            f"{head_revision()}: run `dormouse db upgrade`"
+        )
+    return engine
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for logs and errors."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def upgrade_schema(config: CoordinatorConfig) -> tuple[str | None, str]:
+    """Create the store or migrate it to this release: (revision before, revision now)."""
+    engine = create_engine(config.db_url)
+    try:
+        return upgrade(engine), head_revision()
+    except sa.exc.SQLAlchemyError as exc:
+        raise ConfigError(f"db: migration failed: {exc}") from None
+
+
+def schema_revisions(config: CoordinatorConfig) -> tuple[str | None, str]:
+    """(the store's revision, the one this release needs)."""
+    try:
+        return current_revision(create_engine(config.db_url)), head_revision()
+    except sa.exc.SQLAlchemyError as exc:
+        raise ConfigError(f"db: cannot open the store: {exc}") from None
