@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 
 _DURATION_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE_BYTES = {
@@ -61,3 +62,8 @@ def _non_negative(value: float, original: object) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"must be a finite number >= 0: {original!r}")
     return value
+
+
+def iso(ts: float) -> str:
+    """A UTC time as people read it in tables: 2026-11-23T16:00:00Z."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

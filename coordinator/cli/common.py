@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import sqlalchemy as sa
 import typer
 
-from coordinator.daemon.main import open_store
+from coordinator.services.store import Engine, open_store
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
 from shared.edge.config_cli import load_from_cli
 from shared.edge.console import reported_errors
@@ -27,7 +26,8 @@ def load(config: Path | None, **overrides: Any) -> CoordinatorConfig:
     return loaded
 
 
-def store(config: Path | None, db: str | None) -> sa.Engine:
+def store(config: Path | None, db: str | None) -> Engine:
+    """The store a reading command works on (never created by reading)."""
     settings = load(config, db=db)
     with reported_errors(PROG):
         return open_store(settings, migrate_empty=False)

@@ -1,4 +1,5 @@
-"""`dormouse submit | jobs | job | cancel | pick`: parse, call `jobs_service`, print."""
+"""`dormouse jobs [submit | show | cancel | pick]` (and the shortcuts `submit`, `job`, `cancel`,
+`pick`): parse, call the jobs service, print."""
 
 from __future__ import annotations
 
@@ -15,12 +16,11 @@ from coordinator.core.jobstate import JobRecord
 from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
 from coordinator.services import jobs as jobs_service
-from coordinator.services.history import iso
 from shared.config import parse_labels
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import print_rows, reported_errors
+from shared.edge.console import print_json, print_rows, reported_errors
 from shared.messages import MAX_ARGV
-from shared.units import parse_duration, parse_size
+from shared.units import iso, parse_duration, parse_size
 
 JOB_COLUMNS = [
     "id",
@@ -38,6 +38,11 @@ LabelOption = Annotated[
     list[str] | None, typer.Option("--label", help="k=v, must match the node's (repeatable)")
 ]
 NO_PICK = 3
+PANEL = "Jobs"
+app = typer.Typer(
+    help="Jobs, newest first; subcommands queue, show and cancel them.",
+    invoke_without_command=True,
+)
 
 
 def parse_deadline(text: str | None, now: float) -> float | None:
@@ -115,7 +120,7 @@ def submit(
         "node": est.node,
     }
     if as_json:
-        typer.echo(json.dumps(answer, indent=2))
+        print_json(answer)
         return
     typer.echo(f"submitted job {job.id}")
     typer.echo(f"  expected start:  {_when(est.start)} ({_basis(est.basis, est.node)})")
@@ -157,7 +162,9 @@ def _row(job: JobRecord, as_json: bool) -> dict[str, Any]:
     }
 
 
+@app.callback()
 def jobs(
+    ctx: typer.Context,
     state: Annotated[
         list[str] | None, typer.Option(help="only jobs in this state (repeatable)")
     ] = None,
@@ -167,6 +174,8 @@ def jobs(
     db: DbOption = None,
 ) -> None:
     """Jobs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
     engine = store(config, db)
     with reported_errors(PROG):
         found = jobs_service.listing(engine, state or [], limit)
@@ -232,12 +241,11 @@ def pick(
         typer.echo(picked.node)
 
 
-def register(app: typer.Typer) -> None:
-    for name, command in (
-        ("submit", submit),
-        ("jobs", jobs),
-        ("job", job),
-        ("cancel", cancel),
-        ("pick", pick),
-    ):
-        app.command(name)(command)
+for _name, _command in (("submit", submit), ("show", job), ("cancel", cancel), ("pick", pick)):
+    app.command(_name)(_command)
+
+
+def shortcuts(root: typer.Typer) -> None:
+    """The top-level names operators and scripts already use."""
+    for name, command in (("submit", submit), ("job", job), ("cancel", cancel), ("pick", pick)):
+        root.command(name, rich_help_panel=PANEL)(command)

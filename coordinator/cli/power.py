@@ -1,8 +1,5 @@
-"""`dormouse sleep | wake | clear | power-events`: operator power control.
-
-Requests go through the store: the CLI writes one, the coordinator carries it out on its next
-pass (checking the policy unless `--force`) and writes the outcome, which the CLI waits for.
-"""
+"""`dormouse power [sleep | wake | clear | events]` (and the shortcuts `sleep`, `wake`, `clear`,
+`power-events`): operator power control through the power service."""
 
 from __future__ import annotations
 
@@ -10,30 +7,24 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 
-from coordinator.cli.common import DbOption, JsonOption, fail, positive_duration, store
-from coordinator.services.history import iso
-from coordinator.store import nodes as node_rows
-from coordinator.store import power as power_rows
+from coordinator.cli.common import PROG, DbOption, JsonOption, fail, positive_duration, store
+from coordinator.services import power as power_service
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import print_rows
+from shared.edge.console import print_rows, reported_errors
+from shared.units import iso
 
 REFUSED = 3
 NO_ANSWER = 1
+PANEL = "Power"
 ForceOption = Annotated[bool, typer.Option("--force", help="override the power policy")]
 WaitOption = Annotated[str, typer.Option("--wait", help="how long to wait for the coordinator")]
 EVENT_COLUMNS = ["time", "node", "kind", "reason"]
+app = typer.Typer(help="Sleep, wake and clear nodes; the power-event log.", no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("sleep")(sleep)
-    app.command("wake")(wake)
-    app.command("clear")(clear)
-    app.command("power-events")(power_events)
-
-
+@app.command("sleep")
 def sleep(
     node: str,
     force: ForceOption = False,
@@ -45,6 +36,7 @@ def sleep(
     _request(node, "sleep", force, wait, config, db)
 
 
+@app.command("wake")
 def wake(
     node: str,
     force: ForceOption = False,
@@ -56,6 +48,7 @@ def wake(
     _request(node, "wake", force, wait, config, db)
 
 
+@app.command("clear")
 def clear(
     node: str, wait: WaitOption = "10s", config: ConfigOption = None, db: DbOption = None
 ) -> None:
@@ -68,11 +61,9 @@ def _request(
 ) -> None:
     wait_s = positive_duration(wait, "--wait")
     engine = store(config, db)
-    with engine.begin() as conn:
-        if node not in {v.name for v in node_rows.load_nodes(conn)}:
-            fail(f"unknown node {node!r} (see `dormouse nodes`)")
-        request_id = power_rows.request(conn, node, action, force=force, now=time.time())
-    outcome = _await(engine, request_id, wait_s)
+    with reported_errors(PROG):
+        request_id = power_service.request(engine, node, action, force=force, now=time.time())
+    outcome = power_service.await_outcome(engine, request_id, wait_s)
     if outcome is None:
         fail(
             f"{action} {node}: queued, but no coordinator answered within {wait:s} "
@@ -84,17 +75,7 @@ def _request(
     typer.echo(f"{action} {node}: {outcome}")
 
 
-def _await(engine: sa.Engine, request_id: int, wait_s: float) -> str | None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            outcome = power_rows.request_outcome(conn, request_id)
-        if outcome is not None:
-            return outcome
-        time.sleep(0.2)
-    return None
-
-
+@app.command("events")
 def power_events(
     node: Annotated[str | None, typer.Option("--node", help="only this node")] = None,
     limit: Annotated[int, typer.Option("--limit", help="newest N")] = 50,
@@ -103,10 +84,20 @@ def power_events(
     as_json: JsonOption = False,
 ) -> None:
     """Sleeps, wakes, failures and operator requests, with their reasons, oldest first."""
-    with store(config, db).connect() as conn:
-        found = power_rows.events(conn, node=node, limit=limit)
+    found = power_service.events(store(config, db), node, limit)
     rows = [
         {"time": e.ts if as_json else iso(e.ts), "node": e.node, "kind": e.kind, "reason": e.reason}
         for e in found
     ]
     print_rows(rows, EVENT_COLUMNS, as_json=as_json)
+
+
+def shortcuts(root: typer.Typer) -> None:
+    """The top-level names operators and scripts already use."""
+    for name, command in (
+        ("sleep", sleep),
+        ("wake", wake),
+        ("clear", clear),
+        ("power-events", power_events),
+    ):
+        root.command(name, rich_help_panel=PANEL)(command)

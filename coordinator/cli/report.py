@@ -10,16 +10,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from coordinator.cli.common import DbOption, JsonOption, fail, load, positive_duration
-from coordinator.daemon.main import open_store
-from coordinator.power.report import CostModel, Report, budget, period_bounds, report
-from coordinator.services.history import iso
-from coordinator.settings import CoordinatorConfig
-from coordinator.store.usage import load_usage
+from coordinator.cli.common import DbOption, JsonOption, fail, load, positive_duration, store
+from coordinator.power.report import Report
+from coordinator.services import report as report_service
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import print_rows, reported_errors
+from shared.edge.console import print_rows
+from shared.units import iso
 
 OVER_BUDGET = 4
+PANEL = "Reports"
 NODE_COLUMNS = [
     "node",
     "kwh",
@@ -33,8 +32,8 @@ NODE_COLUMNS = [
 JOB_COLUMNS = ["id", "name", "node", "share", "kwh", "cost", "gpu_h", "cpu_h"]
 
 
-def register(app: typer.Typer) -> None:
-    app.command("report")(report_command)
+def register(root: typer.Typer) -> None:
+    root.command("report", rich_help_panel=PANEL)(report_command)
 
 
 def report_command(
@@ -57,31 +56,13 @@ def report_command(
     settings = load(config, db=db)
     if check_budget and not settings.cost.budget:
         fail("--check-budget: no budget configured ([cost] budget)")
-    now = time.time()
-    model = cost_model(settings, price_kwh)
-    first = period_bounds(settings.cost.budget_period, now)[0]
-    with reported_errors("dormouse"):
-        engine = open_store(settings, migrate_empty=False)
-    with engine.connect() as conn:
-        usage = load_usage(conn, min(now - window, first), now)
-    result = report(usage, model, now - window, now)
-    if settings.cost.budget:
-        spent = budget(usage, model, settings.cost.budget, settings.cost.budget_period, now)
-        result = Report(result.start, result.end, result.nodes, result.jobs, result.totals, spent)
+    engine = store(config, db)
+    result = report_service.build(
+        engine, settings, window_s=window, now=time.time(), price_kwh=price_kwh
+    )
     show(result, top, as_json=as_json)
     if check_budget and result.budget is not None and result.budget.over:
         raise typer.Exit(OVER_BUDGET)
-
-
-def cost_model(settings: CoordinatorConfig, price_kwh: float | None) -> CostModel:
-    cost = settings.cost
-    return CostModel(
-        price_kwh=cost.price_kwh if price_kwh is None else price_kwh,
-        fixed_per_hour=lambda node: cost.fixed_per_hour.get(node, cost.fixed_per_node_hour),
-        sleep_power_w=cost.sleep_power_w,
-        idle_power_w=cost.idle_power_w,
-        max_gap_s=settings.offline_after,
-    )
 
 
 def show(result: Report, top: int, *, as_json: bool) -> None:

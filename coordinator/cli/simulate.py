@@ -27,8 +27,8 @@ from shared.errors import ConfigError
 REFERENCE = "always-on"
 
 
-def register(app: typer.Typer) -> None:
-    app.command("simulate")(simulate)
+def register(root: typer.Typer) -> None:
+    root.command("simulate", rich_help_panel="Reports")(simulate)
 
 
 def simulate(

@@ -21,27 +21,24 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from amqtt.broker import Broker
 
+from coordinator.cli.demo_view import Show
 from coordinator.core.jobstate import JobRecord
 from coordinator.daemon.coordinator import Coordinator
 from coordinator.daemon.main import build, load_key
-from coordinator.power.report import CostModel, report
 from coordinator.services import jobs as jobs_service
+from coordinator.services import report as report_service
 from coordinator.services.store import open_store
 from coordinator.settings import CoordinatorConfig
-from coordinator.store import jobs as job_rows
-from coordinator.store.usage import load_usage
 from shared.config import parse_broker_url
 from shared.edge.host import default_node_name
 
 log = logging.getLogger(__name__)
-Show = Callable[[Coordinator, list[JobRecord], float], None]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -189,21 +186,9 @@ async def stop_all(agents: list[subprocess.Popen[bytes]], workdir: Path) -> None
 
 def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict[str, Any]:
     now = time.time()
-    with engine.connect() as conn:
-        jobs = job_rows.listing(conn)
-        usage = load_usage(conn, started, now)
-    cost = coordinator.parts.config.cost
-    figures = report(
-        usage,
-        CostModel(
-            price_kwh=cost.price_kwh,
-            sleep_power_w=cost.sleep_power_w,
-            idle_power_w=cost.idle_power_w,
-            max_gap_s=coordinator.parts.config.offline_after,
-        ),
-        started,
-        now,
-    ).totals
+    jobs = jobs_service.listing(engine, [], limit=100_000)
+    config = coordinator.parts.config
+    figures = report_service.build(engine, config, window_s=now - started, now=now).totals
     ended = [j for j in jobs if j.finished_at is not None]
     counts = coordinator.parts.power.counts
     return {
@@ -260,8 +245,9 @@ async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
         submitter = asyncio.create_task(submit_jobs(engine, plan, stop))
         deadline = time.monotonic() + plan.duration_s
         while not stop.is_set() and time.monotonic() < deadline:
-            with engine.connect() as conn:
-                show(coordinator, job_rows.listing(conn, limit=20), deadline - time.monotonic())
+            views = list(coordinator.parts.ingest.registry.nodes.values())
+            jobs = jobs_service.listing(engine, [], limit=20)
+            show(views, jobs, deadline - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
         stop.set()

@@ -1,17 +1,18 @@
-"""`dormouse history`: which tier serves a query, and how points are shown."""
+"""`dormouse history`: which tier serves a query, and its points as rows."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
+from coordinator.core.series import Point, SeriesQuery
 from coordinator.settings import Retention
-from coordinator.store.series import Point
+from coordinator.store import nodes as node_rows
+from coordinator.store import series as series_rows
+from shared.errors import DormouseError
 from shared.metrics import Kind, Metric
+from shared.units import iso
 
 AGGREGATES = ("avg", "min", "max")
 
@@ -33,10 +34,6 @@ def value_of(point: Point, metric: Metric, agg: str) -> float | None:
     return getattr(point.agg, agg)
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def rows(points: Sequence[Point], metric: Metric, agg: str) -> list[dict[str, object]]:
     return [
         {"time": iso(p.ts), "ts": p.ts, "value": value_of(p, metric, agg), "count": p.agg.count}
@@ -44,50 +41,18 @@ def rows(points: Sequence[Point], metric: Metric, agg: str) -> list[dict[str, ob
     ]
 
 
-def as_csv(table: list[dict[str, object]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["time", "ts", "value", "count"])
-    writer.writeheader()
-    writer.writerows(table)
-    return out.getvalue()
+class HistoryError(DormouseError):
+    """A history query that cannot be answered; the message says why."""
 
 
-def as_json(table: list[dict[str, object]], metric: Metric, node: str) -> str:
-    return json.dumps(
-        {"node": node, "metric": metric.name, "unit": metric.unit, "points": table}, indent=2
-    )
-
-
-def as_bars(table: list[dict[str, object]], metric: Metric, width: int = 50) -> str:
-    """A horizontal bar per point: readable in any terminal, and in a log."""
-    values = [v for r in table if isinstance(v := r["value"], int | float)]
-    if not values:
-        return "no data"
-    top = max(*values, 0.0) or 1.0
-    lines = [f"{metric.name} ({metric.unit}), max {top:g}"]
-    for row in table:
-        value = row["value"]
-        length = 0 if not isinstance(value, int | float) else max(0.0, value) / top * width
-        bar = "█" * math.floor(length) + ("▌" if length % 1 >= 0.5 else "")
-        shown = "-" if value is None else f"{value:.4g}"
-        lines.append(f"{row['time']}  {bar:<{width + 1}} {shown}")
-    return "\n".join(lines)
-
-
-def write_png(table: list[dict[str, object]], metric: Metric, node: str, path: str) -> None:
-    """A line chart, with matplotlib (the `plot` extra)."""
-    try:
-        import matplotlib as mpl  # noqa: PLC0415 - optional, heavy: only for --png
-
-        mpl.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError:
-        raise RuntimeError("--png needs matplotlib: pip install 'dormouse[plot]'") from None
-    times = [datetime.fromtimestamp(float(r["ts"]), UTC) for r in table]  # type: ignore[arg-type]
-    figure, axes = plt.subplots(figsize=(10, 4))
-    axes.plot(times, [r["value"] for r in table])
-    axes.set_title(f"{node}: {metric.name}")
-    axes.set_ylabel(metric.unit)
-    figure.autofmt_xdate()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+def series(
+    engine: sa.Engine, query: SeriesQuery, agg: str, retention: Retention, now: float
+) -> tuple[str, list[dict[str, object]]]:
+    """(the tier that served it, one row per step) for a known node."""
+    with engine.connect() as conn:
+        known = node_rows.known_nodes(conn)
+        if query.node not in known:
+            raise HistoryError(f"unknown node {query.node!r}; nodes: {', '.join(known)}")
+        tier = choose_tier(query.step_s, query.since, now, retention)
+        points = series_rows.history(conn, query, tier)
+    return tier, rows(points, query.metric, agg)

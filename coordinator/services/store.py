@@ -12,6 +12,7 @@ from coordinator.store.engine import create_engine, current_revision, head_revis
 from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
+Engine = sa.Engine  # the handle the CLI holds and passes back to the services
 
 
 def open_store(config: CoordinatorConfig, *, migrate_empty: bool) -> sa.Engine:

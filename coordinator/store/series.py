@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from coordinator.core.rollups import Aggregate, bucket_start, merge
+from coordinator.core.series import Point, SeriesQuery
 from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, samples
 from coordinator.store.rollups import HOUR, MINUTE, aggregate
-from shared.metrics import Kind, Metric, Scope
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    ts: float
-    agg: Aggregate
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesQuery:
-    node: str
-    metric: Metric
-    gpu_index: int  # -1 for node metrics
-    since: float
-    until: float
-    step_s: float
+from shared.metrics import Kind, Scope
 
 
 def history(conn: sa.Connection, query: SeriesQuery, tier: str) -> list[Point]:

@@ -34,6 +34,11 @@ def print_rows(
     Console().print(table)
 
 
+def print_json(value: Any) -> None:
+    """One JSON document, for `--json` outputs that are not listings."""
+    typer.echo(json.dumps(value, indent=2, default=_plain))
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)

@@ -28,6 +28,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
+from coordinator.core.series import SeriesQuery
 from coordinator.store import series as series_rows
 from coordinator.store.engine import create_engine, upgrade
 from coordinator.store.models import rollup_minute, samples, stats
@@ -212,7 +213,7 @@ def history_run(kind: str, nodes: int = 100, days: int = 7, queries: int = 50) -
             with engine.begin() as conn:
                 conn.execute(sa.insert(rollup_minute), chunk)
             rows += len(chunk)
-        query = series_rows.SeriesQuery(
+        query = SeriesQuery(
             node="sim00042",
             metric=BY_NAME["cpu_util_pct"],
             gpu_index=-1,

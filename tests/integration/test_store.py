@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 
 from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
+from coordinator.core.series import SeriesQuery
 from coordinator.store import nodes as node_rows
 from coordinator.store import rollups as rollup_rows
 from coordinator.store import samples as sample_rows
@@ -189,15 +190,13 @@ def test_history_from_each_tier(engine):
         sample_rows.insert_batches(conn, [batch("n1", 0, points)])
         rollup_rows.roll_up(conn, before=T0 + 1800)  # the second half stays raw
     cpu = BY_NAME["cpu_util_pct"]
-    query = series_rows.SeriesQuery(
-        node="n1", metric=cpu, gpu_index=-1, since=T0, until=T0 + 3600, step_s=600
-    )
+    query = SeriesQuery(node="n1", metric=cpu, gpu_index=-1, since=T0, until=T0 + 3600, step_s=600)
     with engine.connect() as conn:
         raw = series_rows.history(conn, query, "raw")
         minute = series_rows.history(conn, query, "minute")
         energy = series_rows.history(
             conn,
-            series_rows.SeriesQuery(
+            SeriesQuery(
                 node="n1",
                 metric=BY_NAME["rapl_package_energy_j"],
                 gpu_index=-1,

@@ -158,3 +158,22 @@ def test_run_refuses_a_bad_db_url(monkeypatch):
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 2
     assert "db (from environment DORMOUSE_DB): not a database URL" in result.output
+
+
+def test_one_node_in_full(store):
+    result = runner.invoke(app, ["nodes", "show", "gpu-01", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert (shown["node"], shown["state"], shown["state_since"]) == (
+        "gpu-01",
+        "online",
+        factories.TS,
+    )
+    assert shown["hello"]["cpus"] == 32
+    assert json.loads(runner.invoke(app, ["node", "gpu-01", "--json"]).output) == shown
+    table = runner.invoke(app, ["node", "gpu-01"])
+    assert table.exit_code == 0
+    assert "gpu-01.example" in table.output
+    missing = runner.invoke(app, ["node", "nosuch"])
+    assert missing.exit_code == 2
+    assert "unknown node 'nosuch'; nodes: gpu-01" in missing.output

@@ -120,3 +120,15 @@ def test_pick_least_connections_and_exit_3(store):
     none = invoke("pick", "--gpus", "2")
     assert none.exit_code == 3
     assert "could ever take" in none.output
+
+
+def test_the_jobs_noun_offers_the_same_commands_as_the_shortcuts(store):
+    answer = json.loads(invoke("jobs", "submit", "--json", "--", "sleep", "9").output)
+    shown = json.loads(invoke("jobs", "show", answer["id"], "--json").output)
+    assert shown == json.loads(invoke("job", answer["id"], "--json").output)
+    assert shown["job"]["argv"] == ["sleep", "9"]
+    assert json.loads(invoke("jobs", "pick", "--json").output)["node"] == "gpu-01"
+    assert invoke("jobs", "cancel", answer["id"]).exit_code == 0
+    (listed,) = json.loads(invoke("jobs", "--json").output)
+    assert listed["state"] == "cancelled"
+    assert invoke("jobs", "show", "nope").exit_code == 2

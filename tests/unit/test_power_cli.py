@@ -90,3 +90,19 @@ def test_power_events_are_listed_oldest_first(store):
     rows = json.loads(invoke("power-events", "--json").output)
     assert [r["kind"] for r in rows] == ["sleep", "asleep"]
     assert rows[0]["reason"] == "idle for 900s"
+
+
+def test_power_events_under_the_power_noun_and_as_the_shortcut(store):
+    with store.begin() as conn:
+        power_rows.log_events(conn, [PowerEvent(5.0, "gpu-01", "sleep", "idle 900s")])
+    rows = json.loads(invoke("power", "events", "--json").output)
+    assert rows == json.loads(invoke("power-events", "--json").output)
+    assert [(r["node"], r["kind"], r["reason"]) for r in rows] == [("gpu-01", "sleep", "idle 900s")]
+
+
+def test_a_power_request_for_an_unknown_node_is_refused_before_it_is_queued(store):
+    result = invoke("power", "sleep", "nosuch", "--wait", "1s")
+    assert result.exit_code == 2
+    assert "unknown node 'nosuch'" in result.output
+    with store.connect() as conn:
+        assert power_rows.open_requests(conn) == []

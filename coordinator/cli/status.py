@@ -1,0 +1,29 @@
+"""`dormouse status`: the coordinator's figures as it last wrote them, and the store's size."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from coordinator.cli.common import DbOption, JsonOption, store
+from coordinator.services import nodes as node_service
+from shared.edge.config_cli import ConfigOption
+from shared.edge.console import print_rows
+from shared.units import iso
+
+PANEL = "Fleet"
+
+
+def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Messages received, stored and dropped (by reason), lag and store size."""
+    found = node_service.status(store(config, db))
+    rows = [
+        {"key": k, "value": v, "updated": iso(at)} for k, (v, at) in sorted(found.figures.items())
+    ]
+    rows.append({"key": "store_bytes", "value": found.store_bytes, "updated": iso(time.time())})
+    print_rows(rows, ["key", "value", "updated"], as_json=as_json)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("status", rich_help_panel=PANEL)(status)

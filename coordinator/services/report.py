@@ -1,0 +1,43 @@
+"""`dormouse report`: energy, cost and utilisation from what the store holds, priced by the
+configured cost model (the maths is `power.report`, pure)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sqlalchemy as sa
+
+from coordinator.power.report import CostModel, Report, budget, period_bounds, report
+from coordinator.settings import CoordinatorConfig
+from coordinator.store.usage import load_usage
+
+
+def cost_model(settings: CoordinatorConfig, price_kwh: float | None = None) -> CostModel:
+    cost = settings.cost
+    return CostModel(
+        price_kwh=cost.price_kwh if price_kwh is None else price_kwh,
+        fixed_per_hour=lambda node: cost.fixed_per_hour.get(node, cost.fixed_per_node_hour),
+        sleep_power_w=cost.sleep_power_w,
+        idle_power_w=cost.idle_power_w,
+        max_gap_s=settings.offline_after,
+    )
+
+
+def build(
+    engine: sa.Engine,
+    settings: CoordinatorConfig,
+    *,
+    window_s: float,
+    now: float,
+    price_kwh: float | None = None,
+) -> Report:
+    """The report of the last `window_s`, with the budget's period when one is configured."""
+    model = cost_model(settings, price_kwh)
+    first = period_bounds(settings.cost.budget_period, now)[0]
+    with engine.connect() as conn:
+        usage = load_usage(conn, min(now - window_s, first), now)
+    result = report(usage, model, now - window_s, now)
+    if settings.cost.budget:
+        spent = budget(usage, model, settings.cost.budget, settings.cost.budget_period, now)
+        result = replace(result, budget=spent)
+    return result
