@@ -142,10 +142,6 @@ def parse_bool(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
-def parse_seconds(value: Any) -> float:
-    return parse_duration(value)
-
-
 def parse_positive_seconds(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:

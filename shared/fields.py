@@ -30,9 +30,6 @@ class FieldReader:
     def path(self, key: str) -> str:
         return f"{self._path}.{key}" if self._path else key
 
-    def has(self, key: str) -> bool:
-        return self._data.get(key) is not None
-
     def raw(self, key: str, *, optional: bool = False) -> Any:
         self._seen.add(key)
         if key not in self._data or (optional and self._data[key] is None):
@@ -40,36 +37,6 @@ class FieldReader:
                 return None
             raise SchemaError(f"{self.path(key)}: missing")
         return self._data[key]
-
-    def int(self, key: str, lo: int = 0, hi: int = INT64_MAX, *, optional: bool = False) -> Any:
-        value = self.raw(key, optional=optional)
-        return None if value is None else check_int(value, self.path(key), lo, hi)
-
-    def float(
-        self, key: str, lo: float = -math.inf, hi: float = math.inf, *, optional: bool = False
-    ) -> Any:
-        value = self.raw(key, optional=optional)
-        return None if value is None else check_float(value, self.path(key), lo, hi)
-
-    def str(
-        self,
-        key: str,
-        max_len: int = 256,
-        pattern: re.Pattern[str] | None = None,
-        *,
-        optional: bool = False,
-    ) -> Any:
-        value = self.raw(key, optional=optional)
-        return None if value is None else check_str(value, self.path(key), max_len, pattern)
-
-    def list(self, key: str, max_len: int, *, optional: bool = False) -> list[Any]:
-        value = self.raw(key, optional=optional)
-        if value is None:
-            return []
-        return check_list(value, self.path(key), max_len)
-
-    def map(self, key: str) -> FieldReader:
-        return FieldReader(self.raw(key), self.path(key))
 
     def done(self) -> None:
         unknown = sorted(str(k) for k in self._data if k not in self._seen)

@@ -53,7 +53,7 @@ def canonical_bytes(command: Command) -> bytes:
         command.expires_at,
         _sorted(body),
     ]
-    return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
+    return msgpack.packb(fields, use_bin_type=True)
 
 
 def _sorted(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.messages import (
     CancelJob,
     Command,
+    CommandBody,
     Event,
     GpuInfo,
     GpuSample,
@@ -15,6 +16,7 @@ from shared.messages import (
     Sleep,
     Status,
     TelemetryBatch,
+    WireMessage,
 )
 
 TS = 1_763_884_800.0  # 2025-11-23T08:00:00Z
@@ -78,7 +80,7 @@ def event(node: str = "gpu-01") -> Event:
     )
 
 
-def command(node: str = "gpu-01", body: object = None, cid: str = "c1") -> Command:
+def command(node: str = "gpu-01", body: CommandBody | None = None, cid: str = "c1") -> Command:
     return Command(
         id=cid,
         node=node,
@@ -96,5 +98,5 @@ BODIES = (
 )
 
 
-def every_message() -> list[object]:
+def every_message() -> list[WireMessage]:
     return [hello(), telemetry(), status(), event(), *(command(body=b) for b in BODIES)]

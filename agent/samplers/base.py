@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from shared.messages import GpuInfo, GpuSample
+from shared.messages import GpuSample
 
 MetricValue = float | int | tuple[float, ...] | None
 
@@ -39,10 +39,6 @@ class Sampler(Protocol):
     def check(self) -> Availability: ...
 
 
-class GpuInventory(Protocol):
-    def inventory(self) -> tuple[GpuInfo, ...]: ...
-
-
 def read_text(path: Path) -> str | None:
     """A kernel file's text, or None when it is absent or unreadable (no hardware, no root)."""
     try:
@@ -58,7 +54,3 @@ def read_error(path: Path) -> str | None:
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
     return None
-
-
-def as_dict(reading: Reading) -> dict[str, Any]:
-    return {"metrics": dict(reading.metrics), "gpus": [g.to_wire() for g in reading.gpus]}

@@ -67,7 +67,7 @@ class CpuSampler:
     name = "cpu"
 
     def __init__(self, proc_root: Path = Path("/proc"), sys_root: Path = Path("/sys")) -> None:
-        self._proc, self._sys = proc_root, sys_root
+        self._proc = proc_root
         self._freq_files = sorted(
             sys_root.glob("devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")
         )

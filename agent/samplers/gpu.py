@@ -99,7 +99,7 @@ class GpuSampler:
                 index=index,
                 uuid=uuid,
                 name=_text(self._nvml.nvmlDeviceGetName(handle)),
-                mem_total_bytes=self._read(uuid, "gpu_mem_total_bytes", handle) or 0,
+                mem_total_bytes=int(self._read(uuid, "gpu_mem_total_bytes", handle) or 0),
             )
             for index, uuid, handle in self._handles()
         )

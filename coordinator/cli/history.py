@@ -173,11 +173,19 @@ def write_png(table: list[dict[str, object]], metric: Metric, node: str, path: s
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
         raise RuntimeError("--png needs matplotlib: pip install 'dormouse[plot]'") from None
-    times = [datetime.fromtimestamp(float(r["ts"]), UTC) for r in table]  # type: ignore[arg-type]
+    from matplotlib import dates  # noqa: PLC0415
+
+    times = [dates.date2num(datetime.fromtimestamp(_number(r["ts"]), UTC)) for r in table]
     figure, axes = plt.subplots(figsize=(10, 4))
-    axes.plot(times, [r["value"] for r in table])
+    axes.plot(times, [_number(r["value"]) for r in table])
+    axes.xaxis_date()
     axes.set_title(f"{node}: {metric.name}")
     axes.set_ylabel(metric.unit)
     figure.autofmt_xdate()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _number(value: object) -> float:
+    """A point's value for a chart: a gap (no samples in the step) is NaN, not 0."""
+    return float(value) if isinstance(value, int | float) else math.nan

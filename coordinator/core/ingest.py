@@ -60,4 +60,4 @@ class Ingest:
         seen = self.seqs.observe(batch.node, batch.seq_first, batch.seq_last, now)
         self.duplicates += seen.duplicates
         gap = (batch.node, *seen.new_gap) if seen.new_gap else None
-        return Routed(batch=batch, gap=gap)  # type: ignore[arg-type]
+        return Routed(batch=batch, gap=gap)

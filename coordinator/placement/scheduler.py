@@ -10,9 +10,17 @@ taken in the pass is subtracted at once, so nothing is ever over-committed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from coordinator.placement.deadline import finish_estimate, meets_deadline
-from coordinator.placement.model import ClusterSnapshot, Free, Job, Power, free_capacity
+from coordinator.placement.model import (
+    ClusterSnapshot,
+    Free,
+    Job,
+    NodeSnapshot,
+    Power,
+    free_capacity,
+)
 from coordinator.placement.queue import queue_order
 from coordinator.placement.select import NodeIndex
 
@@ -67,7 +75,7 @@ def schedule(jobs: list[Job], cluster: ClusterSnapshot, now: float) -> Plan:
             waiting.append(Waiting(job.id, f"waiting for {coming.name} to wake"))
             continue
         sleepers = asleep.index()
-        sleeper = sleepers.first(job.request, lambda n, j=job: meets_deadline(j, n, now))
+        sleeper = sleepers.first(job.request, partial(_in_time, job, now))
         sleeper = sleeper or sleepers.first(job.request)
         if sleeper is not None:
             sleepers.take(sleeper, job.request)
@@ -91,3 +99,8 @@ class _Lazy:
             nodes = (n for n in self._cluster.nodes if n.power is self._power)
             self._index = NodeIndex(nodes, self._free)
         return self._index
+
+
+def _in_time(job: Job, now: float, node: NodeSnapshot) -> bool:
+    """`meets_deadline` with the job and the time bound, for a node filter."""
+    return meets_deadline(job, node, now)

@@ -22,6 +22,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from coordinator.core.nodestate import MEANING, NodeState
 from coordinator.core.tick import (
@@ -181,7 +182,7 @@ class Simulation:
         self._unfinished = len(self.runs)
         last = max((j.submit_s + j.runtime_s for j in trace), default=start)
         self._stop_at = last + STOP_AFTER_S  # jobs that never run (every wake fails) end it
-        self._events: list[tuple[float, int, int, object]] = []
+        self._events: list[tuple[float, int, int, Any]] = []  # (t, order, kind, kind's data)
         self._seq = 0
         self._pending: dict[str, tuple[Job, int]] = {}
         self._allocations: dict[str, Allocation] = {}
@@ -193,7 +194,7 @@ class Simulation:
         for index, run in enumerate(self.runs):
             self._push(run.trace.submit_s, SUBMIT, index)
 
-    def _push(self, t: float, kind: int, data: object) -> None:
+    def _push(self, t: float, kind: int, data: Any) -> None:
         self._seq += 1
         heapq.heappush(self._events, (t, self._seq, kind, data))
 
@@ -214,25 +215,25 @@ class Simulation:
         self.outcome.end = end
         return self.outcome
 
-    def _apply(self, kind: int, data: object, now: float) -> int:
+    def _apply(self, kind: int, data: Any, now: float) -> int:
         """Apply one event; returns 1 when a job was submitted (for progress)."""
         if kind == SUBMIT:
-            run = self.runs[data]  # type: ignore[index]
+            run = self.runs[data]
             for part in range(run.parts):
                 job = _job(run.trace, run.parts, part, fifo=self._policy.fifo)
-                self._pending[job.id] = (job, data)  # type: ignore[assignment]
+                self._pending[job.id] = (job, data)
             return 1
         if kind == FINISH:
-            self._finish(data, now)  # type: ignore[arg-type]
+            self._finish(data, now)
         elif kind == RESUME:
-            name, wake_id = data  # type: ignore[misc]
+            name, wake_id = data
             node = self._by_name[name]
             if node.state is NodeState.WAKING and node.wake_id == wake_id:
                 self._latencies.record(name, now - node.state_since)
                 node.set_state(NodeState.ONLINE, now)
                 node.idle_since = now
         elif kind == CLEAR:
-            node = self._by_name[data]  # type: ignore[index]
+            node = self._by_name[data]
             if node.state is NodeState.FAILED:
                 node.set_state(NodeState.ASLEEP, now)
         return 0

@@ -33,7 +33,7 @@ def summarise(outcome: Outcome, end: float | None = None) -> Summary:
         node.advance(max(end, node.last_t))
     done = [r for r in outcome.jobs if r.end_s is not None]
     with_deadline = [r for r in outcome.jobs if r.trace.deadline_s is not None]
-    hits = sum(1 for r in with_deadline if r.end_s is not None and r.end_s <= r.trace.deadline_s)
+    hits = sum(1 for r in with_deadline if _met(r.end_s, r.trace.deadline_s))
     waits = sorted(r.start_s - r.trace.submit_s for r in done if r.start_s is not None)
     return Summary(
         jobs=len(outcome.jobs),
@@ -72,3 +72,7 @@ def most_in_an_hour(node: SimNode) -> int:
     """The most sleeps and wakes of the node within any hour."""
     times = node.toggles
     return max((bisect.bisect_left(times, t + 3600.0) - i for i, t in enumerate(times)), default=0)
+
+
+def _met(end_s: float | None, deadline_s: float | None) -> bool:
+    return end_s is not None and deadline_s is not None and end_s <= deadline_s

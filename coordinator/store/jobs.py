@@ -7,7 +7,7 @@ losing each other's changes: a change whose job moved on meanwhile writes nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +47,7 @@ def _row(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def _record(row: Mapping[str, Any]) -> JobRecord:
+def _record(row: sa.RowMapping) -> JobRecord:
     values = dict(row)
     values["argv"] = tuple(values["argv"])
     values["gpu_indices"] = tuple(values["gpu_indices"])

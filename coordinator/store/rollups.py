@@ -32,8 +32,9 @@ def roll_up(conn: sa.Connection, before: float, limit: int = 5000) -> int:
     for bucket, nodes in by_bucket.items():
         _replace(conn, rollup_minute, bucket, nodes, minute_rows(conn, bucket, nodes))
         hours[bucket_start(bucket, HOUR)].update(nodes)
-    for hour, nodes in hours.items():
-        _replace(conn, rollup_hour, hour, sorted(nodes), hour_rows(conn, hour, sorted(nodes)))
+    for hour, in_hour in hours.items():
+        names = sorted(in_hour)
+        _replace(conn, rollup_hour, hour, names, hour_rows(conn, hour, names))
     if dirty:
         conn.execute(
             sa.delete(rollup_dirty).where(

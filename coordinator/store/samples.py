@@ -17,7 +17,9 @@ from shared.metrics import Metric, Scope, metrics_in
 
 def insert_batches(conn: sa.Connection, batches: Sequence[TelemetryBatch]) -> int:
     """Store samples; (node, seq) already stored are skipped. Returns samples offered."""
-    node_rows, gpu_rows, dirty = [], [], set()
+    node_rows: list[dict[str, Any]] = []
+    gpu_rows: list[dict[str, Any]] = []
+    dirty: set[tuple[str, float]] = set()
     for batch in batches:
         for i, sample in enumerate(batch.samples):
             seq = batch.seq_first + i

@@ -23,10 +23,12 @@ import sys
 import tempfile
 import time
 import uuid
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
 
 from coordinator.core.series import SeriesQuery
 from coordinator.store import series as series_rows
@@ -66,8 +68,8 @@ def realistic_sample(ts: float, i: int) -> Sample:
     )
 
 
-def publisher(port: int, nodes: list[str], seconds: float, counter: multiprocessing.Value) -> None:  # type: ignore[valid-type]
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex}")
+def publisher(port: int, nodes: list[str], seconds: float, counter: Synchronized[int]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)

@@ -90,7 +90,7 @@ class Collector:
 
     def add(self, message: aiomqtt.Message) -> None:
         parsed = parse_topic(message.topic.value)
-        decoded = decode(message.payload, parsed.kind, parsed.node)  # type: ignore[arg-type]
+        decoded = decode(message.payload, parsed.kind, parsed.node)
         if isinstance(decoded, TelemetryBatch):
             self.telemetry.append(decoded)
         elif isinstance(decoded, Status):

@@ -11,6 +11,7 @@ import aiomqtt
 import pytest
 
 from shared.codec import decode
+from shared.messages import Status
 from shared.topics import Kind, topic
 from tests.integration.agent_support import AgentProcess
 from tests.integration.coordinator_support import CoordinatorProcess, stored_jobs
@@ -112,7 +113,9 @@ async def retained_status(broker, node: str) -> str:
     async with aiomqtt.Client(broker.host, broker.port) as client:
         await client.subscribe(topic(node, Kind.STATUS), qos=1)
         async for message in client.messages:
-            return decode(message.payload, Kind.STATUS, node).state  # type: ignore[arg-type, union-attr]
+            status = decode(message.payload, Kind.STATUS, node)
+            assert isinstance(status, Status)
+            return status.state
     raise AssertionError("no retained status")
 
 

@@ -136,7 +136,7 @@ def client(port: int, pki: Path, user: str, **kw: object) -> aiomqtt.Client:
 
 async def collect(messages: list[tuple[str, bytes]], sub: aiomqtt.Client) -> None:
     async for message in sub.messages:
-        messages.append((message.topic.value, bytes(message.payload)))  # type: ignore[arg-type]
+        messages.append((message.topic.value, bytes(message.payload)))
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 10) -> None:

@@ -52,7 +52,7 @@ def count(engine: sa.Engine) -> int:
 async def test_outage_holds_retries_and_loses_nothing(engine):
     flaky = FlakyEngine(engine)
     config = dataclasses.replace(CoordinatorConfig(), flush_interval=0.05)
-    writer = Writer(flaky, config, SystemClock())  # type: ignore[arg-type]
+    writer = Writer(flaky, config, SystemClock())
     task = asyncio.create_task(writer.run())
     flaky.down = True
     for i in range(20):
@@ -73,7 +73,7 @@ async def test_outage_holds_retries_and_loses_nothing(engine):
 async def test_a_full_buffer_stops_taking_until_writes_resume(engine):
     flaky = FlakyEngine(engine)
     config = dataclasses.replace(CoordinatorConfig(), flush_interval=0.05, max_buffered_samples=10)
-    writer = Writer(flaky, config, SystemClock())  # type: ignore[arg-type]
+    writer = Writer(flaky, config, SystemClock())
     task = asyncio.create_task(writer.run())
     flaky.down = True
     for i in range(5):
@@ -111,7 +111,7 @@ def test_maintain_rolls_up_and_applies_retention(engine):
 
 async def test_stopping_during_an_outage_says_what_was_not_written(engine, caplog):
     flaky = FlakyEngine(engine)
-    coordinator = build(CoordinatorConfig(), flaky)  # type: ignore[arg-type]
+    coordinator = build(CoordinatorConfig(), flaky)
     await coordinator.parts.writer.put(factories.telemetry(node="n1", seq_first=0, count=3))
     flaky.down = True
     coordinator.final_flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import sqlalchemy as sa
 
@@ -9,7 +11,7 @@ from coordinator.store.engine import create_engine, upgrade
 
 
 @pytest.fixture
-def empty_store(monkeypatch, tmp_path) -> sa.Engine:
+def empty_store(monkeypatch, tmp_path) -> Iterator[sa.Engine]:
     """A migrated SQLite store that `dormouse` commands find through DORMOUSE_DB."""
     for name in ("DORMOUSE_CONFIG", "DORMOUSE_BROKER"):
         monkeypatch.delenv(name, raising=False)

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from shared.codec import KIND_OF, decode, encode, pack_map
+from shared.messages import WireMessage
 from tests import factories
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "golden_v1.json"
 
 
-def named_messages() -> dict[str, object]:
+def named_messages() -> dict[str, WireMessage]:
     return {f"{i:02d}-{type(m).__name__}": m for i, m in enumerate(factories.every_message())}
 
 

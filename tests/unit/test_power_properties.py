@@ -104,7 +104,7 @@ def test_no_node_toggles_faster_than_the_hysteresis(
         f"n{i}": NodePower(name=f"n{i}", state=NodeState.ONLINE, state_since=0.0, idle_since=0.0)
         for i in range(count)
     }
-    now, sleeps = 0.0, []
+    now, sleeps = 0.0, list[float]()
     for index, want in ticks:
         now += 30.0
         name = f"n{index % count}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ POLICY = PowerPolicy(
 )
 
 
-def kind(name: str = "n", count: int = 1, **kw: float) -> NodeType:
+def kind(name: str = "n", count: int = 1, **kw: Any) -> NodeType:
     """1 GPU, 100 W idle, 200 W busy, 10 W asleep, back 10 s after a wake."""
     base = NodeType(
         name=name,

@@ -25,7 +25,7 @@ def fill(spool: Spool, count: int) -> list[int]:
 
 
 def drain(spool: Spool) -> list[int]:
-    seqs = []
+    seqs: list[int] = []
     while (batch := spool.next_unsent()) is not None:
         seqs += range(batch.seq_first, batch.seq_last + 1)
         spool.mark_sent(batch)
