@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from coordinator.cli.common import PROG, DbOption, JsonOption, fail, positive_duration, store
-from coordinator.core.jobstate import JobRecord
+from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
 from coordinator.services import jobs as jobs_service
@@ -215,7 +215,7 @@ def cancel(
     engine = store(config, db)
     with reported_errors(PROG):
         record = jobs_service.cancel(engine, job_id, time.time())
-    if record.state.value == "cancelled":
+    if record.state is JobState.CANCELLED:
         typer.echo(f"job {job_id} cancelled")
     else:
         typer.echo(f"job {job_id}: cancel sent to {record.node}; it ends when the node stops it")

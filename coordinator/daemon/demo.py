@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from amqtt.broker import Broker
 
 from coordinator.cli.demo_view import Show
-from coordinator.core.jobstate import JobRecord
+from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.daemon.coordinator import Coordinator
 from coordinator.daemon.main import build, load_key
 from coordinator.services import jobs as jobs_service
@@ -196,7 +196,7 @@ def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict
         "nodes": len(coordinator.parts.ingest.registry.nodes),
         "samples_stored": coordinator.parts.writer.stored,
         "jobs_submitted": len(jobs),
-        "jobs_run": sum(1 for j in jobs if j.state.value == "succeeded"),
+        "jobs_run": sum(1 for j in jobs if j.state is JobState.SUCCEEDED),
         "deadlines_met": sum(1 for j in ended if j.deadline_met),
         "deadlines_missed": sum(1 for j in ended if j.deadline_met is False),
         "sleeps": counts.get("sleep", 0),

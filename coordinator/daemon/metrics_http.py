@@ -44,7 +44,7 @@ class CoordinatorCollector(Collector):
         )
         for view in views:
             for name in NodeState:
-                state.add_metric([view.name, name.value], 1.0 if view.state == name.value else 0.0)
+                state.add_metric([view.name, name.value], 1.0 if view.state is name else 0.0)
         yield state
         for key, metric, doc in NODE_FIGURES:
             family = GaugeMetricFamily(metric, doc, labels=["node"])
