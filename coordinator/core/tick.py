@@ -10,8 +10,9 @@ could use it) lives here once, so "the simulator only swaps the clock and the wo
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Reversible
 from dataclasses import dataclass
 
 from coordinator.core.nodestate import NodeState, placement_power
@@ -27,6 +28,7 @@ from coordinator.power.policy import (
 )
 
 LATENCY_SAMPLES = 5  # resumes a node's estimate is the mean of
+RECENT_SLEEPS_MAX = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,9 +122,12 @@ def wake_reasons(plan: Plan) -> tuple[WakeWanted, ...]:
     )
 
 
-def recent_sleeps(sleeps: Sequence[float], now: float) -> tuple[float, ...]:
-    """The sleeps that count against `max_sleeps_per_min` at `now`."""
-    return tuple(t for t in sleeps[-64:] if now - t < SLEEP_WINDOW_S)
+def recent_sleeps(sleeps: Reversible[float], now: float) -> tuple[float, ...]:
+    """The sleeps that count against `max_sleeps_per_min` at `now`, oldest first. `sleeps`
+    is in the order they were sent (a list, or the daemon's bounded deque); at most the
+    newest `RECENT_SLEEPS_MAX` are looked at."""
+    recent = list(itertools.islice(reversed(sleeps), RECENT_SLEEPS_MAX))
+    return tuple(t for t in reversed(recent) if now - t < SLEEP_WINDOW_S)
 
 
 class ResumeLatencies:

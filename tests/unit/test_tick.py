@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import pytest
 
 from coordinator.core import tick
@@ -109,6 +111,7 @@ def test_wake_reasons_name_the_job():
 
 def test_only_sleeps_inside_the_window_count():
     assert tick.recent_sleeps([10.0, 50.0, 95.0], 100.0) == (50.0, 95.0)
+    assert tick.recent_sleeps(deque([10.0, 50.0, 95.0], maxlen=1000), 100.0) == (50.0, 95.0)
     assert tick.recent_sleeps([], 100.0) == ()
 
 
