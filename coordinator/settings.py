@@ -66,6 +66,13 @@ def parse_factor(value: Any) -> float:
     return float(number)
 
 
+def parse_balance_factor(value: Any) -> float:
+    number = parse_factor(value)
+    if number < 1:
+        raise ValueError(f"expected a number >= 1 (1 is perfectly even), got {value!r}")
+    return number
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Jobs:
     schedule_interval: float = setting(1.0, parse_positive_seconds, "time between placement passes")
@@ -80,6 +87,9 @@ class Jobs:
     )
     cancel_grace: float = setting(
         10.0, parse_positive_seconds, "SIGTERM, then SIGKILL this long after, on cancel"
+    )
+    balance_factor: float = setting(
+        1.25, parse_balance_factor, "pick --strategy affinity: a key spills past this x mean load"
     )
 
 

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from coordinator.cli.common import PROG, DbOption, JsonOption, fail, positive_duration, store
+from coordinator.cli.common import PROG, DbOption, JsonOption, fail, load, positive_duration, store
 from coordinator.core.jobstate import JobRecord, JobState
+from coordinator.placement.balance import Strategy
 from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
 from coordinator.services import jobs as jobs_service
@@ -68,6 +69,16 @@ def parse_request(cpus: int, mem: str, gpus: int, labels: list[str] | None) -> R
     except (ValueError, TypeError) as exc:
         fail(str(exc))
     return Request(cpus=cpus, mem_bytes=mem_bytes, gpus=gpus, labels=wanted)
+
+
+def parse_strategy(text: str, key: str | None) -> Strategy:
+    try:
+        chosen = Strategy(text)
+    except ValueError:
+        fail(f"--strategy {text!r}: expected one of {', '.join(s.value for s in Strategy)}")
+    if chosen is Strategy.AFFINITY and not key:
+        fail("--strategy affinity needs --key (the user, session or prompt prefix to stick to)")
+    return chosen
 
 
 def submit(
@@ -225,14 +236,31 @@ def pick(
     gpus: Annotated[int, typer.Option(help="GPUs the request needs free")] = 0,
     cpus: Annotated[int, typer.Option(help="CPUs the request needs free")] = 0,
     label: LabelOption = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help=f"one of {', '.join(s.value for s in Strategy)}")
+    ] = Strategy.LEAST_CONNECTIONS.value,
+    key: Annotated[
+        str | None, typer.Option("--key", help="affinity: the user, session or prompt prefix")
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
-    """The node a stateless request should go to now: least connections (exit 3: none)."""
+    """The node a stateless request should go to now (exit 3: none). Least connections by
+    default; round-robin, affinity (--key, bounded load) or p2c (power of two choices)."""
     request = parse_request(cpus, "0", gpus, label)
+    chosen = parse_strategy(strategy, key)
+    settings = load(config, db=db)
     engine = store(config, db)
-    picked = jobs_service.pick(engine, request)
+    with reported_errors(PROG):
+        picked = jobs_service.pick(
+            engine,
+            request,
+            strategy=chosen,
+            key=key,
+            balance_factor=settings.jobs.balance_factor,
+            now=time.time(),
+        )
     if not isinstance(picked, Picked):
         fail(picked, NO_PICK)
     if as_json:

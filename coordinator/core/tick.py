@@ -72,6 +72,7 @@ class Usage:
     used_gpus: int
     cpu_util_pct: float | None
     gpu_util_pct: float | None
+    last_call_at: float | None = None  # the last affinity call routed there (`pick`)
 
 
 def node_power(
@@ -89,19 +90,23 @@ def node_power(
     can_wake: bool = True,
 ) -> NodePower:
     """What the power policy sees of one node; `idle_before` is the last pass's `idle_since`
-    (an idle timer only runs while the node is online)."""
+    (an idle timer only runs while the node is online). An affinity call restarts the timer:
+    a node whose warm caches still draw traffic is not idle."""
+    idle = idle_since(
+        idle_before if state is NodeState.ONLINE else None,
+        cpu_util_pct=usage.cpu_util_pct,
+        gpu_util_pct=usage.gpu_util_pct,
+        jobs=usage.jobs,
+        ts=now,
+        policy=policy,
+    )
+    if idle is not None and usage.last_call_at is not None:
+        idle = max(idle, min(usage.last_call_at, now))
     return NodePower(
         name=name,
         state=state,
         state_since=state_since,
-        idle_since=idle_since(
-            idle_before if state is NodeState.ONLINE else None,
-            cpu_util_pct=usage.cpu_util_pct,
-            gpu_util_pct=usage.gpu_util_pct,
-            jobs=usage.jobs,
-            ts=now,
-            policy=policy,
-        ),
+        idle_since=idle,
         jobs=usage.jobs,
         wanted=wanted,
         gpus=gpus,

@@ -30,6 +30,7 @@ from coordinator.placement.model import Request
 from coordinator.power.policy import Action, NodePower, decide, manual_refusal
 from coordinator.services import jobs as jobs_service
 from coordinator.settings import Power
+from coordinator.store import picks as pick_rows
 from coordinator.store import power as power_rows
 from coordinator.store.power import PowerEvent, PowerRequest
 from shared.messages import Event, Sleep
@@ -63,7 +64,8 @@ class PowerLoop:
         if not self._loaded:
             await asyncio.to_thread(self._load_history)
         self._observe(now)
-        nodes = self._node_power(now, jobs)
+        calls = await asyncio.to_thread(self._affinity_calls, now)
+        nodes = self._node_power(now, jobs, calls)
         await self._requests(nodes, now)
         wanted = tick.wake_reasons(jobs.plan)
         recent = tick.recent_sleeps(self._sleeps, now)
@@ -85,6 +87,10 @@ class PowerLoop:
                     self._latencies.record(event.node, event.value)
             self._sleeps.extend(e.ts for e in power_rows.events(conn, kinds=("sleep",), limit=100))
         self._loaded = True
+
+    def _affinity_calls(self, now: float) -> dict[str, float]:
+        with self._engine.connect() as conn:
+            return pick_rows.affinity_since(conn, now - self._policy.idle_after_s)
 
     def _event(
         self, now: float, node: str, kind: str, reason: str, value: float | None = None
@@ -121,7 +127,7 @@ class PowerLoop:
         self._event(now, view.name, "resumed", reason, latency)
         log.info("node %s is online again (%s)", view.name, reason)
 
-    def _node_power(self, now: float, jobs: JobsPass) -> list[NodePower]:
+    def _node_power(self, now: float, jobs: JobsPass, calls: dict[str, float]) -> list[NodePower]:
         count: dict[str, int] = defaultdict(int)
         used_gpus: dict[str, int] = defaultdict(int)
         for job in jobs.active:
@@ -146,6 +152,7 @@ class PowerLoop:
                     used_gpus=used_gpus[view.name],
                     cpu_util_pct=view.latest.get("cpu_util_pct"),
                     gpu_util_pct=view.latest.get("gpu_util_pct"),
+                    last_call_at=calls.get(view.name),
                 ),
                 requests,
             )

@@ -1,13 +1,19 @@
 """`dormouse pick`: where a stateless request (an inference call) should go now.
 
-Least connections among awake, feasible nodes: the same filter, score and select stages as
-job placement, without the queue or deadlines.
+Every strategy (`placement.balance`) chooses among the same nodes: awake, passing the
+placement filters, not in `avoid`. Least connections, the default, is the same filter, score
+and select stages as job placement, without the queue or deadlines.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from coordinator.placement import balance
+from coordinator.placement.balance import BALANCE_FACTOR, Strategy
+from coordinator.placement.filters import rejection
 from coordinator.placement.model import ClusterSnapshot, Power, Request, free_capacity
 from coordinator.placement.score import least_connections
 from coordinator.placement.select import NodeIndex
@@ -20,30 +26,95 @@ class Picked:
     jobs: int
     util_pct: float
     free_gpus: tuple[int, ...]
+    strategy: str = Strategy.LEAST_CONNECTIONS.value
+    owner: bool | None = None  # affinity: the key's owner took it
+    spilled: str | None = None  # affinity: why the owner did not
 
 
 class Picker:
-    """Built once per snapshot; each `pick` walks nodes in score order to the first fit."""
+    """Built once per snapshot; `record`/`release` move a node's load as calls come and go,
+    for a caller that keeps the picker (the benchmark's queue, a running coordinator)."""
 
-    def __init__(self, cluster: ClusterSnapshot) -> None:
+    def __init__(
+        self,
+        cluster: ClusterSnapshot,
+        *,
+        avoid: Collection[str] = (),
+        balance_factor: float = BALANCE_FACTOR,
+        rng: random.Random | None = None,
+        cursor: str | None = None,
+    ) -> None:
         free = free_capacity(cluster)
-        awake = [n for n in cluster.nodes if n.power is Power.AWAKE]
+        awake = [n for n in cluster.nodes if n.power is Power.AWAKE and n.name not in avoid]
         self._index = NodeIndex(awake, free)
         self._fleet = NodeIndex(cluster.nodes, dict(free))  # every node, for the reason
+        self._nodes = {n.name: n for n in awake}
+        self._names = sorted(self._nodes)
+        self._factor = balance_factor
+        self._rng = rng or random.Random(0)  # noqa: S311 - load spreading, not secrets
+        self._ring: balance.Ring | None = None
+        self._total = sum(self.load(n) for n in self._names)
+        self.cursor = cursor  # round-robin: the node picked last
 
-    def pick(self, request: Request) -> Picked | str:
+    def load(self, name: str) -> int:
+        return least_connections(self._nodes[name], self._index.free[name])
+
+    def pick(
+        self,
+        request: Request,
+        strategy: Strategy = Strategy.LEAST_CONNECTIONS,
+        key: str | None = None,
+    ) -> Picked | str:
         """The chosen node, or why none qualifies."""
-        node = self._index.first(request)
-        if node is None:
+        owner: bool | None = None
+        spilled: str | None = None
+        if strategy is Strategy.AFFINITY:
+            if key is None:
+                raise ValueError("the affinity strategy needs a key")
+            found = self._affinity(request, key)
+            name = None if found is None else found.node
+            if found is not None:
+                owner, spilled = found.owner, found.reason
+        elif strategy is Strategy.ROUND_ROBIN:
+            name = balance.next_in_turn(self._names, self.cursor, self._fits(request))
+            self.cursor = name or self.cursor
+        elif strategy is Strategy.P2C:
+            name = balance.two_choices(self._names, self._fits(request), self.load, self._rng)
+        else:
+            node = self._index.first(request)
+            name = None if node is None else node.name
+        if name is None:
             return self.why_none(request)
-        free = self._index.free[node.name]
+        free = self._index.free[name]
         return Picked(
-            node.name,
-            least_connections(node, free),
+            name,
+            self.load(name),
             free.jobs,
-            node.util_pct,
+            self._nodes[name].util_pct,
             tuple(sorted(free.gpus)),
+            strategy.value,
+            owner,
+            spilled,
         )
+
+    def record(self, name: str) -> None:
+        """A call went to `name`: one more connection there until `release`."""
+        self._index.adjust(name, +1)
+        self._total += 1
+
+    def release(self, name: str) -> None:
+        self._index.adjust(name, -1)
+        self._total -= 1
+
+    def _fits(self, request: Request) -> balance.Fits:
+        nodes, free = self._nodes, self._index.free
+        return lambda name: rejection(request, nodes[name], free[name]) is None
+
+    def _affinity(self, request: Request, key: str) -> balance.Affinity | None:
+        if self._ring is None:
+            self._ring = balance.Ring(self._names)
+        bound = balance.load_bound(self._total, len(self._names), self._factor)
+        return balance.by_affinity(self._ring, key, self._fits(request), self.load, bound)
 
     def why_none(self, request: Request) -> str:
         """From node shapes, not node by node, so a refusal is as quick as an answer."""

@@ -137,6 +137,19 @@ class NodeIndex:
             bisect.insort(order, new)
         return gpus
 
+    def adjust(self, name: str, delta: int) -> None:
+        """A call started (+1) or ended (-1) on the node: its load moves, its capacity does not."""
+        node = self._nodes[name]
+        orders = (self._bucket_of[name].order, self._all.order)
+        old = self._key(node)
+        for order in orders:
+            del order[bisect.bisect_left(order, old)]
+        free = self.free[name]
+        self.free[name] = free._replace(jobs=free.jobs + delta)
+        new = self._key(node)
+        for order in orders:
+            bisect.insort(order, new)
+
 
 def _covers(request: Request, failed: Request) -> bool:
     """True when `request` asks at least what `failed` asked (same labels or more)."""

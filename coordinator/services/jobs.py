@@ -7,6 +7,7 @@ coordinator restart too.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -16,12 +17,14 @@ import sqlalchemy as sa
 from coordinator.core import jobstate
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.core.snapshot import cluster_snapshot
+from coordinator.placement.balance import BALANCE_FACTOR, Strategy
 from coordinator.placement.estimate import Estimate, estimate
 from coordinator.placement.filters import never_fits
 from coordinator.placement.model import ClusterSnapshot, Request
 from coordinator.placement.pick import Picked, Picker
 from coordinator.store import jobs as job_rows
 from coordinator.store import nodes as node_rows
+from coordinator.store import picks as pick_rows
 from shared.errors import DormouseError
 
 
@@ -89,10 +92,32 @@ def cancel(engine: sa.Engine, job_id: str, now: float) -> JobRecord:
     return change.job
 
 
-def pick(engine: sa.Engine, request: Request) -> Picked | str:
-    with engine.connect() as conn:
+def pick(
+    engine: sa.Engine,
+    request: Request,
+    *,
+    strategy: Strategy = Strategy.LEAST_CONNECTIONS,
+    key: str | None = None,
+    balance_factor: float = BALANCE_FACTOR,
+    now: float,
+) -> Picked | str:
+    """Where a request should go now. Round-robin reads and moves the stored cursor in the
+    same transaction; an affinity pick is noted, so its node does not count as idle."""
+    with engine.begin() as conn:
         cluster, _ = snapshot(conn)
-    return Picker(cluster).pick(request)
+        cursor = pick_rows.cursor(conn, strategy) if strategy is Strategy.ROUND_ROBIN else None
+        picker = Picker(
+            cluster,
+            balance_factor=balance_factor,
+            rng=random.Random(),  # noqa: S311 - spreading load, not secrets
+            cursor=cursor,
+        )
+        picked = picker.pick(request, strategy, key)
+        if isinstance(picked, Picked) and strategy is Strategy.ROUND_ROBIN:
+            pick_rows.set_cursor(conn, strategy, picked.node, now)
+        elif isinstance(picked, Picked) and strategy is Strategy.AFFINITY:
+            pick_rows.note_affinity(conn, picked.node, now)
+    return picked
 
 
 def describe(engine: sa.Engine, job_id: str) -> tuple[JobRecord, list[dict[str, object]]]:

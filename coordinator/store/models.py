@@ -159,6 +159,21 @@ power_events = sa.Table(
     sa.Index("ix_power_events_ts", "ts"),
 )
 
+pick_cursors = sa.Table(  # round-robin: the node each strategy picked last
+    "pick_cursors",
+    Base.metadata,
+    sa.Column("strategy", sa.String(32), primary_key=True),
+    sa.Column("node", NODE_NAME, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+)
+
+affinity_traffic = sa.Table(  # the last affinity pick per node: it keeps the node from idling
+    "affinity_traffic",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("at", sa.Double, nullable=False),
+)
+
 power_requests = sa.Table(
     "power_requests",
     Base.metadata,

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from coordinator.core.registry import NodeView
 from coordinator.main import app
 from coordinator.store import nodes as node_rows
+from coordinator.store import picks as pick_rows
 from tests import factories
 
 runner = CliRunner()
@@ -115,6 +116,9 @@ def test_pick_least_connections_and_exit_3(store):
         "jobs": 0,
         "util_pct": 12.0,
         "free_gpus": [0],
+        "strategy": "least-connections",
+        "owner": None,
+        "spilled": None,
     }
     assert invoke("pick").output.strip() == "gpu-01"
     none = invoke("pick", "--gpus", "2")
@@ -132,3 +136,42 @@ def test_the_jobs_noun_offers_the_same_commands_as_the_shortcuts(store):
     (listed,) = json.loads(invoke("jobs", "--json").output)
     assert listed["state"] == "cancelled"
     assert invoke("jobs", "show", "nope").exit_code == 2
+
+
+@pytest.fixture
+def two_nodes(empty_store):
+    views = [
+        NodeView(name=name, state="online", state_since=factories.TS, hello=factories.hello(name))
+        for name in ("gpu-01", "gpu-02")
+    ]
+    with empty_store.begin() as conn:
+        node_rows.save_nodes(conn, views)
+    return empty_store
+
+
+def test_round_robin_takes_turns_across_separate_invocations(two_nodes):
+    turns = [
+        json.loads(invoke("pick", "--strategy", "round-robin", "--json").output)["node"]
+        for _ in range(4)
+    ]
+    assert turns == ["gpu-01", "gpu-02", "gpu-01", "gpu-02"]
+
+
+def test_affinity_answers_the_owner_and_notes_the_traffic(two_nodes):
+    first = json.loads(invoke("pick", "--strategy", "affinity", "--key", "alice", "--json").output)
+    assert (first["strategy"], first["owner"], first["spilled"]) == ("affinity", True, None)
+    again = json.loads(invoke("pick", "--strategy", "affinity", "--key", "alice", "--json").output)
+    assert again["node"] == first["node"]
+    with two_nodes.connect() as conn:
+        assert set(pick_rows.affinity_since(conn, 0.0)) == {first["node"]}
+    p2c = json.loads(invoke("pick", "--strategy", "p2c", "--json").output)
+    assert p2c["node"] in {"gpu-01", "gpu-02"}
+
+
+def test_bad_strategies_are_refused_in_one_line(two_nodes):
+    no_key = invoke("pick", "--strategy", "affinity")
+    assert no_key.exit_code == 2
+    assert "--strategy affinity needs --key" in no_key.output
+    unknown = invoke("pick", "--strategy", "random")
+    assert unknown.exit_code == 2
+    assert "expected one of least-connections, round-robin, affinity, p2c" in unknown.output

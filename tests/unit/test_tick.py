@@ -122,3 +122,12 @@ def test_the_resume_estimate_is_the_mean_of_the_last_five():
         latencies.record("n1", seconds)
     assert latencies.estimate("n1", 120.0) == 30.0  # the 100 s one fell out
     assert latencies.estimate("n2", 120.0) == 120.0
+
+
+def test_an_affinity_call_restarts_the_idle_timer():
+    called = tick.Usage(jobs=0, used_gpus=0, cpu_util_pct=2.0, gpu_util_pct=None, last_call_at=80.0)
+    assert power(NodeState.ONLINE, called).idle_since == 80.0  # idle since the call, not 50
+    early = tick.Usage(jobs=0, used_gpus=0, cpu_util_pct=2.0, gpu_util_pct=None, last_call_at=20.0)
+    assert power(NodeState.ONLINE, early).idle_since == 50.0
+    busy = tick.Usage(jobs=1, used_gpus=0, cpu_util_pct=2.0, gpu_util_pct=None, last_call_at=80.0)
+    assert power(NodeState.ONLINE, busy).idle_since is None
