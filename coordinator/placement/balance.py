@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 VNODES = 64  # ring points per node: more spread keys more evenly, at build cost
+MEMO_KEYS = 4096  # walks kept per ring: hot keys walk far (they spill), and come back often
 BALANCE_FACTOR = 1.25
 P2C_TRIES = 32  # random draws before falling back to a scan for feasible nodes
 
@@ -47,16 +48,33 @@ def key_hash(text: str) -> int:
 
 
 class Ring:
-    """The consistent-hash ring of a set of nodes, built once per snapshot."""
+    """The consistent-hash ring of a set of nodes, built once per snapshot.
+
+    A key's walk is memoised as far as it has been followed (for `MEMO_KEYS` keys): a hot key
+    that spills far along the ring pays for the walk once, then reads a list.
+    """
 
     def __init__(self, names: Sequence[str], vnodes: int = VNODES) -> None:
         points = sorted((key_hash(f"{name}#{i}"), name) for name in names for i in range(vnodes))
         self._hashes = [h for h, _ in points]
         self._names = [n for _, n in points]
         self._count = len(set(names))
+        self._memo: dict[str, tuple[list[str], Iterator[str]]] = {}
 
     def walk(self, key: str) -> Iterator[str]:
         """Each node once, clockwise from the key's point; the first is the key's owner."""
+        memo = self._memo.get(key)
+        if memo is None:
+            if len(self._memo) >= MEMO_KEYS:
+                del self._memo[next(iter(self._memo))]  # the oldest
+            memo = self._memo[key] = ([], self._points(key))
+        seen, rest = memo
+        yield from seen
+        for name in rest:
+            seen.append(name)
+            yield name
+
+    def _points(self, key: str) -> Iterator[str]:
         if not self._names:
             return
         start = bisect.bisect(self._hashes, key_hash(key))
@@ -85,20 +103,23 @@ def load_bound(total: int, count: int, factor: float) -> int:
 
 def by_affinity(ring: Ring, key: str, fits: Fits, load: Load, bound: int) -> Affinity | None:
     """The key's owner unless that would lift it over `bound`, else the next that stays
-    under it; when every feasible node is at the bound, the least loaded of them."""
+    under it; when every feasible node is at the bound, the least loaded of them. (Loads are
+    read before the filters: past the owner, only a node under the bound needs them.)"""
     owner: str | None = None
     least: str | None = None
     for name in ring.walk(key):
-        if not fits(name):
-            continue
         if owner is None:
-            owner = name
-        if load(name) + 1 <= bound:
-            if name == owner:
+            if not fits(name):
+                continue
+            owner = least = name
+            if load(name) + 1 <= bound:
                 return Affinity(name, owner=True, reason=None)
+            continue
+        carried = load(name)
+        if carried + 1 <= bound and fits(name):
             why = f"owner {owner} has load {load(owner)}; the bound is {bound}"
             return Affinity(name, owner=False, reason=why)
-        if least is None or load(name) < load(least):
+        if least is not None and carried < load(least) and fits(name):
             least = name
     if owner is None or least is None:
         return None

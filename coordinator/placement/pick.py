@@ -53,11 +53,13 @@ class Picker:
         self._factor = balance_factor
         self._rng = rng or random.Random(0)  # noqa: S311 - load spreading, not secrets
         self._ring: balance.Ring | None = None
-        self._total = sum(self.load(n) for n in self._names)
+        self._loads = {n: least_connections(self._nodes[n], free[n]) for n in self._names}
+        self._total = sum(self._loads.values())
         self.cursor = cursor  # round-robin: the node picked last
 
     def load(self, name: str) -> int:
-        return least_connections(self._nodes[name], self._index.free[name])
+        """The least-connections score, kept here as calls are recorded and released."""
+        return self._loads[name]
 
     def pick(
         self,
@@ -79,7 +81,9 @@ class Picker:
             name = balance.next_in_turn(self._names, self.cursor, self._fits(request))
             self.cursor = name or self.cursor
         elif strategy is Strategy.P2C:
-            name = balance.two_choices(self._names, self._fits(request), self.load, self._rng)
+            name = balance.two_choices(
+                self._names, self._fits(request), self._loads.__getitem__, self._rng
+            )
         else:
             node = self._index.first(request)
             name = None if node is None else node.name
@@ -100,10 +104,12 @@ class Picker:
     def record(self, name: str) -> None:
         """A call went to `name`: one more connection there until `release`."""
         self._index.adjust(name, +1)
+        self._loads[name] += 1
         self._total += 1
 
     def release(self, name: str) -> None:
         self._index.adjust(name, -1)
+        self._loads[name] -= 1
         self._total -= 1
 
     def _fits(self, request: Request) -> balance.Fits:
@@ -114,7 +120,9 @@ class Picker:
         if self._ring is None:
             self._ring = balance.Ring(self._names)
         bound = balance.load_bound(self._total, len(self._names), self._factor)
-        return balance.by_affinity(self._ring, key, self._fits(request), self.load, bound)
+        return balance.by_affinity(
+            self._ring, key, self._fits(request), self._loads.__getitem__, bound
+        )
 
     def why_none(self, request: Request) -> str:
         """From node shapes, not node by node, so a refusal is as quick as an answer."""
