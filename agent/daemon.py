@@ -27,6 +27,7 @@ from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import decode, encode
 from shared.edge.notify import Notifier
+from shared.edge.tasks import check_cancelled
 from shared.errors import CommandRejected, DecodeError
 from shared.messages import CancelJob, Command, Event, Hello, Resend, RunJob, Sleep, Status
 from shared.signing import Verifier
@@ -85,6 +86,7 @@ class Agent:
     async def _sample_loop(self) -> None:
         deadline = time.monotonic()
         while True:
+            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             if not self.awake.is_set():  # a sleeping host takes no samples
                 self._notifier.watchdog()
                 await asyncio.sleep(self.config.interval)
@@ -100,6 +102,7 @@ class Agent:
     async def _mqtt_loop(self) -> None:
         backoff = Backoff()
         while True:
+            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             going_to_sleep = False
             try:
                 async with self._new_client() as client:
@@ -160,7 +163,9 @@ class Agent:
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         telemetry = topic(self.config.node, Kind.TELEMETRY)
         while True:
+            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             while self.awake.is_set() and (batch := self.spool.next_unsent()) is not None:
+                check_cancelled()
                 await client.publish(telemetry, encode(batch), qos=1)  # returns on PUBACK
                 self.spool.mark_sent(batch)
             await asyncio.sleep(self.config.publish_interval)
@@ -171,9 +176,11 @@ class Agent:
         self.runner.resync()
         outbox = self.runner.outbox
         while True:
+            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             while outbox:
                 await client.publish(events, encode(outbox[0]), qos=1)
                 self.runner.delivered(outbox.popleft())
+            check_cancelled()  # before waiting, maybe long, for the next event
             self.runner.queued.clear()
             await self.runner.queued.wait()
 
@@ -182,6 +189,7 @@ class Agent:
             command = self._accept(message.payload)
             if command is not None:
                 await self._execute(client, command)
+            check_cancelled()  # a cancel that wait_for swallowed (3.11), before the next wait
 
     def _accept(self, payload: object) -> Command | None:
         """The command if it decodes and verifies; refusals are counted and logged once each."""

@@ -33,6 +33,7 @@ from coordinator.power.energy import EnergyMeter
 from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
 from shared.edge.notify import Notifier
+from shared.edge.tasks import check_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class Coordinator:
     async def _passes(self) -> None:
         p = self.parts
         while True:
+            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             await asyncio.sleep(p.config.jobs.schedule_interval)
             try:
                 now = p.clock.now()

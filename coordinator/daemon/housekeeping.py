@@ -16,6 +16,7 @@ from coordinator.store import nodes as node_rows
 from coordinator.store import stats as stat_rows
 from shared.clock import Clock
 from shared.edge.notify import Notifier
+from shared.edge.tasks import check_cancelled
 
 log = logging.getLogger(__name__)
 STATS_EVERY = 5  # ticks
@@ -40,6 +41,7 @@ class Housekeeping:
     async def run(self) -> None:
         tick = 0
         while True:
+            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             await asyncio.sleep(1.0)
             self._notifier.watchdog()  # a stuck event loop stops this, and systemd restarts it
             tick += 1

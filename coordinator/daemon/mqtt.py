@@ -12,6 +12,7 @@ import aiomqtt
 from coordinator.daemon.commands import CommandSender
 from coordinator.settings import CoordinatorConfig
 from shared.backoff import Backoff
+from shared.edge.tasks import check_cancelled
 from shared.topics import Kind, subscription
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class MqttLink:
         backoff, connected = Backoff(), None
         broker = self._config.broker
         while True:
+            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             try:
                 async with aiomqtt.Client(
                     **broker.client_kwargs(self._config.mqtt),
@@ -46,6 +48,7 @@ class MqttLink:
                     async for message in client.messages:
                         payload = message.payload if isinstance(message.payload, bytes) else b""
                         await self._handle(message.topic.value, payload)
+                        check_cancelled()  # a cancel that wait_for swallowed (3.11)
             except aiomqtt.MqttError as exc:
                 if self.stopping:
                     return
