@@ -41,7 +41,11 @@ def host_samplers(
     """This host's samplers; without a live runner, running jobs are counted on disk."""
     if jobs_running is None:
         jobs_running = functools.partial(count_running, config.jobs_dir)
-    return build_samplers(service_ports=config.service_ports, jobs_running=jobs_running)
+    return build_samplers(
+        service_ports=config.service_ports,
+        jobs_running=jobs_running,
+        simulated_load=config.simulated_load,
+    )
 
 
 def of_type(samplers: list[Sampler], kind: type[T]) -> T:

@@ -10,6 +10,7 @@ from shared.config import (
     MqttSecurity,
     default_data_dir,
     list_items,
+    parse_bool,
     parse_broker_url,
     parse_bytes,
     parse_choice,
@@ -93,6 +94,9 @@ class AgentConfig:
         3600.0,
         parse_positive_seconds,
         'with sleep_method "dry-run": wake by itself after this long',
+    )
+    simulated_load: bool = setting(
+        False, parse_bool, "demo/test fleets on one host: report CPU from this agent's jobs"
     )
     offer_cpus: int = setting(0, parse_count0, "CPUs offered to jobs (0: all the host has)")
     offer_mem: int = setting(0, parse_bytes, "memory offered to jobs (0: all the host has)")

@@ -13,6 +13,7 @@ from agent.samplers.gpu import GpuSampler
 from agent.samplers.jobs import JobsSampler
 from agent.samplers.memory import MemorySampler
 from agent.samplers.rapl import RaplSampler
+from agent.samplers.simulated_cpu import SimulatedCpuSampler
 
 __all__ = ["Availability", "Reading", "Sampler", "build_samplers"]
 
@@ -24,9 +25,13 @@ def build_samplers(
     proc_root: Path = Path("/proc"),
     sys_root: Path = Path("/sys"),
     nvml: Any = None,
+    simulated_load: bool = False,
 ) -> list[Sampler]:
+    cpu: Sampler = (
+        SimulatedCpuSampler(jobs_running) if simulated_load else CpuSampler(proc_root, sys_root)
+    )
     return [
-        CpuSampler(proc_root, sys_root),
+        cpu,
         MemorySampler(proc_root),
         GpuSampler(nvml),
         RaplSampler(sys_root),

@@ -236,6 +236,7 @@ async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
                     config,
                     f"sim-{i}",
                     {
+                        "DORMOUSE_SIMULATED_LOAD": "true",  # idle by its jobs, not the host
                         "DORMOUSE_OFFER_CPUS": "2",
                         "DORMOUSE_OFFER_MEM": "4G",
                         "DORMOUSE_MACS": f"02:00:00:00:00:{i:02x}",

@@ -11,8 +11,8 @@ from shared.metrics import BY_NAME, Scope
 from tests.unit.samplers_support import FakeGpu, FakeNvml, host_tree
 
 
-@pytest.fixture
-def samplers(tmp_path):
+@pytest.fixture(params=[False, True], ids=["host", "simulated"])
+def samplers(tmp_path, request):
     proc, sys = host_tree(tmp_path)
     return build_samplers(
         service_ports=(8080,),
@@ -20,6 +20,7 @@ def samplers(tmp_path):
         proc_root=proc,
         sys_root=sys,
         nvml=FakeNvml([FakeGpu("GPU-a")]),
+        simulated_load=request.param,
     )
 
 
