@@ -27,7 +27,7 @@ from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.codec import decode, encode
 from shared.edge.notify import Notifier
-from shared.edge.tasks import check_cancelled
+from shared.edge.tasks import Stopped, Stopping
 from shared.errors import CommandRejected, DecodeError
 from shared.messages import CancelJob, Command, Event, Hello, Resend, RunJob, Sleep, Status
 from shared.signing import Verifier
@@ -65,7 +65,7 @@ class Agent:
         self._connected: bool | None = None
         self._once = LogOnce(log)
         self.refused: Counter[str] = Counter()
-        self._stopping = False
+        self._stopping = Stopping()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample and publish until `stop` is set, then say offline and return."""
@@ -76,17 +76,16 @@ class Agent:
                 group.create_task(self.runner.watch(), name="jobs"),
             ]
             await stop.wait()
-            self._stopping = True
             log.info("stopping: %d jobs keep running under their wrappers", self.runner.count())
             self._notifier.stopping()
             await self._say_offline()
+            self._stopping.request()  # after `offline` is out: the loops end at their next turn
             for task in tasks:
                 task.cancel()
 
     async def _sample_loop(self) -> None:
         deadline = time.monotonic()
-        while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
+        while not self._stopping.requested:
             if not self.awake.is_set():  # a sleeping host takes no samples
                 self._notifier.watchdog()
                 await asyncio.sleep(self.config.interval)
@@ -102,7 +101,6 @@ class Agent:
     async def _mqtt_loop(self) -> None:
         backoff = Backoff()
         while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             going_to_sleep = False
             try:
                 async with self._new_client() as client:
@@ -118,9 +116,11 @@ class Agent:
                 self._set_connected(False, str(errors.exceptions[0]))
             except* GoingToSleep:
                 going_to_sleep = True
+            except* Stopped:
+                pass  # returns below
             finally:
                 self._client = None
-            if self._stopping:  # a disconnect that failed while cancelled: no retry
+            if self._stopping.requested:  # a disconnect that failed while cancelled: no retry
                 return
             if going_to_sleep:
                 await self._sleep()
@@ -163,11 +163,10 @@ class Agent:
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         telemetry = topic(self.config.node, Kind.TELEMETRY)
         while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             while self.awake.is_set() and (batch := self.spool.next_unsent()) is not None:
-                check_cancelled()
                 await client.publish(telemetry, encode(batch), qos=1)  # returns on PUBACK
                 self.spool.mark_sent(batch)
+                self._stopping.check()  # a cancel the publish swallowed (Python 3.11)
             await asyncio.sleep(self.config.publish_interval)
 
     async def _event_loop(self, client: aiomqtt.Client) -> None:
@@ -176,11 +175,10 @@ class Agent:
         self.runner.resync()
         outbox = self.runner.outbox
         while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             while outbox:
                 await client.publish(events, encode(outbox[0]), qos=1)
                 self.runner.delivered(outbox.popleft())
-            check_cancelled()  # before waiting, maybe long, for the next event
+            self._stopping.check()  # before waiting, maybe long, for the next event
             self.runner.queued.clear()
             await self.runner.queued.wait()
 
@@ -189,7 +187,7 @@ class Agent:
             command = self._accept(message.payload)
             if command is not None:
                 await self._execute(client, command)
-            check_cancelled()  # a cancel that wait_for swallowed (3.11), before the next wait
+            self._stopping.check()  # before waiting, maybe long, for the next command
 
     def _accept(self, payload: object) -> Command | None:
         """The command if it decodes and verifies; refusals are counted and logged once each."""

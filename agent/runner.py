@@ -24,7 +24,6 @@ from pathlib import Path
 from agent import jobdir
 from agent.jobdir import Result, Spec
 from shared.clock import Clock
-from shared.edge.tasks import check_cancelled
 from shared.errors import ConfigError
 from shared.messages import Event, RunJob
 
@@ -182,7 +181,6 @@ class Runner:
 
     async def watch(self) -> None:
         while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             self.check()
             if self.clock.now() >= self._next_cleanup:
                 await asyncio.to_thread(self.clean_up)

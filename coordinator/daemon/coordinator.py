@@ -33,7 +33,7 @@ from coordinator.power.energy import EnergyMeter
 from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
 from shared.edge.notify import Notifier
-from shared.edge.tasks import check_cancelled
+from shared.edge.tasks import Stopping
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Parts:
     maintenance: Maintenance
     figures: Figures
     notifier: Notifier
+    stopping: Stopping
 
 
 class Coordinator:
@@ -77,7 +78,7 @@ class Coordinator:
             ]
             p.notifier.ready()
             await stop.wait()
-            p.link.stopping = True
+            p.stopping.request()
             p.notifier.stopping()
             for task in tasks:
                 task.cancel()
@@ -99,8 +100,7 @@ class Coordinator:
 
     async def _passes(self) -> None:
         p = self.parts
-        while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
+        while not p.stopping.requested:  # a cancel a send swallowed (Python 3.11) ends it too
             await asyncio.sleep(p.config.jobs.schedule_interval)
             try:
                 now = p.clock.now()

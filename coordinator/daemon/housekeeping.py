@@ -16,7 +16,7 @@ from coordinator.store import nodes as node_rows
 from coordinator.store import stats as stat_rows
 from shared.clock import Clock
 from shared.edge.notify import Notifier
-from shared.edge.tasks import check_cancelled
+from shared.edge.tasks import Stopping
 
 log = logging.getLogger(__name__)
 STATS_EVERY = 5  # ticks
@@ -33,15 +33,15 @@ class Housekeeping:
         clock: Clock,
         offline_after_s: float,
         stats: Callable[[], dict[str, float]],
+        stopping: Stopping,
     ) -> None:
         self._engine, self._ingest, self._receiver = engine, ingest, receiver
         self._notifier, self._clock, self._offline_after_s = notifier, clock, offline_after_s
-        self._stats = stats
+        self._stats, self._stopping = stats, stopping
 
     async def run(self) -> None:
         tick = 0
-        while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
+        while not self._stopping.requested:  # a cancel a resend swallowed (3.11) ends it too
             await asyncio.sleep(1.0)
             self._notifier.watchdog()  # a stuck event loop stops this, and systemd restarts it
             tick += 1

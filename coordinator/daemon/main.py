@@ -33,6 +33,7 @@ from coordinator.store import samples as sample_rows
 from shared.clock import Clock, SystemClock
 from shared.config import read_key_file
 from shared.edge.notify import Notifier
+from shared.edge.tasks import Stopping
 from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def build(
         clock=clock,
     )
     figures = Figures(ingest, writer, receiver, dispatcher, power)
+    stopping = Stopping()
     parts = Parts(
         config=config,
         clock=clock,
@@ -95,7 +97,7 @@ def build(
         writer=writer,
         energy=energy,
         receiver=receiver,
-        link=MqttLink(config, sender, receiver.handle),
+        link=MqttLink(config, sender, receiver.handle, stopping),
         dispatcher=dispatcher,
         power=power,
         housekeeping=Housekeeping(
@@ -106,10 +108,12 @@ def build(
             clock=clock,
             offline_after_s=config.offline_after,
             stats=figures.collect,
+            stopping=stopping,
         ),
         maintenance=Maintenance(engine, config, clock),
         figures=figures,
         notifier=notifier,
+        stopping=stopping,
     )
     return Coordinator(parts)
 

@@ -12,7 +12,6 @@ from coordinator.settings import CoordinatorConfig
 from coordinator.store import rollups as rollup_rows
 from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, samples
 from shared.clock import Clock
-from shared.edge.tasks import check_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +22,6 @@ class Maintenance:
 
     async def run(self) -> None:
         while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             try:
                 await asyncio.to_thread(self.maintain, self._clock.now())
             except sa.exc.SQLAlchemyError as exc:

@@ -12,7 +12,7 @@ import aiomqtt
 from coordinator.daemon.commands import CommandSender
 from coordinator.settings import CoordinatorConfig
 from shared.backoff import Backoff
-from shared.edge.tasks import check_cancelled
+from shared.edge.tasks import Stopped, Stopping
 from shared.topics import Kind, subscription
 
 log = logging.getLogger(__name__)
@@ -21,15 +21,20 @@ SUBSCRIBED = (Kind.HELLO, Kind.STATUS, Kind.TELEMETRY, Kind.EVENTS)
 
 
 class MqttLink:
-    def __init__(self, config: CoordinatorConfig, sender: CommandSender, handle: Handler) -> None:
+    def __init__(
+        self,
+        config: CoordinatorConfig,
+        sender: CommandSender,
+        handle: Handler,
+        stopping: Stopping,
+    ) -> None:
         self._config, self._sender, self._handle = config, sender, handle
-        self.stopping = False  # set before cancelling: a failed disconnect is not retried
+        self._stopping = stopping
 
     async def run(self) -> None:
         backoff, connected = Backoff(), None
         broker = self._config.broker
         while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             try:
                 async with aiomqtt.Client(
                     **broker.client_kwargs(self._config.mqtt),
@@ -48,9 +53,11 @@ class MqttLink:
                     async for message in client.messages:
                         payload = message.payload if isinstance(message.payload, bytes) else b""
                         await self._handle(message.topic.value, payload)
-                        check_cancelled()  # a cancel that wait_for swallowed (3.11)
+                        self._stopping.check()  # a cancel a publish swallowed (Python 3.11)
+            except Stopped:
+                return
             except aiomqtt.MqttError as exc:
-                if self.stopping:
+                if self._stopping.requested:  # a disconnect that failed while cancelled
                     return
                 if connected is not False:
                     log.warning("broker %s unreachable (%s): retrying", broker, exc)

@@ -17,7 +17,6 @@ from coordinator.settings import CoordinatorConfig
 from coordinator.store import samples as sample_rows
 from shared.backoff import Backoff
 from shared.clock import Clock
-from shared.edge.tasks import check_cancelled
 from shared.messages import TelemetryBatch
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,6 @@ class Writer:
         backoff = Backoff(initial_s=0.5, max_s=10.0)
         failing = False
         while True:
-            check_cancelled()  # a cancel that wait_for swallowed (3.11)
             await self._arrived.wait()
             oldest = self._pending[0][0]
             wait_s = oldest + self._config.flush_interval - time.monotonic()
