@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -53,7 +54,8 @@ class Dispatcher:
         self._engine, self._registry, self._config = engine, registry, config
         self._sender, self._latencies, self._default_resume_s = sender, latencies, default_resume_s
         self.last = JobsPass()  # for `/metrics`
-        self._sent_at: dict[str, float] = {}  # job id -> when run/cancel was last sent
+        self._run_sent: dict[str, float] = {}  # job id -> when `run` was last sent
+        self._cancel_sent: dict[str, float] = {}  # job id -> when `cancel` was last sent
         self._wakes_logged: set[str] = set()
         self._unapplied: deque[Event] = deque()
         self.placed = 0
@@ -66,7 +68,9 @@ class Dispatcher:
         plan = await self._place(active, now)
         await self._retry(active, now)
         live = {j.id for j in active}
-        self._sent_at = {k: v for k, v in self._sent_at.items() if k in live}
+        for sent in (self._run_sent, self._cancel_sent):
+            for gone in sent.keys() - live:
+                del sent[gone]
         self.last = JobsPass(active, plan)
         return self.last
 
@@ -104,13 +108,15 @@ class Dispatcher:
 
     async def _cancel(self, active: list[JobRecord], now: float) -> None:
         for job in active:
-            if job.cancel_requested and job.state in jobstate.ON_NODE and self._due(job, now):
+            due = self._due(self._cancel_sent, job, now)  # the first goes out at once
+            if job.cancel_requested and job.state in jobstate.ON_NODE and due:
                 body = CancelJob(job_id=job.id, grace_s=self._config.cancel_grace)
                 if await self._sender.send(job.node or "", body):
-                    self._sent_at[job.id] = now
+                    self._cancel_sent[job.id] = now
 
-    def _due(self, job: JobRecord, now: float) -> bool:
-        return now - self._sent_at.get(job.id, -1e18) >= self._config.dispatch_retry
+    def _due(self, sent: dict[str, float], job: JobRecord, now: float) -> bool:
+        """Never sent, or sent `dispatch_retry` ago without an answer."""
+        return now - sent.get(job.id, -math.inf) >= self._config.dispatch_retry
 
     async def _place(self, active: list[JobRecord], now: float) -> Plan:
         pending = {
@@ -143,13 +149,14 @@ class Dispatcher:
             runtime_limit_s=job.runtime_s * factor if factor > 0 else None,
         )
         if await self._sender.send(job.node or "", body):
-            self._sent_at[job.id] = now
+            self._run_sent[job.id] = now
 
     async def _retry(self, active: list[JobRecord], now: float) -> None:
         """A `run` lost on the way (agent offline, broker restart) is sent again; the agent
         starts a job id only once, and answers a repeat with the job's state."""
         for job in active:
-            if job.state is JobState.PLACED and not job.cancel_requested and self._due(job, now):
+            waiting = job.state is JobState.PLACED and not job.cancel_requested
+            if waiting and self._due(self._run_sent, job, now):
                 await self._dispatch(job, now)
 
     async def on_event(self, event: Event) -> None:

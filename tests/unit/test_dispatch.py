@@ -1,0 +1,54 @@
+"""The dispatcher against a real SQLite store, with a sender that records what would go out."""
+
+from __future__ import annotations
+
+from coordinator.core.jobstate import JobRecord, JobState
+from coordinator.core.nodestate import NodeState
+from coordinator.core.registry import NodeView, Registry
+from coordinator.core.tick import ResumeLatencies
+from coordinator.daemon.dispatch import Dispatcher
+from coordinator.services import jobs as jobs_service
+from coordinator.settings import Jobs
+from shared.messages import CancelJob, CommandBody, RunJob
+from tests import factories
+
+T0 = factories.TS
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, str, CommandBody]] = []
+        self.now = T0
+
+    async def send(self, node: str, body: CommandBody) -> bool:
+        self.sent.append((self.now, node, body))
+        return True
+
+    def ops(self) -> list[tuple[float, str]]:
+        return [(at, body.OP) for at, _, body in self.sent]
+
+
+async def test_a_cancel_goes_out_at_the_next_pass_not_after_the_run_retry(empty_store):
+    job = JobRecord(id=jobs_service.new_job_id(), argv=("sleep", "60"), submitted_at=T0)
+    jobs_service.submit(empty_store, job, T0)
+    online = NodeView("gpu-01", NodeState.ONLINE, T0, last_seen=T0, hello=factories.hello())
+    sender = Recorder()
+    dispatcher = Dispatcher(
+        empty_store,
+        Registry(30.0, [online]),
+        Jobs(dispatch_retry=30.0),
+        sender,
+        latencies=ResumeLatencies(),
+        default_resume_s=0.0,
+    )
+    await dispatcher.tick(T0)
+    assert sender.ops() == [(T0, RunJob.OP)]
+    assert jobs_service.cancel(empty_store, job.id, T0 + 1).state is JobState.PLACED
+    for at in (T0 + 2, T0 + 3, T0 + 32):
+        sender.now = at
+        await dispatcher.tick(at)
+    assert sender.ops() == [
+        (T0, RunJob.OP),
+        (T0 + 2, CancelJob.OP),  # at once, though `run` went out 2 s before
+        (T0 + 32, CancelJob.OP),  # again after dispatch_retry without an answer
+    ]
