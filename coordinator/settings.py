@@ -32,15 +32,29 @@ from shared.config import (
 DEFAULT_CONFIG_PATH = Path("/etc/dormouse/coordinator.toml")
 
 
+SUPPORTED_DATABASES = {"sqlite": {"pysqlite"}, "postgresql": {"psycopg"}}  # installed drivers
+
+
 def parse_db_url(value: Any) -> str:
     """A SQLAlchemy URL (sqlite:///path, postgresql+psycopg://user@host/db); empty: default."""
     text = parse_str(value).strip()
     if not text:
         return text
     try:
-        make_url(text)
+        url = make_url(text)
     except ArgumentError:
         raise ValueError(f"not a database URL: {text!r} (e.g. sqlite:///dormouse.db)") from None
+    backend = url.get_backend_name()
+    if backend == "postgres":
+        raise ValueError(f"{backend}:// is not a SQLAlchemy name: use postgresql+psycopg://")
+    if (
+        backend not in SUPPORTED_DATABASES
+        or url.get_driver_name() not in SUPPORTED_DATABASES[backend]
+    ):
+        raise ValueError(
+            f"{url.drivername}: dormouse stores in SQLite or PostgreSQL "
+            "(sqlite:///path/dormouse.db, postgresql+psycopg://user@host/db)"
+        )
     return text
 
 

@@ -71,6 +71,7 @@ def history_command(
                     "help": m.help,
                 }
                 for m in METRICS
+                if not m.vector  # per-core lists are in the raw samples, not a series
             ],
             ["metric", "unit", "kind", "scope", "help"],
             as_json=output == "json",

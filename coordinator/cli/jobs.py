@@ -55,9 +55,12 @@ def parse_deadline(text: str | None, now: float) -> float | None:
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(text).timestamp()
+        deadline = datetime.fromisoformat(text).timestamp()
     except ValueError:
         fail(f"--deadline {text!r}: expected a duration from now (2h) or ISO-8601")
+    if deadline <= now:
+        fail(f"--deadline {text} is in the past")
+    return deadline
 
 
 def parse_request(cpus: int, mem: str, gpus: int, labels: list[str] | None) -> Request:

@@ -84,7 +84,9 @@ def power_events(
     as_json: JsonOption = False,
 ) -> None:
     """Sleeps, wakes, failures and operator requests, with their reasons, oldest first."""
-    found = power_service.events(store(config, db), node, limit)
+    engine = store(config, db)
+    with reported_errors(PROG):
+        found = power_service.events(engine, node, limit)
     rows = [
         {"time": e.ts if as_json else iso(e.ts), "node": e.node, "kind": e.kind, "reason": e.reason}
         for e in found

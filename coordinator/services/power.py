@@ -44,4 +44,6 @@ def await_outcome(engine: sa.Engine, request_id: int, wait_s: float) -> str | No
 
 def events(engine: sa.Engine, node: str | None, limit: int) -> list[PowerEvent]:
     with engine.connect() as conn:
+        if node is not None and node not in node_rows.known_nodes(conn):
+            raise PowerError(f"unknown node {node!r} (see `dormouse nodes`)")
         return power_rows.events(conn, node=node, limit=limit)

@@ -177,3 +177,28 @@ def test_one_node_in_full(store):
     missing = runner.invoke(app, ["node", "nosuch"])
     assert missing.exit_code == 2
     assert "unknown node 'nosuch'; nodes: gpu-01" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("mysql://root@127.0.0.1/test", "dormouse stores in SQLite or PostgreSQL"),
+        ("postgres://u@127.0.0.1/test", "use postgresql+psycopg://"),
+    ],
+)
+def test_an_unsupported_database_url_is_one_line_with_a_hint(url, hint):
+    result = runner.invoke(app, ["nodes", "--db", url])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert hint in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_list_metrics_names_only_what_history_can_show(store):
+    listed = json.loads(runner.invoke(app, ["history", "--list-metrics", "--json"]).output)
+    names = {m["metric"] for m in listed}
+    assert "cpu_util_pct" in names
+    assert "cpu_core_util_pct" not in names  # a per-core vector: not a time series
+    for name in names:
+        result = runner.invoke(app, [*HISTORY, "--metric", name, "--json"])
+        assert result.exit_code == 0, (name, result.output)

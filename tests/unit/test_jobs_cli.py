@@ -175,3 +175,10 @@ def test_bad_strategies_are_refused_in_one_line(two_nodes):
     unknown = invoke("pick", "--strategy", "random")
     assert unknown.exit_code == 2
     assert "expected one of least-connections, round-robin, affinity, p2c" in unknown.output
+
+
+def test_a_deadline_in_the_past_is_refused(store):
+    result = invoke("submit", "--deadline", "2020-01-01T00:00:00", "--", "true")
+    assert result.exit_code == 2
+    assert "--deadline 2020-01-01T00:00:00 is in the past" in result.output
+    assert json.loads(invoke("jobs", "--json").output) == []

@@ -106,3 +106,10 @@ def test_a_power_request_for_an_unknown_node_is_refused_before_it_is_queued(stor
     assert "unknown node 'nosuch'" in result.output
     with store.connect() as conn:
         assert power_rows.open_requests(conn) == []
+
+
+def test_power_events_of_an_unknown_node_is_an_error_not_an_empty_table(store):
+    result = invoke("power-events", "--node", "nosuch")
+    assert result.exit_code == 2
+    assert "unknown node 'nosuch'" in result.output
+    assert invoke("power-events", "--node", "gpu-01").exit_code == 0
