@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -17,7 +18,10 @@ Engine = sa.Engine  # the handle the CLI holds and passes back to the services
 
 def open_store(config: CoordinatorConfig, *, migrate_empty: bool) -> sa.Engine:
     """The engine, at the newest schema: an empty store is migrated when `migrate_empty`;
-    one at an older revision is refused (upgrading is the operator's call)."""
+    one at an older revision is refused (upgrading is the operator's call). Reading never
+    creates one: a SQLite file that is not there is not made."""
+    if not migrate_empty and _absent_sqlite_file(config.db_url):
+        raise _no_store(config.db_url)
     try:
         engine = create_engine(config.db_url)
         revision = current_revision(engine)
@@ -27,16 +31,28 @@ def open_store(config: CoordinatorConfig, *, migrate_empty: bool) -> sa.Engine:
         upgrade(engine)
         log.info("created the store at %s", safe_url(config.db_url))
     elif revision is None:
-        raise ConfigError(
-            f"db: {safe_url(config.db_url)} holds no dormouse store yet "
-            "(run `dormouse run` or `dormouse db upgrade`)"
-        )
+        raise _no_store(config.db_url)
     elif revision != head_revision():
         raise ConfigError(
             f"db: store is at revision {revision}, this release needs "
             f"{head_revision()}: run `dormouse db upgrade`"
         )
     return engine
+
+
+def _no_store(url: str) -> ConfigError:
+    return ConfigError(
+        f"db: {safe_url(url)} holds no dormouse store yet "
+        "(run `dormouse run` or `dormouse db upgrade`)"
+    )
+
+
+def _absent_sqlite_file(url: str) -> bool:
+    parsed = sa.engine.make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in {"", ":memory:"}:
+        return False
+    return not Path(database).exists()
 
 
 def safe_url(url: str) -> str:
@@ -54,7 +70,10 @@ def upgrade_schema(config: CoordinatorConfig) -> tuple[str | None, str]:
 
 
 def schema_revisions(config: CoordinatorConfig) -> tuple[str | None, str]:
-    """(the store's revision, the one this release needs)."""
+    """(the store's revision, the one this release needs); None for a SQLite file that
+    is not there (not created by asking)."""
+    if _absent_sqlite_file(config.db_url):
+        return None, head_revision()
     try:
         return current_revision(create_engine(config.db_url)), head_revision()
     except sa.exc.SQLAlchemyError as exc:

@@ -202,3 +202,15 @@ def test_list_metrics_names_only_what_history_can_show(store):
     for name in names:
         result = runner.invoke(app, [*HISTORY, "--metric", name, "--json"])
         assert result.exit_code == 0, (name, result.output)
+
+
+def test_reading_commands_never_create_a_store(tmp_path):
+    path = tmp_path / "not" / "here.db"
+    for argv in (["nodes"], ["status"], ["jobs"], ["power-events"]):
+        result = runner.invoke(app, [*argv, "--db", f"sqlite:///{path}"])
+        assert result.exit_code == 2, (argv, result.output)
+        assert "holds no dormouse store yet" in result.output
+    current = runner.invoke(app, ["db", "current", "--db", f"sqlite:///{path}"])
+    assert current.exit_code == 0
+    assert current.output.startswith("store: empty;")
+    assert not path.parent.exists()
