@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +25,7 @@ from agent.service import (
     serve,
 )
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
+from shared.edge import logs
 from shared.edge.config_cli import ConfigOption, config_app, load_from_cli
 from shared.edge.console import print_rows, reported_errors
 from shared.errors import ConfigError
@@ -67,9 +66,7 @@ def run(
         publish_interval=publish_interval,
         spool_dir=spool_dir,
     )
-    logging.basicConfig(
-        stream=sys.stderr, level=settings.log_level, format="%(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     with reported_errors(PROG):
         asyncio.run(serve(settings))
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +18,7 @@ from rich.live import Live
 
 from coordinator.cli.common import PROG, DbOption, fail, load, positive_duration
 from coordinator.cli.demo_view import frame, lines, show_summary
+from shared.edge import logs
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import reported_errors
 
@@ -35,9 +34,7 @@ def run(
     from coordinator.daemon.main import serve  # noqa: PLC0415 - only `run` needs the daemon
 
     settings = load(config, broker=broker, db=db)
-    logging.basicConfig(
-        stream=sys.stderr, level=settings.log_level, format="%(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     with reported_errors(PROG):
         asyncio.run(serve(settings))
 

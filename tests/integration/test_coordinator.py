@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import math
 import random
+import re
 import signal
 import sqlite3
 
@@ -24,6 +25,8 @@ from tests.integration.agent_support import KEY, AgentProcess, unique_node
 from tests.integration.coordinator_support import CoordinatorProcess, stored_seqs
 
 pytestmark = pytest.mark.mqtt
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} [A-Z]+ ")
+LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
 
 
 @pytest.fixture
@@ -32,6 +35,10 @@ def coordinator(db_url, mosquitto, tmp_path):
     process.start()
     yield process
     process.kill()
+    records = [line for line in process.log().splitlines() if LEVEL.search(line)]
+    assert records
+    assert all(TIMESTAMP.match(line) for line in records), records[:3]  # issue 19, item 9
+    assert not [line for line in records if " INFO alembic" in line]
 
 
 def agents(mosquitto, tmp_path, count: int) -> list[AgentProcess]:
