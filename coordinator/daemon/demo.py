@@ -24,9 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import sqlalchemy as sa
 from amqtt.broker import Broker
 
+from agent import jobdir
+from agent.runner import WRAPPER_PID
 from coordinator.cli.demo_view import Show
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.daemon.coordinator import Coordinator
@@ -156,30 +159,34 @@ async def submit_jobs(engine: sa.Engine, plan: Plan, stop: asyncio.Event) -> Non
                 await asyncio.to_thread(jobs_service.submit, engine, record, time.time())
 
 
-def leftovers(workdir: Path) -> list[int]:
-    """Processes whose command line mentions the demo's directory (agents, job wrappers)."""
-    mine, found = str(workdir), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+def job_groups(workdir: Path, since: float) -> list[int]:
+    """The process groups of jobs our agents started and have not finished: each job's
+    wrapper and the job lead their own (the agent records both ids in the job's directory).
+    An id is only taken if that process started after `since`, so a reused one is left."""
+    groups = []
+    for directory in workdir.glob("*/jobs/*"):
+        if (directory / jobdir.RESULT).exists():
             continue
-        with contextlib.suppress(OSError):
-            if mine in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                errors="replace"
-            ):
-                found.append(int(entry.name))
-    return found
+        for name in (WRAPPER_PID, jobdir.PID):
+            with contextlib.suppress(OSError, ValueError, psutil.Error):
+                pid = int((directory / name).read_text())
+                if psutil.Process(pid).create_time() >= since:
+                    groups.append(pid)
+    return groups
 
 
-async def stop_all(agents: list[subprocess.Popen[bytes]], workdir: Path) -> None:
+async def stop_all(agents: list[subprocess.Popen[bytes]], workdir: Path, since: float) -> None:
+    """Only what the demo started: each agent's process group (TERM, then KILL after 15 s),
+    then the groups of jobs they left running."""
     for agent in agents:
         with contextlib.suppress(ProcessLookupError):
-            agent.send_signal(signal.SIGTERM)
+            os.killpg(agent.pid, signal.SIGTERM)  # started with its own session: pgid == pid
     deadline = time.monotonic() + 15
     while any(a.poll() is None for a in agents) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    for pid in [*(a.pid for a in agents if a.poll() is None), *leftovers(workdir)]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    for group in [*(a.pid for a in agents if a.poll() is None), *job_groups(workdir, since)]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
     for agent in agents:
         agent.wait()
 
@@ -255,7 +262,7 @@ async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
         await submitter
     finally:
         stop.set()
-        await stop_all(agents, plan.workdir)
+        await stop_all(agents, plan.workdir, started)
         await running
         result = summary(coordinator, engine, started)
         engine.dispose()
