@@ -1,11 +1,5 @@
 """One job's directory on the node: the only state a job has outside the agent's memory.
-
-    spec.json     what to run (written by the agent before the wrapper starts)
-    pid           the job's process id, also its process group (written by the wrapper)
-    stdout/stderr its output, capped at the configured size
-    stop_reason   why the agent signalled it (cancelled, runtime limit), if it did
-    result.json   exit code and end time (written by the wrapper, atomically, at the end)
-    reported      the agent published the result and the broker acknowledged it
+Its files are named in `shared/jobfiles.py`.
 
 Because the wrapper owns the job and writes the result itself, a job outlives an agent
 restart, and the restarted agent learns its fate from here.
@@ -19,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-SPEC, PID, RESULT, STOP, REPORTED = "spec.json", "pid", "result.json", "stop_reason", "reported"
+from shared.jobfiles import PID, REPORTED, RESULT, SPEC
 
 
 @dataclass(frozen=True, slots=True)

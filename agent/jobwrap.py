@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from agent.jobdir import PID, Result, Spec, read_spec, write_result
+from agent.jobdir import Result, Spec, read_spec, write_result
+from shared.jobfiles import PID
 
 CHUNK = 65536
 

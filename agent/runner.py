@@ -23,12 +23,12 @@ from pathlib import Path
 
 from agent import jobdir
 from agent.jobdir import Result, Spec
+from shared import jobfiles
 from shared.clock import Clock
 from shared.errors import ConfigError
 from shared.messages import Event, RunJob
 
 log = logging.getLogger(__name__)
-WRAPPER_PID = "wrapper.pid"
 WATCH_INTERVAL_S = 0.2
 CLEANUP_INTERVAL_S = 3600.0
 
@@ -80,7 +80,7 @@ class Runner:
         """After a restart: adopt jobs still running, report those that ended meanwhile."""
         for directory in jobdir.unfinished(self.jobs_dir):
             spec = jobdir.read_spec(directory)
-            pid = _int(jobdir.read_text(directory / WRAPPER_PID))
+            pid = _int(jobdir.read_text(directory / jobfiles.WRAPPER_PID))
             tracked = Tracked(spec, directory, None, pid or 0)
             if jobdir.read_result(directory) is None and not _wrapper_alive(pid):
                 self._emit(
@@ -127,7 +127,7 @@ class Runner:
                 stderr=wrapper_log,
                 start_new_session=True,  # its own session: it outlives the agent
             )
-        (directory / WRAPPER_PID).write_text(str(wrapper.pid))
+        (directory / jobfiles.WRAPPER_PID).write_text(str(wrapper.pid))
         self._jobs[run.job_id] = Tracked(spec, directory, wrapper, wrapper.pid)
         self._emit("job_started", run.job_id, detail=f"GPUs {spec.gpus or 'none'}")
         log.info("started job %s: %s", run.job_id, " ".join(run.argv)[:200])
@@ -137,10 +137,10 @@ class Runner:
             started = self._jobs[job_id].spec.started_at
             self._emit("job_running", job_id, runtime_s=max(self.clock.now() - started, 0.0))
             return
-        if not (directory / jobdir.SPEC).is_file():  # the agent died while creating it
+        if not (directory / jobfiles.SPEC).is_file():  # the agent died while creating it
             self._emit("job_lost", job_id, detail="its directory on the node is incomplete")
             return
-        (directory / jobdir.REPORTED).unlink(missing_ok=True)  # report its end once more
+        (directory / jobfiles.REPORTED).unlink(missing_ok=True)  # report its end once more
         spec = jobdir.read_spec(directory)
         self._jobs[job_id] = Tracked(spec, directory, None, 0)
 
@@ -159,7 +159,7 @@ class Runner:
         if tracked.stop_reason:
             return
         tracked.stop_reason = reason
-        (tracked.directory / jobdir.STOP).write_text(reason)
+        (tracked.directory / jobfiles.STOP).write_text(reason)
         tracked.kill_at = self.clock.now() + grace_s
         self._signal(tracked, signal.SIGTERM)
         log.info("job %s: SIGTERM (%s)", tracked.spec.job_id, reason)
@@ -226,7 +226,7 @@ class Runner:
 
     def _finished(self, tracked: Tracked, result: Result) -> None:
         del self._jobs[tracked.spec.job_id]
-        reason = tracked.stop_reason or jobdir.read_text(tracked.directory / jobdir.STOP)
+        reason = tracked.stop_reason or jobdir.read_text(tracked.directory / jobfiles.STOP)
         notes = [reason] if reason else []
         if result.truncated_bytes:
             notes.append(f"{result.truncated_bytes} bytes of output over the cap were dropped")
@@ -248,7 +248,7 @@ class Runner:
     def delivered(self, event: Event) -> None:
         """The broker has the event: a job that ended need not be reported again."""
         if event.kind in {"job_finished", "job_lost"} and event.job_id is not None:
-            marker = self.jobs_dir / event.job_id / jobdir.REPORTED
+            marker = self.jobs_dir / event.job_id / jobfiles.REPORTED
             if marker.parent.is_dir():
                 marker.touch()
 

@@ -28,8 +28,6 @@ import psutil
 import sqlalchemy as sa
 from amqtt.broker import Broker
 
-from agent import jobdir
-from agent.runner import WRAPPER_PID
 from coordinator.cli.demo_view import Show
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.daemon.coordinator import Coordinator
@@ -38,6 +36,7 @@ from coordinator.services import jobs as jobs_service
 from coordinator.services import report as report_service
 from coordinator.services.store import open_store
 from coordinator.settings import CoordinatorConfig
+from shared import jobfiles
 from shared.config import parse_broker_url
 from shared.edge.host import default_node_name
 
@@ -165,9 +164,9 @@ def job_groups(workdir: Path, since: float) -> list[int]:
     An id is only taken if that process started after `since`, so a reused one is left."""
     groups = []
     for directory in workdir.glob("*/jobs/*"):
-        if (directory / jobdir.RESULT).exists():
+        if (directory / jobfiles.RESULT).exists():
             continue
-        for name in (WRAPPER_PID, jobdir.PID):
+        for name in (jobfiles.WRAPPER_PID, jobfiles.PID):
             with contextlib.suppress(OSError, ValueError, psutil.Error):
                 pid = int((directory / name).read_text())
                 if psutil.Process(pid).create_time() >= since:

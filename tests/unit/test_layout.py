@@ -83,3 +83,11 @@ def test_the_check_sees_a_daemon_import(tmp_path):
     probe.write_text("from coordinator.daemon.main import serve\nimport sqlalchemy as sa\n")
     assert "coordinator.daemon.main" in imports_of(probe)
     assert "sqlalchemy" in imported_roots(probe)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "coordinator").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_the_coordinator_never_imports_the_agent(path):
+    """What both programs need lives in `shared/` (e.g. the job directory's file names)."""
+    assert "agent" not in imported_roots(path)
