@@ -23,9 +23,6 @@ class NodeView:
     hello: Hello | None = None
     latest: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.state = NodeState(self.state)  # a row or a test may spell it as text
-
 
 def _after_status(state: NodeState, said: str) -> NodeState:
     """The agent's status, read against what the coordinator knows. A sleeping node that

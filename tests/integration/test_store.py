@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
 from coordinator.core.series import SeriesQuery
@@ -69,7 +70,7 @@ def test_redelivered_samples_are_stored_once(engine):
 def test_nodes_round_trip(engine):
     view = NodeView(
         name="gpu-01",
-        state="online",
+        state=NodeState.ONLINE,
         state_since=T0,
         last_seen=T0 + 5,
         hello=factories.hello(),

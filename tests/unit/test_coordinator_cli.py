@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.main import app
 from coordinator.store import nodes as node_rows
@@ -28,7 +29,7 @@ def store(empty_store):
             [
                 NodeView(
                     name="gpu-01",
-                    state="online",
+                    state=NodeState.ONLINE,
                     state_since=factories.TS,
                     last_seen=factories.TS + 119,
                     hello=factories.hello(),

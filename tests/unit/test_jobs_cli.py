@@ -9,6 +9,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.main import app
 from coordinator.store import nodes as node_rows
@@ -23,7 +24,7 @@ def store(empty_store):
     engine = empty_store
     view = NodeView(
         name="gpu-01",
-        state="online",
+        state=NodeState.ONLINE,
         state_since=factories.TS,
         hello=factories.hello(),
         latest={"connections": 3, "cpu_util_pct": 12.0},
@@ -141,7 +142,9 @@ def test_the_jobs_noun_offers_the_same_commands_as_the_shortcuts(store):
 @pytest.fixture
 def two_nodes(empty_store):
     views = [
-        NodeView(name=name, state="online", state_since=factories.TS, hello=factories.hello(name))
+        NodeView(
+            name=name, state=NodeState.ONLINE, state_since=factories.TS, hello=factories.hello(name)
+        )
         for name in ("gpu-01", "gpu-02")
     ]
     with empty_store.begin() as conn:

@@ -9,6 +9,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.main import app
 from coordinator.store import nodes as node_rows
@@ -21,7 +22,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def store(empty_store):
-    view = NodeView(name="gpu-01", state="online", state_since=0.0, hello=factories.hello())
+    view = NodeView(name="gpu-01", state=NodeState.ONLINE, state_since=0.0, hello=factories.hello())
     with empty_store.begin() as conn:
         node_rows.save_nodes(conn, [view])
     return empty_store
