@@ -20,7 +20,7 @@ class Figures:
     power: PowerLoop
 
     def collect(self) -> dict[str, float]:
-        lags = sorted(self.writer.lags_s)
+        lag = self.writer.lag.quantiles()
         values: dict[str, float] = {
             "samples_stored": self.writer.stored,
             "samples_buffered": self.writer.buffered,
@@ -29,8 +29,9 @@ class Figures:
             "jobs_placed": self.dispatcher.placed,
             **{f"power_{k}": v for k, v in sorted(self.power.counts.items())},
             "seqs_lost": self.ingest.seqs.lost_seqs,
-            "lag_p50_s": lags[len(lags) // 2] if lags else 0.0,
-            "lag_p99_s": lags[int(len(lags) * 0.99)] if lags else 0.0,
+            "lag_p50_s": lag[0.5],
+            "lag_p90_s": lag[0.9],
+            "lag_p99_s": lag[0.99],
         }
         values |= {f"received_{k}": v for k, v in self.ingest.received.items()}
         values |= {f"dropped_{k}": v for k, v in self.ingest.dropped.items()}

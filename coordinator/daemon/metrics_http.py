@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from coordinator.core.lag import LagStats
 from coordinator.core.nodestate import NodeState
 
 if TYPE_CHECKING:
@@ -25,6 +26,18 @@ NODE_FIGURES = (
     ("gpu_util_pct", "dormouse_node_gpu_utilisation_percent", "mean GPU utilisation"),
     ("power_w", "dormouse_node_power_watts", "node power (RAPL + GPUs)"),
 )
+
+
+def lag_summary(lag: LagStats) -> Metric:
+    """A real summary (quantiles, _sum, _count): prometheus_client's SummaryMetricFamily
+    has no quantiles, so the samples are added by hand."""
+    name = "dormouse_ingest_lag_seconds"
+    summary = Metric(name, "sample timestamp to store commit", "summary")
+    for q, value in lag.quantiles().items():
+        summary.add_sample(name, {"quantile": str(q)}, value)
+    summary.add_sample(f"{name}_sum", {}, lag.sum_s)
+    summary.add_sample(f"{name}_count", {}, float(lag.count))
+    return summary
 
 
 class CoordinatorCollector(Collector):
@@ -82,13 +95,7 @@ class CoordinatorCollector(Collector):
         yield GaugeMetricFamily(
             "dormouse_samples_buffered", "samples waiting for the store", value=writer.buffered
         )
-        stats = self._coordinator.stats()
-        lag = GaugeMetricFamily(
-            "dormouse_ingest_lag_seconds", "sample to commit", labels=["quantile"]
-        )
-        lag.add_metric(["0.5"], stats["lag_p50_s"])
-        lag.add_metric(["0.99"], stats["lag_p99_s"])
-        yield lag
+        yield lag_summary(writer.lag)
 
     def _queue(self) -> Iterator[Metric]:
         states = Counter(job.state.value for job in self._coordinator.parts.dispatcher.last.active)

@@ -17,6 +17,7 @@ from coordinator.settings import CoordinatorConfig
 from coordinator.store import samples as sample_rows
 from shared.backoff import Backoff
 from shared.clock import Clock
+from coordinator.core.lag import LagStats
 from shared.messages import TelemetryBatch
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class Writer:
         self._pending: deque[tuple[float, TelemetryBatch]] = deque()
         self.buffered = 0
         self.stored = 0
-        self.lags_s: deque[float] = deque(maxlen=10_000)
+        self.lag = LagStats()
         self._arrived = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
@@ -87,7 +88,7 @@ class Writer:
         with self._engine.begin() as conn:
             sample_rows.insert_batches(conn, batches)
         committed = self._clock.now()
-        self.lags_s.extend(committed - s.ts for b in batches for s in b.samples)
+        self.lag.add(committed - s.ts for b in batches for s in b.samples)
         for _ in range(count):
             self._pending.popleft()
         written = sum(len(b.samples) for b in batches)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import sys
 import urllib.request
 
@@ -21,9 +24,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def exposition(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+        return response.read().decode()
+
+
+def promtool_check(text: str) -> None:
+    """Prometheus's own linter (Debian's prometheus package); CI installs it."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        assert os.environ.get("CI") != "true", "promtool missing: .ci/run installs prometheus"
+        pytest.skip("promtool not installed (apt install prometheus)")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+    )
+    assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = exposition(port)
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -74,6 +93,10 @@ async def test_metrics_show_nodes_ingest_queue_and_power(db_url, mosquitto, tmp_
             )
 
         await eventually(queued, 30, "one job running and one pending in /metrics")
+        summary = scrape(port)
+        assert summary[("dormouse_ingest_lag_seconds_count", ())] > 0
+        assert summary[("dormouse_ingest_lag_seconds", (("quantile", "0.99"),))] >= 0
+        promtool_check(exposition(port))
     finally:
         agent.kill()
         coordinator.kill()
