@@ -138,7 +138,12 @@ def install_command(
     typer.echo(f"wrote {done.unit}")
     kept = "wrote" if done.config_written else "kept the existing"
     typer.echo(f"{kept} {done.config}")
-    typer.echo("then: systemctl daemon-reload && systemctl enable --now dormouse-agent")
+    key = (load(config) if config else AgentConfig()).command_key_file
+    typer.echo(
+        f"then: copy the coordinator's command key to {key} (mode 0600; "
+        "`dormouse key generate` makes one), set the broker in the config, and run"
+    )
+    typer.echo("      systemctl daemon-reload && systemctl enable --now dormouse-agent")
 
 
 @app.command("version")

@@ -123,6 +123,7 @@ def submit(
     with reported_errors(PROG):
         submitted = jobs_service.submit(engine, job, now)
     est = submitted.estimate
+    held = jobs_service.placement_held(engine, load(config).command_key_file)
     answer = {
         "id": job.id,
         "name": job.name,
@@ -132,7 +133,10 @@ def submit(
         "at_risk": est.at_risk,
         "basis": est.basis,
         "node": est.node,
+        "held": held,
     }
+    if held is not None:
+        typer.echo(f"{PROG}: warning: job {job.id} waits: {held}", err=True)
     if as_json:
         print_json(answer)
         return
@@ -206,11 +210,16 @@ def job(
     engine = store(config, db)
     with reported_errors(PROG):
         record, events = jobs_service.describe(engine, job_id)
+    waiting = None
+    if record.state is JobState.PENDING:
+        waiting = jobs_service.placement_held(engine, load(config).command_key_file)
     if as_json:
-        details = asdict(record) | {"state": record.state.value}
+        details = asdict(record) | {"state": record.state.value, "waiting": waiting}
         typer.echo(json.dumps({"job": details, "events": events}, indent=2, default=list))
         return
     details = asdict(record) | {"state": record.state.value, "argv": " ".join(record.argv)}
+    if waiting is not None:
+        details["waiting"] = waiting
     for key in ("submitted_at", "placed_at", "started_at", "finished_at", "deadline"):
         details[key] = _when(details[key]) if details[key] is not None else None
     print_rows(

@@ -26,5 +26,7 @@ def generate(
     """Write a new random key, readable by its owner only. Copy it to every agent."""
     with reported_errors(PROG):
         target = out or load(config).command_key_file
-        write_key_file(target, force=force)
-    typer.echo(f"wrote {target}")
+        created = write_key_file(target, force=force)
+    if created is not None:
+        typer.echo(f"created {created}")
+    typer.echo(f"wrote {target} (mode 0600); copy it to every agent's command_key_file")

@@ -6,7 +6,8 @@ import time
 
 import typer
 
-from coordinator.cli.common import DbOption, JsonOption, store
+from coordinator.cli.common import PROG, DbOption, JsonOption, load, store
+from coordinator.services import jobs as jobs_service
 from coordinator.services import nodes as node_service
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_rows
@@ -17,7 +18,11 @@ PANEL = "Fleet"
 
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Messages received, stored and dropped (by reason), lag and store size."""
-    found = node_service.status(store(config, db))
+    engine = store(config, db)
+    found = node_service.status(engine)
+    held = jobs_service.placement_held(engine, load(config).command_key_file)
+    if held is not None:
+        typer.echo(f"{PROG}: warning: jobs are not being placed: {held}", err=True)
     rows = [
         {"key": k, "value": v, "updated": iso(at)} for k, (v, at) in sorted(found.figures.items())
     ]

@@ -22,7 +22,10 @@ COMMAND_TTL_S = 60.0
 
 class Sender(Protocol):
     """What the parts that command agents need: False when it could not go now (no key, no
-    broker); the caller tries again on a later pass."""
+    broker); the caller tries again on a later pass. `unable` says why nothing can be signed
+    (no key), so callers can hold work instead of sending into the void."""
+
+    unable: str | None
 
     async def send(self, node: str, body: CommandBody) -> bool: ...
 
@@ -32,6 +35,7 @@ class CommandSender:
         self._key, self._key_file, self._clock = key, key_file, clock
         self.client: aiomqtt.Client | None = None  # set by the MQTT link while connected
         self._no_key_logged = False
+        self.unable = None if key is not None else f"no command key at {key_file}"
 
     async def send(self, node: str, body: CommandBody) -> bool:
         if self._key is None:

@@ -57,6 +57,7 @@ class Dispatcher:
         self._run_sent: dict[str, float] = {}  # job id -> when `run` was last sent
         self._cancel_sent: dict[str, float] = {}  # job id -> when `cancel` was last sent
         self._wakes_logged: set[str] = set()
+        self._held_logged = False
         self._unapplied: deque[Event] = deque()
         self.placed = 0
 
@@ -118,7 +119,18 @@ class Dispatcher:
         """Never sent, or sent `dispatch_retry` ago without an answer."""
         return now - sent.get(job.id, -math.inf) >= self._config.dispatch_retry
 
+    @property
+    def held(self) -> str | None:
+        """Why no job is placed (no command key): placing a job no agent will accept would
+        leave it `placed` past its deadline, so it stays `pending` and says why instead."""
+        return self._sender.unable
+
     async def _place(self, active: list[JobRecord], now: float) -> Plan:
+        if self.held is not None:
+            if not self._held_logged:
+                log.error("not placing jobs: %s (`dormouse key generate`)", self.held)
+                self._held_logged = True
+            return Plan()
         pending = {
             j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
         }

@@ -9,6 +9,7 @@ from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.power_loop import PowerLoop
 from coordinator.daemon.receiver import Receiver
 from coordinator.daemon.writer import Writer
+from coordinator.services.jobs import HELD_NO_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Figures:
             "duplicates": self.ingest.duplicates,
             "resends_sent": self.receiver.resends_sent,
             "jobs_placed": self.dispatcher.placed,
+            HELD_NO_KEY: float(self.dispatcher.held is not None),
             **{f"power_{k}": v for k, v in sorted(self.power.counts.items())},
             "seqs_lost": self.ingest.seqs.lost_seqs,
             "lag_p50_s": lag[0.5],

@@ -43,7 +43,8 @@ def load_key(config: CoordinatorConfig) -> bytes | None:
     key = read_key_file(config.command_key_file)
     if key is None:
         log.warning(
-            "no command key at %s: gaps cannot be asked for again (`dormouse key generate`)",
+            "no command key at %s: no job is placed, no node slept or woken, no gap asked for "
+            "again (`dormouse key generate`, then copy it to every agent)",
             config.command_key_file,
         )
     return key

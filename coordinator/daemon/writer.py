@@ -13,11 +13,11 @@ from collections import deque
 
 import sqlalchemy as sa
 
+from coordinator.core.lag import LagStats
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import samples as sample_rows
 from shared.backoff import Backoff
 from shared.clock import Clock
-from coordinator.core.lag import LagStats
 from shared.messages import TelemetryBatch
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -25,7 +26,11 @@ from coordinator.placement.pick import Picked, Picker
 from coordinator.store import jobs as job_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import picks as pick_rows
+from coordinator.store import stats as stat_rows
 from shared.errors import DormouseError
+
+HELD_NO_KEY = "placement_held_no_key"  # the coordinator's figure: 1 while it has no key
+NO_KEY_ADVICE = "`dormouse key generate`, copy it to every agent, restart the coordinator"
 
 
 class JobError(DormouseError):
@@ -46,6 +51,20 @@ def new_job_id() -> str:
 def snapshot(conn: sa.Connection) -> tuple[ClusterSnapshot, list[JobRecord]]:
     active = job_rows.active(conn)
     return cluster_snapshot(node_rows.load_nodes(conn), active), active
+
+
+def placement_held(engine: sa.Engine, key_file: Path) -> str | None:
+    """Why the coordinator places no jobs, or None. Its own figure decides when it has run
+    (a user's CLI may not be able to read the key it uses); before it ever ran, this
+    config's key file stands in."""
+    with engine.connect() as conn:
+        figure = stat_rows.read_stats(conn).get(HELD_NO_KEY)
+    if figure is not None:
+        held = figure[0] >= 1
+        return f"the coordinator has no command key ({NO_KEY_ADVICE})" if held else None
+    if not key_file.exists():
+        return f"no command key at {key_file}: no job will be placed ({NO_KEY_ADVICE})"
+    return None
 
 
 def submit(engine: sa.Engine, job: JobRecord, now: float) -> Submitted:

@@ -97,3 +97,41 @@ def test_key_generate_writes_a_private_key_and_will_not_overwrite(tmp_path):
 
 def test_version():
     assert runner.invoke(coordinator_app, ["version"]).output.startswith("dormouse 0.1.0")
+
+
+@pytest.mark.parametrize(
+    ("out", "reason"),
+    [
+        ("/proc/nope.key", "cannot write /proc/nope.key"),
+        ("/nonexistent-dir/sub/command.key", "/nonexistent-dir does not exist"),
+    ],
+)
+def test_key_generate_refuses_an_unwritable_path_in_one_line(out, reason):
+    result = runner.invoke(coordinator_app, ["key", "generate", "--out", out])
+    assert result.exit_code == 2
+    assert reason in result.output
+    assert isinstance(result.exception, SystemExit)  # not an uncaught error
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_key_generate_says_which_directory_it_created(tmp_path):
+    target = tmp_path / "etc-dormouse" / "command.key"
+    result = runner.invoke(coordinator_app, ["key", "generate", "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    assert f"created {target.parent}" in result.output
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o755
+
+
+def test_key_generate_does_not_follow_a_symlink(tmp_path):
+    """A dangling link is refused without --force, and replaced (not followed) with it."""
+    elsewhere = tmp_path / "elsewhere.key"
+    link = tmp_path / "command.key"
+    link.symlink_to(elsewhere)
+    refused = runner.invoke(coordinator_app, ["key", "generate", "--out", str(link)])
+    assert refused.exit_code == 2
+    assert "exists" in refused.output
+    forced = runner.invoke(coordinator_app, ["key", "generate", "--out", str(link), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert not link.is_symlink()
+    assert not elsewhere.exists()
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600

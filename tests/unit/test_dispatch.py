@@ -16,9 +16,10 @@ T0 = factories.TS
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, unable: str | None = None) -> None:
         self.sent: list[tuple[float, str, CommandBody]] = []
         self.now = T0
+        self.unable = unable
 
     async def send(self, node: str, body: CommandBody) -> bool:
         self.sent.append((self.now, node, body))
@@ -52,3 +53,24 @@ async def test_a_cancel_goes_out_at_the_next_pass_not_after_the_run_retry(empty_
         (T0 + 2, CancelJob.OP),  # at once, though `run` went out 2 s before
         (T0 + 32, CancelJob.OP),  # again after dispatch_retry without an answer
     ]
+
+
+async def test_without_a_command_key_jobs_stay_pending(empty_store):
+    job = JobRecord(id=jobs_service.new_job_id(), argv=("true",), submitted_at=T0)
+    jobs_service.submit(empty_store, job, T0)
+    online = NodeView("gpu-01", NodeState.ONLINE, T0, last_seen=T0, hello=factories.hello())
+    sender = Recorder(unable="no command key at /nope/command.key")
+    dispatcher = Dispatcher(
+        empty_store,
+        Registry(30.0, [online]),
+        Jobs(),
+        sender,
+        latencies=ResumeLatencies(),
+        default_resume_s=0.0,
+    )
+    done = await dispatcher.tick(T0)
+    assert done.plan.assignments == ()
+    assert dispatcher.held == "no command key at /nope/command.key"
+    record, _ = jobs_service.describe(empty_store, job.id)
+    assert record.state is JobState.PENDING
+    assert sender.sent == []

@@ -31,6 +31,7 @@ def test_install_writes_the_unit_and_a_commented_config(tmp_path, monkeypatch):
     result = runner.invoke(app, ["install", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "systemctl daemon-reload && systemctl enable --now dormouse-agent" in result.output
+    assert "copy the coordinator's command key to /etc/dormouse/command.key" in result.output
     unit = (tmp_path / "etc/systemd/system/dormouse-agent.service").read_text()
     assert f"ExecStart={executable()} run --config /etc/dormouse/agent.toml" in unit
     config = tmp_path / "etc/dormouse/agent.toml"

@@ -7,13 +7,16 @@ import json
 import time
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.main import app
+from coordinator.services.jobs import HELD_NO_KEY
 from coordinator.store import nodes as node_rows
 from coordinator.store import picks as pick_rows
+from coordinator.store import stats as stat_rows
 from tests import factories
 
 runner = CliRunner()
@@ -185,3 +188,30 @@ def test_a_deadline_in_the_past_is_refused(store):
     assert result.exit_code == 2
     assert "--deadline 2020-01-01T00:00:00 is in the past" in result.output
     assert json.loads(invoke("jobs", "--json").output) == []
+
+
+def test_without_a_command_key_submit_warns_and_job_says_why(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("DORMOUSE_COMMAND_KEY_FILE", str(tmp_path / "missing.key"))
+    result = invoke("submit", "--json", "--", "true")
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.stderr
+    assert "no command key" in result.stderr
+    answer = json.loads(result.stdout)
+    assert "missing.key" in answer["held"]
+    shown = json.loads(invoke("job", answer["id"], "--json").stdout)
+    assert "no command key" in shown["job"]["waiting"]
+
+
+def test_the_coordinators_own_figure_decides_over_the_local_key(store, tmp_path, monkeypatch):
+    """A user's CLI may not read the coordinator's key; the coordinator's figure says."""
+    monkeypatch.setenv("DORMOUSE_COMMAND_KEY_FILE", str(tmp_path / "missing.key"))
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        stat_rows.write_stats(conn, {HELD_NO_KEY: 0.0}, time.time())
+    assert "warning" not in invoke("submit", "--", "true").stderr
+    with engine.begin() as conn:
+        stat_rows.write_stats(conn, {HELD_NO_KEY: 1.0}, time.time())
+    status = invoke("status")
+    assert status.exit_code == 0
+    assert "jobs are not being placed: the coordinator has no command key" in status.stderr
+    engine.dispose()
