@@ -45,4 +45,14 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    """Database errors that escape a command (the server went away mid-way) end in one line
+    and exit 1, like every other error, not a traceback."""
+    try:
+        app()
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy"):
+            raise
+        from coordinator.services.store import db_reason
+
+        typer.echo(f"{PROG}: error: db: {db_reason(exc)}", err=True)
+        raise SystemExit(1) from None

@@ -26,7 +26,7 @@ def open_store(config: CoordinatorConfig, *, migrate_empty: bool) -> sa.Engine:
         engine = create_engine(config.db_url)
         revision = current_revision(engine)
     except (sa.exc.SQLAlchemyError, OSError) as exc:
-        raise ConfigError(f"db: cannot open {safe_url(config.db_url)}: {exc}") from None
+        raise ConfigError(f"db: cannot open {safe_url(config.db_url)}: {db_reason(exc)}") from None
     if revision is None and migrate_empty:
         upgrade(engine)
         log.info("created the store at %s", safe_url(config.db_url))
@@ -55,6 +55,16 @@ def _absent_sqlite_file(url: str) -> bool:
     return not Path(database).exists()
 
 
+def db_reason(exc: BaseException) -> str:
+    """The driver's own words on one line: SQLAlchemy wraps them with the statement, its
+    class name and a link, over several lines; an operator needs only the reason."""
+    original = getattr(exc, "orig", None) or exc
+    lines = [" ".join(line.split()) for line in str(original).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("(Background on this error")]
+    reason = "; ".join(kept) or type(original).__name__
+    return reason.replace("connection failed: ", "", 1).replace("FATAL: ", "")
+
+
 def safe_url(url: str) -> str:
     """The URL with its password hidden, for logs and errors."""
     return sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -66,7 +76,7 @@ def upgrade_schema(config: CoordinatorConfig) -> tuple[str | None, str]:
     try:
         return upgrade(engine), head_revision()
     except sa.exc.SQLAlchemyError as exc:
-        raise ConfigError(f"db: migration failed: {exc}") from None
+        raise ConfigError(f"db: migration failed: {db_reason(exc)}") from None
 
 
 def schema_revisions(config: CoordinatorConfig) -> tuple[str | None, str]:
@@ -77,4 +87,4 @@ def schema_revisions(config: CoordinatorConfig) -> tuple[str | None, str]:
     try:
         return current_revision(create_engine(config.db_url)), head_revision()
     except sa.exc.SQLAlchemyError as exc:
-        raise ConfigError(f"db: cannot open the store: {exc}") from None
+        raise ConfigError(f"db: cannot open the store: {db_reason(exc)}") from None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
-from coordinator.main import app
+from coordinator.main import app, main
+from coordinator.services import nodes as node_service
 from coordinator.store import nodes as node_rows
 from coordinator.store import samples as sample_rows
 from coordinator.store import stats as stat_rows
@@ -193,6 +196,34 @@ def test_an_unsupported_database_url_is_one_line_with_a_hint(url, hint):
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert hint in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql+psycopg://postgres@127.0.0.1:1/x", "port 1 failed: Connection refused"),
+        ("sqlite:///{tmp}/garbage.db", "file is not a database"),
+    ],
+)
+def test_a_database_error_is_one_line_without_a_link(url, reason, tmp_path):
+    (tmp_path / "garbage.db").write_text("not sqlite " * 100)
+    result = runner.invoke(app, ["nodes", "--db", url.format(tmp=tmp_path)])
+    assert result.exit_code == 2
+    assert reason in result.output
+    assert "sqlalche.me" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_database_error_mid_command_is_one_line_and_exit_1(store, monkeypatch, capsys):
+    def gone(*_: object) -> None:
+        raise sa.exc.OperationalError("SELECT 1", {}, RuntimeError("server closed the connection"))
+
+    monkeypatch.setattr(node_service, "listing", gone)
+    monkeypatch.setattr(sys, "argv", ["dormouse", "nodes"])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 1
+    assert capsys.readouterr().err == "dormouse: error: db: server closed the connection\n"
 
 
 def test_list_metrics_names_only_what_history_can_show(store):
