@@ -7,16 +7,14 @@ with `--config`, or every key at its default, commented out, with what it does.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from agent.settings import AgentConfig
 from agent.units import AGENT, render
-from shared.config import describe
+from shared.config import shown
 
 UNIT_PATH = Path("etc/systemd/system/dormouse-agent.service")
 CONFIG_PATH = Path("etc/dormouse/agent.toml")
@@ -54,9 +52,9 @@ def commented_config() -> str:
         "# DORMOUSE_<KEY> environment variables override this file. See docs/agent.md.",
     ]
     tables: dict[str, list[str]] = {}
-    for key, value, doc in describe(AgentConfig()):
+    for key, text, _, doc in shown(AgentConfig()):
         table, _, leaf = key.rpartition(".")
-        line = ["", f"# {doc}", f"# {leaf} = {toml_value(value)}"]
+        line = ["", f"# {doc}", f"# {leaf} = {text}"]
         if table:
             tables.setdefault(table, []).extend(line)
         else:
@@ -64,15 +62,3 @@ def commented_config() -> str:
     for table, keys in tables.items():  # TOML tables come after the top-level keys
         lines += ["", f"[{table}]", *keys[1:]]
     return "\n".join(lines) + "\n"
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, tuple | list | frozenset):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))

@@ -52,7 +52,7 @@ def main() -> None:
     except Exception as exc:
         if not type(exc).__module__.startswith("sqlalchemy"):
             raise
-        from coordinator.services.store import db_reason
+        from coordinator.services.store import db_reason  # noqa: PLC0415 - only on error
 
         typer.echo(f"{PROG}: error: db: {db_reason(exc)}", err=True)
         raise SystemExit(1) from None

@@ -9,6 +9,7 @@ The environment variable of key `power.idle_after` is `DORMOUSE_POWER_IDLE_AFTER
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import ssl
 import tomllib
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from shared.errors import ConfigError, DormouseError
 from shared.signing import parse_key
 from shared.topics import validate_node
-from shared.units import parse_duration, parse_size
+from shared.units import format_duration, parse_duration, parse_size
 
 T = TypeVar("T")
 Parser = Callable[[Any], Any]
@@ -120,6 +121,58 @@ def describe(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
             yield from describe(value, prefix + f.name + ".")
         else:
             yield prefix + f.name, value, f.metadata.get("doc", "")
+
+
+def shown(config: Any) -> Iterator[tuple[str, str, Any, str]]:
+    """(key, TOML text, JSON value, doc) for every setting: what `config show` prints and
+    the commented config `install` writes, spelt as an operator would type it."""
+    for f, key, value in _leaves(config, ""):
+        duration = f.metadata["parse"] is parse_positive_seconds
+        yield key, toml_value(value, duration=duration), json_value(value), f.metadata["doc"]
+
+
+def _leaves(config: Any, prefix: str) -> Iterator[tuple[dataclasses.Field[Any], str, Any]]:
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if "section" in f.metadata:
+            yield from _leaves(value, prefix + f.name + ".")
+        else:
+            yield f, prefix + f.name, value
+
+
+def toml_value(value: Any, *, duration: bool = False) -> str:
+    """A value as TOML: durations as "7d", an unset path as "" (Path("") reads back as ".")."""
+    if duration and isinstance(value, int | float) and not isinstance(value, bool):
+        return json.dumps(format_duration(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple | list | frozenset | set):
+        return "[" + ", ".join(toml_value(v) for v in _ordered(value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(_text(value))
+
+
+def json_value(value: Any) -> Any:
+    """A value for `--json`: sets as sorted lists, paths and URLs as strings."""
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, tuple | list | frozenset | set):
+        return [json_value(v) for v in _ordered(value)]
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    return _text(value)
+
+
+def _ordered(values: Any) -> list[Any]:
+    """Lists keep their order (it can matter); sets are sorted so output is stable."""
+    return sorted(values, key=str) if isinstance(values, frozenset | set) else list(values)
+
+
+def _text(value: Any) -> str:
+    return "" if isinstance(value, Path) and value == Path() else str(value)
 
 
 # Parsers: each takes a TOML value or an environment string and returns the typed value.

@@ -58,6 +58,26 @@ def parse_size(text: str | int) -> int:
     return int(float(match.group(1)) * _SIZE_BYTES[match.group(2)])
 
 
+def format_duration(seconds: float) -> str:
+    """An exact spelling `parse_duration` reads back: 604800 -> "1w", 90 days -> "90d",
+    90 -> "1m30s", 0.25 -> "250ms" (weeks only when whole); a remainder under a millisecond
+    falls back to bare seconds."""
+    if seconds == 0:
+        return "0s"
+    millis = round(seconds * 1000)
+    if abs(millis - seconds * 1000) > 1e-6:
+        return f"{seconds:.12f}".rstrip("0").rstrip(".")
+    week = 604_800_000
+    if millis % week == 0:
+        return f"{millis // week}w"
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
 def _non_negative(value: float, original: object) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"must be a finite number >= 0: {original!r}")

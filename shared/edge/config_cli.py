@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.config import config_path, describe, env_name, load_config
+from shared.config import config_path, env_name, load_config, shown
 from shared.edge.console import print_rows, reported_errors
 
 ConfigOption = Annotated[
@@ -43,8 +43,8 @@ def config_app(schema: type[Any], default_path: Path, prog: str) -> typer.Typer:
         with reported_errors(prog):
             loaded = load_from_cli(schema, default_path, config)
         rows = [
-            {"key": key, "value": value, "env": env_name(key), "doc": doc}
-            for key, value, doc in describe(loaded)
+            {"key": key, "value": plain if as_json else text, "env": env_name(key), "doc": doc}
+            for key, text, plain, doc in shown(loaded)
         ]
         print_rows(rows, ["key", "value", "env", "doc"], as_json=as_json)
 

@@ -9,7 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app as agent_app
+from agent.settings import AgentConfig
 from coordinator.main import app as coordinator_app
+from coordinator.settings import CoordinatorConfig
+from shared.config import load_config, shown
 
 runner = CliRunner()
 
@@ -135,3 +138,30 @@ def test_key_generate_does_not_follow_a_symlink(tmp_path):
     assert not link.is_symlink()
     assert not elsewhere.exists()
     assert stat.S_IMODE(link.stat().st_mode) == 0o600
+
+
+def test_config_show_spells_values_as_toml_an_operator_would_type(tmp_path):
+    result = runner.invoke(coordinator_app, ["config", "show"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for python_repr in ("frozenset(", "('", " . "):
+        assert python_repr not in result.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in
+            result.output.splitlines() if line.count("│") >= 4}  # fmt: skip
+    assert rows["retention.raw"] == '"1w"'
+    assert rows["power.never_sleep"] == "[]"
+    assert rows["mqtt.ca_file"] == '""'
+
+
+@pytest.mark.parametrize("schema", [CoordinatorConfig, AgentConfig])
+def test_every_shown_value_reads_back_as_the_same_setting(schema, tmp_path):
+    defaults = load_config(schema, env={})
+    tables: dict[str, list[str]] = {}
+    for key, text, _, _ in shown(defaults):
+        table, _, leaf = key.rpartition(".")
+        tables.setdefault(table, []).append(f"{leaf} = {text}")
+    toml = "\n".join(tables.pop("")) + "".join(
+        f"\n[{table}]\n" + "\n".join(lines) for table, lines in tables.items()
+    )
+    path = tmp_path / "shown.toml"
+    path.write_text(toml)
+    assert load_config(schema, path=path, env={}) == defaults

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.units import parse_duration, parse_size
+from shared.units import format_duration, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(
@@ -51,3 +53,16 @@ def test_sizes(text, size):
 def test_bad_sizes(text):
     with pytest.raises(ValueError, match=r"size|finite"):
         parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (0.25, "250ms"), (90, "1m30s"), (604800, "1w"), (7776000, "90d"), (1.5, "1s500ms")],
+)
+def test_format_duration_is_what_an_operator_types(seconds, text):
+    assert format_duration(seconds) == text
+
+
+@given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
+def test_format_duration_reads_back_exactly(seconds):
+    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds, abs=1e-9)
