@@ -27,7 +27,7 @@ from agent.service import (
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
 from shared.edge import logs
 from shared.edge.config_cli import ConfigOption, config_app, load_from_cli
-from shared.edge.console import print_rows, reported_errors
+from shared.edge.console import add_version_flag, print_rows, reported_errors
 from shared.errors import ConfigError
 from shared.units import parse_duration
 
@@ -51,11 +51,17 @@ def load(config: Path | None, **overrides: Any) -> AgentConfig:
 @app.command("run")
 def run(
     config: ConfigOption = None,
-    broker: Annotated[str | None, typer.Option(help="mqtt://host:port")] = None,
-    node: Annotated[str | None, typer.Option(help="node name")] = None,
-    interval: Annotated[str | None, typer.Option(help="time between samples, e.g. 1s")] = None,
-    publish_interval: Annotated[str | None, typer.Option(help="time between batches")] = None,
-    spool_dir: Annotated[str | None, typer.Option(help="spool directory")] = None,
+    broker: Annotated[
+        str | None, typer.Option(metavar="URL", help="MQTT broker, e.g. mqtt://host:1883")
+    ] = None,
+    node: Annotated[str | None, typer.Option(metavar="NODE", help="node name")] = None,
+    interval: Annotated[
+        str | None, typer.Option(metavar="DURATION", help="time between samples, e.g. 1s")
+    ] = None,
+    publish_interval: Annotated[
+        str | None, typer.Option(metavar="DURATION", help="time between batches")
+    ] = None,
+    spool_dir: Annotated[str | None, typer.Option(metavar="DIR", help="spool directory")] = None,
 ) -> None:
     """Run the agent daemon (what the systemd unit starts)."""
     settings = load(
@@ -75,7 +81,9 @@ def run(
 def sample(
     config: ConfigOption = None,
     as_json: JsonOption = False,
-    over: Annotated[str, typer.Option(help="measure CPU utilisation over this long")] = "250ms",
+    over: Annotated[
+        str, typer.Option(metavar="DURATION", help="measure CPU utilisation over this long")
+    ] = "250ms",
 ) -> None:
     """Take one sample of this host, print it and exit."""
     settings = load(config)
@@ -149,7 +157,11 @@ def install_command(
 @app.command("version")
 def version() -> None:
     """Print the version."""
-    typer.echo(f"dormouse-agent {__version__}")
+    typer.echo(VERSION)
+
+
+VERSION = f"dormouse-agent {__version__}"
+add_version_flag(app, VERSION)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from coordinator.cli.common import PROG
 from coordinator.daemon import entry
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
 from shared.edge.config_cli import config_app
+from shared.edge.console import add_version_flag
 
 app = typer.Typer(
     name=PROG,
@@ -38,10 +39,14 @@ for module in (status, history, report, simulate, entry):
     module.register(app)
 
 
+VERSION = f"dormouse {__version__}"
+add_version_flag(app, VERSION)
+
+
 @app.command("version", rich_help_panel=SETUP)
 def version() -> None:
     """Print the version."""
-    typer.echo(f"dormouse {__version__}")
+    typer.echo(VERSION)
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ from shared.edge.console import reported_errors
 from shared.units import parse_duration
 
 PROG = "dormouse"
-DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the store")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", metavar="URL", help="SQLAlchemy URL of the store")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 

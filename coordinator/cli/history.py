@@ -44,14 +44,29 @@ def parse_when(text: str, now: float) -> float:
 
 
 def history_command(
-    node: Annotated[str | None, typer.Option(help="node name")] = None,
-    metric: Annotated[str | None, typer.Option(help="metric name (--list-metrics)")] = None,
+    node: Annotated[str | None, typer.Option(metavar="NODE", help="node name")] = None,
+    metric: Annotated[
+        str | None, typer.Option(metavar="METRIC", help="metric name (--list-metrics)")
+    ] = None,
     gpu: Annotated[int, typer.Option(help="GPU index, for GPU metrics")] = 0,
-    since: Annotated[str, typer.Option(help="start: 24h (ago) or ISO-8601")] = "24h",
-    until: Annotated[str, typer.Option(help="end: now, 1h (ago) or ISO-8601")] = "now",
-    step: Annotated[str, typer.Option(help="one point per step, e.g. 1m")] = "1m",
-    agg: Annotated[str, typer.Option(help="avg, min or max (counters show the increase)")] = "avg",
-    output: Annotated[str, typer.Option("--format", help="table, csv, json or plot")] = "table",
+    since: Annotated[
+        str, typer.Option(metavar="WHEN", help="start: 24h (ago) or ISO-8601")
+    ] = "24h",
+    until: Annotated[
+        str, typer.Option(metavar="WHEN", help="end: now, 1h (ago) or ISO-8601")
+    ] = "now",
+    step: Annotated[
+        str, typer.Option(metavar="DURATION", help="one point per step, e.g. 1m")
+    ] = "1m",
+    agg: Annotated[
+        str,
+        typer.Option(
+            metavar="avg|min|max", help="how a step is summed up (counters show the increase)"
+        ),
+    ] = "avg",
+    output: Annotated[
+        str, typer.Option("--format", metavar="table|csv|json|plot", help="output format")
+    ] = "table",
     png: Annotated[Path | None, typer.Option(help="also write a chart to this PNG")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
     list_metrics: Annotated[bool, typer.Option("--list-metrics", help="name the metrics")] = False,

@@ -36,7 +36,8 @@ JOB_COLUMNS = [
     "deadline_met",
 ]
 LabelOption = Annotated[
-    list[str] | None, typer.Option("--label", help="k=v, must match the node's (repeatable)")
+    list[str] | None,
+    typer.Option("--label", metavar="KEY=VALUE", help="k=v, must match the node's (repeatable)"),
 ]
 NO_PICK = 3
 PANEL = "Jobs"
@@ -85,14 +86,21 @@ def parse_strategy(text: str, key: str | None) -> Strategy:
 
 
 def submit(
-    command: Annotated[list[str], typer.Argument(help="the program and its arguments, after --")],
+    command: Annotated[
+        list[str],
+        typer.Argument(metavar="COMMAND...", help="the program and its arguments, after --"),
+    ],
     cpus: Annotated[int, typer.Option(help="CPUs it needs")] = 1,
-    mem: Annotated[str, typer.Option(help="memory it needs, e.g. 4G")] = "0",
+    mem: Annotated[str, typer.Option(metavar="SIZE", help="memory it needs, e.g. 4G")] = "0",
     gpus: Annotated[int, typer.Option(help="GPUs it needs")] = 0,
-    runtime: Annotated[str, typer.Option(help="runtime estimate, e.g. 30m")] = "1h",
-    deadline: Annotated[str | None, typer.Option(help="2h (from now) or ISO-8601")] = None,
+    runtime: Annotated[
+        str, typer.Option(metavar="DURATION", help="runtime estimate, e.g. 30m")
+    ] = "1h",
+    deadline: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="2h (from now) or ISO-8601")
+    ] = None,
     priority: Annotated[int, typer.Option(help="higher goes first, after deadlines")] = 0,
-    name: Annotated[str, typer.Option(help="a name to find it by")] = "",
+    name: Annotated[str, typer.Option(metavar="NAME", help="a name to find it by")] = "",
     label: LabelOption = None,
     requeue: Annotated[bool, typer.Option(help="place it again if its node is lost")] = False,
     as_json: JsonOption = False,
@@ -184,7 +192,7 @@ def _row(job: JobRecord, as_json: bool) -> dict[str, Any]:
 def jobs(
     ctx: typer.Context,
     state: Annotated[
-        list[str] | None, typer.Option(help="only jobs in this state (repeatable)")
+        list[str] | None, typer.Option(metavar="STATE", help="only jobs in this state (repeatable)")
     ] = None,
     limit: Annotated[int, typer.Option(help="newest this many")] = 1000,
     as_json: JsonOption = False,
@@ -201,7 +209,7 @@ def jobs(
 
 
 def job(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="job id")],
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -230,7 +238,7 @@ def job(
 
 
 def cancel(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="job id")],
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
@@ -249,10 +257,14 @@ def pick(
     cpus: Annotated[int, typer.Option(help="CPUs the request needs free")] = 0,
     label: LabelOption = None,
     strategy: Annotated[
-        str, typer.Option("--strategy", help=f"one of {', '.join(s.value for s in Strategy)}")
+        str,
+        typer.Option(
+            "--strategy", metavar="STRATEGY", help=f"one of {', '.join(s.value for s in Strategy)}"
+        ),
     ] = Strategy.LEAST_CONNECTIONS.value,
     key: Annotated[
-        str | None, typer.Option("--key", help="affinity: the user, session or prompt prefix")
+        str | None,
+        typer.Option("--key", metavar="KEY", help="affinity: the user, session or prompt prefix"),
     ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,

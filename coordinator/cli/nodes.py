@@ -58,7 +58,7 @@ def row(view: NodeView, *, as_json: bool) -> dict[str, Any]:
 
 @app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="node name")],
+    name: Annotated[str, typer.Argument(metavar="NODE", help="node name")],
     config: ConfigOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,

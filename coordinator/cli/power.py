@@ -19,14 +19,17 @@ REFUSED = 3
 NO_ANSWER = 1
 PANEL = "Power"
 ForceOption = Annotated[bool, typer.Option("--force", help="override the power policy")]
-WaitOption = Annotated[str, typer.Option("--wait", help="how long to wait for the coordinator")]
+WaitOption = Annotated[
+    str, typer.Option("--wait", metavar="DURATION", help="how long to wait for the coordinator")
+]
+NodeArgument = Annotated[str, typer.Argument(metavar="NODE", help="node name")]
 EVENT_COLUMNS = ["time", "node", "kind", "reason"]
 app = typer.Typer(help="Sleep, wake and clear nodes; the power-event log.", no_args_is_help=True)
 
 
 @app.command("sleep")
 def sleep(
-    node: str,
+    node: NodeArgument,
     force: ForceOption = False,
     wait: WaitOption = "10s",
     config: ConfigOption = None,
@@ -38,7 +41,7 @@ def sleep(
 
 @app.command("wake")
 def wake(
-    node: str,
+    node: NodeArgument,
     force: ForceOption = False,
     wait: WaitOption = "10s",
     config: ConfigOption = None,
@@ -50,7 +53,7 @@ def wake(
 
 @app.command("clear")
 def clear(
-    node: str, wait: WaitOption = "10s", config: ConfigOption = None, db: DbOption = None
+    node: NodeArgument, wait: WaitOption = "10s", config: ConfigOption = None, db: DbOption = None
 ) -> None:
     """Clear a failed NODE: it may be woken and used again."""
     _request(node, "clear", False, wait, config, db)
@@ -77,7 +80,9 @@ def _request(
 
 @app.command("events")
 def power_events(
-    node: Annotated[str | None, typer.Option("--node", help="only this node")] = None,
+    node: Annotated[
+        str | None, typer.Option("--node", metavar="NODE", help="only this node")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="newest N")] = 50,
     config: ConfigOption = None,
     db: DbOption = None,

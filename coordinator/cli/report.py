@@ -37,7 +37,9 @@ def register(root: typer.Typer) -> None:
 
 
 def report_command(
-    since: Annotated[str, typer.Option("--since", help="how far back, e.g. 24h, 7d")] = "7d",
+    since: Annotated[
+        str, typer.Option("--since", metavar="DURATION", help="how far back, e.g. 24h, 7d")
+    ] = "7d",
     price_kwh: Annotated[
         float | None, typer.Option("--price-kwh", help="energy price (default: [cost] price_kwh)")
     ] = None,

@@ -34,17 +34,26 @@ def register(root: typer.Typer) -> None:
 def simulate(
     trace: Annotated[Path, typer.Option("--trace", help="CSV trace (dormouse or ElasticFlow)")],
     nodes: Annotated[int, typer.Option("--nodes", help="fleet size (without --fleet)")] = 16,
-    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node")] = 8,
-    fleet: Annotated[Path | None, typer.Option("--fleet", help="fleet TOML ([[nodes]])")] = None,
+    gpus_per_node: Annotated[
+        int, typer.Option("--gpus-per-node", help="GPUs on each node (without --fleet)")
+    ] = 8,
+    fleet: Annotated[
+        Path | None,
+        typer.Option("--fleet", help="a TOML file of node types (\\[\\[nodes]] tables)"),
+    ] = None,
     policy: Annotated[
-        list[str] | None, typer.Option("--policy", help=f"one of {', '.join(POLICIES)}")
+        list[str] | None,
+        typer.Option("--policy", metavar="POLICY", help=f"one of {', '.join(POLICIES)}"),
     ] = None,
     compare: Annotated[bool, typer.Option("--compare", help="every policy side by side")] = False,
     deadline_factor: Annotated[
         float | None, typer.Option("--deadline-factor", help="deadline = submit + K x runtime")
     ] = None,
     sweep: Annotated[
-        str | None, typer.Option("--sweep", help="a [power] knob and values: idle_after=60,300")
+        str | None,
+        typer.Option(
+            "--sweep", metavar="KNOB=V1,V2", help="a \\[power] knob and values: idle_after=60,300"
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="resume jitter and wake failures")] = 0,
     clear_after: Annotated[

@@ -10,7 +10,7 @@ from coordinator.cli.common import PROG, DbOption, JsonOption, load, store
 from coordinator.services import jobs as jobs_service
 from coordinator.services import nodes as node_service
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import print_rows
+from shared.edge.console import cell, print_rows
 from shared.units import iso
 
 PANEL = "Fleet"
@@ -23,10 +23,15 @@ def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
     held = jobs_service.placement_held(engine, load(config).command_key_file)
     if held is not None:
         typer.echo(f"{PROG}: warning: jobs are not being placed: {held}", err=True)
+    figures = [*sorted(found.figures.items()), ("store_bytes", (found.store_bytes, time.time()))]
     rows = [
-        {"key": k, "value": v, "updated": iso(at)} for k, (v, at) in sorted(found.figures.items())
+        {
+            "key": k,
+            "value": v if as_json else cell(v, bytes_=k.endswith("_bytes")),
+            "updated": at if as_json else iso(at),
+        }
+        for k, (v, at) in figures
     ]
-    rows.append({"key": "store_bytes", "value": found.store_bytes, "updated": iso(time.time())})
     print_rows(rows, ["key", "value", "updated"], as_json=as_json)
 
 

@@ -27,7 +27,9 @@ MAX_SIMULATED = 9
 
 def run(
     config: ConfigOption = None,
-    broker: Annotated[str | None, typer.Option(help="mqtt://host:port")] = None,
+    broker: Annotated[
+        str | None, typer.Option(metavar="URL", help="MQTT broker, e.g. mqtt://host:1883")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Run the coordinator daemon: ingest telemetry into the store."""
@@ -40,7 +42,9 @@ def run(
 
 
 def demo(
-    duration: Annotated[str, typer.Option("--duration", help="how long, e.g. 60s")] = "60s",
+    duration: Annotated[
+        str, typer.Option("--duration", metavar="DURATION", help="how long, e.g. 60s")
+    ] = "60s",
     workdir: Annotated[Path, typer.Option("--dir", help="working directory (store, logs)")] = Path(
         "dormouse-demo"
     ),

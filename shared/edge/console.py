@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,9 @@ def print_rows(
     as_json: bool,
     title: str | None = None,
 ) -> None:
-    """A listing: JSON (a list of objects) when asked, else a table."""
+    """A listing: JSON (a list of objects) when asked, else a table for people: numbers
+    rounded, byte counts in binary units, and no wrapping at 80 columns when piped (a
+    `| grep` must see whole rows)."""
     if as_json:
         typer.echo(json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2))
         return
@@ -30,8 +33,39 @@ def print_rows(
     for i, column in enumerate(columns):  # wrap, never cut: a truncated name is useless
         table.add_column(column, overflow="fold", no_wrap=i == 0)
     for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
-    Console().print(table)
+        table.add_row(*(cell(row.get(c), bytes_=c.endswith("_bytes")) for c in columns))
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=UNWRAPPED_WIDTH)
+    console.print(table)
+
+
+UNWRAPPED_WIDTH = 10_000
+
+
+def cell(value: Any, *, bytes_: bool = False) -> str:
+    """A value as a table shows it: 2.0 -> "2", 82.3232 -> "82.32", 0.00123 -> "0.00123",
+    and byte counts (`bytes_`) as "1.5 GiB"."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if bytes_:
+        return human_bytes(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.3g}"
+    return str(value)
+
+
+def human_bytes(count: float) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def print_json(value: Any) -> None:
@@ -40,8 +74,12 @@ def print_json(value: Any) -> None:
 
 
 def _plain(value: Any) -> Any:
+    """JSON for scripts: times stay epoch seconds (UTC), counters held as floats become
+    integers, everything else as is."""
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, list | tuple):
@@ -57,3 +95,22 @@ def reported_errors(prog: str, code: int = 2) -> Iterator[None]:
     except DormouseError as exc:
         typer.echo(f"{prog}: error: {exc}", err=True)
         raise typer.Exit(code) from None
+
+
+def add_version_flag(app: typer.Typer, text: str) -> None:
+    """`PROG --version`, as every mature CLI has, beside the `version` command. The option
+    is a default value, not an annotation: annotations are strings here (PEP 563), which
+    typer evaluates in module scope, where the closure's callback does not exist."""
+
+    def show(value: bool) -> None:
+        if value:
+            typer.echo(text)
+            raise typer.Exit
+
+    flag = typer.Option(
+        False, "--version", callback=show, is_eager=True, help="print the version and exit"
+    )
+
+    @app.callback()
+    def root(version: bool = flag) -> None:
+        """The options every command shares."""

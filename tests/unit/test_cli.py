@@ -13,6 +13,7 @@ from agent.settings import AgentConfig
 from coordinator.main import app as coordinator_app
 from coordinator.settings import CoordinatorConfig
 from shared.config import load_config, shown
+from shared.edge.console import cell
 
 runner = CliRunner()
 
@@ -165,3 +166,26 @@ def test_every_shown_value_reads_back_as_the_same_setting(schema, tmp_path):
     path = tmp_path / "shown.toml"
     path.write_text(toml)
     assert load_config(schema, path=path, env={}) == defaults
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(2.0, "2"), (82.32323232323232, "82.32"), (0.00123, "0.00123"), (None, "-"), ("x", "x")],
+)
+def test_table_cells_read_as_people_write_numbers(value, shown):
+    assert cell(value) == shown
+
+
+def test_byte_counts_in_tables_use_binary_units():
+    assert cell(1536, bytes_=True) == "1.5 KiB"
+    assert cell(3 * 1024**3, bytes_=True) == "3.0 GiB"
+    assert cell(12, bytes_=True) == "12 B"
+
+
+@pytest.mark.parametrize(
+    ("app", "name"), [(coordinator_app, "dormouse"), (agent_app, "dormouse-agent")]
+)
+def test_version_flag(app, name):
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"{name} 0.1.0\n"

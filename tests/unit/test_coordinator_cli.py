@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -81,6 +82,29 @@ def test_status(store):
     assert rows["samples_stored"] == 120
     assert rows["dropped_schema"] == 3
     assert rows["store_bytes"] > 0
+
+
+def test_status_json_times_are_epoch_and_the_table_reads_as_people_do(store):
+    """One rule for every `--json`: times are epoch seconds (UTC); tables show ISO."""
+    (stored,) = [
+        r for r in json.loads(runner.invoke(app, ["status", "--json"]).output)
+        if r["key"] == "samples_stored"
+    ]  # fmt: skip
+    assert isinstance(stored["updated"], int | float)
+    assert stored["updated"] > 1.7e9
+    assert stored["value"] == 120
+    assert isinstance(stored["value"], int)  # a counter, though the store holds a float
+    table = runner.invoke(app, ["status"]).output
+    assert "120.0" not in table
+    assert re.search(r"store_bytes\s*│\s*[\d.]+ (KiB|MiB)", table)
+
+
+def test_piped_tables_do_not_wrap_at_80_columns(store, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    table = runner.invoke(app, ["status"]).output
+    rows = [line for line in table.splitlines() if "samples_stored" in line]
+    assert len(rows) == 1
+    assert "Z" in rows[0]  # the time is on the same line
 
 
 HISTORY = [
