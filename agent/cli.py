@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from agent import __version__
-from agent.install import install
+from agent.install import AGENT_DAEMON
 from agent.samplers.base import Availability
 from agent.samplers.gpu import GpuSampler
 from agent.sampling import take_sample
@@ -28,7 +28,7 @@ from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
 from shared.edge import logs
 from shared.edge.config_cli import ConfigOption, config_app, load_from_cli
 from shared.edge.console import add_version_flag, print_rows, reported_errors
-from shared.errors import ConfigError
+from shared.edge.install import ConfigFileOption, RootOption, install, say_installed
 from shared.units import parse_duration
 
 PROG = "dormouse-agent"
@@ -129,29 +129,19 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 
 @app.command("install")
-def install_command(
-    root: Annotated[Path, typer.Option("--root", help="write under this directory")] = Path("/"),
-    config: Annotated[
-        Path | None, typer.Option("--config", help="install this config (else a commented one)")
-    ] = None,
-) -> None:
+def install_command(root: RootOption = Path("/"), config: ConfigFileOption = None) -> None:
     """Write the systemd unit and a commented config; print how to start it."""
     if config is not None:
         load(config)  # refuse a config the agent would refuse, before installing it
     with reported_errors(PROG):
-        try:
-            done = install(root, config)
-        except OSError as exc:
-            raise ConfigError(f"install: {exc.strerror}: {exc.filename}") from None
-    typer.echo(f"wrote {done.unit}")
-    kept = "wrote" if done.config_written else "kept the existing"
-    typer.echo(f"{kept} {done.config}")
+        done = install(AGENT_DAEMON, root, config)
     key = (load(config) if config else AgentConfig()).command_key_file
-    typer.echo(
-        f"then: copy the coordinator's command key to {key} (mode 0600; "
-        "`dormouse key generate` makes one), set the broker in the config, and run"
+    say_installed(
+        done,
+        f"copy the coordinator's command key to {key} (mode 0600; `dormouse key generate`",
+        "makes one), set the broker in the config, and run",
+        "systemctl daemon-reload && systemctl enable --now dormouse-agent",
     )
-    typer.echo("      systemctl daemon-reload && systemctl enable --now dormouse-agent")
 
 
 @app.command("version")

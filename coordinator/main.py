@@ -10,7 +10,18 @@ from __future__ import annotations
 import typer
 
 from coordinator import __version__
-from coordinator.cli import db, history, jobs, key, nodes, power, report, simulate, status
+from coordinator.cli import (
+    db,
+    history,
+    install,
+    jobs,
+    key,
+    nodes,
+    power,
+    report,
+    simulate,
+    status,
+)
 from coordinator.cli.common import PROG
 from coordinator.daemon import entry
 from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
@@ -35,7 +46,7 @@ for noun, sub_app, panel in (
     app.add_typer(sub_app, name=noun, rich_help_panel=panel)
 for module in (nodes, jobs, power):
     module.shortcuts(app)
-for module in (status, history, report, simulate, entry):
+for module in (status, history, report, simulate, entry, install):
     module.register(app)
 
 

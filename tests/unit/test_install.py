@@ -13,10 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
-from agent.install import executable
 from agent.settings import AgentConfig
-from agent.units import AGENT, COORDINATOR, render
+from coordinator.main import app as coordinator_app
+from coordinator.settings import CoordinatorConfig
 from shared.config import load_config
+from shared.edge.install import executable
+from shared.unitfiles import AGENT, COORDINATOR, render, shipped
 
 ROOT = Path(__file__).parents[2]
 runner = CliRunner()
@@ -33,7 +35,7 @@ def test_install_writes_the_unit_and_a_commented_config(tmp_path, monkeypatch):
     assert "systemctl daemon-reload && systemctl enable --now dormouse-agent" in result.output
     assert "copy the coordinator's command key to /etc/dormouse/command.key" in result.output
     unit = (tmp_path / "etc/systemd/system/dormouse-agent.service").read_text()
-    assert f"ExecStart={executable()} run --config /etc/dormouse/agent.toml" in unit
+    assert f"ExecStart={executable('dormouse-agent')} run --config /etc/dormouse/agent.toml" in unit
     config = tmp_path / "etc/dormouse/agent.toml"
     assert tomllib.loads(config.read_text()) == {"mqtt": {}}  # every key commented out
     defaults = tomllib.loads(uncommented(config.read_text()))
@@ -65,13 +67,50 @@ def test_install_refuses_a_bad_config(tmp_path):
 
 
 def test_the_shipped_units_are_the_rendered_templates():
-    shipped = ROOT / "systemd"
-    assert (shipped / "dormouse-agent.service").read_text() == render(
-        AGENT, "/usr/local/bin/dormouse-agent", "/etc/dormouse/agent.toml"
+    units = ROOT / "systemd"
+    assert (units / "dormouse-agent.service").read_text() == render(
+        AGENT, shipped("dormouse-agent"), "/etc/dormouse/agent.toml"
     )
-    assert (shipped / "dormouse-coordinator.service").read_text() == render(
-        COORDINATOR, "/usr/local/bin/dormouse", "/etc/dormouse/coordinator.toml"
+    assert (units / "dormouse-coordinator.service").read_text() == render(
+        COORDINATOR, shipped("dormouse"), "/etc/dormouse/coordinator.toml"
     )
+
+
+def test_dormouse_install_writes_the_coordinator_unit_and_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("DORMOUSE_CONFIG", raising=False)
+    result = runner.invoke(coordinator_app, ["install", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "dormouse key generate --out /etc/dormouse/command.key" in result.output
+    assert "systemctl enable --now dormouse-coordinator" in result.output
+    unit = (tmp_path / "etc/systemd/system/dormouse-coordinator.service").read_text()
+    assert f"ExecStart={executable('dormouse')} run --config /etc/dormouse/coordinator.toml" in unit
+    config = tmp_path / "etc/dormouse/coordinator.toml"
+    assert all(table == {} for table in tomllib.loads(config.read_text()).values())  # commented
+    path = tmp_path / "uncommented.toml"
+    path.write_text(uncommented(config.read_text()))
+    assert load_config(CoordinatorConfig, path=path, env={}) == load_config(
+        CoordinatorConfig, env={}
+    )
+
+
+def test_install_into_an_unwritable_root_is_one_line(tmp_path):
+    result = runner.invoke(coordinator_app, ["install", "--root", "/proc/nope"])
+    assert result.exit_code == 2
+    assert result.output.startswith("dormouse: error: install:")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_analyze_verify_passes_on_the_shipped_units_as_shipped():
+    units = [
+        str(ROOT / "systemd" / n)
+        for n in ("dormouse-agent.service", "dormouse-coordinator.service")
+    ]
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")

@@ -1,6 +1,7 @@
-"""The systemd units, as templates: `dormouse-agent install` renders the agent's with the
-path of this installation's executable; `systemd/*.service` are the same text rendered for
-/usr/local/bin (a test keeps them equal)."""
+"""The systemd units, as templates: `dormouse-agent install` and `dormouse install` render
+them with the absolute path of this installation's executable; `systemd/*.service` are the
+same text rendered with `/usr/bin/env NAME`, so they verify and run as shipped wherever the
+executable is on systemd's default PATH (a test keeps them equal and verifies both)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,8 @@ WantedBy=multi-user.target
 
 def render(template: Template, executable: str, config: str) -> str:
     return template.substitute(exec=executable, config=config)
+
+
+def shipped(name: str) -> str:
+    """ExecStart's program in the unit files shipped in the source tree."""
+    return f"/usr/bin/env {name}"
