@@ -162,10 +162,12 @@ def _when(ts: float | None) -> str:
 
 
 def _basis(basis: str, node: str | None) -> str:
+    """Said as a prediction: the coordinator's next pass sees a newer fleet and may choose
+    another node (or wake another one)."""
     return {
-        "now": f"placed on {node} at the next pass",
-        "wake": f"after {node} wakes",
-        "queued": f"when jobs running on {node} end",
+        "now": f"predicted: {node} at the next pass",
+        "wake": f"predicted: after {node} wakes",
+        "queued": f"predicted: when jobs running on {node} end",
         "unknown": "no node can take it now",
     }[basis]
 

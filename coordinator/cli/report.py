@@ -79,6 +79,7 @@ def show(result: Report, top: int, *, as_json: bool) -> None:
                     "jobs": [asdict(j) for j in jobs],
                     "totals": asdict(result.totals),
                     "budget": _budget_json(result),
+                    "caveats": list(result.caveats),
                 },
                 indent=2,
             )
@@ -98,6 +99,8 @@ def show(result: Report, top: int, *, as_json: bool) -> None:
         f"busy {t.busy_gpu_h:.2f} GPU-h, {t.busy_cpu_h:.2f} CPU-h"
         + (f"; {t.cpu_h_per_cost:.3f} CPU-h per unit of cost" if t.cpu_h_per_cost else "")
     )
+    for caveat in result.caveats:
+        console.print(f"note: {caveat}", markup=False)
     if result.budget is not None:
         b = result.budget
         state = "OVER" if b.over else "within"

@@ -71,6 +71,8 @@ class NodeReport:
     utilisation_pct: float | None
     idle_power_w: float
     saved_kwh: float
+    metered: bool = True  # it reported power or energy; else its kWh is 0, not measured
+    idle_assumed: bool = False  # idle power is `[cost] idle_power_w`, not learned
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class Totals:
     busy_cpu_h: float
     gpu_h_per_cost: float | None
     cpu_h_per_cost: float | None
+    unmetered_nodes: int = 0
+    assumed_idle_nodes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,7 @@ class Report:
     jobs: list[JobReport]
     totals: Totals
     budget: Budget | None = field(default=None)
+    caveats: tuple[str, ...] = ()  # what a reader must know before trusting the figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +136,9 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
     energy = integrate(readings, model.max_gap_s)
     asleep = length(clip(asleep_intervals(node.power_events, end), start, end))
     busy = clip(((j.started_at, j.finished_at or end) for j in node.jobs), start, end)
-    idle_w = idle_power_w(readings, busy)
-    idle_w = model.idle_power_w if idle_w is None else idle_w
+    learned_w = idle_power_w(readings, busy)
+    idle_w = model.idle_power_w if learned_w is None else learned_w
+    metered = any(r.power_w is not None or r.counter_j is not None for r in readings)
     kwh = energy.energy_j / J_PER_KWH
     fixed = model.fixed_per_hour(node.name) * (end - start) / 3600
     busy_s = length(busy)
@@ -150,6 +156,8 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
         else None,
         idle_power_w=idle_w,
         saved_kwh=asleep / 3600 * max(0.0, idle_w - model.sleep_power_w) / 1000,
+        metered=metered,
+        idle_assumed=learned_w is None,
     )
 
 
@@ -202,8 +210,28 @@ def report(nodes: Sequence[NodeUse], model: CostModel, start: float, end: float)
         busy_cpu_h=cpu_h,
         gpu_h_per_cost=gpu_h / cost if cost else None,
         cpu_h_per_cost=cpu_h / cost if cost else None,
+        unmetered_nodes=sum(1 for n in per_node if not n.metered),
+        assumed_idle_nodes=sum(1 for n in per_node if n.idle_assumed and n.asleep_h > 0),
     )
-    return Report(start, end, per_node, per_job, totals)
+    return Report(start, end, per_node, per_job, totals, caveats=caveats(totals, per_node, model))
+
+
+def caveats(totals: Totals, nodes: Sequence[NodeReport], model: CostModel) -> tuple[str, ...]:
+    """Energy not measured, savings resting on an assumed idle power: said with the figures,
+    so 0 kWh beside a saving is not read as a measurement."""
+    said = []
+    if totals.unmetered_nodes:
+        said.append(
+            f"{totals.unmetered_nodes} of {len(nodes)} nodes have no power sensor (RAPL or "
+            "NVML): their energy is not measured and counts as 0 kWh"
+        )
+    if totals.assumed_idle_nodes:
+        said.append(
+            f"saved kWh of {totals.assumed_idle_nodes} nodes is estimated from the assumed "
+            f"idle power ([cost] idle_power_w = {model.idle_power_w:g} W), not from their "
+            "own idle samples"
+        )
+    return tuple(said)
 
 
 def period_bounds(period: str, now: float) -> tuple[float, float]:

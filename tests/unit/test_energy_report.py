@@ -114,6 +114,26 @@ def test_a_node_without_idle_samples_uses_the_configured_idle_power():
     assert result.utilisation_pct is None
 
 
+def test_unmeasured_energy_and_assumed_idle_power_are_said_with_the_figures():
+    """A node without a power sensor shows 0 kWh beside a saving from the assumed idle
+    power: the report says so instead of letting 0 read as a measurement."""
+    unmetered = NodeUse(
+        name="n2", readings=[Reading(float(t)) for t in range(0, 1801, 10)],
+        power_events=[(1800.0, "asleep")],
+    )  # fmt: skip
+    result = report([*fleet(), unmetered], MODEL, 0.0, 3600.0)
+    assert [n.metered for n in result.nodes] == [True, False]
+    assert [n.idle_assumed for n in result.nodes] == [False, True]
+    assert (result.totals.unmetered_nodes, result.totals.assumed_idle_nodes) == (1, 1)
+    assert result.caveats == (
+        "1 of 2 nodes have no power sensor (RAPL or NVML): their energy is not measured "
+        "and counts as 0 kWh",
+        "saved kWh of 1 nodes is estimated from the assumed idle power ([cost] "
+        "idle_power_w = 80 W), not from their own idle samples",
+    )
+    assert report(fleet(), MODEL, 0.0, 3600.0).caveats == ()
+
+
 def test_budget_projects_the_pace_to_the_end_of_the_period():
     now = datetime(2026, 11, 16, tzinfo=UTC).timestamp()  # half of November gone
     nodes = [NodeUse(name="n1")]

@@ -70,7 +70,7 @@ def test_submit_table_says_when_a_deadline_is_at_risk(store):
     result = invoke("submit", "--runtime", "2h", "--deadline", "1h", "--", "true")
     assert result.exit_code == 0
     assert "AT RISK" in result.output
-    assert "placed on gpu-01 at the next pass" in result.output
+    assert "predicted: gpu-01 at the next pass" in result.output
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,11 @@ def test_report_charges_fixed_costs_and_exits_4_over_budget(store, monkeypatch):
     figures = json.loads(result.output)
     assert figures["nodes"][0]["fixed_cost"] == pytest.approx(2.0)
     assert figures["budget"] is None
+    assert figures["caveats"] == [
+        "1 of 1 nodes have no power sensor (RAPL or NVML): their energy is not measured and "
+        "counts as 0 kWh"
+    ]
+    assert "note: 1 of 1 nodes have no power sensor" in invoke("report", "--since", "1h").output
     monkeypatch.setenv("DORMOUSE_COST_BUDGET", "1")  # a day of a node at 2/h is over 1
     over = invoke("report", "--check-budget", "--json")
     assert over.exit_code == 4
