@@ -58,8 +58,11 @@ def show_summary(console: Console, result: dict[str, Any], workdir: Path) -> Non
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        if key != "caveats":
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    for caveat in result.get("caveats", []):
+        console.print(f"note: {caveat}", markup=False)
     console.print(f"store, logs and job output in {workdir}; all demo processes stopped")
 
 

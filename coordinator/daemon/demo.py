@@ -26,11 +26,11 @@ from typing import Any
 
 import psutil
 import sqlalchemy as sa
-from amqtt.broker import Broker
 
 from coordinator.cli.demo_view import Show
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.daemon.coordinator import Coordinator
+from coordinator.daemon.demo_broker import start_broker
 from coordinator.daemon.main import build, load_key
 from coordinator.services import jobs as jobs_service
 from coordinator.services import report as report_service
@@ -191,15 +191,20 @@ async def stop_all(agents: list[subprocess.Popen[bytes]], workdir: Path, since: 
 
 
 def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict[str, Any]:
+    """This run's figures only: a second run in the same directory shares the store, so jobs
+    and nodes are counted from `started`."""
     now = time.time()
-    jobs = jobs_service.listing(engine, [], limit=100_000)
+    jobs = [j for j in jobs_service.listing(engine, [], limit=100_000) if j.submitted_at >= started]
     config = coordinator.parts.config
-    figures = report_service.build(engine, config, window_s=now - started, now=now).totals
+    result = report_service.build(engine, config, window_s=now - started, now=now)
+    figures = result.totals
     ended = [j for j in jobs if j.finished_at is not None]
     counts = coordinator.parts.power.counts
+    views = coordinator.parts.ingest.registry.nodes.values()
+    seen = [v for v in views if v.last_seen is not None and v.last_seen >= started]
     return {
         "seconds": round(now - started, 1),
-        "nodes": len(coordinator.parts.ingest.registry.nodes),
+        "nodes": len(seen),
         "samples_stored": coordinator.parts.writer.stored,
         "jobs_submitted": len(jobs),
         "jobs_run": sum(1 for j in jobs if j.state is JobState.SUCCEEDED),
@@ -209,6 +214,7 @@ def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict
         "wakes": counts.get("wake", 0),
         "kwh": figures.kwh,
         "kwh_saved": figures.saved_kwh,
+        "caveats": list(result.caveats),
     }
 
 
@@ -220,10 +226,7 @@ async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
     config = settings(plan, free_port(), free_port(socket.SOCK_DGRAM), host)
     config.command_key_file.write_text(secrets.token_hex(32))
     config.command_key_file.chmod(0o600)
-    broker = Broker(
-        {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{config.broker.port}"}}}
-    )
-    await broker.start()
+    broker = await start_broker(config.broker.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

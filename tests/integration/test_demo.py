@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
 
 def leftovers(workdir: Path, *, besides: int | None = None) -> list[int]:
     """Processes whose command line mentions the demo's directory (agents, job wrappers):
@@ -62,15 +64,50 @@ def test_a_short_demo_runs_jobs_sleeps_nodes_and_cleans_up(tmp_path):
     assert summary["deadlines_met"] == summary["jobs_run"]
     assert summary["sleeps"] >= 1
     assert leftovers(tmp_path / "d") == []
+    assert "Traceback" not in err
+
+
+def stored(workdir: Path, sql: str) -> int:
+    """A count from the demo's own SQLite store (0 while it is not there yet)."""
+    engine = sa.create_engine(f"sqlite:///{workdir / 'dormouse.db'}")
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(sql)).scalar_one())
+    except sa.exc.OperationalError:
+        return 0
+    finally:
+        engine.dispose()
 
 
 def test_ctrl_c_ends_it_with_a_summary_and_nothing_left(tmp_path):
+    """Ctrl-C once every node has been seen (not after a fixed sleep, which a loaded
+    machine may not honour), then the summary counts them all."""
     process = demo(tmp_path, "--duration", "120s", "--nodes", "2")
-    time.sleep(10)
+    deadline = time.monotonic() + 90
+    while stored(tmp_path / "d", "SELECT count(*) FROM nodes WHERE last_seen IS NOT NULL") < 3:
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "the demo's three nodes never all reported"
+        time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     summary = json.loads(out)
-    assert summary["seconds"] < 60
+    assert summary["seconds"] < 100
     assert summary["nodes"] == 3
     assert leftovers(tmp_path / "d") == []
+    assert "Traceback" not in err
+
+
+def test_a_second_run_in_the_same_directory_counts_only_its_own(tmp_path):
+    runs = []
+    for _ in range(2):
+        process = demo(tmp_path, "--duration", "12s", "--nodes", "1")
+        out, err = process.communicate(timeout=90)
+        assert process.returncode == 0, err
+        assert "Traceback" not in err
+        runs.append(json.loads(out))
+    total = stored(tmp_path / "d", "SELECT count(*) FROM jobs")
+    assert runs[0]["jobs_submitted"] > 0
+    assert runs[1]["jobs_submitted"] == total - runs[0]["jobs_submitted"]
+    assert runs[1]["nodes"] == 2
+    assert any("no power sensor" in c for c in runs[1]["caveats"]) or runs[1]["kwh"] > 0
