@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import aiomqtt
 
+from agent.accepted import ACCEPTED_FILE, FileAccepted
 from agent.daemon import Agent
 from agent.identity import build_hello, mac_addresses
 from agent.jobdir import count_running
@@ -29,7 +30,7 @@ from shared.config import read_key_file
 from shared.edge.notify import Notifier
 from shared.errors import ConfigError
 from shared.messages import Hello
-from shared.signing import Verifier
+from shared.signing import Accepted, Verifier
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,8 +53,11 @@ def of_type(samplers: list[Sampler], kind: type[T]) -> T:
     return next(s for s in samplers if isinstance(s, kind))
 
 
-def load_verifier(config: AgentConfig, started_at: float) -> Verifier | None:
-    """The command verifier, or None (every command refused) when no key is installed."""
+def load_verifier(
+    config: AgentConfig, started_at: float, accepted: Accepted | None = None
+) -> Verifier | None:
+    """The command verifier, or None (every command refused) when no key is installed;
+    `accepted` (on disk in the daemon) keeps replay protection across restarts."""
     key = read_key_file(config.command_key_file)
     if key is None:
         log.warning(
@@ -61,7 +65,7 @@ def load_verifier(config: AgentConfig, started_at: float) -> Verifier | None:
             config.command_key_file,
         )
         return None
-    return Verifier(key, config.node, SystemClock(), not_before=started_at)
+    return Verifier(key, config.node, SystemClock(), not_before=started_at, accepted=accepted)
 
 
 async def serve(config: AgentConfig) -> None:
@@ -93,6 +97,8 @@ async def serve(config: AgentConfig) -> None:
             keep_s=config.spool_keep,
         )
         stack.callback(spool.close)
+        accepted = FileAccepted(config.spool_dir / ACCEPTED_FILE)
+        stack.callback(accepted.close)
         stack.callback(gpu.close)
         agent = Agent(
             config,
@@ -100,7 +106,7 @@ async def serve(config: AgentConfig) -> None:
             spool=spool,
             clock=clock,
             notifier=Notifier(),
-            verifier=load_verifier(config, clock.now()),
+            verifier=load_verifier(config, clock.now(), accepted),
             hello=hello,
             runner=runner,
             sleeper=Sleeper(config, config.macs or mac_addresses()),

@@ -11,7 +11,7 @@ import hashlib
 import heapq
 import hmac
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -69,9 +69,52 @@ def sign(command: Command, key: bytes) -> Command:
     return dataclasses.replace(command, sig=mac)
 
 
+ORDER_SLACK_S = 1.0  # commands of one coordinator may arrive this far out of issue order
+
+
+class Accepted(Protocol):
+    """The commands an agent has accepted: ids until they expire, and the latest issue time
+    ever accepted. The agent keeps them on disk, so a restart forgets neither."""
+
+    def __contains__(self, command_id: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def add(self, command: Command) -> None: ...
+    def forget_expired(self, before: float) -> None: ...
+    def latest_issued_at(self) -> float | None: ...
+
+
+class MemoryAccepted:
+    """`Accepted` in memory: for tests and tools; a restart forgets it."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._expiry: list[tuple[float, str]] = []
+        self._latest: float | None = None
+
+    def __contains__(self, command_id: object) -> bool:
+        return command_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, command: Command) -> None:
+        self._ids.add(command.id)
+        heapq.heappush(self._expiry, (command.expires_at, command.id))
+        self._latest = max(self._latest or command.issued_at, command.issued_at)
+
+    def forget_expired(self, before: float) -> None:
+        while self._expiry and self._expiry[0][0] < before:
+            self._ids.discard(heapq.heappop(self._expiry)[1])
+
+    def latest_issued_at(self) -> float | None:
+        return self._latest
+
+
 class Verifier:
-    """Accepts each valid command for this node once. Commands live at most `max_ttl_s`,
-    so the replay cache never holds more than that window's worth of ids."""
+    """Accepts each valid command for this node once, and none issued before the latest it
+    accepted (less `ORDER_SLACK_S`): a captured command replayed after a restart is refused
+    as long as `accepted` survives the restart. Commands live at most `max_ttl_s`, so the
+    ids kept never exceed that window's worth."""
 
     def __init__(
         self,
@@ -83,12 +126,12 @@ class Verifier:
         max_ttl_s: float = 600.0,
         max_cached: int = 100_000,
         not_before: float | None = None,
+        accepted: Accepted | None = None,
     ) -> None:
         self._key, self._node, self._clock = key, node, clock
         self._max_skew_s, self._max_ttl_s, self._max_cached = max_skew_s, max_ttl_s, max_cached
         self._not_before = not_before
-        self._seen: set[str] = set()
-        self._expiry: list[tuple[float, str]] = []
+        self._accepted = MemoryAccepted() if accepted is None else accepted
 
     def verify(self, command: Command) -> Command:
         """The command if it may run; a CommandRejected subclass saying why otherwise."""
@@ -115,12 +158,15 @@ class Verifier:
             raise CommandExpired(f"command {command.id} was issued before this agent started")
 
     def _remember(self, command: Command) -> None:
-        now = self._clock.now()
-        while self._expiry and self._expiry[0][0] + self._max_skew_s < now:
-            self._seen.discard(heapq.heappop(self._expiry)[1])
-        if command.id in self._seen:
+        self._accepted.forget_expired(self._clock.now() - self._max_skew_s)
+        if command.id in self._accepted:
             raise CommandReplayed(f"command {command.id} was already accepted")
-        if len(self._seen) >= self._max_cached:
+        latest = self._accepted.latest_issued_at()
+        if latest is not None and command.issued_at < latest - ORDER_SLACK_S:
+            raise CommandReplayed(
+                f"command {command.id} was issued {latest - command.issued_at:.1f} s before "
+                "the latest accepted one"
+            )
+        if len(self._accepted) >= self._max_cached:
             raise CommandRejected("replay cache is full: refusing commands until ids expire")
-        self._seen.add(command.id)
-        heapq.heappush(self._expiry, (command.expires_at, command.id))
+        self._accepted.add(command)

@@ -220,11 +220,12 @@ async def test_our_connection_settings_use_the_ca_password_file_and_client_certi
         await connected.publish("dormouse/v1/nodes/node-a/status", b"x", qos=1)
 
 
-async def test_the_agent_refuses_unsigned_and_replayed_commands_over_tls(broker):
-    port, pki = broker
+def start_agent(port: int, pki: Path, log_name: str) -> subprocess.Popen[bytes]:
+    """A real agent for node-b over TLS, its spool (and accepted commands) under `pki`."""
     (pki / "key").write_text(KEY)
+    (pki / "key").chmod(0o600)
     (pki / "b.pass").write_text("b-secret\n")
-    log = (pki / "agent.log").open("ab")
+    log = (pki / log_name).open("ab")
     env = {
         **os.environ,
         "DORMOUSE_COMMAND_KEY_FILE": str(pki / "key"),
@@ -234,27 +235,73 @@ async def test_the_agent_refuses_unsigned_and_replayed_commands_over_tls(broker)
         "DORMOUSE_LOG_LEVEL": "debug",
     }
     env.pop("DORMOUSE_CONFIG", None)
-    agent = subprocess.Popen(
+    return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "agent",
-            "run",
-            "--node",
-            "node-b",
-            "--broker",
-            f"mqtts://node-b@127.0.0.1:{port}",
-            "--interval",
-            "0.2s",
-            "--publish-interval",
-            "0.2s",
-            "--spool-dir",
-            str(pki / "spool"),
+            sys.executable, "-m", "agent", "run", "--node", "node-b",
+            "--broker", f"mqtts://node-b@127.0.0.1:{port}",
+            "--interval", "0.2s", "--publish-interval", "0.2s",
+            "--spool-dir", str(pki / "spool"),
         ],
         env=env,
         stdout=log,
         stderr=log,
+    )  # fmt: skip
+
+
+async def publishing(port: int, pki: Path) -> None:
+    """Until node-b's agent is connected and publishing telemetry."""
+    seen: list[tuple[str, bytes]] = []
+    async with client(port, pki, "dormouse-coordinator") as watcher:
+        await watcher.subscribe("dormouse/v1/nodes/node-b/telemetry", qos=1)
+        reader = asyncio.create_task(collect(seen, watcher))
+        await until(lambda: bool(seen), 30)
+        reader.cancel()
+
+
+def signed_resend() -> bytes:
+    now = time.time()
+    command = Command(
+        id=uuid.uuid4().hex,
+        node="node-b",
+        issued_at=now,
+        expires_at=now + 60,
+        body=Resend(from_seq=0, to_seq=0),
     )
+    return encode(sign(command, KEY.encode()))
+
+
+async def test_a_captured_command_replayed_after_an_agent_restart_is_refused(broker):
+    port, pki = broker
+    topic = "dormouse/v1/nodes/node-b/cmd"
+    agent = start_agent(port, pki, "first.log")
+    try:
+        await publishing(port, pki)
+        captured = signed_resend()
+        async with client(port, pki, "dormouse-coordinator") as coordinator:
+            await coordinator.publish(topic, captured, qos=1)
+        await until(lambda: "resent seq 0..0" in (pki / "first.log").read_text(), 15)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    agent = start_agent(port, pki, "second.log")  # the same spool directory
+    try:
+        await publishing(port, pki)
+        async with client(port, pki, "dormouse-coordinator") as attacker:
+            await attacker.publish(topic, captured, qos=1)  # seconds old, inside the skew
+
+        def logged() -> str:
+            return (pki / "second.log").read_text(errors="replace")
+
+        await until(lambda: "command refused (replayed)" in logged(), 15)
+        assert "resent seq 0..0" not in logged()
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+
+
+async def test_the_agent_refuses_unsigned_and_replayed_commands_over_tls(broker):
+    port, pki = broker
+    agent = start_agent(port, pki, "agent.log")
     try:
         seen: list[tuple[str, bytes]] = []
         async with client(port, pki, "dormouse-coordinator") as attacker:

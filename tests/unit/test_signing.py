@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import pytest
 
+from agent.accepted import FileAccepted
 from shared.clock import ManualClock
 from shared.codec import decode, encode
 from shared.errors import (
@@ -16,7 +18,7 @@ from shared.errors import (
     ConfigError,
     ForeignCommand,
 )
-from shared.messages import Resend, RunJob
+from shared.messages import Command, Resend, RunJob, Sleep
 from shared.signing import Verifier, canonical_bytes, generate_key, parse_key, sign
 from shared.topics import Kind
 from tests import factories
@@ -124,3 +126,33 @@ def test_keys():
     assert parse_key(" " + "a" * 20 + "\n") == b"a" * 20
     with pytest.raises(ConfigError, match="at least 16"):
         parse_key("short")
+
+
+def signed(clock: ManualClock, issued_offset: float = 0.0) -> Command:
+    """A command issued `issued_offset` s from the clock's now, living 60 s."""
+    at = clock.now() + issued_offset
+    return sign(
+        Command(id=uuid.uuid4().hex, node="gpu-01", issued_at=at, expires_at=at + 60,
+                body=Sleep(reason="idle")),
+        KEY,
+    )  # fmt: skip
+
+
+def test_a_replay_after_a_restart_is_refused_when_accepted_ids_are_on_disk(tmp_path, clock):
+    """Capture a signed command, restart the agent (a new verifier over the same file),
+    republish the bytes 14 s later: refused, by id and by issue order."""
+    path = tmp_path / "accepted.sqlite3"
+    first = Verifier(KEY, "gpu-01", clock, accepted=FileAccepted(path))
+    captured = signed(clock)
+    first.verify(captured)
+    later = signed(clock, issued_offset=5.0)
+    first.verify(later)
+    clock.advance(14)
+    restarted = Verifier(KEY, "gpu-01", clock, not_before=clock.now(), accepted=FileAccepted(path))
+    with pytest.raises(CommandReplayed, match="already accepted"):
+        restarted.verify(captured)
+    restarted = Verifier(KEY, "gpu-01", clock, accepted=FileAccepted(path))
+    older = signed(clock, issued_offset=-12.0)  # 3 s before the latest accepted
+    with pytest.raises(CommandReplayed, match="before the latest accepted"):
+        restarted.verify(older)
+    restarted.verify(signed(clock))  # a fresh command still goes through
