@@ -123,14 +123,14 @@ def broker(tmp_path):
 
 def client(port: int, pki: Path, user: str, **kw: object) -> aiomqtt.Client:
     context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    options: dict[str, object] = {"identifier": f"{user}-{uuid.uuid4().hex[:6]}"} | kw
     return aiomqtt.Client(
         "127.0.0.1",
         port,
         username=user,
         password=USERS[user],
         tls_context=context,
-        identifier=f"{user}-{uuid.uuid4().hex[:6]}",
-        **kw,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -157,6 +157,23 @@ async def test_a_node_cannot_publish_as_another(broker):
         await until(lambda: ("dormouse/v1/nodes/node-a/telemetry", b"own") in seen)
         reader.cancel()
     assert ("dormouse/v1/nodes/node-b/telemetry", b"forged") not in seen
+
+
+@pytest.mark.parametrize("victim", ["node-b", "dormouse-coordinator"])
+async def test_a_node_cannot_take_another_clients_id(broker, victim):
+    """node-a asks for the victim's client id: the broker gives it node-a's (its user name),
+    so the victim keeps its connection and its session."""
+    port, pki = broker
+    seen: list[tuple[str, bytes]] = []
+    async with client(port, pki, "dormouse-coordinator", identifier="dormouse-coordinator") as co:
+        await co.subscribe("dormouse/v1/nodes/+/telemetry", qos=1)
+        reader = asyncio.create_task(collect(seen, co))
+        async with client(port, pki, "node-b", identifier="node-b") as node_b:
+            async with client(port, pki, "node-a", identifier=victim):
+                await asyncio.sleep(1.0)  # a takeover would have closed the victim by now
+                await node_b.publish("dormouse/v1/nodes/node-b/telemetry", b"still", qos=1)
+            await until(lambda: ("dormouse/v1/nodes/node-b/telemetry", b"still") in seen)
+        reader.cancel()
 
 
 async def test_a_node_cannot_read_another_nodes_commands(broker):
