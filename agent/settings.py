@@ -90,6 +90,11 @@ class AgentConfig:
     wol_listen_port: int = setting(
         9, parse_port, 'with sleep_method "dry-run": UDP port where a magic packet ends it'
     )
+    wol_listen_addr: str = setting(
+        "127.255.255.255",
+        parse_str,
+        'with sleep_method "dry-run": address to listen on (loopback broadcast: this host only)',
+    )
     dry_run_max: float = setting(
         3600.0,
         parse_positive_seconds,

@@ -70,7 +70,7 @@ class Sleeper:
         return await _resumed(before)
 
     async def dry_run(self) -> str:
-        with _listener(self._config.wol_listen_port) as sock:
+        with _listener(self._config.wol_listen_addr, self._config.wol_listen_port) as sock:
             loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout(self._config.dry_run_max):
@@ -84,15 +84,19 @@ class Sleeper:
 
 
 @contextlib.contextmanager
-def _listener(port: int) -> Iterator[socket.socket]:
+def _listener(address: str, port: int) -> Iterator[socket.socket]:
+    """Bound to `address`, by default the loopback broadcast address: every dry-run agent on
+    this host hears a packet broadcast there, and nothing from the network reaches it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # several dry-run agents
-        sock.bind(("", port))
+        sock.bind((address, port))
     except OSError as exc:
         sock.close()
-        raise SleepFailed(f"cannot listen for Wake-on-LAN on UDP port {port}: {exc}") from exc
+        raise SleepFailed(
+            f"cannot listen for Wake-on-LAN on {address}:{port} (UDP): {exc}"
+        ) from exc
     sock.setblocking(False)
     try:
         yield sock

@@ -358,13 +358,22 @@ def parse_broker_url(value: Any) -> BrokerUrl:
 
 def read_key_file(path: Path) -> bytes | None:
     """The key in `path`; None when there is no such file (commands are then refused, or
-    not sent); ConfigError when it exists but cannot be read or is too short."""
+    not sent); ConfigError when it exists but cannot be read, is too short, or is open to
+    other users: like ssh with a private key, a key others may read or write is refused."""
     try:
-        return parse_key(path.read_text())
+        with path.open() as handle:
+            mode = os.fstat(handle.fileno()).st_mode & 0o777
+            text = handle.read()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ConfigError(f"command_key_file: cannot read {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(
+            f"command_key_file: {path} is open to other users (mode {mode:04o}); "
+            f"run `chmod 600 {path}`"
+        )
+    return parse_key(text)
 
 
 def default_data_dir(component: str) -> Path:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from coordinator.core.ingest import Ingest
+from coordinator.core.ratelimit import Outage
 from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.figures import Figures
 from coordinator.daemon.housekeeping import Housekeeping
@@ -100,14 +101,19 @@ class Coordinator:
 
     async def _passes(self) -> None:
         p = self.parts
+        outage = Outage("placement/power passes")
         while not p.stopping.requested:  # a cancel a send swallowed (Python 3.11) ends it too
             await asyncio.sleep(p.config.jobs.schedule_interval)
+            now = p.clock.now()
             try:
-                now = p.clock.now()
                 jobs = await p.dispatcher.tick(now)
                 await p.power.tick(now, jobs)
             except sa.exc.SQLAlchemyError as exc:
-                log.warning("placement/power pass postponed: %s", exc.__class__.__name__)
+                if said := outage.failed(exc.__class__.__name__, now):
+                    log.warning("%s", said)
+            else:
+                if said := outage.succeeded(now):
+                    log.info("%s", said)
 
     def stats(self) -> dict[str, float]:
         return self.parts.figures.collect()

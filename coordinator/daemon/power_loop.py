@@ -37,6 +37,10 @@ from shared.messages import Event, Sleep
 
 log = logging.getLogger(__name__)
 REQUEST_TTL_S = 60.0
+ANSWERS = {  # an agent's answer to a sleep, as the operator's request outcome
+    "sleep_ack": "done: the agent is going to sleep ({})",
+    "sleep_refused": "refused by the agent: {}",
+}
 BACK_FROM = frozenset({NodeState.WAKING, NodeState.ASLEEP, NodeState.SLEEPING})
 
 
@@ -59,6 +63,8 @@ class PowerLoop:
         self._unwritten: list[PowerEvent] = []
         self._loaded = False
         self.counts: dict[str, int] = defaultdict(int)
+        self._awaiting: dict[str, tuple[int, float]] = {}  # node -> (request id, sent at)
+        self._answers: list[tuple[int, str]] = []  # (request id, outcome) to write
 
     async def tick(self, now: float, jobs: JobsPass) -> None:
         if not self._loaded:
@@ -74,11 +80,15 @@ class PowerLoop:
         await asyncio.to_thread(self._flush)
 
     def on_event(self, event: Event, now: float) -> None:
-        """An agent's answer to a sleep: acknowledged, or refused (it is online still)."""
+        """An agent's answer to a sleep: acknowledged, or refused (it is online still). An
+        operator's `dormouse sleep` waiting on it gets the answer as its outcome."""
         if event.kind == "sleep_refused":
             self._registry.mark(event.node, NodeState.ONLINE, now)
             log.warning("node %s refused to sleep: %s", event.node, event.detail)
         self._event(now, event.node, event.kind, event.detail)
+        asked = self._awaiting.pop(event.node, None)
+        if asked is not None and event.kind in ANSWERS:
+            self._answers.append((asked[0], ANSWERS[event.kind].format(event.detail)))
 
     def _load_history(self) -> None:
         with self._engine.connect() as conn:
@@ -226,13 +236,30 @@ class PowerLoop:
         return True
 
     async def _requests(self, nodes: list[NodePower], now: float) -> None:
-        """Operator requests, refused with the reason when the policy forbids them."""
-        pending = await asyncio.to_thread(self._open_requests)
+        """Operator requests, refused with the reason when the policy forbids them. A sent
+        sleep stays open until the agent answers (it may refuse: a job runs)."""
+        self._unanswered(now)
+        while self._answers:
+            request_id, outcome = self._answers.pop(0)
+            await asyncio.to_thread(self._finish, request_id, outcome, now)
+        waiting = {request_id for request_id, _ in self._awaiting.values()}
+        pending = [r for r in await asyncio.to_thread(self._open_requests) if r.id not in waiting]
         by_name = {n.name: n for n in nodes}
         for request in pending:
             outcome = await self._request(request, by_name, nodes, now)
             self._event(now, request.node, f"request_{request.action}", outcome)
-            await asyncio.to_thread(self._finish, request.id, outcome, now)
+            if request.action == "sleep" and outcome == "done":
+                self._awaiting[request.node] = (request.id, now)
+            else:
+                await asyncio.to_thread(self._finish, request.id, outcome, now)
+
+    def _unanswered(self, now: float) -> None:
+        for node, (request_id, sent_at) in list(self._awaiting.items()):
+            if now - sent_at > REQUEST_TTL_S:
+                del self._awaiting[node]
+                self._answers.append(
+                    (request_id, f"failed: sent, but {node} did not answer in {REQUEST_TTL_S:g}s")
+                )
 
     def _open_requests(self) -> list[PowerRequest]:
         with self._engine.connect() as conn:

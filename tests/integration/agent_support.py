@@ -39,6 +39,7 @@ class AgentProcess:
 
     def start(self) -> None:
         self.key_file.write_text(KEY)
+        self.key_file.chmod(0o600)
         env = {
             **os.environ,
             "DORMOUSE_COMMAND_KEY_FILE": str(self.key_file),

@@ -29,6 +29,7 @@ class CoordinatorProcess:
     def __post_init__(self) -> None:
         self.client_id = f"coord-{uuid.uuid4().hex[:8]}"
         (self.workdir / "key").write_text(KEY)
+        (self.workdir / "key").chmod(0o600)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DORMOUSE_")}

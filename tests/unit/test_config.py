@@ -147,10 +147,27 @@ def test_key_files(tmp_path):
 
     assert read_key_file(tmp_path / "none") is None
     (tmp_path / "short").write_text("abc")
+    (tmp_path / "short").chmod(0o600)
     with pytest.raises(ConfigError, match="at least 16"):
         read_key_file(tmp_path / "short")
     (tmp_path / "dir").mkdir()
     with pytest.raises(ConfigError, match="cannot read"):
         read_key_file(tmp_path / "dir")
     (tmp_path / "good").write_text("k" * 32 + "\n")
+    (tmp_path / "good").chmod(0o600)
     assert read_key_file(tmp_path / "good") == b"k" * 32
+    (tmp_path / "good").chmod(0o400)
+    assert read_key_file(tmp_path / "good") == b"k" * 32
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o644, 0o640, 0o602])
+def test_a_key_open_to_other_users_is_refused_like_ssh_does(tmp_path, mode):
+    from shared.config import read_key_file  # noqa: PLC0415
+
+    key = tmp_path / "command.key"
+    key.write_text("k" * 32)
+    key.chmod(mode)
+    with pytest.raises(
+        ConfigError, match=f"open to other users \\(mode {mode:04o}\\); run `chmod 600"
+    ):
+        read_key_file(key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import psutil
 import pytest
 
 from agent import sleeper
@@ -71,13 +72,27 @@ async def test_dry_run_sleeps_until_a_packet_for_its_own_mac():
     config = AgentConfig(sleep_method="dry-run", wol_listen_port=port, dry_run_max=10.0)
     task = asyncio.create_task(Sleeper(config, (MAC,)).sleep())
     await asyncio.sleep(0.2)
+    target = ("127.255.255.255", port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         other = b"\xff" * 6 + bytes.fromhex("020000000008") * 16
-        sender.sendto(other, ("127.0.0.1", port))  # another node's packet: still asleep
+        sender.sendto(other, target)  # another node's packet: still asleep
         await asyncio.sleep(0.2)
         assert not task.done()
-        sender.sendto(b"\xff" * 6 + bytes.fromhex(MAC.replace(":", "")) * 16, ("127.0.0.1", port))
+        sender.sendto(b"\xff" * 6 + bytes.fromhex(MAC.replace(":", "")) * 16, target)
     assert await asyncio.wait_for(task, 5) == f"Wake-on-LAN packet for {MAC}"
+
+
+async def test_an_asleep_dry_run_agent_listens_on_loopback_broadcast_only():
+    config = AgentConfig(sleep_method="dry-run", wol_listen_port=free_port(), dry_run_max=5.0)
+    task = asyncio.create_task(Sleeper(config, (MAC,)).sleep())
+    await asyncio.sleep(0.2)
+    bound = [
+        c.laddr for c in psutil.Process().net_connections(kind="udp")
+        if c.laddr and c.laddr.port == config.wol_listen_port
+    ]  # fmt: skip
+    task.cancel()
+    assert [address.ip for address in bound] == ["127.255.255.255"]
 
 
 async def test_dry_run_wakes_by_itself_after_dry_run_max():
