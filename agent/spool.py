@@ -3,6 +3,10 @@ before it is sent.
 
 * Seqs are assigned in the same transaction as the row, so they survive restarts and
   `kill -9` with neither reuse nor gaps.
+* A new spool file starts a new stream: its first seq is the wall clock in milliseconds
+  (`stream_origin`), above any seq an older spool of this node reached (one sample per
+  millisecond at most), and every batch carries it (`stream_first`). A lost or emptied
+  spool so never reuses seqs the coordinator has stored.
 * Unsent samples are replayed in seq order; sent ones stay for `keep_s` after sending, so the
   coordinator can ask for a gap to be resent.
 * The payload bytes are capped at `max_bytes`: the oldest samples go first, and the number of
@@ -34,6 +38,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+def stream_origin(now: float) -> int:
+    """The first seq of a new spool: milliseconds since the epoch."""
+    return int(now * 1000)
+
+
 class Spool:
     def __init__(
         self,
@@ -52,6 +61,12 @@ class Spool:
         self._db.executescript(SCHEMA)
         self._node, self._clock = node, clock
         self._max_bytes, self._keep_s = max_bytes, keep_s
+        self.created = self._fresh()
+        if self.created:
+            origin = stream_origin(clock.now())
+            self._set_meta("next_seq", origin)
+            self._set_meta("stream_first", origin)
+        self.stream_first = self._meta("stream_first")  # 0: a spool from before streams
         self.next_seq = max(
             self._meta("next_seq"), self._scalar("SELECT max(seq) + 1 FROM samples")
         )
@@ -64,6 +79,10 @@ class Spool:
     def _scalar(self, sql: str, *args: object) -> int:
         row = self._db.execute(sql, args).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
+
+    def _fresh(self) -> bool:
+        has_seq = self._scalar("SELECT count(*) FROM meta WHERE key = 'next_seq'")
+        return not has_seq and not self._scalar("SELECT count(*) FROM samples")
 
     def _meta(self, key: str) -> int:
         return self._scalar("SELECT value FROM meta WHERE key = ?", key)
@@ -132,7 +151,11 @@ class Spool:
         if not samples:
             return None
         return TelemetryBatch(
-            node=self._node, seq_first=seq_first, samples=tuple(samples), spool_dropped=dropped
+            node=self._node,
+            seq_first=seq_first,
+            samples=tuple(samples),
+            spool_dropped=dropped,
+            stream_first=self.stream_first,
         )
 
     def _enforce_limits(self) -> None:

@@ -240,6 +240,12 @@ class CoordinatorConfig:
         200_000, parse_count, "samples held while the database is down; then stop taking"
     )
     resend_retry: float = setting(30.0, parse_positive_seconds, "ask again for a gap after")
+    max_clock_skew: float = setting(
+        300.0, parse_positive_seconds, "refuse samples stamped further ahead of this clock"
+    )
+    max_nodes: int = setting(
+        20_000, parse_count, "nodes known at most; a hello from one more is refused"
+    )
     rollup_interval: float = setting(60.0, parse_positive_seconds, "how often rollups run")
     rollup_grace: float = setting(
         120.0, parse_positive_seconds, "roll a minute up this long after it ends"

@@ -131,18 +131,27 @@ class Sample(Message):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TelemetryBatch(Message):
     """Samples seq_first, seq_first+1, ...; `spool_dropped` counts samples the agent's full
-    spool dropped since its previous batch, so the loss is visible, not silent."""
+    spool dropped since its previous batch, so the loss is visible, not silent.
+
+    `stream_first` is the first seq of the agent's spool: a new spool (lost, wiped, replaced
+    disk) starts its seqs at the wall clock in milliseconds, above any seq an older spool of
+    the node can have reached at one sample per millisecond or slower, and says so here, so
+    the coordinator neither files its samples as duplicates nor asks for the seqs between.
+    0: a spool from before streams (seqs from 0)."""
 
     node: str = field(NODE)
     seq_first: int = field(Int())
     samples: tuple[Sample, ...] = field(ListOf(Nested(Sample), MAX_SAMPLES))
     spool_dropped: int = field(Int(), default=0)
+    stream_first: int = field(Int(), default=0)
 
     def validate(self) -> None:
         if not self.samples:
             raise SchemaError("samples: a batch holds at least one sample")
         if self.seq_last > Int().hi:
             raise SchemaError("seq_first: the batch runs past the largest seq")
+        if self.stream_first > self.seq_first:
+            raise SchemaError("stream_first: a stream's first seq is not after its batches")
 
     @property
     def seq_last(self) -> int:

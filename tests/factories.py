@@ -59,8 +59,12 @@ def sample(ts: float = TS, cpu: float = 12.5) -> Sample:
     )
 
 
-def telemetry(node: str = "gpu-01", seq_first: int = 100, count: int = 2) -> TelemetryBatch:
-    samples = tuple(sample(TS + i, 10.0 + i % 80) for i in range(count))
+def telemetry(
+    node: str = "gpu-01", seq_first: int = 100, count: int = 2, ts: float = TS
+) -> TelemetryBatch:
+    """`count` samples a second apart from `ts` (pass time.time() to a live coordinator,
+    which refuses samples older than its raw retention)."""
+    samples = tuple(sample(ts + i, 10.0 + i % 80) for i in range(count))
     return TelemetryBatch(node=node, seq_first=seq_first, samples=samples)
 
 

@@ -1,15 +1,22 @@
-"""From MQTT message to facts, pure: decode, count, update the registry and seq tracker.
+"""From MQTT message to facts, pure: decode, check, count, update the registry and seq
+tracker.
 
 A bad message is dropped and counted by reason; it never raises and never reaches the store.
+Beyond the schema (`Limits`): a node must say hello before anything else it sends is taken,
+and no more than `max_nodes` are known (forged names cannot grow memory or the nodes table);
+a batch stamped in the future past `max_skew_s` or older than `max_age_s` is not stored
+(its seqs count as seen, so it is not asked for again); a seq jump past the tracker's bound
+is refused; only the seqs the store lacks are written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
 from coordinator.core.registry import Registry
-from coordinator.core.seqs import SeqTracker
+from coordinator.core.seqs import Range, SeqTracker
 from shared.codec import decode
 from shared.errors import DecodeError, TopicError
 from shared.messages import Event, Hello, Status, TelemetryBatch
@@ -17,18 +24,37 @@ from shared.topics import parse_topic
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    max_skew_s: float = 300.0  # samples stamped further ahead of our clock are refused
+    max_age_s: float = 7 * 86400.0  # and older ones (raw retention would delete them)
+    max_nodes: int = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """A node's agent began a new sample stream (its spool was lost or replaced)."""
+
+    node: str
+    stream_first: int
+    abandoned: int  # seqs of the old stream that were missing and now never will be
+
+
+@dataclass(frozen=True, slots=True)
 class Routed:
-    batch: TelemetryBatch | None = None  # to store
+    batches: tuple[TelemetryBatch, ...] = ()  # to store: only seqs the store lacks
     gap: tuple[str, int, int] | None = None  # (node, from_seq, to_seq) to ask for
     event: Event | None = None  # a job or sleep report, for the dispatcher
+    reset: Reset | None = None
 
 
 class Ingest:
-    def __init__(self, registry: Registry, seqs: SeqTracker) -> None:
+    def __init__(self, registry: Registry, seqs: SeqTracker, limits: Limits | None = None) -> None:
         self.registry, self.seqs = registry, seqs
+        self.limits = limits or Limits()
         self.received: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.duplicates = 0
+        self.stream_resets = 0
         self.last_error: dict[str, str] = {}
 
     def handle(self, topic: str, payload: bytes, now: float) -> Routed:
@@ -36,10 +62,12 @@ class Ingest:
             parsed = parse_topic(topic)
             message = decode(payload, parsed.kind, parsed.node)
         except (TopicError, DecodeError) as exc:
-            self.dropped[exc.reason] += 1
-            self.last_error.pop(exc.reason, None)  # re-insert: the newest reason comes last
-            self.last_error[exc.reason] = f"{topic[:120]}: {exc}"
-            return Routed()
+            return self._drop(exc.reason, f"{topic[:120]}: {exc}")
+        if not isinstance(message, TelemetryBatch | Hello | Status | Event):
+            return self._drop("unexpected", f"{topic[:120]}: a command on an agent topic")
+        refusal = self._unknown(message)
+        if refusal is not None:
+            return self._drop(refusal, f"{topic[:120]}: {REFUSALS[refusal]}")
         self.received[parsed.kind.value] += 1
         if isinstance(message, TelemetryBatch):
             return self._telemetry(message, now)
@@ -47,17 +75,77 @@ class Ingest:
             self.registry.on_hello(message, now)
         elif isinstance(message, Status):
             self.registry.on_status(message, now)
-        elif isinstance(message, Event):
-            return Routed(event=message)
         else:
-            self.dropped["unexpected"] += 1  # a command on an agent topic: not ours
-            self.last_error.pop("unexpected", None)
-            self.last_error["unexpected"] = f"{topic[:120]}: a command on an agent topic"
+            return Routed(event=message)
         return Routed()
 
+    def _drop(self, reason: str, detail: str, count: int = 1) -> Routed:
+        self.dropped[reason] += count
+        self.last_error.pop(reason, None)  # re-insert: the newest reason comes last
+        self.last_error[reason] = detail
+        return Routed()
+
+    def _unknown(self, message: TelemetryBatch | Hello | Status | Event) -> str | None:
+        """Only a hello introduces a node, and only while there is room for one more."""
+        if message.node in self.registry.nodes:
+            return None
+        if not isinstance(message, Hello):
+            return "unknown_node"
+        return "max_nodes" if len(self.registry.nodes) >= self.limits.max_nodes else None
+
     def _telemetry(self, batch: TelemetryBatch, now: float) -> Routed:
-        self.registry.on_telemetry(batch, now)
-        seen = self.seqs.observe(batch.node, batch.seq_first, batch.seq_last, now)
+        where = f"{batch.node}: seqs {batch.seq_first}..{batch.seq_last}"
+        if not self._plausible_stream(batch):
+            return self._drop("seq_jump", f"{where}: a stream starting after its samples")
+        seen = self.seqs.observe(
+            batch.node, batch.seq_first, batch.seq_last, now, batch.stream_first
+        )
+        if seen.refused is not None:
+            return self._drop(seen.refused, f"{where}: too far past the node's last seq")
         self.duplicates += seen.duplicates
         gap = (batch.node, *seen.new_gap) if seen.new_gap else None
-        return Routed(batch=batch, gap=gap)
+        reset = None
+        if seen.reset_from is not None:
+            self.stream_resets += 1
+            reset = Reset(batch.node, seen.reset_from, seen.abandoned)
+        stamped = self._stamp_refusal(batch, now)
+        if stamped is not None:  # its seqs count as seen: not asked for again
+            detail = f"{where}: stamped {batch.samples[0].ts:.0f}, now {now:.0f}"
+            self._drop(stamped, detail, len(batch.samples))
+            return Routed(gap=gap, reset=reset)
+        self.registry.on_telemetry(batch, now)
+        return Routed(batches=fresh_parts(batch, seen.fresh), gap=gap, reset=reset)
+
+    def _plausible_stream(self, batch: TelemetryBatch) -> bool:
+        """A stream starts at the agent's clock in ms when its spool was made: not after
+        its own first sample (a forged seq near 2**63 would need a year far ahead)."""
+        return batch.stream_first <= (batch.samples[0].ts + self.limits.max_skew_s) * 1000
+
+    def _stamp_refusal(self, batch: TelemetryBatch, now: float) -> str | None:
+        stamps = [s.ts for s in batch.samples]
+        if max(stamps) > now + self.limits.max_skew_s:
+            return "future_ts"
+        if min(stamps) < now - self.limits.max_age_s:
+            return "too_old"
+        return None
+
+
+REFUSALS = {
+    "unknown_node": "no hello from this node yet",
+    "max_nodes": "max_nodes reached: a new node is not taken",
+}
+
+
+def fresh_parts(batch: TelemetryBatch, fresh: tuple[Range, ...]) -> tuple[TelemetryBatch, ...]:
+    """The batch cut to the seq ranges the store lacks (each a contiguous batch)."""
+    if fresh == ((batch.seq_first, batch.seq_last),):
+        return (batch,)
+    return tuple(
+        dataclasses.replace(
+            batch,
+            seq_first=lo,
+            samples=batch.samples[lo - batch.seq_first : hi - batch.seq_first + 1],
+            spool_dropped=batch.spool_dropped if i == 0 else 0,
+        )
+        for i, (lo, hi) in enumerate(fresh)
+    )

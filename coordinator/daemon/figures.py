@@ -31,6 +31,7 @@ class Figures:
             HELD_NO_KEY: float(self.dispatcher.held is not None),
             **{f"power_{k}": v for k, v in sorted(self.power.counts.items())},
             "seqs_lost": self.ingest.seqs.lost_seqs,
+            "stream_resets": self.ingest.stream_resets,
             "lag_p50_s": lag[0.5],
             "lag_p90_s": lag[0.9],
             "lag_p99_s": lag[0.99],

@@ -10,7 +10,7 @@ from wsgiref.simple_server import WSGIServer
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, start_http_server
 
-from coordinator.core.ingest import Ingest
+from coordinator.core.ingest import Ingest, Limits
 from coordinator.core.registry import Registry
 from coordinator.core.seqs import SeqTracker
 from coordinator.core.tick import ResumeLatencies
@@ -66,7 +66,12 @@ def build(
     with engine.connect() as conn:
         registry = Registry(config.offline_after, node_rows.load_nodes(conn))
         seqs = SeqTracker(sample_rows.stored_high(conn), retry_s=config.resend_retry)
-    ingest = Ingest(registry, seqs)
+    limits = Limits(
+        max_skew_s=config.max_clock_skew,
+        max_age_s=config.retention.raw,
+        max_nodes=config.max_nodes,
+    )
+    ingest = Ingest(registry, seqs, limits)
     sender = CommandSender(key, config.command_key_file, clock)
     latencies = ResumeLatencies()
     writer = Writer(engine, config, clock)

@@ -90,6 +90,10 @@ class PowerLoop:
         if asked is not None and event.kind in ANSWERS:
             self._answers.append((asked[0], ANSWERS[event.kind].format(event.detail)))
 
+    def note(self, now: float, node: str, kind: str, reason: str) -> None:
+        """A node event another part saw (a sample stream reset), kept in the event log."""
+        self._event(now, node, kind, reason)
+
     def _load_history(self) -> None:
         with self._engine.connect() as conn:
             for event in power_rows.events(conn, kinds=("resumed",), limit=10_000):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from coordinator.core.ingest import Ingest
+from coordinator.core.ingest import Ingest, Reset
 from coordinator.core.ratelimit import RateLimiter
 from coordinator.daemon.commands import Sender
 from coordinator.daemon.dispatch import Dispatcher
@@ -42,16 +42,25 @@ class Receiver:
         routed = self.ingest.handle(topic, payload, now)
         if self.ingest.dropped.total() != dropped_before:
             self._log_drop(now)
-        if routed.batch is not None:
-            batch = routed.batch
+        for batch in routed.batches:
             self._energy.add(batch.node, ((s.ts, s.metrics.get("power_w")) for s in batch.samples))
             await self._writer.put(batch)
+        if routed.reset is not None:
+            self._stream_reset(routed.reset, now)
         if routed.gap is not None:
             await self.ask_resend(*routed.gap)
         if routed.event is not None and routed.event.job_id is None:
             self._power.on_event(routed.event, now)
         elif routed.event is not None:
             await self._dispatcher.on_event(routed.event)
+
+    def _stream_reset(self, reset: Reset, now: float) -> None:
+        why = (
+            f"new sample stream from seq {reset.stream_first} (its spool was lost or "
+            f"replaced); {reset.abandoned} missing seqs of the old one given up"
+        )
+        log.warning("node %s: %s", reset.node, why)
+        self._power.note(now, reset.node, "stream_reset", why)
 
     def _log_drop(self, now: float) -> None:
         reason = next(reversed(self.ingest.last_error))  # the reason just counted

@@ -35,7 +35,7 @@ from coordinator.store import series as series_rows
 from coordinator.store.engine import create_engine, upgrade
 from coordinator.store.models import rollup_minute, samples, stats
 from shared.codec import encode
-from shared.messages import Sample, TelemetryBatch
+from shared.messages import Hello, Sample, TelemetryBatch
 from shared.metrics import BY_NAME
 from shared.topics import Kind, topic
 
@@ -74,6 +74,10 @@ def publisher(port: int, nodes: list[str], seconds: float, counter: Synchronized
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
+    for node in nodes:  # the coordinator takes nothing from a node before its hello
+        hello = Hello(node=node, ts=time.time(), hostname=node, agent_version="bench",
+                      cpus=32, mem_total_bytes=2**38)  # fmt: skip
+        client.publish(topic(node, Kind.HELLO), encode(hello), qos=1, retain=True)
     start, seq, sent = time.time(), dict.fromkeys(nodes, 0), 0
     due = {n: start + 5.0 * k / len(nodes) for k, n in enumerate(nodes)}
     while time.time() < start + seconds:

@@ -7,8 +7,11 @@ import contextlib
 import math
 import random
 import re
+import shutil
 import signal
 import sqlite3
+import time
+from pathlib import Path
 
 import aiomqtt
 import lz4.frame
@@ -139,8 +142,10 @@ async def test_hostile_payloads_are_counted_and_good_samples_all_stored(
     hostile = hostile_payloads(node, other, 500)
     async with aiomqtt.Client(mosquitto.url.host, mosquitto.url.port) as client:
         await asyncio.sleep(2)  # the coordinator subscribes
+        await client.publish(topic(node, Kind.HELLO), encode(factories.hello(node)), qos=1)
+        now = time.time()
         for i in range(100):
-            batch = factories.telemetry(node=node, seq_first=5 * i, count=5)
+            batch = factories.telemetry(node=node, seq_first=5 * i, count=5, ts=now - 600 + 5 * i)
             await client.publish(topic(node, Kind.TELEMETRY), encode(batch), qos=1)
             for topic_name, payload in hostile[5 * i : 5 * i + 5]:
                 await client.publish(topic_name, payload, qos=1)
@@ -168,9 +173,11 @@ async def test_duplicates_are_stored_once_and_gaps_are_asked_for(coordinator, mo
     ):
         await agent.subscribe(topic(node, Kind.CMD), qos=1)
         await asyncio.sleep(2)
+        await out.publish(topic(node, Kind.HELLO), encode(factories.hello(node)), qos=1)
+        now = time.time()
 
         async def send(first: int, count: int) -> None:
-            batch = factories.telemetry(node=node, seq_first=first, count=count)
+            batch = factories.telemetry(node=node, seq_first=first, count=count, ts=now + first)
             await out.publish(topic(node, Kind.TELEMETRY), encode(batch), qos=1)
 
         await send(0, 5)
@@ -215,7 +222,7 @@ async def test_coordinator_killed_mid_stream_loses_and_doubles_nothing(
             PUBACK came as the agent stopped, before it marked it sent: contiguous still."""
             stored = {n: stored_seqs(db_url, n) for n in highest}
             return all(
-                len(seqs) > highest[n] and seqs == list(range(len(seqs)))
+                seqs and seqs[-1] > highest[n] and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
                 for n, seqs in stored.items()
             )
 
@@ -224,3 +231,46 @@ async def test_coordinator_killed_mid_stream_loses_and_doubles_nothing(
         for agent in fleet:
             agent.kill()
     assert coordinator.alive(), coordinator.log()
+
+
+def sent_seqs(spool_dir: Path) -> list[int]:
+    """What the agent's spool holds as sent (the broker acknowledged it); the rest waits in
+    the spool for the agent's next start."""
+    with contextlib.closing(sqlite3.connect(spool_dir / "spool.sqlite3")) as db:
+        rows = db.execute("SELECT seq FROM samples WHERE sent_at IS NOT NULL ORDER BY seq")
+        return [int(r[0]) for r in rows]
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+async def test_a_lost_spool_loses_nothing_measured_after_it(
+    coordinator, mosquitto, tmp_path, db_url, how
+):
+    """Stop an agent, delete its spool (or leave a zero-length file), start it again: every
+    sample it measures afterwards is stored, and the reset is counted and logged."""
+    (agent,) = agents(mosquitto, tmp_path, 1)
+    try:
+        agent.start()
+        await eventually(lambda: len(stored_seqs(db_url, agent.node)) > 10, 40, "first samples")
+        agent.kill(signal.SIGTERM)
+        old_high = max(stored_seqs(db_url, agent.node))
+        shutil.rmtree(agent.spool_dir)
+        if how == "emptied":
+            agent.spool_dir.mkdir()
+            (agent.spool_dir / "spool.sqlite3").touch()
+        agent.start()
+
+        def new_stream() -> list[int]:
+            return [s for s in stored_seqs(db_url, agent.node) if s > old_high]
+
+        await eventually(lambda: len(new_stream()) >= 15, 40, "samples of the new spool")
+        agent.kill(signal.SIGTERM)
+        measured = sent_seqs(agent.spool_dir)
+        assert min(measured) > old_high  # the new spool's seqs start above the old ones
+        await eventually(lambda: set(measured) <= set(new_stream()), 30, "every sample stored")
+        assert len(measured) >= 15
+    finally:
+        agent.kill()
+    assert coordinator.stats()["stream_resets"] == 1, coordinator.log()
+    events = coordinator.cli("power-events", "--node", agent.node)
+    assert [e["kind"] for e in events].count("stream_reset") == 1
+    assert "new sample stream" in coordinator.log()

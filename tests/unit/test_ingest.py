@@ -1,26 +1,111 @@
 from __future__ import annotations
 
-from coordinator.core.ingest import Ingest
+import dataclasses
+
+import pytest
+
+from coordinator.core.ingest import Ingest, Limits, Reset, Routed
 from coordinator.core.ratelimit import RateLimiter
 from coordinator.core.registry import Registry
 from coordinator.core.seqs import SeqTracker
 from shared.codec import encode
+from shared.messages import TelemetryBatch
 from shared.topics import Kind, topic
 from tests import factories
 
+NOW = factories.TS + 60
 
-def ingest() -> Ingest:
-    return Ingest(Registry(30), SeqTracker({}))
+
+def ingest(**limits: float) -> Ingest:
+    return Ingest(Registry(30), SeqTracker({}), Limits(**limits))  # type: ignore[arg-type]
+
+
+def said_hello(target: Ingest, *nodes: str) -> Ingest:
+    for node in nodes:
+        target.handle(topic(node, Kind.HELLO), encode(factories.hello(node)), NOW)
+    return target
+
+
+def send(target: Ingest, batch: TelemetryBatch, now: float = NOW) -> Routed:
+    return target.handle(topic(batch.node, Kind.TELEMETRY), encode(batch), now)
 
 
 def test_good_telemetry_is_routed_to_the_store_with_its_gap():
-    target = ingest()
-    routed = target.handle(
-        topic("n1", Kind.TELEMETRY), encode(factories.telemetry("n1", seq_first=10)), 1.0
-    )
-    assert routed.batch is not None
+    target = said_hello(ingest(), "n1")
+    routed = send(target, factories.telemetry("n1", seq_first=10))
+    assert [(b.seq_first, b.seq_last) for b in routed.batches] == [(10, 11)]
     assert routed.gap == ("n1", 0, 9)
     assert target.received["telemetry"] == 1
+
+
+def test_only_the_seqs_the_store_lacks_are_written():
+    target = said_hello(ingest(), "n1")
+    send(target, factories.telemetry("n1", seq_first=0, count=5))
+    send(target, factories.telemetry("n1", seq_first=8, count=2))  # 5-7 missing
+    again = send(target, factories.telemetry("n1", seq_first=3, count=6))  # 3-8
+    assert [(b.seq_first, b.seq_last) for b in again.batches] == [(5, 7)]
+    assert [s.ts for s in again.batches[0].samples] == [factories.TS + i for i in (2, 3, 4)]
+    assert target.duplicates == 3
+    assert send(target, factories.telemetry("n1", seq_first=0, count=2)).batches == ()
+
+
+def test_nothing_but_a_hello_introduces_a_node():
+    target = ingest()
+    for kind, message in [
+        (Kind.TELEMETRY, factories.telemetry("ghost")),
+        (Kind.STATUS, factories.status("ghost")),
+    ]:
+        assert target.handle(topic("ghost", kind), encode(message), NOW) == Routed()
+    assert target.dropped == {"unknown_node": 2}
+    assert target.registry.nodes == {}
+    said_hello(target, "ghost")
+    assert send(target, factories.telemetry("ghost")).batches != ()
+
+
+def test_forged_names_cannot_grow_the_registry_past_max_nodes():
+    target = said_hello(ingest(max_nodes=3), *(f"forged-{i}" for i in range(10)))
+    assert len(target.registry.nodes) == 3
+    assert target.dropped == {"max_nodes": 7}
+
+
+@pytest.mark.parametrize(
+    ("first_ts", "reason"),
+    [(factories.TS + 60 + 3600, "future_ts"), (0.0, "too_old")],  # 1970
+)
+def test_samples_stamped_far_from_our_clock_are_refused_and_not_asked_for_again(first_ts, reason):
+    target = said_hello(ingest(max_skew_s=300, max_age_s=86400), "n1")
+    send(target, factories.telemetry("n1", seq_first=0, count=1))
+    bad = TelemetryBatch(node="n1", seq_first=1, samples=(factories.sample(first_ts),))
+    routed = send(target, bad)
+    assert (routed.batches, routed.gap) == ((), None)
+    assert target.dropped == {reason: 1}
+    assert send(target, factories.telemetry("n1", seq_first=2, count=1)).gap is None
+
+
+def test_a_forged_seq_near_the_top_is_refused_either_way():
+    target = said_hello(ingest(), "h4")
+    send(target, factories.telemetry("h4", seq_first=0))
+    top = 2**63 - 10
+    legacy = factories.telemetry("h4", seq_first=top)
+    claimed = dataclasses.replace(legacy, stream_first=top)  # a "new stream" in year 292M
+    for forged in (legacy, claimed):
+        assert send(target, forged) == Routed()
+    assert target.dropped == {"seq_jump": 2}
+    assert send(target, factories.telemetry("h4", seq_first=2)).gap is None
+
+
+def test_a_new_spool_is_a_stream_reset_not_duplicates():
+    target = said_hello(ingest(), "n1")
+    send(target, factories.telemetry("n1", seq_first=0, count=50))
+    start = int(factories.TS * 1000)
+    fresh = dataclasses.replace(
+        factories.telemetry("n1", seq_first=start, count=3), stream_first=start
+    )
+    routed = send(target, fresh)
+    assert routed.reset == Reset("n1", start, 0)
+    assert (routed.gap, target.duplicates) == (None, 0)
+    assert [(b.seq_first, b.seq_last) for b in routed.batches] == [(start, start + 2)]
+    assert target.stream_resets == 1
 
 
 def test_bad_messages_are_counted_by_reason_and_never_routed():
@@ -32,7 +117,7 @@ def test_bad_messages_are_counted_by_reason_and_never_routed():
         (topic("n1", Kind.CMD), encode(factories.command("n1"))),
     ]
     for name, payload in cases:
-        assert target.handle(name, payload, 1.0).batch is None
+        assert target.handle(name, payload, NOW).batches == ()
     assert target.dropped == {"topic": 1, "node_mismatch": 1, "lz4": 1, "unexpected": 1}
     assert list(target.last_error)[-1] == "unexpected"  # the newest reason is last
     assert target.registry.nodes == {}

@@ -8,7 +8,7 @@ from coordinator.core.ratelimit import Outage
 
 def test_a_long_outage_is_three_lines_not_one_per_attempt():
     outage = Outage("placement/power passes", remind_s=60.0)
-    said = [outage.failed("OperationalError", float(t)) for t in range(0, 125)]
+    said = [outage.failed("OperationalError", float(t)) for t in range(125)]
     lines = [line for line in said if line is not None]
     assert lines == [
         "placement/power passes postponed: OperationalError; retrying quietly until it works",

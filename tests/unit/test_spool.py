@@ -10,6 +10,8 @@ from shared.clock import ManualClock
 from shared.codec import encode
 from tests import factories
 
+ORIGIN = int(factories.TS * 1000)  # the first seq of a spool created at factories.TS
+
 
 @pytest.fixture
 def clock():
@@ -34,11 +36,46 @@ def drain(spool: Spool) -> list[int]:
 
 def test_seqs_increase_and_survive_reopening(tmp_path, clock):
     spool = open_spool(tmp_path, clock)
-    assert fill(spool, 3) == [0, 1, 2]
+    assert fill(spool, 3) == [ORIGIN, ORIGIN + 1, ORIGIN + 2]
     spool.close()
     spool = open_spool(tmp_path, clock)
-    assert fill(spool, 2) == [3, 4]
-    assert drain(spool) == [0, 1, 2, 3, 4]
+    assert fill(spool, 2) == [ORIGIN + 3, ORIGIN + 4]
+    assert drain(spool) == [ORIGIN, ORIGIN + 1, ORIGIN + 2, ORIGIN + 3, ORIGIN + 4]
+
+
+def test_a_new_spool_starts_a_stream_at_the_clock_in_milliseconds(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    assert spool.created
+    assert spool.stream_first == spool.next_seq == int(factories.TS * 1000)
+    fill(spool, 2)
+    assert spool.next_unsent().stream_first == ORIGIN
+    spool.close()
+    reopened = open_spool(tmp_path, clock)
+    assert not reopened.created
+    assert reopened.stream_first == ORIGIN
+
+
+def test_a_lost_spool_never_reuses_seqs(tmp_path, clock):
+    """Delete the spool after a day of 1 Hz samples: the new one starts above them all."""
+    spool = open_spool(tmp_path, clock)
+    last = fill(spool, 86_400 // 100)[-1]
+    spool.close()
+    for path in (tmp_path / "spool").iterdir():
+        path.unlink()
+    clock.advance(86_400)
+    fresh = open_spool(tmp_path, clock)
+    assert fresh.append(factories.sample()) > last
+    assert fresh.stream_first > last
+
+
+def test_a_spool_from_before_streams_keeps_its_seqs(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    spool._db.execute("DELETE FROM meta")
+    spool._db.execute("INSERT INTO meta VALUES ('next_seq', 41)")
+    spool.close()
+    legacy = open_spool(tmp_path, clock)
+    assert (legacy.stream_first, legacy.append(factories.sample())) == (0, 41)
+    assert legacy.next_unsent().stream_first == 0
 
 
 def test_seq_is_not_reused_after_everything_was_trimmed(tmp_path, clock):
@@ -48,20 +85,20 @@ def test_seq_is_not_reused_after_everything_was_trimmed(tmp_path, clock):
     clock.advance(120)
     fill(spool, 1)  # runs the retention delete: rows 0-2 go
     spool.close()
-    assert open_spool(tmp_path, clock).append(factories.sample()) == 4
+    assert open_spool(tmp_path, clock).append(factories.sample()) == ORIGIN + 4
 
 
 def test_unsent_replay_in_order_and_sent_is_not_replayed(tmp_path, clock):
     spool = open_spool(tmp_path, clock)
     fill(spool, 4)
     batch = spool.next_unsent()
-    assert (batch.seq_first, batch.seq_last) == (0, 3)
+    assert (batch.seq_first, batch.seq_last) == (ORIGIN, ORIGIN + 3)
     assert batch.samples[2] == factories.sample(factories.TS + 2)
-    assert spool.next_unsent().seq_first == 0  # not acknowledged yet: offered again
+    assert spool.next_unsent().seq_first == ORIGIN  # not acknowledged yet: offered again
     spool.mark_sent(batch)
     assert spool.next_unsent() is None
     fill(spool, 1)
-    assert spool.next_unsent().seq_first == 4
+    assert spool.next_unsent().seq_first == ORIGIN + 4
 
 
 def test_batches_stay_under_the_codec_caps(tmp_path, clock):
@@ -80,10 +117,10 @@ def test_resend_serves_sent_samples_in_range(tmp_path, clock):
     spool = open_spool(tmp_path, clock)
     fill(spool, 10)
     drain(spool)
-    batches = list(spool.resend(3, 6))
-    assert [(b.seq_first, b.seq_last) for b in batches] == [(3, 6)]
-    assert next(iter(spool.resend(8, 100))).seq_last == 9
-    assert list(spool.resend(50, 60)) == []
+    batches = list(spool.resend(ORIGIN + 3, ORIGIN + 6))
+    assert [(b.seq_first, b.seq_last) for b in batches] == [(ORIGIN + 3, ORIGIN + 6)]
+    assert next(iter(spool.resend(ORIGIN + 8, ORIGIN + 100))).seq_last == ORIGIN + 9
+    assert list(spool.resend(ORIGIN + 50, ORIGIN + 60)) == []
 
 
 def test_sent_samples_are_kept_for_keep_s_then_expire(tmp_path, clock):
@@ -92,11 +129,11 @@ def test_sent_samples_are_kept_for_keep_s_then_expire(tmp_path, clock):
     drain(spool)
     clock.advance(3599)
     fill(spool, 1)
-    assert len(next(iter(spool.resend(0, 4))).samples) == 5
+    assert len(next(iter(spool.resend(ORIGIN, ORIGIN + 4))).samples) == 5
     clock.advance(120)
     fill(spool, 1)
-    assert list(spool.resend(0, 4)) == []
-    assert spool.next_unsent().seq_first == 5  # unsent samples never expire by age
+    assert list(spool.resend(ORIGIN, ORIGIN + 4)) == []
+    assert spool.next_unsent().seq_first == ORIGIN + 5  # unsent samples never expire by age
 
 
 def test_size_cap_drops_oldest_and_reports_unsent_losses(tmp_path, clock):
@@ -108,7 +145,7 @@ def test_size_cap_drops_oldest_and_reports_unsent_losses(tmp_path, clock):
     assert spool.bytes <= 10 * one
     assert spool.dropped_unreported == 2
     batch = spool.next_unsent()
-    assert (batch.seq_first, batch.spool_dropped) == (5, 2)
+    assert (batch.seq_first, batch.spool_dropped) == (ORIGIN + 5, 2)
     spool.mark_sent(batch)
     assert spool.dropped_unreported == 0
 
@@ -124,5 +161,9 @@ def test_dropped_count_survives_a_restart(tmp_path, clock):
 def test_a_gap_splits_batches(tmp_path, clock):
     spool = open_spool(tmp_path, clock)
     fill(spool, 6)
-    spool._db.execute("DELETE FROM samples WHERE seq = 2")
-    assert [(b.seq_first, b.seq_last) for b in spool.resend(0, 5)] == [(0, 1), (3, 5)]
+    spool._db.execute("DELETE FROM samples WHERE seq = ?", (ORIGIN + 2,))
+    batches = spool.resend(ORIGIN, ORIGIN + 5)
+    assert [(b.seq_first, b.seq_last) for b in batches] == [
+        (ORIGIN, ORIGIN + 1),
+        (ORIGIN + 3, ORIGIN + 5),
+    ]
