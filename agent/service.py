@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import shutil
 import signal
 import sqlite3
 from collections.abc import Callable
@@ -24,27 +26,32 @@ from agent.samplers.gpu import GpuSampler
 from agent.samplers.memory import MemorySampler
 from agent.settings import AgentConfig
 from agent.sleeper import Sleeper
-from agent.spool import Spool
-from shared.clock import SystemClock
+from agent.spool import SPOOL_FILE, Spool
+from agent.storefiles import open_store
+from shared.clock import Clock, SystemClock
 from shared.config import read_key_file
 from shared.edge.notify import Notifier
 from shared.errors import ConfigError
 from shared.messages import Hello
-from shared.signing import Accepted, Verifier
+from shared.signing import Accepted, MemoryAccepted, Verifier
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 def host_samplers(
-    config: AgentConfig, jobs_running: Callable[[], int] | None = None
+    config: AgentConfig,
+    jobs_running: Callable[[], int] | None = None,
+    spool_held: Callable[[], int] | None = None,
 ) -> list[Sampler]:
-    """This host's samplers; without a live runner, running jobs are counted on disk."""
+    """This host's samplers; without a live runner, running jobs are counted on disk, and
+    without a live spool nothing is held in memory."""
     if jobs_running is None:
         jobs_running = functools.partial(count_running, config.jobs_dir)
     return build_samplers(
         service_ports=config.service_ports,
         jobs_running=jobs_running,
+        spool_held=spool_held or (lambda: 0),
         simulated_load=config.simulated_load,
     )
 
@@ -68,6 +75,32 @@ def load_verifier(
     return Verifier(key, config.node, SystemClock(), not_before=started_at, accepted=accepted)
 
 
+def open_spool(config: AgentConfig, clock: Clock) -> Spool:
+    def spool(memory_only: str | None = None) -> Spool:
+        return Spool(
+            config.spool_dir,
+            config.node,
+            clock,
+            max_bytes=config.spool_max_bytes,
+            keep_s=config.spool_keep,
+            memory_only=memory_only,
+        )
+
+    return open_store(config.spool_dir / SPOOL_FILE, "spool", spool, spool)
+
+
+def open_accepted(config: AgentConfig) -> Accepted:
+    path = config.spool_dir / ACCEPTED_FILE
+
+    def on_disk() -> Accepted:
+        return FileAccepted(path)
+
+    def in_memory(_why: str) -> Accepted:
+        return MemoryAccepted()
+
+    return open_store(path, "accepted commands", on_disk, in_memory)
+
+
 async def serve(config: AgentConfig) -> None:
     clock = SystemClock()
     runner = Runner(
@@ -80,25 +113,20 @@ async def serve(config: AgentConfig) -> None:
         user=config.job_user,
     )
     runner.recover()
-    samplers = host_samplers(config, runner.count)
-    gpu, memory = of_type(samplers, GpuSampler), of_type(samplers, MemorySampler)
-
-    def hello() -> Hello:
-        return build_hello(
-            config, ts=clock.now(), mem_total_bytes=memory.total_bytes(), gpus=gpu.inventory()
-        )
-
     with ExitStack() as stack:
-        spool = Spool(
-            config.spool_dir,
-            config.node,
-            clock,
-            max_bytes=config.spool_max_bytes,
-            keep_s=config.spool_keep,
-        )
+        spool = open_spool(config, clock)
         stack.callback(spool.close)
-        accepted = FileAccepted(config.spool_dir / ACCEPTED_FILE)
-        stack.callback(accepted.close)
+        samplers = host_samplers(config, runner.count, lambda: spool.held)
+        gpu, memory = of_type(samplers, GpuSampler), of_type(samplers, MemorySampler)
+
+        def hello() -> Hello:
+            return build_hello(
+                config, ts=clock.now(), mem_total_bytes=memory.total_bytes(), gpus=gpu.inventory()
+            )
+
+        accepted = open_accepted(config)
+        if isinstance(accepted, FileAccepted):
+            stack.callback(accepted.close)
         stack.callback(gpu.close)
         agent = Agent(
             config,
@@ -138,14 +166,24 @@ async def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Availabil
         return Availability("broker", False, f"{broker}: {exc}", True)
 
 
+MIN_FREE_BYTES = 16 * 2**20  # less free space than this and the spool is about to fail
+
+
 def check_spool(config: AgentConfig) -> Availability:
+    """The spool opens, its directory takes writes, and its disk has room: a running agent
+    would otherwise be holding samples in memory (lost if it stops)."""
     try:
         spool = Spool(config.spool_dir, config.node, SystemClock())
     except (OSError, sqlite3.Error) as exc:
         return Availability("spool", False, f"{config.spool_dir}: {exc}", True)
-    detail = f"{spool.path}: next seq {spool.next_seq}, {spool.bytes} bytes held"
+    detail = f"{spool.path}: stream from seq {spool.stream_first}, next seq {spool.next_seq}"
     spool.close()
-    return Availability("spool", True, detail, True)
+    free = shutil.disk_usage(config.spool_dir).free
+    if not os.access(config.spool_dir, os.W_OK):
+        return Availability("spool", False, f"{detail}; the directory is read-only", True)
+    if free < MIN_FREE_BYTES:
+        return Availability("spool", False, f"{detail}; disk nearly full ({free} B free)", True)
+    return Availability("spool", True, f"{detail}, {free // 2**20} MiB free", True)
 
 
 def check_key(config: AgentConfig) -> Availability:

@@ -11,12 +11,18 @@ before it is sent.
   coordinator can ask for a gap to be resent.
 * The payload bytes are capped at `max_bytes`: the oldest samples go first, and the number of
   never-sent samples dropped that way is reported in the next telemetry (`spool_dropped`).
+* A write that fails (disk full, read-only) does not stop sampling: samples are held in
+  memory (within `max_bytes`, oldest dropped and reported), sent from there, and written
+  to the file again once it takes writes (tried every `RETRY_S`). `degraded` says why.
+  What memory held is lost if the agent stops before the disk recovers.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +31,9 @@ import msgpack
 from shared.clock import Clock
 from shared.messages import Sample, TelemetryBatch
 
+SPOOL_FILE = "spool.sqlite3"
+RETRY_S = 10.0  # how often a spool that failed a write is tried again
+log = logging.getLogger(__name__)
 BATCH_BYTES = 192 * 1024  # msgpack bytes per batch: stays under the codec's compressed cap
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -52,10 +61,14 @@ class Spool:
         *,
         max_bytes: int = 64 * 2**20,
         keep_s: float = 3600.0,
+        memory_only: str | None = None,
     ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "spool.sqlite3"
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        """`memory_only`: why the file cannot be used; the spool then lives in memory (a
+        restart starts a new stream, so no seq is ever reused)."""
+        self.path = directory / SPOOL_FILE
+        if memory_only is None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(":memory:" if memory_only else self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a process crash loses nothing
         self._db.executescript(SCHEMA)
@@ -72,6 +85,12 @@ class Spool:
         )
         self.bytes = self._scalar("SELECT sum(length(body)) FROM samples")
         self._last_expiry = 0.0
+        self._held: deque[tuple[int, bytes]] = deque()  # (seq, body) not yet in the file
+        self._held_bytes = self._held_dropped = 0
+        self._retry_at = 0.0
+        self.degraded: str | None = memory_only
+        self._memory_only = memory_only is not None
+        self._acked_through = -1  # acknowledged up to here, whether or not the file says so
 
     def close(self) -> None:
         self._db.close()
@@ -97,32 +116,97 @@ class Spool:
     def dropped_unreported(self) -> int:
         return self._meta("dropped")
 
+    def _unreported(self) -> int:
+        return self.dropped_unreported + self._held_dropped
+
+    @property
+    def held(self) -> int:
+        """Unsent samples in memory because the file would not take them (all of them
+        when the spool lives in memory)."""
+        if self._memory_only:
+            return len(self._held) + self._scalar(
+                "SELECT count(*) FROM samples WHERE sent_at IS NULL"
+            )
+        return len(self._held)
+
     def append(self, sample: Sample) -> int:
-        """Store one sample durably and return its seq."""
+        """Store one sample durably (or, while the file fails, in memory) and return its seq."""
         body = msgpack.packb(sample.to_wire(), use_bin_type=True)
         seq = self.next_seq
-        with self._transaction():
-            self._db.execute("INSERT INTO samples (seq, body) VALUES (?, ?)", (seq, body))
-            self._set_meta("next_seq", seq + 1)
-        self.next_seq, self.bytes = seq + 1, self.bytes + len(body)
-        self._enforce_limits()
+        self.next_seq = seq + 1
+        self._held.append((seq, body))
+        self._held_bytes += len(body)
+        self._write_held()
+        while self._held_bytes > self._max_bytes:
+            self._held_bytes -= len(self._held.popleft()[1])
+            self._held_dropped += 1
         return seq
 
+    def _write_held(self) -> None:
+        """Move what memory holds into the file: at once normally, every RETRY_S when the
+        last write failed."""
+        now = self._clock.now()
+        if self.degraded is not None and now < self._retry_at:
+            return
+        try:
+            with self._transaction():
+                self._db.executemany("INSERT INTO samples (seq, body) VALUES (?, ?)", self._held)
+                self._set_meta("next_seq", self.next_seq)
+                if self._held_dropped:
+                    self._set_meta("dropped", self.dropped_unreported + self._held_dropped)
+        except sqlite3.OperationalError as exc:
+            self._retry_at = now + RETRY_S
+            if self.degraded is None:
+                self.degraded = f"cannot write {self.path}: {exc}"
+                log.error("%s: holding samples in memory until it can", self.degraded)
+            return
+        if self._memory_only:
+            self._held_written()
+            return
+        if self.degraded is not None:
+            log.warning(
+                "spool %s takes writes again: %d held samples written", self.path, len(self._held)
+            )
+        self.degraded = None
+        self._held_written()
+
+    def _held_written(self) -> None:
+        self.bytes += self._held_bytes
+        self._held.clear()
+        self._held_bytes = self._held_dropped = 0
+        self._enforce_limits()
+
     def next_unsent(self) -> TelemetryBatch | None:
-        """The oldest unsent samples as one batch (a contiguous run of seqs), or None."""
+        """The oldest unsent samples as one batch (a contiguous run of seqs), or None: from
+        the file first, then from memory (held samples are newer)."""
         rows = self._db.execute(
-            "SELECT seq, body FROM samples WHERE sent_at IS NULL ORDER BY seq LIMIT 2000"
+            "SELECT seq, body FROM samples WHERE sent_at IS NULL AND seq > ? ORDER BY seq "
+            "LIMIT 2000",
+            (self._acked_through,),
         )
-        return self._first_batch(rows, self.dropped_unreported)
+        return self._first_batch(rows, self._unreported()) or self._first_batch(
+            iter(list(self._held)[:2000]), self._unreported()
+        )
 
     def mark_sent(self, batch: TelemetryBatch) -> None:
-        """The broker has acknowledged `batch`: keep it for resends, stop replaying it."""
-        with self._transaction():
-            self._db.execute(
-                "UPDATE samples SET sent_at = ? WHERE seq BETWEEN ? AND ?",
-                (self._clock.now(), batch.seq_first, batch.seq_last),
-            )
-            self._set_meta("dropped", max(0, self.dropped_unreported - batch.spool_dropped))
+        """The broker has acknowledged `batch`: keep it for resends, stop replaying it. Held
+        samples leave memory once sent (they cannot be resent later)."""
+        self._acked_through = max(self._acked_through, batch.seq_last)  # if the file fails
+        while self._held and self._held[0][0] <= batch.seq_last:
+            self._held_bytes -= len(self._held.popleft()[1])
+        reported = batch.spool_dropped
+        taken = min(reported, self._held_dropped)
+        self._held_dropped -= taken
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "UPDATE samples SET sent_at = ? WHERE seq BETWEEN ? AND ?",
+                    (self._clock.now(), batch.seq_first, batch.seq_last),
+                )
+                left = max(0, self.dropped_unreported - (reported - taken))
+                self._set_meta("dropped", left)
+        except sqlite3.OperationalError:
+            pass  # unmarked: replayed later, and the coordinator files it as a duplicate
 
     def resend(self, from_seq: int, to_seq: int) -> Iterator[TelemetryBatch]:
         """Batches covering what the spool still holds of [from_seq, to_seq]."""
@@ -138,7 +222,9 @@ class Spool:
             yield batch
             start = batch.seq_last + 1
 
-    def _first_batch(self, rows: sqlite3.Cursor, dropped: int) -> TelemetryBatch | None:
+    def _first_batch(
+        self, rows: Iterable[tuple[int, bytes]], dropped: int
+    ) -> TelemetryBatch | None:
         samples: list[Sample] = []
         seq_first = size = 0
         for seq, body in rows:

@@ -14,6 +14,7 @@ from agent.samplers.jobs import JobsSampler
 from agent.samplers.memory import MemorySampler
 from agent.samplers.rapl import RaplSampler
 from agent.samplers.simulated_cpu import SimulatedCpuSampler
+from agent.samplers.spool import SpoolSampler
 
 __all__ = ["Availability", "Reading", "Sampler", "build_samplers"]
 
@@ -22,6 +23,7 @@ def build_samplers(
     *,
     service_ports: tuple[int, ...],
     jobs_running: Callable[[], int],
+    spool_held: Callable[[], int] = lambda: 0,
     proc_root: Path = Path("/proc"),
     sys_root: Path = Path("/sys"),
     nvml: Any = None,
@@ -37,4 +39,5 @@ def build_samplers(
         RaplSampler(sys_root),
         ConnectionsSampler(service_ports, proc_root),
         JobsSampler(jobs_running),
+        SpoolSampler(spool_held),
     ]

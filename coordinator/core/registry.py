@@ -56,6 +56,7 @@ def summarise(batch: TelemetryBatch) -> dict[str, Any]:
         "power_w": metrics.get("power_w"),
         "jobs": metrics.get("jobs_running"),
         "connections": metrics.get("connections"),
+        "spool_memory_samples": metrics.get("spool_memory_samples"),
     }
 
 

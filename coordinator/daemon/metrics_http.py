@@ -25,6 +25,11 @@ NODE_FIGURES = (
     ("cpu_util_pct", "dormouse_node_cpu_utilisation_percent", "CPU utilisation"),
     ("gpu_util_pct", "dormouse_node_gpu_utilisation_percent", "mean GPU utilisation"),
     ("power_w", "dormouse_node_power_watts", "node power (RAPL + GPUs)"),
+    (
+        "spool_memory_samples",
+        "dormouse_node_spool_memory_samples",
+        "samples the agent holds in memory: its spool file takes no writes",
+    ),
 )
 
 

@@ -26,10 +26,10 @@ def samplers(tmp_path, request):
 
 def test_registry_names_are_unique(samplers):
     names = [s.name for s in samplers]
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == 7
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(7))
 def test_each_sampler_keeps_the_contract(samplers, index):
     sampler = samplers[index]
     reading = sampler.sample()

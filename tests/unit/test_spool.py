@@ -167,3 +167,36 @@ def test_a_gap_splits_batches(tmp_path, clock):
         (ORIGIN, ORIGIN + 1),
         (ORIGIN + 3, ORIGIN + 5),
     ]
+
+
+def test_a_full_disk_holds_samples_in_memory_and_writes_them_when_space_returns(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 3)
+    pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+    spool._db.execute(f"PRAGMA max_page_count = {pages}")  # "database or disk is full"
+    held = fill(spool, 200)
+    assert spool.degraded is not None
+    assert "spool.sqlite3" in spool.degraded
+    assert spool.held > 0
+    assert drain(spool) == [ORIGIN, ORIGIN + 1, ORIGIN + 2, *held]  # sampling went on
+    assert spool.held == 0  # sent from memory
+    more = fill(spool, 2)
+    spool._db.execute("PRAGMA max_page_count = 1000000")
+    clock.advance(11)  # RETRY_S
+    last = spool.append(factories.sample())
+    assert (spool.degraded, spool.held) == (None, 0)
+    assert spool.next_unsent().seq_first == more[0]
+    spool.close()
+    reopened = open_spool(tmp_path, clock)
+    assert reopened.next_seq == last + 1  # no seq reused after the recovery
+
+
+def test_memory_holds_at_most_max_bytes_and_reports_what_it_dropped(tmp_path, clock):
+    one = len(msgpack.packb(factories.sample().to_wire(), use_bin_type=True))
+    spool = open_spool(tmp_path, clock, max_bytes=10 * one)
+    spool._db.execute("PRAGMA query_only = ON")  # "attempt to write a readonly database"
+    fill(spool, 25)
+    assert "readonly" in (spool.degraded or "")
+    assert spool.held == 10
+    batch = spool.next_unsent()
+    assert (batch.seq_first, batch.spool_dropped) == (ORIGIN + 15, 15)
