@@ -191,6 +191,7 @@ async def test_duplicates_are_stored_once_and_gaps_are_asked_for(coordinator, mo
         await send(5, 5)  # what the agent's spool would serve
     await eventually(lambda: stored_seqs(db_url, node) == list(range(15)), 20, "gap filled")
     await eventually(lambda: coordinator.stats().get("duplicates") == 5, 20, "5 duplicates")
+    assert coordinator.stats()["samples_stored"] == 15  # rows, not deliveries (20)
 
 
 async def test_coordinator_killed_mid_stream_loses_and_doubles_nothing(
