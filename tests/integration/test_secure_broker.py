@@ -275,16 +275,19 @@ async def publishing(port: int, pki: Path) -> None:
         reader.cancel()
 
 
-def signed_resend() -> bytes:
+def resend_command() -> Command:
     now = time.time()
-    command = Command(
+    return Command(
         id=uuid.uuid4().hex,
         node="node-b",
         issued_at=now,
         expires_at=now + 60,
         body=Resend(from_seq=0, to_seq=0),
     )
-    return encode(sign(command, KEY.encode()))
+
+
+def signed_resend() -> bytes:
+    return encode(sign(resend_command(), KEY.encode()))
 
 
 async def test_a_captured_command_replayed_after_an_agent_restart_is_refused(broker):
@@ -320,20 +323,9 @@ async def test_the_agent_refuses_unsigned_and_replayed_commands_over_tls(broker)
     port, pki = broker
     agent = start_agent(port, pki, "agent.log")
     try:
-        seen: list[tuple[str, bytes]] = []
+        await publishing(port, pki)  # the agent is connected over TLS, publishing
         async with client(port, pki, "dormouse-coordinator") as attacker:
-            await attacker.subscribe("dormouse/v1/nodes/node-b/telemetry", qos=1)
-            reader = asyncio.create_task(collect(seen, attacker))
-            await until(lambda: bool(seen), 30)  # the agent is connected over TLS, publishing
-            reader.cancel()
-            now = time.time()
-            command = Command(
-                id=uuid.uuid4().hex,
-                node="node-b",
-                issued_at=now,
-                expires_at=now + 60,
-                body=Resend(from_seq=0, to_seq=0),
-            )
+            command = resend_command()
             topic = "dormouse/v1/nodes/node-b/cmd"
             await attacker.publish(topic, encode(command), qos=1)  # unsigned
             signed = encode(sign(command, KEY.encode()))
