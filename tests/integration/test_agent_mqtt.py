@@ -105,3 +105,20 @@ async def test_resend_is_served_from_the_spool_and_unsigned_commands_refused(age
         await wait_until(lambda: (3, 7) in ranges(), 10, "the resent range")
         assert (0, 1) not in ranges()
     assert "command refused (signature)" in agent.log()
+
+
+async def test_a_broken_spool_is_moved_aside_and_the_agent_keeps_publishing(agent, mqtt_url):
+    """`database disk image is malformed` / `file is not a database` used to end the agent in
+    a traceback (systemd restarting it in a loop); now it publishes from a fresh spool."""
+    agent.spool_dir.mkdir(parents=True)
+    (agent.spool_dir / "spool.sqlite3").write_bytes(b"not a database " * 1000)
+    live = Collector(agent.node)
+    async with collecting(live, mqtt_url):
+        agent.start()
+        await wait_until(lambda: len(live.seqs()) >= 5, 20, "telemetry from a fresh spool")
+    assert agent.process is not None
+    assert agent.process.poll() is None, agent.log()
+    (aside,) = agent.spool_dir.glob("spool.sqlite3.broken-*")
+    assert f"moved to {aside}" in agent.log()
+    assert "Traceback" not in agent.log()
+    assert {b.stream_first for b in live.telemetry} == {min(live.seqs())}

@@ -275,3 +275,43 @@ async def test_a_lost_spool_loses_nothing_measured_after_it(
     events = coordinator.cli("power-events", "--node", agent.node)
     assert [e["kind"] for e in events].count("stream_reset") == 1
     assert "new sample stream" in coordinator.log()
+
+
+async def test_plausible_but_wrong_data_is_refused_counted_and_not_stored(
+    coordinator, mosquitto, db_url
+):
+    """Year-5137 and 1970 stamps, a seq near 2**63, and names that never said hello: each
+    counted by reason; none reaches the samples or nodes tables."""
+    node = unique_node()
+    forged = [f"forged-{unique_node()}" for _ in range(200)]
+    async with aiomqtt.Client(mosquitto.url.host, mosquitto.url.port) as client:
+        await asyncio.sleep(2)  # the coordinator subscribes
+        for name in forged:
+            batch = factories.telemetry(node=name, seq_first=0, count=1, ts=time.time())
+            await client.publish(topic(name, Kind.TELEMETRY), encode(batch), qos=1)
+        await client.publish(topic(node, Kind.HELLO), encode(factories.hello(node)), qos=1)
+        now = time.time()
+        for batch in (
+            factories.telemetry(node=node, seq_first=0, count=3, ts=now),
+            factories.telemetry(node=node, seq_first=3, count=1, ts=99_999_999_999.0),
+            factories.telemetry(node=node, seq_first=4, count=1, ts=1.0),
+            factories.telemetry(node=node, seq_first=2**63 - 10, count=2, ts=now),
+        ):
+            await client.publish(topic(node, Kind.TELEMETRY), encode(batch), qos=1)
+    expected = {
+        "dropped_unknown_node": 200,
+        "dropped_future_ts": 1,
+        "dropped_too_old": 1,
+        "dropped_seq_jump": 1,
+    }
+
+    def counted() -> bool:
+        stats = coordinator.stats()
+        return all(stats.get(k) == v for k, v in expected.items())
+
+    await eventually(counted, 30, f"drops counted as {expected}")
+    assert stored_seqs(db_url, node) == [0, 1, 2]
+    known = {row["node"] for row in coordinator.cli("nodes")}
+    assert node in known
+    assert not known & set(forged)
+    assert coordinator.alive(), coordinator.log()
