@@ -93,14 +93,16 @@ async def test_resend_is_served_from_the_spool_and_unsigned_commands_refused(age
                 body=Resend(from_seq=first, to_seq=last),
             )
 
-        seen_before = len(live.telemetry)  # later natural batches all start past seq 20
+        first = min(live.seqs())  # the spool's stream start (the clock in ms when made)
+        seen_before = len(live.telemetry)  # later natural batches all start past first + 20
         async with aiomqtt.Client(mqtt_url.host, mqtt_url.port) as client:
             cmd = topic(agent.node, Kind.CMD)
-            await client.publish(cmd, encode(resend(0, 1, "unsigned")), qos=1)
-            await client.publish(cmd, encode(sign(resend(3, 7, "signed"), KEY.encode())), qos=1)
+            await client.publish(cmd, encode(resend(first, first + 1, "unsigned")), qos=1)
+            signed = sign(resend(first + 3, first + 7, "signed"), KEY.encode())
+            await client.publish(cmd, encode(signed), qos=1)
 
         def ranges() -> list[tuple[int, int]]:
-            return [(b.seq_first, b.seq_last) for b in live.telemetry[seen_before:]]
+            return [(b.seq_first - first, b.seq_last - first) for b in live.telemetry[seen_before:]]
 
         await wait_until(lambda: (3, 7) in ranges(), 10, "the resent range")
         assert (0, 1) not in ranges()
