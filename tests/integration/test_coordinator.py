@@ -223,7 +223,9 @@ async def test_coordinator_killed_mid_stream_loses_and_doubles_nothing(
             PUBACK came as the agent stopped, before it marked it sent: contiguous still."""
             stored = {n: stored_seqs(db_url, n) for n in highest}
             return all(
-                seqs and seqs[-1] > highest[n] and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+                seqs
+                and seqs[-1] >= highest[n]
+                and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
                 for n, seqs in stored.items()
             )
 
