@@ -60,8 +60,9 @@ def test_removing_a_node_moves_only_the_keys_it_owned(count, data):
     st.sampled_from([1.0, 1.25, 2.0]),
 )
 def test_affinity_keeps_every_load_within_the_bound(count, ops, factor):
-    """Calls arrive (pick + record) and end (release) in any order; after each call no node
-    carries more than factor x the mean + 1."""
+    """Calls arrive (pick + record) and end (release) in any order; the node a call lands on
+    never carries more than factor x the mean + 1 after it. (Nodes it did not land on may:
+    releases elsewhere lower the mean, and live calls are never moved.)"""
     picker = Picker(fleet(count), balance_factor=factor)
     live: list[str] = []
     names = [f"n{i:03d}" for i in range(count)]
@@ -71,7 +72,7 @@ def test_affinity_keeps_every_load_within_the_bound(count, ops, factor):
             picker.record(choice.node)
             live.append(choice.node)
             loads = [picker.load(n) for n in names]
-            assert max(loads) <= factor * sum(loads) / count + 1
+            assert picker.load(choice.node) <= factor * sum(loads) / count + 1
         else:
             picker.release(live.pop(which % len(live)))
 
