@@ -160,7 +160,13 @@ class Power:
     )
     max_sleeps_per_min: int = setting(2, parse_count0, "sleep commands sent per minute, at most")
     resume_timeout: float = setting(
-        300.0, parse_positive_seconds, "a woken node not back by then is failed"
+        300.0, parse_positive_seconds, "a woken node not back by then is failed (until learned)"
+    )
+    resume_timeout_factor: float = setting(
+        3.0, parse_factor, "once wakes are measured: timeout = this x p95 wake time (0: fixed)"
+    )
+    resume_timeout_floor: float = setting(
+        60.0, parse_positive_seconds, "the learned resume timeout is never shorter than this"
     )
     never_sleep: frozenset[str] = setting(frozenset(), parse_names, "nodes never put to sleep")
     resume_latency: float = setting(
@@ -187,6 +193,8 @@ class Power:
             min_asleep_time_s=self.min_asleep_time,
             max_sleeps_per_min=self.max_sleeps_per_min,
             resume_timeout_s=self.resume_timeout,
+            resume_timeout_factor=self.resume_timeout_factor,
+            resume_timeout_floor_s=self.resume_timeout_floor,
             never_sleep=self.never_sleep,
         )
 

@@ -64,12 +64,17 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One node in full: state, capacity, how it sleeps and wakes, its latest sample."""
-    views = {v.name: v for v in node_service.listing(store(config, db))}
+    engine = store(config, db)
+    views = {v.name: v for v in node_service.listing(engine)}
     view = views.get(name)
     if view is None:
         fail(f"unknown node {name!r}; nodes: {', '.join(sorted(views)) or 'none yet'}")
+    wakes = node_service.wake_times(engine, name)
     details = row(view, as_json=as_json) | {
         "state_since": view.state_since if as_json else iso(view.state_since),
+        "wakes_measured": wakes.count,
+        "wake_p50_s": wakes.p50_s,
+        "wake_p95_s": wakes.p95_s,
         "hello": view.hello.to_wire() if view.hello else None,
     }
     if as_json:

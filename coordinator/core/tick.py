@@ -11,8 +11,9 @@ could use it) lives here once, so "the simulator only swaps the clock and the wo
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Reversible
+from collections.abc import Iterable, Mapping, Reversible, Sequence
 from dataclasses import dataclass
 
 from coordinator.core.nodestate import NodeState, placement_power
@@ -26,8 +27,11 @@ from coordinator.power.policy import (
     WakeWanted,
     idle_since,
 )
+from shared.messages import Hello
 
-LATENCY_SAMPLES = 5  # resumes a node's estimate is the mean of
+LATENCY_SAMPLES = 50  # resumes kept per node
+POOL_SAMPLES = 500  # kept per shape and for the fleet
+MIN_LATENCIES = 3  # a pool speaks for a node once it holds this many
 RECENT_SLEEPS_MAX = 64
 
 
@@ -88,6 +92,7 @@ def node_power(
     policy: PowerPolicy,
     can_sleep: bool = True,
     can_wake: bool = True,
+    resume_p95_s: float | None = None,
 ) -> NodePower:
     """What the power policy sees of one node; `idle_before` is the last pass's `idle_since`
     (an idle timer only runs while the node is online). An affinity call restarts the timer:
@@ -113,6 +118,7 @@ def node_power(
         free_gpus=max(0, gpus - usage.used_gpus),
         can_sleep=can_sleep,
         can_wake=can_wake,
+        resume_p95_s=resume_p95_s,
     )
 
 
@@ -136,15 +142,57 @@ def recent_sleeps(sleeps: Reversible[float], now: float) -> tuple[float, ...]:
 
 
 class ResumeLatencies:
-    """Each node's expected resume time: the mean of its last few measured resumes, or the
-    configured guess until it has some."""
+    """Measured wake times (command to first sample), per node, pooled per shape (a node's
+    cpus and GPUs) and for the fleet. A node's figures come from its own resumes once it has
+    `MIN_LATENCIES`, else from its shape's, else the fleet's, else the configured guess.
+    The daemon fills it from the store's `resumed` events at start, so it survives restarts."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=LATENCY_SAMPLES))
+        self._by_node: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=LATENCY_SAMPLES))
+        self._by_shape: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=POOL_SAMPLES))
+        self._fleet: deque[float] = deque(maxlen=POOL_SAMPLES)
+        self._shapes: dict[str, str] = {}
 
-    def record(self, node: str, seconds: float) -> None:
-        self._seen[node].append(seconds)
+    def record(self, node: str, seconds: float, shape: str | None = None) -> None:
+        self._by_node[node].append(seconds)
+        self._fleet.append(seconds)
+        shape = shape or self._shapes.get(node)
+        if shape is not None:
+            self._shapes[node] = shape
+            self._by_shape[shape].append(seconds)
 
-    def estimate(self, node: str, default_s: float) -> float:
-        seen = self._seen.get(node)
-        return sum(seen) / len(seen) if seen else default_s
+    def seen(self, node: str, shape: str | None = None) -> Sequence[float]:
+        """The resumes a node's figures are taken from (its own, its shape's or the fleet's)."""
+        shape = shape or self._shapes.get(node)
+        for pool in (self._by_node.get(node), self._by_shape.get(shape or ""), self._fleet):
+            if pool is not None and len(pool) >= MIN_LATENCIES:
+                return pool
+        return ()
+
+    def quantile(self, node: str, q: float, shape: str | None = None) -> float | None:
+        return quantile(self.seen(node, shape), q)
+
+    def own(self, node: str) -> tuple[float, ...]:
+        return tuple(self._by_node.get(node, ()))
+
+    def estimate(self, node: str, default_s: float, shape: str | None = None) -> float:
+        """What deadline planning allows for a wake: the p95, so 19 wakes in 20 are in time."""
+        p95 = self.quantile(node, 0.95, shape)
+        return default_s if p95 is None else p95
+
+
+def shape_key(cpus: int, gpus: int) -> str:
+    """Nodes alike for wake times: the same CPUs and GPUs (likely the same model)."""
+    return f"{cpus}cpu/{gpus}gpu"
+
+
+def hello_shape(hello: Hello | None) -> str | None:
+    return None if hello is None else shape_key(hello.cpus, len(hello.gpus))
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank quantile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]

@@ -81,6 +81,7 @@ def settings(plan: Plan, port: int, wol_port: int, host_node: str) -> Coordinato
             min_asleep_time=1.0,
             max_sleeps_per_min=30,
             resume_timeout=30.0,
+            resume_timeout_floor=10.0,
             resume_latency=2.0,
             never_sleep=frozenset({host_node}),
             wol_broadcast="127.255.255.255",

@@ -22,7 +22,7 @@ from coordinator.core.jobstate import Change, JobRecord, JobState
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import Registry
 from coordinator.core.snapshot import cluster_snapshot
-from coordinator.core.tick import ResumeLatencies
+from coordinator.core.tick import ResumeLatencies, hello_shape
 from coordinator.daemon.commands import Sender
 from coordinator.placement.scheduler import Plan, schedule
 from coordinator.settings import Jobs
@@ -148,7 +148,9 @@ class Dispatcher:
         return plan
 
     def _resume_latency(self, node: str) -> float:
-        return self._latencies.estimate(node, self._default_resume_s)
+        view = self._registry.nodes.get(node)
+        shape = hello_shape(view.hello) if view is not None else None
+        return self._latencies.estimate(node, self._default_resume_s, shape)
 
     async def _dispatch(self, job: JobRecord, now: float) -> None:
         factor = self._config.runtime_limit_factor

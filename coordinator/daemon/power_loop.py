@@ -98,9 +98,13 @@ class PowerLoop:
         with self._engine.connect() as conn:
             for event in power_rows.events(conn, kinds=("resumed",), limit=10_000):
                 if event.value is not None:
-                    self._latencies.record(event.node, event.value)
+                    self._latencies.record(event.node, event.value, self._shape(event.node))
             self._sleeps.extend(e.ts for e in power_rows.events(conn, kinds=("sleep",), limit=100))
         self._loaded = True
+
+    def _shape(self, node: str) -> str | None:
+        view = self._registry.nodes.get(node)
+        return tick.hello_shape(view.hello) if view is not None else None
 
     def _affinity_calls(self, now: float) -> dict[str, float]:
         with self._engine.connect() as conn:
@@ -134,7 +138,7 @@ class PowerLoop:
         woken_at = self._wake_sent.pop(view.name, None)
         latency = None if woken_at is None else view.state_since - woken_at
         if latency is not None:
-            self._latencies.record(view.name, latency)
+            self._latencies.record(view.name, latency, tick.hello_shape(view.hello))
         reason = (
             f"back {latency:.1f}s after the wake" if latency is not None else f"back from {before}"
         )
@@ -186,6 +190,7 @@ class PowerLoop:
             policy=self._policy,
             can_sleep=bool(view.hello and view.hello.sleep_methods),
             can_wake=wakers.wake_method(view.hello, self._config) is not None,
+            resume_p95_s=self._latencies.quantile(view.name, 0.95, tick.hello_shape(view.hello)),
         )
         self._idle[view.name] = power.idle_since
         return power

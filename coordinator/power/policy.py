@@ -28,7 +28,9 @@ class PowerPolicy:
     min_awake_time_s: float = 600.0
     min_asleep_time_s: float = 300.0
     max_sleeps_per_min: int = 2
-    resume_timeout_s: float = 300.0
+    resume_timeout_s: float = 300.0  # without measured wakes, or with the factor at 0
+    resume_timeout_factor: float = 3.0  # with them: this x the p95 wake time ...
+    resume_timeout_floor_s: float = 60.0  # ... but never less than this
     never_sleep: frozenset[str] = frozenset()
 
 
@@ -46,6 +48,7 @@ class NodePower:
     free_gpus: int = 0
     can_sleep: bool = True  # the agent offers a sleep method
     can_wake: bool = True  # the coordinator has a way to wake it
+    resume_p95_s: float | None = None  # learned wake time (its own, its shape's, the fleet's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +201,28 @@ def decide(
     return actions
 
 
+def resume_timeout(p95: float | None, policy: PowerPolicy) -> tuple[float, str]:
+    """How long a woken node may take, and why: k x its learned p95 wake time (a slow but
+    healthy node is not failed, a dead fast one is noticed sooner), never under the floor;
+    the fixed `resume_timeout` until wakes have been measured."""
+    if p95 is None or policy.resume_timeout_factor <= 0:
+        return policy.resume_timeout_s, "resume_timeout"
+    why = f"{policy.resume_timeout_factor:g} x p95 {p95:.0f}s"
+    learned = policy.resume_timeout_factor * p95
+    if learned < policy.resume_timeout_floor_s:
+        return policy.resume_timeout_floor_s, f"the floor, over {why}"
+    return learned, why
+
+
 def failures(nodes: Iterable[NodePower], policy: PowerPolicy, now: float) -> list[Action]:
-    return [
-        Action("fail", n.name, f"not back {policy.resume_timeout_s:g}s after the wake")
-        for n in nodes
-        if n.state is NodeState.WAKING and now - n.state_since > policy.resume_timeout_s
-    ]
+    actions = []
+    for n in nodes:
+        limit, why = resume_timeout(n.resume_p95_s, policy)
+        if n.state is NodeState.WAKING and now - n.state_since > limit:
+            took = now - n.state_since
+            reason = f"not back {took:.0f}s after the wake (timeout {limit:.0f}s: {why})"
+            actions.append(Action("fail", n.name, reason))
+    return actions
 
 
 def wakes(

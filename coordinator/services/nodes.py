@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from coordinator.core.registry import NodeView
+from coordinator.core.tick import LATENCY_SAMPLES, quantile
 from coordinator.store import nodes as node_rows
+from coordinator.store import power as power_rows
 from coordinator.store import stats as stat_rows
 
 
@@ -31,3 +33,20 @@ def names(engine: sa.Engine) -> list[str]:
 def status(engine: sa.Engine) -> Status:
     with engine.connect() as conn:
         return Status(stat_rows.read_stats(conn), stat_rows.store_size_bytes(conn))
+
+
+@dataclass(frozen=True, slots=True)
+class WakeTimes:
+    """A node's measured wakes (command to first sample), as `dormouse node NAME` shows."""
+
+    count: int
+    p50_s: float | None
+    p95_s: float | None
+
+
+def wake_times(engine: sa.Engine, node: str, keep: int = LATENCY_SAMPLES) -> WakeTimes:
+    """From the store's `resumed` events: the same figures the daemon plans with."""
+    with engine.connect() as conn:
+        found = power_rows.events(conn, node=node, kinds=("resumed",), limit=keep)
+    seconds = [e.value for e in found if e.value is not None]
+    return WakeTimes(len(seconds), quantile(seconds, 0.5), quantile(seconds, 0.95))

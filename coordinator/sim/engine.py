@@ -52,6 +52,7 @@ from coordinator.power.policy import (
     PowerPolicy,
     WakeWanted,
     decide,
+    resume_timeout,
 )
 from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
@@ -229,7 +230,7 @@ class Simulation:
             name, wake_id = data
             node = self._by_name[name]
             if node.state is NodeState.WAKING and node.wake_id == wake_id:
-                self._latencies.record(name, now - node.state_since)
+                self._latencies.record(name, now - node.state_since, node.kind.name)
                 node.set_state(NodeState.ONLINE, now)
                 node.idle_since = now
         elif kind == CLEAR:
@@ -309,7 +310,9 @@ class Simulation:
                 kind.shape,
                 connections=0,
                 util_pct=100.0 * node.used_cpus / kind.cpus,
-                resume_latency_s=self._latencies.estimate(node.name, kind.resume_latency_s),
+                resume_latency_s=self._latencies.estimate(
+                    node.name, kind.resume_latency_s, kind.name
+                ),
             )
         return node.snapshot
 
@@ -357,6 +360,7 @@ class Simulation:
                 wanted=False,
                 now=now,
                 policy=self._power,
+                resume_p95_s=self._latencies.quantile(node.name, 0.95, node.kind.name),
             )
             node.idle_since = node.power.idle_since
         if node.state is NodeState.ONLINE and not node.tasks:
@@ -400,7 +404,8 @@ class Simulation:
                     )
                 )
             elif node.state is NodeState.WAKING:
-                due.append(node.state_since + power.resume_timeout_s + 1e-6)
+                p95 = self._latencies.quantile(node.name, 0.95, node.kind.name)
+                due.append(node.state_since + resume_timeout(p95, power)[0] + 1e-6)
             elif node.state is NodeState.ASLEEP and wakes_wanted:
                 due.append(node.state_since + power.min_asleep_time_s)
         recent = recent_sleeps(self._sleeps, now)

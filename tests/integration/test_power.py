@@ -59,6 +59,7 @@ def coordinator(db_url, mosquitto, tmp_path, wol_port, never_sleep):
             "DORMOUSE_POWER_MIN_ASLEEP_TIME": "1s",
             "DORMOUSE_POWER_MAX_SLEEPS_PER_MIN": "10",
             "DORMOUSE_POWER_RESUME_TIMEOUT": "6s",
+            "DORMOUSE_POWER_RESUME_TIMEOUT_FLOOR": "6s",  # once wakes here are measured
             "DORMOUSE_POWER_NEVER_SLEEP": ",".join(never_sleep),
             "DORMOUSE_POWER_WOL_BROADCAST": "127.255.255.255",
             "DORMOUSE_POWER_WOL_PORT": str(wol_port),
@@ -236,6 +237,8 @@ class TestNeverWakes:
         moved = submit(coordinator, "--cpus", "2", "--runtime", "30s", "--", PY, "-c", "pass")
         await eventually(lambda: states(coordinator)[b] == "failed", 30, "b failed to resume")
         assert power_kinds(coordinator, b)[-2:] == ["wake", "failed"]
+        failed = coordinator.cli("power-events", "--node", b)[-1]
+        assert "timeout 6s: resume_timeout" in failed["reason"]  # no wake measured here yet
         await eventually(
             lambda: stored_jobs(coordinator.db_url)[moved]["state"] == "succeeded",
             40,

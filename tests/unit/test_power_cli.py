@@ -119,3 +119,15 @@ def test_power_events_of_an_unknown_node_is_an_error_not_an_empty_table(store):
     assert result.exit_code == 2
     assert "unknown node 'nosuch'" in result.output
     assert invoke("power-events", "--node", "gpu-01").exit_code == 0
+
+
+def test_node_shows_its_measured_wake_times(store):
+    assert json.loads(invoke("node", "gpu-01", "--json").output)["wakes_measured"] == 0
+    with store.begin() as conn:
+        power_rows.log_events(
+            conn,
+            [PowerEvent(100.0 + i, "gpu-01", "resumed", "back", float(s)) for i, s in
+             enumerate(range(10, 30))],
+        )  # fmt: skip
+    shown = json.loads(invoke("node", "gpu-01", "--json").output)
+    assert (shown["wakes_measured"], shown["wake_p50_s"], shown["wake_p95_s"]) == (20, 19.0, 28.0)

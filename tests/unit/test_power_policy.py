@@ -23,6 +23,7 @@ from coordinator.power.policy import (
     no_work,
     not_exempt,
     not_wanted,
+    resume_timeout,
     sleep_capable,
     sleep_refusal,
     wake_refusal,
@@ -148,7 +149,9 @@ def test_decide_wakes_what_placement_wants_once_and_only_if_allowed() -> None:
 def test_decide_fails_a_node_not_back_in_time_and_does_not_wake_it_again() -> None:
     waking = NodePower(name="w", state=NodeState.WAKING, state_since=NOW - 31)
     late = decide([waking], [WakeWanted("w", "job")], POLICY, NOW)
-    assert late == [Action("fail", "w", "not back 30s after the wake")]
+    assert late == [
+        Action("fail", "w", "not back 31s after the wake (timeout 30s: resume_timeout)")
+    ]
     assert decide([replace(waking, state_since=NOW - 29)], [], POLICY, NOW) == []
 
 
@@ -157,3 +160,29 @@ def test_a_waking_node_counts_as_awake_for_the_floor() -> None:
     assert decide([idle("a"), waking], [], replace(POLICY, min_awake=1), NOW) == [
         Action("sleep", "a", "idle for 120s")
     ]
+
+
+SLOW = replace(
+    POLICY, resume_timeout_s=300.0, resume_timeout_factor=3.0, resume_timeout_floor_s=60.0
+)
+
+
+def test_a_slow_but_healthy_node_is_not_failed_under_its_learned_timeout() -> None:
+    """Resumes take 500 s on this node: the fixed 300 s fails it, 3 x p95 (1500 s) does not."""
+    waking = NodePower(name="slow", state=NodeState.WAKING, state_since=NOW - 500)
+    fixed = replace(SLOW, resume_timeout_factor=0.0)
+    assert [a.kind for a in decide([waking], [], fixed, NOW)] == ["fail"]
+    learned = replace(waking, resume_p95_s=500.0)
+    assert decide([learned], [], SLOW, NOW) == []
+    assert resume_timeout(500.0, SLOW) == (1500.0, "3 x p95 500s")
+
+
+def test_a_dead_fast_node_is_noticed_within_its_learned_timeout() -> None:
+    """Resumes take 15 s: a node silent 61 s after its wake is failed (floor 60 s), where
+    the fixed timeout would wait 300 s."""
+    dead = NodePower(name="dead", state=NodeState.WAKING, state_since=NOW - 61, resume_p95_s=15.0)
+    (action,) = decide([dead], [], SLOW, NOW)
+    assert action == Action(
+        "fail", "dead", "not back 61s after the wake (timeout 60s: the floor, over 3 x p95 15s)"
+    )
+    assert decide([replace(dead, resume_p95_s=None)], [], SLOW, NOW) == []

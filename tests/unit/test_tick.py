@@ -115,13 +115,21 @@ def test_only_sleeps_inside_the_window_count():
     assert tick.recent_sleeps([], 100.0) == ()
 
 
-def test_the_resume_estimate_is_the_mean_of_the_last_five():
+def test_the_resume_estimate_is_the_p95_of_the_node_then_its_shape_then_the_fleet():
     latencies = tick.ResumeLatencies()
-    assert latencies.estimate("n1", 120.0) == 120.0
-    for seconds in (100.0, 10.0, 20.0, 30.0, 40.0, 50.0):
-        latencies.record("n1", seconds)
-    assert latencies.estimate("n1", 120.0) == 30.0  # the 100 s one fell out
-    assert latencies.estimate("n2", 120.0) == 120.0
+    assert latencies.estimate("n1", 120.0) == 120.0  # nothing measured: the guess
+    for seconds in (10.0, 20.0):
+        latencies.record("n1", seconds, shape="8cpu/1gpu")
+    assert latencies.estimate("n1", 120.0) == 120.0  # two is not enough to speak for it
+    latencies.record("n1", 30.0)  # its shape is remembered
+    assert latencies.estimate("n1", 120.0) == 30.0
+    for seconds in range(1, 21):  # 1..20 s
+        latencies.record("n2", float(seconds), shape="64cpu/8gpu")
+    assert latencies.estimate("n2", 120.0) == 19.0  # nearest-rank p95 of 20 values
+    assert latencies.quantile("n2", 0.5) == 10.0
+    assert latencies.estimate("n3", 120.0, shape="64cpu/8gpu") == 19.0  # its shape's
+    assert latencies.estimate("n4", 120.0, shape="1cpu/0gpu") == 20.0  # the fleet's (23)
+    assert latencies.own("n4") == ()
 
 
 def test_an_affinity_call_restarts_the_idle_timer():
