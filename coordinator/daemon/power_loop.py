@@ -60,6 +60,7 @@ class PowerLoop:
         self._idle: dict[str, float | None] = {}
         self._sleeps: deque[float] = deque(maxlen=1000)
         self._wake_sent: dict[str, float] = {}
+        self._failed_wake: dict[str, float] = {}  # failed node -> when its wake was sent
         self._unwritten: list[PowerEvent] = []
         self._loaded = False
         self.counts: dict[str, int] = defaultdict(int)
@@ -96,7 +97,7 @@ class PowerLoop:
 
     def _load_history(self) -> None:
         with self._engine.connect() as conn:
-            for event in power_rows.events(conn, kinds=("resumed",), limit=10_000):
+            for event in power_rows.events(conn, kinds=power_rows.WAKE_TIMES, limit=10_000):
                 if event.value is not None:
                     self._latencies.record(event.node, event.value, self._shape(event.node))
             self._sleeps.extend(e.ts for e in power_rows.events(conn, kinds=("sleep",), limit=100))
@@ -124,6 +125,7 @@ class PowerLoop:
 
     def _observe(self, now: float) -> None:
         """Transitions the registry saw (from agents) since the last pass, as events."""
+        self._late_resumes(now)
         for view in self._registry.nodes.values():
             before = self._seen.get(view.name)
             self._seen[view.name] = view.state
@@ -133,6 +135,23 @@ class PowerLoop:
                 self._event(now, view.name, "asleep", f"quiet after {before}")
             elif view.state is NodeState.ONLINE and before in BACK_FROM:
                 self._resumed(view, before, now)
+
+    def _late_resumes(self, now: float) -> None:
+        """A failed node heard from after all: its wake took longer than the timeout. The
+        time is learned (the timeout grows with it); the node stays failed until cleared."""
+        for node, woken_at in list(self._failed_wake.items()):
+            view = self._registry.nodes.get(node)
+            if view is None or view.state is not NodeState.FAILED:
+                del self._failed_wake[node]
+            elif view.last_seen is not None and view.last_seen > view.state_since:
+                del self._failed_wake[node]
+                took = view.last_seen - woken_at
+                self._latencies.record(node, took, tick.hello_shape(view.hello))
+                why = (
+                    f"back {took:.1f}s after the wake, after it was failed: `dormouse clear {node}`"
+                )
+                self._event(now, node, "resumed_late", why, took)
+                log.warning("node %s is %s", node, why)
 
     def _resumed(self, view: NodeView, before: NodeState, now: float) -> None:
         woken_at = self._wake_sent.pop(view.name, None)
@@ -201,7 +220,9 @@ class PowerLoop:
         if action.kind == "wake":
             return await self._wake(action.node, action.reason, now)
         self._registry.mark(action.node, NodeState.FAILED, now)
-        self._wake_sent.pop(action.node, None)
+        woken_at = self._wake_sent.pop(action.node, None)
+        if woken_at is not None:
+            self._failed_wake[action.node] = woken_at
         self._event(now, action.node, "failed", action.reason)
         log.error(
             "node %s failed: %s; `dormouse clear %s` once it is fixed",

@@ -12,6 +12,7 @@ from coordinator.core.tick import LATENCY_SAMPLES, quantile
 from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
 from coordinator.store import stats as stat_rows
+from coordinator.store.power import WAKE_TIMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,6 @@ class WakeTimes:
 def wake_times(engine: sa.Engine, node: str, keep: int = LATENCY_SAMPLES) -> WakeTimes:
     """From the store's `resumed` events: the same figures the daemon plans with."""
     with engine.connect() as conn:
-        found = power_rows.events(conn, node=node, kinds=("resumed",), limit=keep)
+        found = power_rows.events(conn, node=node, kinds=WAKE_TIMES, limit=keep)
     seconds = [e.value for e in found if e.value is not None]
     return WakeTimes(len(seconds), quantile(seconds, 0.5), quantile(seconds, 0.95))

@@ -12,7 +12,9 @@ A job larger than the largest node (the ITP traces hold 64-GPU jobs) is split in
 parts that each fit a node; it starts when its last part starts and ends when its last part
 ends. Baselines: `always-on` (EDF, never sleeps), `always-on-fifo` (submit order: the jobs
 reach placement without deadlines), `round-robin` (submit order, the next node in turn
-that fits, never sleeps).
+that fits, never sleeps), `dormouse-flat` (dormouse with the fixed `resume_timeout`, not the
+learned one). A failed node that comes back late counts as `wrongly_failed`, and its wake
+time is learned (it stays failed until the operator clears it, as in the daemon).
 """
 
 from __future__ import annotations
@@ -67,12 +69,16 @@ class SimPolicy:
     fifo: bool  # placement sees no deadlines: submit order
     round_robin: bool
     sleep: bool
+    learned_timeout: bool = True  # False: the fixed resume_timeout, whatever wakes measured
 
 
 POLICIES = {
     p.name: p
     for p in (
         SimPolicy("dormouse", fifo=False, round_robin=False, sleep=True),
+        SimPolicy(
+            "dormouse-flat", fifo=False, round_robin=False, sleep=True, learned_timeout=False
+        ),
         SimPolicy("always-on", fifo=False, round_robin=False, sleep=False),
         SimPolicy("always-on-fifo", fifo=True, round_robin=False, sleep=False),
         SimPolicy("round-robin", fifo=True, round_robin=True, sleep=False),
@@ -154,6 +160,7 @@ class Outcome:
     sleeps: int = 0
     wakes: int = 0
     failures: int = 0
+    wrongly_failed: int = 0  # failed, then came back: the timeout was too short for it
 
 
 class Simulation:
@@ -169,6 +176,8 @@ class Simulation:
         record: Callable[[Step], None] | None = None,
     ) -> None:
         self._policy, self._power = policy, replace(power, sleep_idle=policy.sleep)
+        if not policy.learned_timeout:
+            self._power = replace(self._power, resume_timeout_factor=0.0)
         self._rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not secrets
         self._clear_after_s, self._record = clear_after_s, record
         start = trace[0].submit_s if trace else 0.0
@@ -227,12 +236,17 @@ class Simulation:
         if kind == FINISH:
             self._finish(data, now)
         elif kind == RESUME:
-            name, wake_id = data
+            name, wake_id, woken_at = data
             node = self._by_name[name]
-            if node.state is NodeState.WAKING and node.wake_id == wake_id:
-                self._latencies.record(name, now - node.state_since, node.kind.name)
+            if node.wake_id != wake_id:
+                return 0
+            if node.state is NodeState.WAKING:
+                self._latencies.record(name, now - woken_at, node.kind.name)
                 node.set_state(NodeState.ONLINE, now)
                 node.idle_since = now
+            elif node.state is NodeState.FAILED:  # back after all: learn how slow it is
+                self._latencies.record(name, now - woken_at, node.kind.name)
+                self.outcome.wrongly_failed += 1
         elif kind == CLEAR:
             node = self._by_name[data]
             if node.state is NodeState.FAILED:
@@ -385,7 +399,7 @@ class Simulation:
             if self._rng.random() >= kind.wake_failure:
                 jitter = self._rng.uniform(-kind.resume_jitter_s, kind.resume_jitter_s)
                 back = now + max(0.0, kind.resume_latency_s + jitter)
-                self._push(back, RESUME, (node.name, node.wake_id))
+                self._push(back, RESUME, (node.name, node.wake_id, now))
         else:
             node.set_state(NodeState.FAILED, now)
             self.outcome.failures += 1

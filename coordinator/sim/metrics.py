@@ -21,6 +21,7 @@ class Summary:
     sleeps: int
     wakes: int
     failures: int
+    wrongly_failed: int
     max_toggles_per_node_hour: int
     span_h: float
 
@@ -46,6 +47,7 @@ def summarise(outcome: Outcome, end: float | None = None) -> Summary:
         sleeps=outcome.sleeps,
         wakes=outcome.wakes,
         failures=outcome.failures,
+        wrongly_failed=outcome.wrongly_failed,
         max_toggles_per_node_hour=max((most_in_an_hour(n) for n in outcome.nodes), default=0),
         span_h=(end - outcome.start) / 3600,
     )

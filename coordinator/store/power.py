@@ -9,6 +9,8 @@ import sqlalchemy as sa
 
 from coordinator.store.models import power_events, power_requests
 
+WAKE_TIMES = ("resumed", "resumed_late")  # power events whose value is a measured wake (s)
+
 
 @dataclass(frozen=True, slots=True)
 class PowerEvent:

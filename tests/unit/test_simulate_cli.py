@@ -46,7 +46,13 @@ def test_json_compare_gives_every_policy_with_the_figures(trace):
     )
     assert result.exit_code == 0, result.output
     policies = json.loads(result.output)["policies"]
-    assert set(policies) == {"dormouse", "always-on", "always-on-fifo", "round-robin"}
+    assert set(policies) == {
+        "dormouse",
+        "dormouse-flat",
+        "always-on",
+        "always-on-fifo",
+        "round-robin",
+    }
     for figures in policies.values():
         assert set(figures) >= KEYS
         assert figures["jobs"] == figures["completed"] == 12

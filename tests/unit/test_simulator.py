@@ -215,3 +215,24 @@ def test_fleet_file():
         parse_fleet('[[nodes]]\ncount = 1\nmem = "1G"\nidle_w = 1\nbusy_w = 2\n')
     with pytest.raises(ConfigError, match="one or more"):
         parse_fleet("x = 1\n")
+
+
+def test_a_slow_node_is_failed_once_then_learned_where_the_fixed_timeout_fails_it_every_time():
+    """Wakes take 500 s; the fixed timeout is 300 s; one node, jobs a day apart. Under
+    dormouse-flat every wake fails (cleared after an hour, woken again for the same job, failed
+    again): no job after the first ever runs. dormouse fails the first wakes too (nothing
+    measured yet), learns each 500 s resume when the node turns up late, and once it has the
+    three a node needs (MIN_LATENCIES) waits 3 x 500 s: every job runs."""
+    slow = kind(resume_latency_s=500)
+    policy = dataclasses.replace(
+        POLICY, resume_timeout_s=300, resume_timeout_factor=3.0, resume_timeout_floor_s=60
+    )
+    trace = [job(f"j{i}", 1000 + 86_400 * i, 100) for i in range(5)]
+    runs = {
+        name: Simulation(trace, [slow], POLICIES[name], policy, clear_after_s=3600).run()
+        for name in ("dormouse", "dormouse-flat")
+    }
+    flat, learned = summarise(runs["dormouse-flat"]), summarise(runs["dormouse"])
+    assert flat.completed == 1  # the first: the node starts awake
+    assert flat.wrongly_failed == flat.failures > 5
+    assert (learned.completed, learned.failures, learned.wrongly_failed) == (5, 3, 3)
