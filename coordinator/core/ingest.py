@@ -102,7 +102,10 @@ class Ingest:
         )
         if seen.refused is not None:
             return self._drop(seen.refused, f"{where}: too far past the node's last seq")
-        self.duplicates += seen.duplicates
+        reused = self._reused(batch, seen.fresh)
+        self.duplicates += seen.duplicates - reused
+        if reused:
+            self._drop("seq_reused", f"{where}: newer than the node's highest seq", reused)
         gap = (batch.node, *seen.new_gap) if seen.new_gap else None
         reset = None
         if seen.reset_from is not None:
@@ -115,6 +118,22 @@ class Ingest:
             return Routed(gap=gap, reset=reset)
         self.registry.on_telemetry(batch, now)
         return Routed(batches=fresh_parts(batch, seen.fresh), gap=gap, reset=reset)
+
+    def _reused(self, batch: TelemetryBatch, fresh: tuple[Range, ...]) -> int:
+        """Samples at seqs already stored but newer than the sample at the node's highest
+        seq: not a redelivery but an agent numbering again (its host clock set back under
+        a new spool, or a restart while its disk was full). They cannot be stored under
+        those seqs; counted as `seq_reused` so the loss is seen, not filed as duplicates."""
+        latest = self.registry.nodes[batch.node].latest
+        high, newest = latest.get("seq"), latest.get("ts")
+        if high is None or newest is None or batch.seq_first > high:
+            return 0
+        stored = [
+            s for i, s in enumerate(batch.samples)
+            if batch.seq_first + i <= high
+            and not any(lo <= batch.seq_first + i <= hi for lo, hi in fresh)
+        ]  # fmt: skip
+        return sum(1 for s in stored if s.ts > newest)
 
     def _plausible_stream(self, batch: TelemetryBatch) -> bool:
         """A stream starts at the agent's clock in ms when its spool was made: not after

@@ -40,13 +40,14 @@ def test_good_telemetry_is_routed_to_the_store_with_its_gap():
 
 def test_only_the_seqs_the_store_lacks_are_written():
     target = said_hello(ingest(), "n1")
-    send(target, factories.telemetry("n1", seq_first=0, count=5))
-    send(target, factories.telemetry("n1", seq_first=8, count=2))  # 5-7 missing
-    again = send(target, factories.telemetry("n1", seq_first=3, count=6))  # 3-8
-    assert [(b.seq_first, b.seq_last) for b in again.batches] == [(5, 7)]
-    assert [s.ts for s in again.batches[0].samples] == [factories.TS + i for i in (2, 3, 4)]
+    send(target, factories.telemetry("n1", seq_first=0, count=5))  # sample seq i at TS + i
+    send(target, factories.telemetry("n1", seq_first=8, count=2, ts=factories.TS + 8))
+    again = send(target, factories.telemetry("n1", seq_first=3, count=6, ts=factories.TS + 3))
+    assert [(b.seq_first, b.seq_last) for b in again.batches] == [(5, 7)]  # 5-7 were missing
+    assert [s.ts for s in again.batches[0].samples] == [factories.TS + i for i in (5, 6, 7)]
     assert target.duplicates == 3
     assert send(target, factories.telemetry("n1", seq_first=0, count=2)).batches == ()
+    assert target.dropped == {}
 
 
 def test_nothing_but_a_hello_introduces_a_node():
@@ -137,3 +138,18 @@ def test_rate_limiter_summarises_what_it_held_back():
     assert [limiter.allow("schema", t) for t in (1, 2, 3)] == [None, None, None]
     assert limiter.allow("lz4", 4) == 1  # keys are independent
     assert limiter.allow("schema", 10) == 4
+
+
+def test_seqs_numbered_again_are_counted_as_reused_not_filed_as_duplicates():
+    """An agent that numbers again from an old seq (clock set back under a new spool, or a
+    restart while its disk was full) sends samples newer than the node's highest seq under
+    seqs already stored: that loss is counted and said, not hidden among duplicates."""
+    target = said_hello(ingest(), "n1")
+    send(target, factories.telemetry("n1", seq_first=0, count=10, ts=NOW - 100))
+    send(target, factories.telemetry("n1", seq_first=3, count=2, ts=NOW - 97))  # redelivery
+    assert (target.duplicates, target.dropped) == (2, {})
+    again = send(target, factories.telemetry("n1", seq_first=5, count=3, ts=NOW - 10))
+    assert again.batches == ()
+    assert target.dropped == {"seq_reused": 3}
+    assert target.duplicates == 2
+    assert "newer than the node's highest seq" in target.last_error["seq_reused"]
