@@ -160,17 +160,11 @@ class Spool:
                 self.degraded = f"cannot write {self.path}: {exc}"
                 log.error("%s: holding samples in memory until it can", self.degraded)
             return
-        if self._memory_only:
-            self._held_written()
-            return
-        if self.degraded is not None:
+        if self.degraded is not None and not self._memory_only:
             log.warning(
                 "spool %s takes writes again: %d held samples written", self.path, len(self._held)
             )
-        self.degraded = None
-        self._held_written()
-
-    def _held_written(self) -> None:
+            self.degraded = None
         self.bytes += self._held_bytes
         self._held.clear()
         self._held_bytes = self._held_dropped = 0
@@ -194,17 +188,16 @@ class Spool:
         self._acked_through = max(self._acked_through, batch.seq_last)  # if the file fails
         while self._held and self._held[0][0] <= batch.seq_last:
             self._held_bytes -= len(self._held.popleft()[1])
-        reported = batch.spool_dropped
-        taken = min(reported, self._held_dropped)
-        self._held_dropped -= taken
+        from_memory = min(batch.spool_dropped, self._held_dropped)  # reported drops: memory's
+        self._held_dropped -= from_memory  # first, then the file's
         try:
             with self._transaction():
                 self._db.execute(
                     "UPDATE samples SET sent_at = ? WHERE seq BETWEEN ? AND ?",
                     (self._clock.now(), batch.seq_first, batch.seq_last),
                 )
-                left = max(0, self.dropped_unreported - (reported - taken))
-                self._set_meta("dropped", left)
+                from_file = batch.spool_dropped - from_memory
+                self._set_meta("dropped", max(0, self.dropped_unreported - from_file))
         except sqlite3.OperationalError:
             pass  # unmarked: replayed later, and the coordinator files it as a duplicate
 

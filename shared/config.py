@@ -113,14 +113,10 @@ def _parse(parse: Parser, raw: Any, key: str, source: str) -> Any:
         raise ConfigError(f"{key} (from {source}): {exc}") from None
 
 
-def describe(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
-    """(key, value, doc) for every setting, sections flattened: for `config show`."""
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if "section" in f.metadata:
-            yield from describe(value, prefix + f.name + ".")
-        else:
-            yield prefix + f.name, value, f.metadata.get("doc", "")
+def describe(config: Any) -> Iterator[tuple[str, Any, str]]:
+    """(key, value, doc) for every setting, sections flattened."""
+    for f, key, value in _leaves(config, ""):
+        yield key, value, f.metadata.get("doc", "")
 
 
 def shown(config: Any) -> Iterator[tuple[str, str, Any, str]]:
@@ -132,6 +128,7 @@ def shown(config: Any) -> Iterator[tuple[str, str, Any, str]]:
 
 
 def _leaves(config: Any, prefix: str) -> Iterator[tuple[dataclasses.Field[Any], str, Any]]:
+    """(field, dotted key, value) of every setting, sections flattened."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if "section" in f.metadata:

@@ -9,7 +9,7 @@ from agent.samplers.base import Availability, Reading
 
 
 class SpoolSampler:
-    name = "spool"
+    name = "spool_memory"  # `check` has a "spool" row of its own (the file and its disk)
 
     def __init__(self, held: Callable[[], int]) -> None:
         self._held = held

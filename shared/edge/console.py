@@ -60,12 +60,14 @@ def cell(value: Any, *, bytes_: bool = False) -> str:
 
 
 def human_bytes(count: float) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if abs(count) < 1024:
+        return f"{count:.0f} B"
+    size = count / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.1f} {unit}"
         size /= 1024
-    raise AssertionError("unreachable")
+    return f"{size:.1f} TiB"
 
 
 def print_json(value: Any) -> None:
