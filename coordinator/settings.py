@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from coordinator.power.defer import DeferPolicy
 from coordinator.power.policy import PowerPolicy
 from shared.config import (
+    NO_FILE,
     BrokerUrl,
     MqttSecurity,
     default_data_dir,
@@ -71,6 +73,13 @@ class Retention:
     minute: float = setting(90 * 86400.0, parse_positive_seconds, "keep minute rollups")
     hour: float = setting(730 * 86400.0, parse_positive_seconds, "keep hour rollups")
     delete_batch: int = setting(5000, parse_count, "rows deleted per statement")
+
+
+def parse_fraction(value: Any) -> float:
+    number = float(value) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number < 1:
+        raise ValueError(f"expected a fraction from 0 to under 1, got {value!r}")
+    return float(number)
 
 
 def parse_factor(value: Any) -> float:
@@ -220,6 +229,38 @@ class Cost:
     budget_period: str = setting(
         "month", parse_choice("day", "week", "month"), "day, week or month"
     )
+    tariff: Path = setting(
+        NO_FILE, parse_path, "CSV of price per kWh by hour (hour,price) or time (time,price)"
+    )
+    carbon: Path = setting(
+        NO_FILE, parse_path, "CSV of gCO2 per kWh (hour,gco2_per_kwh or time,gco2_per_kwh)"
+    )
+    defer_by: str = setting(
+        "price",
+        parse_choice("price", "carbon", "off"),
+        "hold jobs with slack for a cheaper (price) or cleaner (carbon) window, or off",
+    )
+    defer_undeadlined: bool = setting(False, parse_bool, "hold jobs without a deadline too")
+    max_defer: float = setting(86_400.0, parse_positive_seconds, "no job is held longer")
+    defer_min_saving: float = setting(
+        0.05, parse_fraction, "hold only for a window this much cheaper (0.05: 5 %)"
+    )
+    defer_keep_slack: float = setting(
+        0.25, parse_fraction, "share of a job's slack a hold must leave (for the queue)"
+    )
+    defer_fill: float = setting(
+        0.5, parse_fraction, "held jobs book at most this share of the fleet in any hour"
+    )
+
+    def defer_policy(self) -> DeferPolicy:
+        return DeferPolicy(
+            by=self.defer_by,
+            undeadlined=self.defer_undeadlined,
+            max_defer_s=self.max_defer,
+            min_saving=self.defer_min_saving,
+            keep_slack=self.defer_keep_slack,
+            fill=self.defer_fill,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

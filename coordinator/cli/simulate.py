@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +13,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from coordinator.cli.common import fail, load
+from coordinator.power.defer import DeferPolicy
 from coordinator.power.policy import PowerPolicy
+from coordinator.power.tariff import Rate
+from coordinator.services import tariffs
+from coordinator.services.tariffs import prices
 from coordinator.settings import Power
 from coordinator.sim.engine import POLICIES, Outcome, Simulation
 from coordinator.sim.fleet import NodeType, default_type, parse_fleet
@@ -59,10 +63,25 @@ def simulate(
     clear_after: Annotated[
         float, typer.Option("--clear-after", help="seconds until an operator clears a failed node")
     ] = 3600.0,
+    tariff: Annotated[
+        Path | None,
+        typer.Option(
+            "--tariff", metavar="FILE", help="price per kWh: hour,price or time,price CSV"
+        ),
+    ] = None,
+    carbon: Annotated[
+        Path | None,
+        typer.Option("--carbon", metavar="FILE", help="gCO2 per kWh: hour,gco2_per_kwh CSV"),
+    ] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Replay a job trace through dormouse's own placement and power policy."""
+    """Replay a job trace through dormouse's own placement and power policy.
+
+    Energy is priced at --tariff (else `[cost] tariff`, else the flat `price_kwh`); trace
+    times are seconds from a Monday 00:00. `dormouse` holds jobs with slack for a cheaper
+    window (`[cost] defer_by`); `dormouse-flat` is the fixed policy (no holds, the fixed
+    resume timeout)."""
     names = list(POLICIES) if compare else policy or ["dormouse"]
     if unknown := [n for n in names if n not in POLICIES]:
         fail(f"--policy {unknown[0]!r}: expected one of {', '.join(POLICIES)}")
@@ -70,8 +89,15 @@ def simulate(
         fail("--deadline-factor must be more than 0")
     if nodes < 1 or gpus_per_node < 0:
         fail("--nodes must be 1 or more and --gpus-per-node 0 or more")
-    power = load(config).power
+    settings = load(config)
+    power = settings.power
     with reported_errors("dormouse"):
+        intensity = tariffs.carbon(settings.cost, carbon)
+        rates = Rates(
+            prices(settings.cost, tariff).on_trace(),
+            intensity.on_trace() if intensity else None,
+            settings.cost.defer_policy(),
+        )
         jobs = read_trace(trace, deadline_factor)
         kinds = (
             parse_fleet(fleet.read_text(), str(fleet))
@@ -82,11 +108,18 @@ def simulate(
     runs = {n: power.policy() for n in names if not variants or n != "dormouse"}
     runs.setdefault(REFERENCE, power.policy())
     runs |= {f"dormouse {label}": knobs for label, knobs in variants.items()}
-    outcomes = run_all(jobs, kinds, runs, seed, clear_after, show_progress=not as_json)
+    outcomes = run_all(jobs, kinds, runs, seed, clear_after, rates, show_progress=not as_json)
     end = max(o.end for o in outcomes.values())
     summaries = {name: summarise(o, end) for name, o in outcomes.items()}
     shown = [n for n in summaries if n in names or n.startswith("dormouse ")]
     report(summaries, shown, as_json=as_json)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    tariff: Rate
+    carbon: Rate | None
+    defer: DeferPolicy
 
 
 def read_trace(path: Path, deadline_factor: float | None) -> list[TraceJob]:
@@ -123,6 +156,7 @@ def run_all(
     runs: dict[str, PowerPolicy],
     seed: int,
     clear_after: float,
+    rates: Rates,
     *,
     show_progress: bool,
 ) -> dict[str, Outcome]:
@@ -131,7 +165,17 @@ def run_all(
         task = progress.add_task("simulating", total=len(jobs) * len(runs))
         for name, knobs in runs.items():
             kind = POLICIES[name.split(" ")[0]]
-            simulation = Simulation(jobs, kinds, kind, knobs, seed=seed, clear_after_s=clear_after)
+            simulation = Simulation(
+                jobs,
+                kinds,
+                kind,
+                knobs,
+                seed=seed,
+                clear_after_s=clear_after,
+                tariff=rates.tariff,
+                carbon=rates.carbon,
+                defer=rates.defer,
+            )
             progress.update(task, description=name)
             outcomes[name] = simulation.run(lambda n: progress.advance(task, n))
     return outcomes
@@ -148,6 +192,10 @@ def figures(summary: Summary, reference: Summary) -> dict[str, Any]:
     values["vs_lower_bound"] = (
         summary.energy_kwh / summary.lower_bound_kwh if summary.lower_bound_kwh else None
     )
+    cost, peer = summary.energy_cost, reference.energy_cost
+    values["cost_saved_vs_always_on_pct"] = 100 * (1 - cost / peer) if cost and peer else None
+    if summary.co2_kg is None:
+        del values["co2_kg"]
     return values
 
 

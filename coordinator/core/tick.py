@@ -172,6 +172,11 @@ class ResumeLatencies:
     def quantile(self, node: str, q: float, shape: str | None = None) -> float | None:
         return quantile(self.seen(node, shape), q)
 
+    def fleet_estimate(self, default_s: float) -> float:
+        """The fleet's p95 wake time: the margin for a job that may land on any node."""
+        p95 = quantile(self._fleet, 0.95) if len(self._fleet) >= MIN_LATENCIES else None
+        return default_s if p95 is None else p95
+
     def own(self, node: str) -> tuple[float, ...]:
         return tuple(self._by_node.get(node, ()))
 

@@ -47,6 +47,8 @@ from coordinator.placement.model import (
 )
 from coordinator.placement.scheduler import Assignment, Plan, schedule
 from coordinator.placement.select import assign_gpus
+from coordinator.power.defer import DeferPolicy, Fleet, Holds
+from coordinator.power.energy import J_PER_KWH
 from coordinator.power.policy import (
     SLEEP_WINDOW_S,
     Action,
@@ -56,6 +58,7 @@ from coordinator.power.policy import (
     decide,
     resume_timeout,
 )
+from coordinator.power.tariff import Rate
 from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
 
@@ -70,12 +73,13 @@ class SimPolicy:
     round_robin: bool
     sleep: bool
     learned_timeout: bool = True  # False: the fixed resume_timeout, whatever wakes measured
+    defer: bool = False  # hold jobs with slack for a cheaper (cleaner) window
 
 
 POLICIES = {
     p.name: p
     for p in (
-        SimPolicy("dormouse", fifo=False, round_robin=False, sleep=True),
+        SimPolicy("dormouse", fifo=False, round_robin=False, sleep=True, defer=True),
         SimPolicy(
             "dormouse-flat", fifo=False, round_robin=False, sleep=True, learned_timeout=False
         ),
@@ -95,6 +99,10 @@ class SimNode:
     idle_since: float | None
     last_t: float
     energy_j: float = 0.0
+    cost: float = 0.0  # energy priced at the tariff
+    co2_g: float = 0.0
+    tariff: Rate | None = None
+    carbon: Rate | None = None
     used_cpus: int = 0
     used_gpus: int = 0
     tasks: int = 0
@@ -111,8 +119,14 @@ class SimNode:
         return kind.power_w(used)
 
     def advance(self, t: float) -> None:
-        """Count the energy up to `t`; call before anything that changes the power."""
-        self.energy_j += self.power_w() * (t - self.last_t)
+        """Count the energy (and its cost and CO2) up to `t`; call before anything that changes
+        the power."""
+        watts = self.power_w()
+        self.energy_j += watts * (t - self.last_t)
+        if self.tariff is not None:
+            self.cost += watts * self.tariff.integral(self.last_t, t) / J_PER_KWH
+        if self.carbon is not None:
+            self.co2_g += watts * self.carbon.integral(self.last_t, t) / J_PER_KWH
         self.last_t = t
 
     def set_state(self, state: NodeState, t: float) -> None:
@@ -161,6 +175,9 @@ class Outcome:
     wakes: int = 0
     failures: int = 0
     wrongly_failed: int = 0  # failed, then came back: the timeout was too short for it
+    held: int = 0  # jobs held for a cheaper window
+    priced: bool = False  # a tariff was given: nodes' `cost` counts
+    carbon: bool = False
 
 
 class Simulation:
@@ -174,7 +191,11 @@ class Simulation:
         seed: int = 0,
         clear_after_s: float = 3600.0,
         record: Callable[[Step], None] | None = None,
+        tariff: Rate | None = None,
+        carbon: Rate | None = None,
+        defer: DeferPolicy | None = None,
     ) -> None:
+        """`tariff` and `carbon` are on trace time (`Rate.on_trace`)."""
         self._policy, self._power = policy, replace(power, sleep_idle=policy.sleep)
         if not policy.learned_timeout:
             self._power = replace(self._power, resume_timeout_factor=0.0)
@@ -186,7 +207,14 @@ class Simulation:
             for k in fleet
             for i in range(k.count)
         ]
+        for node in self.nodes:
+            node.tariff, node.carbon = tariff, carbon
         self._by_name = {n.name: n for n in self.nodes}
+        defer = defer or DeferPolicy()
+        by = carbon if defer.by == "carbon" else tariff
+        self._holds = Holds(by if policy.defer else None, defer)
+        self._release_at: set[float] = set()
+        self._default_resume_s = max((k.resume_latency_s for k in fleet), default=0.0)
         largest = max((k.gpus for k in fleet), default=0)
         self.runs = [JobRun(j, _parts(j, largest)) for j in trace]
         self._unfinished = len(self.runs)
@@ -201,6 +229,7 @@ class Simulation:
         self._turn = 0
         self._latencies = ResumeLatencies()
         self.outcome = Outcome(policy.name, start, start, self.runs, self.nodes)
+        self.outcome.priced, self.outcome.carbon = tariff is not None, carbon is not None
         for index, run in enumerate(self.runs):
             self._push(run.trace.submit_s, SUBMIT, index)
 
@@ -271,7 +300,7 @@ class Simulation:
             self._unfinished -= 1
 
     def _step(self, now: float) -> None:
-        jobs = tuple(j for j, _ in self._pending.values())
+        jobs = self._ready(now)
         cluster = ClusterSnapshot(
             tuple(self._snapshot(n) for n in self.nodes), tuple(self._allocations.values())
         )
@@ -292,6 +321,26 @@ class Simulation:
         if self._record is not None:
             self._record(Step(now, jobs, cluster, plan, powers, wanted, recent, actions))
         self._next_tick(now, bool(wanted))
+
+    def _ready(self, now: float) -> tuple[Job, ...]:
+        """Pending jobs less those held for a cheaper window (a pass is due at each release)."""
+        pending = [j for j, _ in self._pending.values()]
+        if not self._holds.active:
+            return tuple(pending)
+        margin = self._latencies.fleet_estimate(self._default_resume_s)
+        ready, held = self._holds.split(pending, now, margin, self._fleet)
+        self.outcome.held = self._holds.planned
+        for hold in held.values():
+            if hold.until not in self._release_at:
+                self._release_at.add(hold.until)
+                self._push(hold.until, TICK, None)
+        return tuple(ready)
+
+    def _fleet(self) -> Fleet:
+        """What holds are booked against: the nodes not failed, and the jobs on them."""
+        usable = [n.kind for n in self.nodes if n.state is not NodeState.FAILED]
+        running = [(a.ends_at or 0.0, a.cpus, len(a.gpus)) for a in self._allocations.values()]
+        return Fleet(sum(k.cpus for k in usable), sum(k.gpus for k in usable), running)
 
     def _place(self, jobs: tuple[Job, ...], cluster: ClusterSnapshot, now: float) -> Plan:
         if self._policy.round_robin:
@@ -332,6 +381,7 @@ class Simulation:
 
     def _start(self, assignment: Assignment, now: float) -> None:
         job, index = self._pending.pop(assignment.job_id)
+        self._holds.forget(job.id)
         node = self._by_name[assignment.node]
         node.advance(now)
         request = job.request

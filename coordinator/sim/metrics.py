@@ -17,11 +17,14 @@ class Summary:
     mean_wait_s: float | None
     p95_wait_s: float | None
     energy_kwh: float
+    energy_cost: float | None  # at the tariff (or the flat price)
+    co2_kg: float | None  # with a carbon series
     lower_bound_kwh: float
     sleeps: int
     wakes: int
     failures: int
     wrongly_failed: int
+    held: int
     max_toggles_per_node_hour: int
     span_h: float
 
@@ -43,11 +46,14 @@ def summarise(outcome: Outcome, end: float | None = None) -> Summary:
         mean_wait_s=sum(waits) / len(waits) if waits else None,
         p95_wait_s=waits[min(len(waits) - 1, int(0.95 * len(waits)))] if waits else None,
         energy_kwh=sum(n.energy_j for n in outcome.nodes) / J_PER_KWH,
+        energy_cost=sum(n.cost for n in outcome.nodes) if outcome.priced else None,
+        co2_kg=sum(n.co2_g for n in outcome.nodes) / 1000 if outcome.carbon else None,
         lower_bound_kwh=lower_bound_j(outcome, end) / J_PER_KWH,
         sleeps=outcome.sleeps,
         wakes=outcome.wakes,
         failures=outcome.failures,
         wrongly_failed=outcome.wrongly_failed,
+        held=outcome.held,
         max_toggles_per_node_hour=max((most_in_an_hour(n) for n in outcome.nodes), default=0),
         span_h=(end - outcome.start) / 3600,
     )

@@ -1,0 +1,239 @@
+"""When to start a job with slack, pure: now, or in a cheaper (or cleaner) window.
+
+A job is held only when some later start makes the mean price (or gCO2) over its runtime
+at least `min_saving` lower than starting now, and only while its deadline still holds with
+the learned wake margin to spare (the p95 wake time: the job may need a node woken at the
+end of its hold) plus `keep_slack` of the slack it was given (for the queue it may meet).
+Jobs without a deadline run at once unless `defer_undeadlined`; no hold is longer than
+`max_defer`.
+
+Holding is booked: a held job reserves its CPUs or GPUs in an hourly calendar for the
+window it is held for, and a window is chosen only where what is booked and what is
+running then (by the running jobs' expected ends) leave room for it within `fill` of the
+fleet: the rest is left for jobs not yet submitted, which will not wait. Without that, every
+job of the day would be released into the first cheap hour at once and the queue, not the
+tariff, would decide who meets its deadline (on cluster01 with fill 1.0, deadline hits fell
+by 13 points; with 0.5 by 0.13).
+
+The cost of starting at s is the integral of the rate over [s, s + runtime]: piecewise
+linear in s, so its minimum lies where s or s + runtime meets a change of the rate, or at
+either end of the window; those are the only starts tried, cheapest first. The daemon and
+the simulator hold jobs through the same `Holds`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from coordinator.placement.model import Job
+from coordinator.power.tariff import Rate
+
+BUCKET_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeferPolicy:
+    """The knobs (meaning: coordinator.settings.Cost, docs/power.md)."""
+
+    by: str = "price"  # "price", "carbon" or "off"
+    undeadlined: bool = False
+    max_defer_s: float = 86_400.0
+    min_saving: float = 0.05  # a fraction of the cost of starting now
+    keep_slack: float = 0.25  # of the slack (deadline - submit - runtime), kept after a hold
+    fill: float = 0.5  # holds book the fleet's CPUs/GPUs only up to this share
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    until: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """What the fleet can hold (nodes that are or can be awake) and what runs on it:
+    `running` is (expected end, cpus, gpus) of each placed or running job."""
+
+    cpus: int
+    gpus: int
+    running: Sequence[tuple[float, int, int]] = ()
+
+
+def latest_start(job: Job, now: float, margin_s: float, policy: DeferPolicy) -> float | None:
+    """The last start the job may be held to, or None when it may not be held at all."""
+    if job.deadline is None and not policy.undeadlined:
+        return None
+    latest = now + policy.max_defer_s
+    if job.deadline is not None:
+        slack = job.deadline - job.submitted_at - job.runtime_s
+        latest = min(latest, job.deadline - job.runtime_s - margin_s - policy.keep_slack * slack)
+    return latest if latest > now else None
+
+
+def candidate_starts(rate: Rate, now: float, latest: float, runtime: float) -> list[float]:
+    """Where the cost of starting can be least: the ends, and where the run's start or end
+    meets a change of the rate."""
+    starts = {now, latest, *rate.changes(now, latest)}
+    starts |= {t - runtime for t in rate.changes(now + runtime, latest + runtime)}
+    return sorted(starts)
+
+
+class Calendar:
+    """CPUs and GPUs booked by held jobs, per hour."""
+
+    def __init__(self, fill: float = 1.0) -> None:
+        self.fill = fill
+        self._booked: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+
+    def book(self, start: float, runtime: float, job: Job, sign: int = 1) -> None:
+        for bucket in _buckets(start, runtime):
+            booked = self._booked[bucket]
+            booked[0] += sign * job.request.cpus
+            booked[1] += sign * job.request.gpus
+            if booked == [0, 0]:
+                del self._booked[bucket]
+
+    def fits(self, start: float, runtime: float, job: Job, fleet: Running) -> bool:
+        want, fill = job.request, self.fill
+        for bucket in _buckets(start, runtime):
+            cpus, gpus = self._booked.get(bucket, (0, 0))
+            run_cpus, run_gpus = fleet.at(bucket * BUCKET_S)
+            if want.gpus and gpus + run_gpus + want.gpus > fill * fleet.fleet.gpus:
+                return False
+            if cpus + run_cpus + want.cpus > fill * fleet.fleet.cpus:
+                return False
+        return True
+
+
+class Running:
+    """What runs at a time, from the running jobs' expected ends."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        ordered = sorted(fleet.running)
+        self._ends = [end for end, _, _ in ordered]
+        self._after: list[tuple[int, int]] = [(0, 0)] * (len(ordered) + 1)
+        for i in range(len(ordered) - 1, -1, -1):
+            cpus, gpus = self._after[i + 1]
+            self._after[i] = (cpus + ordered[i][1], gpus + ordered[i][2])
+
+    def at(self, t: float) -> tuple[int, int]:
+        return self._after[bisect.bisect_right(self._ends, t)]
+
+
+def _buckets(start: float, runtime: float) -> range:
+    return range(math.floor(start / BUCKET_S), math.ceil((start + runtime) / BUCKET_S))
+
+
+class Holds:
+    """Jobs held for a better window. Each job's start is planned once, when first seen (the
+    window only shrinks as time passes), and it is released when due, or earlier if the
+    wake margin has grown past what the hold allowed."""
+
+    def __init__(self, rate: Rate | None, policy: DeferPolicy) -> None:
+        self.rate, self.policy = rate, policy
+        self._planned: dict[str, Hold | None] = {}
+        self._jobs: dict[str, Job] = {}
+        self._calendar = Calendar(policy.fill)
+        self.planned = 0  # jobs ever held
+
+    @property
+    def active(self) -> bool:
+        return self.rate is not None and self.policy.by != "off" and not self.rate.is_flat
+
+    def split(
+        self, jobs: Iterable[Job], now: float, margin_s: float, fleet: Callable[[], Fleet]
+    ) -> tuple[list[Job], dict[str, Hold]]:
+        """The jobs to place now, and those held (with their holds). `fleet` is asked only
+        when a job is seen for the first time."""
+        if not self.active:
+            return list(jobs), {}
+        ready: list[Job] = []
+        held: dict[str, Hold] = {}
+        running: Running | None = None
+        for job in jobs:
+            if job.id not in self._planned:
+                running = running or Running(fleet())
+                self._plan(job, now, margin_s, running)
+            hold = self._planned[job.id]
+            if hold is not None and now < hold.until and _still_holds(job, hold, margin_s):
+                held[job.id] = hold
+            else:
+                self._release(job.id)
+                ready.append(job)
+        return ready, held
+
+    def _plan(self, job: Job, now: float, margin_s: float, running: Running) -> None:
+        hold = plan_start(
+            job, self.rate, now, margin_s, self.policy, booked=(self._calendar, running)
+        )
+        self._planned[job.id] = hold
+        if hold is not None:
+            self.planned += 1
+            self._jobs[job.id] = job
+            self._calendar.book(hold.until, job.runtime_s, job)
+
+    def _release(self, job_id: str) -> None:
+        hold = self._planned.get(job_id)
+        if hold is not None:
+            self._calendar.book(hold.until, self._jobs[job_id].runtime_s, self._jobs[job_id], -1)
+            del self._jobs[job_id]
+        self._planned[job_id] = None
+
+    def hold_of(self, job_id: str) -> Hold | None:
+        return self._planned.get(job_id)
+
+    def keep_only(self, job_ids: set[str]) -> None:
+        """Forget jobs no longer pending (placed, cancelled)."""
+        for gone in self._planned.keys() - job_ids:
+            self.forget(gone)
+
+    def forget(self, job_id: str) -> None:
+        if job_id in self._planned:
+            self._release(job_id)
+            del self._planned[job_id]
+
+
+def plan_start(
+    job: Job,
+    rate: Rate | None,
+    now: float,
+    margin_s: float,
+    policy: DeferPolicy,
+    *,
+    booked: tuple[Calendar, Running] | None = None,
+) -> Hold | None:
+    """A later start worth waiting for (the cheapest with room booked), or None: now."""
+    if rate is None or policy.by == "off" or rate.is_flat or job.runtime_s <= 0:
+        return None
+    latest = latest_start(job, now, margin_s, policy)
+    if latest is None:
+        return None
+    runtime = job.runtime_s
+    now_cost = rate.integral(now, now + runtime)
+    enough = now_cost * (1 - policy.min_saving)
+    costs = sorted(
+        (rate.integral(s, s + runtime), s) for s in candidate_starts(rate, now, latest, runtime)
+    )
+    for cost, start in costs:
+        if now_cost <= 0 or cost > enough:
+            return None
+        if booked is None or booked[0].fits(start, runtime, job, booked[1]):
+            return Hold(start, _reason(policy, 100 * (1 - cost / now_cost), job, margin_s))
+    return None
+
+
+def _reason(policy: DeferPolicy, lower_pct: float, job: Job, margin_s: float) -> str:
+    what = "gCO2/kWh" if policy.by == "carbon" else "price"
+    reason = f"the {what} over its run is {lower_pct:.0f}% lower then"
+    if job.deadline is not None:
+        reason += f"; the deadline holds with {margin_s:.0f}s for a wake"
+    return reason
+
+
+def _still_holds(job: Job, hold: Hold, margin_s: float) -> bool:
+    return job.deadline is None or hold.until + job.runtime_s + margin_s <= job.deadline

@@ -1,0 +1,32 @@
+"""Reading `[cost] tariff` and `[cost] carbon` files: the edge of the pure `power.tariff`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coordinator.power.tariff import CARBON, PRICE, Rate, parse_rate
+from coordinator.settings import Cost
+from shared.config import NO_FILE
+from shared.errors import ConfigError
+
+
+def read_rate(path: Path, column: str, what: str) -> Rate | None:
+    """The rate in `path` (None for an unset path); a one-line ConfigError otherwise."""
+    if path == NO_FILE:
+        return None
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"{what} {path}: {reason}") from None
+    return parse_rate(text.splitlines(), str(path), column)
+
+
+def prices(cost: Cost, path: Path | None = None) -> Rate:
+    """The tariff (`path` over `[cost] tariff`), else the flat `price_kwh`."""
+    rate = read_rate(path or cost.tariff, PRICE, "tariff")
+    return rate if rate is not None else Rate.flat(cost.price_kwh)
+
+
+def carbon(cost: Cost, path: Path | None = None) -> Rate | None:
+    return read_rate(path or cost.carbon, CARBON, "carbon")
