@@ -75,9 +75,10 @@ def latest_start(job: Job, now: float, margin_s: float, policy: DeferPolicy) -> 
 
 
 def candidate_starts(rate: Rate, now: float, latest: float, runtime: float) -> list[float]:
-    """Where the cost of starting can be least: the ends, and where the run's start or end
-    meets a change of the rate."""
-    starts = {now, latest, *rate.changes(now, latest)}
+    """Where the cost of starting can be least: the ends, where the run's start or end meets a
+    change of the rate, and each hour (where bookings begin and end)."""
+    hours = range(math.floor(now / BUCKET_S) + 1, math.ceil(latest / BUCKET_S))
+    starts = {now, latest, *rate.changes(now, latest), *(h * BUCKET_S for h in hours)}
     starts |= {t - runtime for t in rate.changes(now + runtime, latest + runtime)}
     return sorted(starts)
 
@@ -216,9 +217,8 @@ def plan_start(
     runtime = job.runtime_s
     now_cost = rate.integral(now, now + runtime)
     enough = now_cost * (1 - policy.min_saving)
-    costs = sorted(
-        (rate.integral(s, s + runtime), s) for s in candidate_starts(rate, now, latest, runtime)
-    )
+    starts = candidate_starts(rate, now, latest, runtime)
+    costs = sorted((round(rate.integral(s, s + runtime), 9), s) for s in starts)  # ties: earliest
     for cost, start in costs:
         if now_cost <= 0 or cost > enough:
             return None

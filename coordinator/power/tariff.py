@@ -89,9 +89,11 @@ class Rate:
         if not self.period_s:
             lo, hi = bisect.bisect_right(self.starts, t0), bisect.bisect_left(self.starts, t1)
             return [s - o for s in self.starts[lo:hi]]
+        wraps = self.values[-1] != self.values[0]  # else a new lap is no change
+        starts = self.starts if wraps else self.starts[1:]
         out, base = [], math.floor(t0 / self.period_s) * self.period_s
         while base < t1:
-            out += [base + s - o for s in self.starts if t0 < base + s < t1]
+            out += [base + s - o for s in starts if t0 < base + s < t1]
             base += self.period_s
         return out
 
@@ -158,7 +160,13 @@ def _table(rows: csv.DictReader[str], name: str, column: str, *, weekly: bool) -
     if 0.0 not in slots:
         raise ConfigError(f"{name}: the table must give weekday 0 (Monday) hour 0")
     starts = sorted(slots)
-    return Rate(tuple(starts), tuple(slots[s] for s in starts), WEEK_S if weekly else DAY_S)
+    return _merged(starts, [slots[s] for s in starts], WEEK_S if weekly else DAY_S)
+
+
+def _merged(starts: list[float], values: list[float], period_s: float | None) -> Rate:
+    """Rows that repeat the row before them are no change: drop them."""
+    kept = [i for i in range(len(starts)) if i == 0 or values[i] != values[i - 1]]
+    return Rate(tuple(starts[i] for i in kept), tuple(values[i] for i in kept), period_s)
 
 
 def _whole(text: str, low: int, high: int, what: str, where: str) -> int:
@@ -183,4 +191,4 @@ def _series(rows: csv.DictReader[str], name: str, column: str) -> Rate:
         values.append(_value(row, column, where))
     if not starts:
         raise ConfigError(f"{name}: no rows")
-    return Rate(tuple(starts), tuple(values))
+    return _merged(starts, values, None)

@@ -1,0 +1,131 @@
+"""Holding jobs for a cheaper window: hand-computed, pure and through the simulator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from coordinator.placement.model import Job, Request
+from coordinator.power.defer import DeferPolicy, Fleet, Holds, plan_start
+from coordinator.power.tariff import parse_rate
+from coordinator.sim.engine import POLICIES, Simulation
+from coordinator.sim.metrics import summarise
+from coordinator.sim.trace import TraceJob
+from tests.unit.test_simulator import POLICY, kind
+from tests.unit.test_tariff import day_night
+
+H = 3600.0
+RATE = parse_rate(day_night(0.2, 0.1), "tou.csv")  # 08:00-20:00 twice the night price
+NO_KEEP = DeferPolicy(keep_slack=0.0, fill=1.0)
+
+
+def job(
+    submit: float, runtime: float, deadline: float | None, gpus: int = 1, id_: str = "j"
+) -> Job:
+    return Job(
+        id=id_,
+        request=Request(cpus=1, gpus=gpus),
+        runtime_s=runtime,
+        submitted_at=submit,
+        deadline=deadline,
+    )
+
+
+def test_a_job_that_fits_the_night_is_held_until_it_starts():
+    """19:00, 2 h of work, due at 05:00: starting at 20:00 costs 2 x 0.1 instead of
+    0.2 + 0.1, a third less, and ends at 22:00."""
+    hold = plan_start(job(19 * H, 2 * H, 29 * H), RATE, 19 * H, 120, NO_KEEP)
+    assert hold is not None
+    assert hold.until == 20 * H
+    assert "33% lower" in hold.reason and "120s for a wake" in hold.reason
+
+
+def test_a_job_whose_slack_is_too_small_starts_at_once():
+    # 2 h of work with 3 min of slack, less the 120 s margin: a minute later moves a minute
+    # into the night, under 1 % cheaper (min_saving is 5 %)
+    tight = job(19 * H, 2 * H, 21.05 * H)
+    assert plan_start(tight, RATE, 19 * H, 120, NO_KEEP) is None
+    # with room to 20:00 + 2 h + 120 s it waits for 20:00
+    roomy = job(19 * H, 2 * H, 22.05 * H)
+    assert plan_start(roomy, RATE, 19 * H, 120, NO_KEEP).until == 20 * H
+    # a margin learned longer than the room: a partial hold at most (start at the latest)
+    assert plan_start(roomy, RATE, 19 * H, 400, NO_KEEP).until == 22.05 * H - 2 * H - 400
+
+
+def test_kept_slack_minimum_saving_undeadlined_and_max_defer():
+    late = job(19 * H, 2 * H, 29 * H)
+    keep = dataclasses.replace(NO_KEEP, keep_slack=0.99)  # 8 h of slack, all but 5 min kept
+    assert plan_start(late, RATE, 19 * H, 0, keep) is None
+    picky = dataclasses.replace(NO_KEEP, min_saving=0.4)  # a third is not enough
+    assert plan_start(late, RATE, 19 * H, 0, picky) is None
+    open_ended = job(19 * H, 2 * H, None)
+    assert plan_start(open_ended, RATE, 19 * H, 0, NO_KEEP) is None
+    anyway = dataclasses.replace(NO_KEEP, undeadlined=True, max_defer_s=0.5 * H)
+    assert plan_start(open_ended, RATE, 19 * H, 0, anyway).until == 19.5 * H  # no later
+    anyway = dataclasses.replace(anyway, max_defer_s=2 * H)
+    assert plan_start(open_ended, RATE, 19 * H, 0, anyway).until == 20 * H
+    assert plan_start(late, RATE, 19 * H, 0, dataclasses.replace(NO_KEEP, by="off")) is None
+
+
+def test_the_cheapest_start_of_a_long_job_is_found_among_the_rate_changes():
+    """07:00, 10 h of work, due in 30 h: any start from 20:00 runs wholly at night."""
+    hold = plan_start(job(7 * H, 10 * H, 37 * H), RATE, 7 * H, 0, NO_KEEP)
+    assert hold is not None and hold.until == 20 * H
+
+
+def test_holds_book_the_fleet_so_a_cheap_hour_is_not_promised_twice():
+    """One GPU in the fleet: the first job gets 20:00-22:00, the second the next cheap
+    slot that is free (22:00), the third has nothing cheaper before its latest start."""
+    holds = Holds(RATE, NO_KEEP)
+    jobs = [job(19 * H, 2 * H, 40 * H, id_="a"), job(19 * H, 2 * H, 40 * H, id_="b")]
+    jobs.append(job(19 * H, 2 * H, 23.5 * H, id_="c"))
+    ready, held = holds.split(jobs, 19 * H, 0, lambda: Fleet(cpus=8, gpus=1))
+    assert held["a"].until == 20 * H
+    assert held["b"].until == 22 * H
+    assert [j.id for j in ready] == ["c"]
+    # a held job is released when due, and its booking with it
+    ready, held = holds.split(jobs[:2], 20 * H, 0, lambda: Fleet(cpus=8, gpus=1))
+    assert [j.id for j in ready] == ["a"] and list(held) == ["b"]
+    # running work counts: a GPU busy until 23:00 leaves no room for a new one at 20:00-22:00
+    busy = Holds(RATE, NO_KEEP)
+    _, held = busy.split([jobs[0]], 19 * H, 0, lambda: Fleet(8, 1, [(23 * H, 1, 1)]))
+    assert held["a"].until == 23 * H
+
+
+def test_a_hold_ends_early_when_the_wake_margin_grows_past_it():
+    holds = Holds(RATE, NO_KEEP)
+    late = job(19 * H, 2 * H, 22.5 * H)
+    _, held = holds.split([late], 19 * H, 60, lambda: Fleet(8, 8))
+    assert held
+    ready, held = holds.split([late], 19.5 * H, 3000, lambda: Fleet(8, 8))
+    assert ready == [late] and not held
+
+
+def trace_job(id_: str, submit: float, runtime: float, deadline: float) -> TraceJob:
+    return TraceJob(id_, submit, runtime, 1, 1, 0, deadline)
+
+
+def test_the_simulator_holds_a_job_for_the_night_and_meets_its_deadline():
+    """The node sleeps over the evening; the job waits for 20:00, the node is woken (10 s)
+    and the job ends by 22:00:10, well before 05:00. dormouse-flat runs it at 19:00 and pays
+    an hour at the day price."""
+    trace = [trace_job("a", 19 * H, 2 * H, 29 * H)]
+    defer = DeferPolicy(keep_slack=0.25, fill=1.0)  # one node: a half would hold nothing
+    runs = {
+        name: Simulation(trace, [kind()], POLICIES[name], POLICY, tariff=RATE, defer=defer).run()
+        for name in ("dormouse", "dormouse-flat")
+    }
+    held, flat = runs["dormouse"].jobs[0], runs["dormouse-flat"].jobs[0]
+    assert (held.start_s, held.end_s) == (20 * H + 10, 22 * H + 10)
+    assert (flat.start_s, flat.end_s) == (19 * H, 21 * H)
+    ours, peer = summarise(runs["dormouse"]), summarise(runs["dormouse-flat"], runs["dormouse"].end)
+    assert ours.deadline_hits_pct == peer.deadline_hits_pct == 100.0
+    assert (ours.held, peer.held) == (1, 0)
+    kwh = 1 / 3.6e6
+    # idle 100 s at 100 W and asleep 3,500 s at 10 W at the day price, waking 10 s at 100 W,
+    # busy 2 h at 200 W at the night price
+    day, night = (100 * 100 + 3500 * 10) * kwh * 0.2, (10 * 100 + 7200 * 200) * kwh * 0.1
+    assert ours.energy_cost == pytest.approx(day + night)
+    # busy an hour at each price, then idle (the run has ended) to the same end, 22:00:10
+    assert peer.energy_cost == pytest.approx(3600 * 200 * kwh * 0.3 + 3610 * 100 * kwh * 0.1)
