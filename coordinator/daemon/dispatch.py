@@ -25,9 +25,11 @@ from coordinator.core.snapshot import cluster_snapshot
 from coordinator.core.tick import ResumeLatencies, hello_shape
 from coordinator.daemon.commands import Sender
 from coordinator.placement.scheduler import Plan, schedule
+from coordinator.power.defer import DeferPolicy, Hold, Holds, fleet_of
 from coordinator.settings import Jobs
 from coordinator.store import jobs as job_rows
 from shared.messages import CancelJob, Event, RunJob
+from shared.units import iso
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class JobsPass:
 
     active: list[JobRecord] = field(default_factory=list)
     plan: Plan = field(default_factory=Plan)
+    held: dict[str, Hold] = field(default_factory=dict)  # held for a cheaper window
 
 
 class Dispatcher:
@@ -50,6 +53,7 @@ class Dispatcher:
         *,
         latencies: ResumeLatencies,
         default_resume_s: float,
+        holds: Holds | None = None,
     ) -> None:
         self._engine, self._registry, self._config = engine, registry, config
         self._sender, self._latencies, self._default_resume_s = sender, latencies, default_resume_s
@@ -59,6 +63,8 @@ class Dispatcher:
         self._wakes_logged: set[str] = set()
         self._held_logged = False
         self._unapplied: deque[Event] = deque()
+        self._holds = holds or Holds(None, DeferPolicy())
+        self._holds_logged: set[str] = set()
         self.placed = 0
 
     async def tick(self, now: float) -> JobsPass:
@@ -66,13 +72,13 @@ class Dispatcher:
         active = await asyncio.to_thread(self._load)
         active = await self._expire(active, now)
         await self._cancel(active, now)
-        plan = await self._place(active, now)
+        plan, held = await self._place(active, now)
         await self._retry(active, now)
         live = {j.id for j in active}
         for sent in (self._run_sent, self._cancel_sent):
             for gone in sent.keys() - live:
                 del sent[gone]
-        self.last = JobsPass(active, plan)
+        self.last = JobsPass(active, plan, held)
         return self.last
 
     def _load(self) -> list[JobRecord]:
@@ -125,17 +131,22 @@ class Dispatcher:
         leave it `placed` past its deadline, so it stays `pending` and says why instead."""
         return self._sender.unable
 
-    async def _place(self, active: list[JobRecord], now: float) -> Plan:
+    async def _place(self, active: list[JobRecord], now: float) -> tuple[Plan, dict[str, Hold]]:
         if self.held is not None:
             if not self._held_logged:
                 log.error("not placing jobs: %s (`dormouse key generate`)", self.held)
                 self._held_logged = True
-            return Plan()
+            return Plan(), {}
         pending = {
             j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
         }
         snapshot = cluster_snapshot(self._registry.nodes.values(), active, self._resume_latency)
-        plan = schedule([j.as_job() for j in pending.values()], snapshot, now)
+        margin = self._latencies.fleet_estimate(self._default_resume_s)
+        jobs = [j.as_job() for j in pending.values()]
+        ready, held = self._holds.split(jobs, now, margin, lambda: fleet_of(snapshot))
+        self._holds.keep_only(set(pending))
+        await self._log_holds(held, now)
+        plan = schedule(ready, snapshot, now)
         for assignment in plan.assignments:
             change = jobstate.place(pending[assignment.job_id], assignment, now)
             if change is not None and await self._write(pending[assignment.job_id], change, now):
@@ -145,7 +156,25 @@ class Dispatcher:
             if wake.node not in self._wakes_logged:
                 log.info("job %s waits for %s to wake", wake.job_id, wake.node)
         self._wakes_logged = {w.node for w in plan.wakes}  # said again if wanted again later
-        return plan
+        return plan, held
+
+    async def _log_holds(self, held: dict[str, Hold], now: float) -> None:
+        """A job's hold is said once, in the log and as a job event (`dormouse job ID`)."""
+        new = {job_id: hold for job_id, hold in held.items() if job_id not in self._holds_logged}
+        self._holds_logged &= held.keys()
+        if not new:
+            return
+
+        def write() -> None:
+            with self._engine.begin() as conn:
+                for job_id, hold in new.items():
+                    detail = f"until {iso(hold.until)}: {hold.reason}"
+                    job_rows.log_event(conn, job_id, ts=now, kind="held", node=None, detail=detail)
+
+        await asyncio.to_thread(write)
+        for job_id, hold in new.items():
+            log.info("job %s held until %s: %s", job_id, iso(hold.until), hold.reason)
+        self._holds_logged |= new.keys()
 
     def _resume_latency(self, node: str) -> float:
         view = self._registry.nodes.get(node)

@@ -28,6 +28,7 @@ class Figures:
             "duplicates": self.ingest.duplicates,
             "resends_sent": self.receiver.resends_sent,
             "jobs_placed": self.dispatcher.placed,
+            "jobs_held_for_tariff": len(self.dispatcher.last.held),
             HELD_NO_KEY: float(self.dispatcher.held is not None),
             **{f"power_{k}": v for k, v in sorted(self.power.counts.items())},
             "seqs_lost": self.ingest.seqs.lost_seqs,

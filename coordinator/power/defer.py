@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from coordinator.placement.model import Job
+from coordinator.placement.model import ClusterSnapshot, Job, Power
 from coordinator.power.tariff import Rate
 
 BUCKET_S = 3600.0
@@ -61,6 +61,13 @@ class Fleet:
     cpus: int
     gpus: int
     running: Sequence[tuple[float, int, int]] = ()
+
+
+def fleet_of(cluster: ClusterSnapshot) -> Fleet:
+    """What holds are booked against: the nodes awake or able to wake, and the jobs on them."""
+    usable = [n for n in cluster.nodes if n.power is not Power.UNAVAILABLE]
+    running = [(a.ends_at or 0.0, a.cpus, len(a.gpus)) for a in cluster.allocations]
+    return Fleet(sum(n.cpus for n in usable), sum(len(n.gpus) for n in usable), running)
 
 
 def latest_start(job: Job, now: float, margin_s: float, policy: DeferPolicy) -> float | None:

@@ -47,7 +47,7 @@ from coordinator.placement.model import (
 )
 from coordinator.placement.scheduler import Assignment, Plan, schedule
 from coordinator.placement.select import assign_gpus
-from coordinator.power.defer import DeferPolicy, Fleet, Holds
+from coordinator.power.defer import DeferPolicy, Holds, fleet_of
 from coordinator.power.energy import J_PER_KWH
 from coordinator.power.policy import (
     SLEEP_WINDOW_S,
@@ -300,10 +300,10 @@ class Simulation:
             self._unfinished -= 1
 
     def _step(self, now: float) -> None:
-        jobs = self._ready(now)
         cluster = ClusterSnapshot(
             tuple(self._snapshot(n) for n in self.nodes), tuple(self._allocations.values())
         )
+        jobs = self._ready(now, cluster)
         plan = self._place(jobs, cluster, now) if jobs else Plan()
         for assignment in plan.assignments:
             self._start(assignment, now)
@@ -322,25 +322,19 @@ class Simulation:
             self._record(Step(now, jobs, cluster, plan, powers, wanted, recent, actions))
         self._next_tick(now, bool(wanted))
 
-    def _ready(self, now: float) -> tuple[Job, ...]:
+    def _ready(self, now: float, cluster: ClusterSnapshot) -> tuple[Job, ...]:
         """Pending jobs less those held for a cheaper window (a pass is due at each release)."""
         pending = [j for j, _ in self._pending.values()]
         if not self._holds.active:
             return tuple(pending)
         margin = self._latencies.fleet_estimate(self._default_resume_s)
-        ready, held = self._holds.split(pending, now, margin, self._fleet)
+        ready, held = self._holds.split(pending, now, margin, lambda: fleet_of(cluster))
         self.outcome.held = self._holds.planned
         for hold in held.values():
             if hold.until not in self._release_at:
                 self._release_at.add(hold.until)
                 self._push(hold.until, TICK, None)
         return tuple(ready)
-
-    def _fleet(self) -> Fleet:
-        """What holds are booked against: the nodes not failed, and the jobs on them."""
-        usable = [n.kind for n in self.nodes if n.state is not NodeState.FAILED]
-        running = [(a.ends_at or 0.0, a.cpus, len(a.gpus)) for a in self._allocations.values()]
-        return Fleet(sum(k.cpus for k in usable), sum(k.gpus for k in usable), running)
 
     def _place(self, jobs: tuple[Job, ...], cluster: ClusterSnapshot, now: float) -> Plan:
         if self._policy.round_robin:
