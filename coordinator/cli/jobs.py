@@ -17,6 +17,7 @@ from coordinator.placement.balance import Strategy
 from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
 from coordinator.services import jobs as jobs_service
+from coordinator.services import tariffs
 from shared.config import parse_labels
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_json, print_rows, reported_errors
@@ -127,21 +128,31 @@ def submit(
         priority=priority,
         requeue=requeue,
     )
+    settings = load(config)
     engine = store(config, db)
-    with reported_errors(PROG):
+    with reported_errors(PROG):  # a bad tariff file is said before anything is queued
+        hold = tariffs.predicted_hold(
+            settings.cost, job.as_job(), now, settings.power.resume_latency
+        )
         submitted = jobs_service.submit(engine, job, now)
     est = submitted.estimate
-    held = jobs_service.placement_held(engine, load(config).command_key_file)
+    held = jobs_service.placement_held(engine, settings.command_key_file)
+    start, finish = est.start, est.finish
+    if hold is not None and start is not None and finish is not None:
+        later = max(0.0, hold.until - start)
+        start, finish = start + later, finish + later
     answer = {
         "id": job.id,
         "name": job.name,
-        "expected_start": est.start,
-        "expected_finish": est.finish,
+        "expected_start": start,
+        "expected_finish": finish,
         "deadline": job.deadline,
         "at_risk": est.at_risk,
         "basis": est.basis,
         "node": est.node,
         "held": held,
+        "deferred_until": None if hold is None else hold.until,
+        "deferred_because": None if hold is None else hold.reason,
     }
     if held is not None:
         typer.echo(f"{PROG}: warning: job {job.id} waits: {held}", err=True)
@@ -149,8 +160,10 @@ def submit(
         print_json(answer)
         return
     typer.echo(f"submitted job {job.id}")
-    typer.echo(f"  expected start:  {_when(est.start)} ({_basis(est.basis, est.node)})")
-    typer.echo(f"  expected finish: {_when(est.finish)}")
+    typer.echo(f"  expected start:  {_when(start)} ({_basis(est.basis, est.node)})")
+    if hold is not None:
+        typer.echo(f"  held until:      {_when(hold.until)}: {hold.reason}")
+    typer.echo(f"  expected finish: {_when(finish)}")
     if job.deadline is not None:
         typer.echo(f"  deadline:        {_when(job.deadline)}{' AT RISK' * est.at_risk}")
     if submitted.nodes_known == 0:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from coordinator.placement.model import Job
+from coordinator.power.defer import Hold, plan_start
 from coordinator.power.tariff import CARBON, PRICE, Rate, parse_rate
 from coordinator.settings import Cost
 from shared.config import NO_FILE
@@ -30,3 +33,13 @@ def prices(cost: Cost, path: Path | None = None) -> Rate:
 
 def carbon(cost: Cost, path: Path | None = None) -> Rate | None:
     return read_rate(path or cost.carbon, CARBON, "carbon")
+
+
+def predicted_hold(cost: Cost, job: Job, now: float, margin_s: float) -> Hold | None:
+    """What `dormouse submit` says of a hold: the coordinator's own rule on this host's
+    clock, less its booking of the fleet (which may move the start later)."""
+    rate = carbon(cost) if cost.defer_by == "carbon" else prices(cost)
+    if rate is None:
+        return None
+    on_clock = rate.on_epoch(time.localtime(now).tm_gmtoff)
+    return plan_start(job, on_clock, now, margin_s, cost.defer_policy())

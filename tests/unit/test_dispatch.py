@@ -7,6 +7,8 @@ from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView, Registry
 from coordinator.core.tick import ResumeLatencies
 from coordinator.daemon.dispatch import Dispatcher
+from coordinator.power.defer import DeferPolicy, Holds
+from coordinator.power.tariff import Rate
 from coordinator.services import jobs as jobs_service
 from coordinator.settings import Jobs
 from shared.messages import CancelJob, CommandBody, RunJob
@@ -74,3 +76,42 @@ async def test_without_a_command_key_jobs_stay_pending(empty_store):
     record, _ = jobs_service.describe(empty_store, job.id)
     assert record.state is JobState.PENDING
     assert sender.sent == []
+
+
+async def test_a_job_with_slack_is_held_for_the_cheaper_hour_then_placed(empty_store):
+    """Twice the price until T0 + 1 h: an hour's job due in 10 h waits for it (a job event
+    says until when and why), and is sent to the node in the first pass after."""
+    rate = Rate((T0 - 3600, T0 + 3600), (0.2, 0.1))
+    holds = Holds(rate, DeferPolicy(keep_slack=0.0, fill=1.0))
+    job = JobRecord(
+        id=jobs_service.new_job_id(),
+        argv=("train",),
+        submitted_at=T0,
+        runtime_s=3600,
+        deadline=T0 + 36_000,
+        gpus=1,
+    )
+    jobs_service.submit(empty_store, job, T0)
+    online = NodeView("gpu-01", NodeState.ONLINE, T0, last_seen=T0, hello=factories.hello())
+    sender = Recorder()
+    dispatcher = Dispatcher(
+        empty_store,
+        Registry(30.0, [online]),
+        Jobs(),
+        sender,
+        latencies=ResumeLatencies(),
+        default_resume_s=60.0,
+        holds=holds,
+    )
+    first = await dispatcher.tick(T0)
+    assert sender.sent == [] and first.plan.assignments == ()
+    assert first.held[job.id].until == T0 + 3600
+    await dispatcher.tick(T0 + 1800)
+    assert sender.sent == []
+    _, events = jobs_service.describe(empty_store, job.id)
+    held = [str(e["detail"]) for e in events if e["kind"] == "held"]
+    assert len(held) == 1  # said once, not at every pass
+    assert "50% lower" in held[0] and "60s for a wake" in held[0]
+    sender.now = T0 + 3600
+    await dispatcher.tick(T0 + 3600)
+    assert sender.ops() == [(T0 + 3600, RunJob.OP)]

@@ -215,3 +215,36 @@ def test_the_coordinators_own_figure_decides_over_the_local_key(store, tmp_path,
     assert status.exit_code == 0
     assert "jobs are not being placed: the coordinator has no command key" in status.stderr
     engine.dispose()
+
+
+def test_submit_says_when_a_tariff_holds_the_job_and_why(store, monkeypatch, tmp_path):
+    """The price is three times higher this hour and the next (local time): an hour's job
+    due in 10 h is held to the start of the hour after, and the answer says so."""
+    hour = time.localtime().tm_hour
+    expensive = {hour, (hour + 1) % 24}
+    rows = [f"{h},{0.3 if h in expensive else 0.1}" for h in range(24)]
+    tariff = tmp_path / "tou.csv"
+    tariff.write_text("\n".join(["hour,price", *rows]) + "\n")
+    monkeypatch.setenv("DORMOUSE_COST_TARIFF", str(tariff))
+    args = ("submit", "--runtime", "1h", "--deadline", "10h", "--gpus", "1")
+    result = invoke(*args, "--json", "--", "train")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    local = time.localtime()
+    hour_start = time.mktime((*local[:4], 0, 0, *local[6:]))  # this hour, local time
+    assert answer["deferred_until"] == pytest.approx(hour_start + 2 * 3600)
+    assert answer["expected_start"] == pytest.approx(answer["deferred_until"])
+    assert "67% lower" in answer["deferred_because"]
+    table = invoke(*args, "--", "train")
+    assert "held until" in table.output and "67% lower" in table.output
+    # no slack, no hold
+    answer = json.loads(invoke("submit", "--runtime", "1h", "--json", "--", "x").output)
+    assert answer["deferred_until"] is None
+
+
+def test_submit_refuses_a_bad_tariff_in_one_line_and_queues_nothing(store, monkeypatch, tmp_path):
+    monkeypatch.setenv("DORMOUSE_COST_TARIFF", str(tmp_path / "missing.csv"))
+    result = invoke("submit", "--", "x")
+    assert result.exit_code != 0
+    assert "tariff" in result.output and "missing.csv" in result.output
+    assert json.loads(invoke("jobs", "--json").output) == []
