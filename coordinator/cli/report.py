@@ -29,7 +29,7 @@ NODE_COLUMNS = [
     "utilisation_pct",
     "saved_kwh",
 ]
-JOB_COLUMNS = ["id", "name", "node", "share", "kwh", "cost", "gpu_h", "cpu_h"]
+JOB_COLUMNS = ["id", "name", "node", "share", "kwh", "cost", "saved_cost", "gpu_h", "cpu_h"]
 
 
 def register(root: typer.Typer) -> None:
@@ -99,6 +99,14 @@ def show(result: Report, top: int, *, as_json: bool) -> None:
         f"busy {t.busy_gpu_h:.2f} GPU-h, {t.busy_cpu_h:.2f} CPU-h"
         + (f"; {t.cpu_h_per_cost:.3f} CPU-h per unit of cost" if t.cpu_h_per_cost else "")
     )
+    if t.co2_kg is not None:
+        console.print(f"CO2: {t.co2_kg:.3f} kg")
+    if t.saved_by_holds_cost or t.saved_by_holds_co2_kg:
+        co2 = t.saved_by_holds_co2_kg
+        console.print(
+            f"jobs against starting each at submission: {t.saved_by_holds_cost:.2f} saved"
+            + (f", {co2:.3f} kg CO2" if co2 is not None else "")
+        )
     for caveat in result.caveats:
         console.print(f"note: {caveat}", markup=False)
     if result.budget is not None:

@@ -13,6 +13,7 @@ import bisect
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 Interval = tuple[float, float]
 J_PER_KWH = 3.6e6
@@ -29,25 +30,40 @@ class Reading:
 class Integrated:
     energy_j: float
     awake_s: float
+    weighted: tuple[float, ...] = ()  # per rate: sum of joules x the rate when drawn
+
+
+class RateAt(Protocol):
+    def at(self, t: float) -> float: ...
 
 
 def increase(previous: float, current: float) -> float:
     return current - previous if current >= previous else current
 
 
-def integrate(readings: Sequence[Reading], max_gap_s: float) -> Integrated:
-    """`readings` in time order."""
+def integrate(
+    readings: Sequence[Reading], max_gap_s: float, rates: Sequence[RateAt] = ()
+) -> Integrated:
+    """`readings` in time order. Each of `rates` (a tariff, a carbon intensity) weighs the
+    energy between two samples by its value at their midpoint (samples are seconds apart,
+    a tariff's steps are an hour or more)."""
     energy = awake = 0.0
+    weighted = [0.0] * len(rates)
     for before, after in itertools.pairwise(readings):
         dt = after.ts - before.ts
         if dt <= 0 or dt > max_gap_s:
             continue
         awake += dt
         if before.counter_j is not None and after.counter_j is not None:
-            energy += increase(before.counter_j, after.counter_j)
+            step = increase(before.counter_j, after.counter_j)
         elif after.power_w is not None:
-            energy += after.power_w * dt
-    return Integrated(energy, awake)
+            step = after.power_w * dt
+        else:
+            continue
+        energy += step
+        for i, rate in enumerate(rates):
+            weighted[i] += step * rate.at(before.ts + dt / 2)
+    return Integrated(energy, awake, tuple(weighted))
 
 
 def clip(intervals: Iterable[Interval], start: float, end: float) -> list[Interval]:

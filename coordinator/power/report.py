@@ -23,6 +23,7 @@ from coordinator.power.energy import (
     integrate,
     length,
 )
+from coordinator.power.tariff import Rate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +37,7 @@ class JobUse:
     started_at: float
     finished_at: float | None
     energy_j: float | None
+    submitted_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +58,12 @@ class CostModel:
     sleep_power_w: float = 5.0
     idle_power_w: float = 100.0
     max_gap_s: float = 30.0
+    tariff: Rate | None = None  # on the epoch clock; None: price_kwh at all times
+    carbon: Rate | None = None  # gCO2 per kWh, on the epoch clock
+
+    def price(self, t0: float, t1: float) -> float:
+        """The mean price per kWh from t0 to t1."""
+        return self.price_kwh if self.tariff is None else self.tariff.mean(t0, t1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,7 @@ class NodeReport:
     saved_kwh: float
     metered: bool = True  # it reported power or energy; else its kWh is 0, not measured
     idle_assumed: bool = False  # idle power is `[cost] idle_power_w`, not learned
+    co2_kg: float | None = None  # with a carbon series
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,9 @@ class JobReport:
     cost: float | None
     gpu_h: float
     cpu_h: float
+    co2_kg: float | None = None
+    saved_cost: float | None = None  # against starting at its submission (a hold's gain)
+    saved_co2_kg: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,9 @@ class Totals:
     cpu_h_per_cost: float | None
     unmetered_nodes: int = 0
     assumed_idle_nodes: int = 0
+    co2_kg: float | None = None
+    saved_by_holds_cost: float = 0.0  # the jobs' cost against starting each at submission
+    saved_by_holds_co2_kg: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +148,9 @@ class Budget:
 
 def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> NodeReport:
     readings = [r for r in node.readings if start <= r.ts <= end]
-    energy = integrate(readings, model.max_gap_s)
+    rates = [r for r in (model.tariff, model.carbon) if r is not None]
+    energy = integrate(readings, model.max_gap_s, rates)
+    weighted = dict(zip(("tariff", "carbon"), _present(model, energy.weighted), strict=True))
     asleep = length(clip(asleep_intervals(node.power_events, end), start, end))
     busy = clip(((j.started_at, j.finished_at or end) for j in node.jobs), start, end)
     learned_w = idle_power_w(readings, busy)
@@ -142,12 +159,15 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
     kwh = energy.energy_j / J_PER_KWH
     fixed = model.fixed_per_hour(node.name) * (end - start) / 3600
     busy_s = length(busy)
+    priced = weighted["tariff"]
+    energy_cost = kwh * model.price_kwh if priced is None else priced / J_PER_KWH
+    co2 = weighted["carbon"]
     return NodeReport(
         node=node.name,
         kwh=kwh,
-        energy_cost=kwh * model.price_kwh,
+        energy_cost=energy_cost,
         fixed_cost=fixed,
-        cost=kwh * model.price_kwh + fixed,
+        cost=energy_cost + fixed,
         awake_h=energy.awake_s / 3600,
         asleep_h=asleep / 3600,
         busy_h=busy_s / 3600,
@@ -158,7 +178,14 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
         saved_kwh=asleep / 3600 * max(0.0, idle_w - model.sleep_power_w) / 1000,
         metered=metered,
         idle_assumed=learned_w is None,
+        co2_kg=None if co2 is None else co2 / J_PER_KWH / 1000,
     )
+
+
+def _present(model: CostModel, weighted: Sequence[float]) -> list[float | None]:
+    """`weighted` back in (tariff, carbon) order, None for the one not given."""
+    given = iter(weighted)
+    return [None if r is None else next(given) for r in (model.tariff, model.carbon)]
 
 
 def share(job: JobUse, node: NodeUse) -> float:
@@ -174,15 +201,25 @@ def job_report(job: JobUse, node: NodeUse, model: CostModel, start: float, end: 
     held = share(job, node)
     kwh = None if job.energy_j is None else job.energy_j * held / J_PER_KWH
     ran_h = length(clip([(job.started_at, job.finished_at or end)], start, end)) / 3600
+    ran = (job.started_at, job.finished_at or end)
+    at_once = (
+        ran if job.submitted_at is None else (job.submitted_at, job.submitted_at + ran[1] - ran[0])
+    )
+    carbon = model.carbon
     return JobReport(
         id=job.id,
         name=job.name,
         node=job.node,
         share=held,
         kwh=kwh,
-        cost=None if kwh is None else kwh * model.price_kwh,
+        cost=None if kwh is None else kwh * model.price(*ran),
         gpu_h=job.gpus * ran_h,
         cpu_h=job.cpus * ran_h,
+        co2_kg=None if kwh is None or carbon is None else kwh * carbon.mean(*ran) / 1000,
+        saved_cost=None if kwh is None else kwh * (model.price(*at_once) - model.price(*ran)),
+        saved_co2_kg=None
+        if kwh is None or carbon is None
+        else kwh * (carbon.mean(*at_once) - carbon.mean(*ran)) / 1000,
     )
 
 
@@ -203,7 +240,7 @@ def report(nodes: Sequence[NodeUse], model: CostModel, start: float, end: float)
         energy_cost=sum(n.energy_cost for n in per_node),
         fixed_cost=sum(n.fixed_cost for n in per_node),
         saved_kwh=saved,
-        saved_cost=saved * model.price_kwh,
+        saved_cost=saved * model.price(start, end),
         awake_h=sum(n.awake_h for n in per_node),
         asleep_h=sum(n.asleep_h for n in per_node),
         busy_gpu_h=gpu_h,
@@ -212,6 +249,11 @@ def report(nodes: Sequence[NodeUse], model: CostModel, start: float, end: float)
         cpu_h_per_cost=cpu_h / cost if cost else None,
         unmetered_nodes=sum(1 for n in per_node if not n.metered),
         assumed_idle_nodes=sum(1 for n in per_node if n.idle_assumed and n.asleep_h > 0),
+        co2_kg=None if model.carbon is None else sum(n.co2_kg or 0.0 for n in per_node),
+        saved_by_holds_cost=sum(j.saved_cost or 0.0 for j in per_job),
+        saved_by_holds_co2_kg=None
+        if model.carbon is None
+        else sum(j.saved_co2_kg or 0.0 for j in per_job),
     )
     return Report(start, end, per_node, per_job, totals, caveats=caveats(totals, per_node, model))
 

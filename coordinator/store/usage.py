@@ -100,6 +100,7 @@ def _jobs(conn: sa.Connection, start: float, end: float) -> dict[str, list[JobUs
                 started_at=row["started_at"],
                 finished_at=row["finished_at"],
                 energy_j=row["energy_j"],
+                submitted_at=row["submitted_at"],
             )
         )
     return found

@@ -38,7 +38,8 @@ def test_a_job_that_fits_the_night_is_held_until_it_starts():
     hold = plan_start(job(19 * H, 2 * H, 29 * H), RATE, 19 * H, 120, NO_KEEP)
     assert hold is not None
     assert hold.until == 20 * H
-    assert "33% lower" in hold.reason and "120s for a wake" in hold.reason
+    assert "33% lower" in hold.reason
+    assert "120s for a wake" in hold.reason
 
 
 def test_a_job_whose_slack_is_too_small_starts_at_once():
@@ -71,7 +72,8 @@ def test_kept_slack_minimum_saving_undeadlined_and_max_defer():
 def test_the_cheapest_start_of_a_long_job_is_found_among_the_rate_changes():
     """07:00, 10 h of work, due in 30 h: any start from 20:00 runs wholly at night."""
     hold = plan_start(job(7 * H, 10 * H, 37 * H), RATE, 7 * H, 0, NO_KEEP)
-    assert hold is not None and hold.until == 20 * H
+    assert hold is not None
+    assert hold.until == 20 * H
 
 
 def test_holds_book_the_fleet_so_a_cheap_hour_is_not_promised_twice():
@@ -86,7 +88,8 @@ def test_holds_book_the_fleet_so_a_cheap_hour_is_not_promised_twice():
     assert [j.id for j in ready] == ["c"]
     # a held job is released when due, and its booking with it
     ready, held = holds.split(jobs[:2], 20 * H, 0, lambda: Fleet(cpus=8, gpus=1))
-    assert [j.id for j in ready] == ["a"] and list(held) == ["b"]
+    assert [j.id for j in ready] == ["a"]
+    assert list(held) == ["b"]
     # running work counts: a GPU busy until 23:00 leaves no room for a new one at 20:00-22:00
     busy = Holds(RATE, NO_KEEP)
     _, held = busy.split([jobs[0]], 19 * H, 0, lambda: Fleet(8, 1, [(23 * H, 1, 1)]))
@@ -99,7 +102,8 @@ def test_a_hold_ends_early_when_the_wake_margin_grows_past_it():
     _, held = holds.split([late], 19 * H, 60, lambda: Fleet(8, 8))
     assert held
     ready, held = holds.split([late], 19.5 * H, 3000, lambda: Fleet(8, 8))
-    assert ready == [late] and not held
+    assert ready == [late]
+    assert not held
 
 
 def trace_job(id_: str, submit: float, runtime: float, deadline: float) -> TraceJob:

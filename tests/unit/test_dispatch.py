@@ -104,14 +104,16 @@ async def test_a_job_with_slack_is_held_for_the_cheaper_hour_then_placed(empty_s
         holds=holds,
     )
     first = await dispatcher.tick(T0)
-    assert sender.sent == [] and first.plan.assignments == ()
+    assert sender.sent == []
+    assert first.plan.assignments == ()
     assert first.held[job.id].until == T0 + 3600
     await dispatcher.tick(T0 + 1800)
     assert sender.sent == []
     _, events = jobs_service.describe(empty_store, job.id)
     held = [str(e["detail"]) for e in events if e["kind"] == "held"]
     assert len(held) == 1  # said once, not at every pass
-    assert "50% lower" in held[0] and "60s for a wake" in held[0]
+    assert "50% lower" in held[0]
+    assert "60s for a wake" in held[0]
     sender.now = T0 + 3600
     await dispatcher.tick(T0 + 3600)
     assert sender.ops() == [(T0 + 3600, RunJob.OP)]

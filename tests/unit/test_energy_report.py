@@ -14,6 +14,7 @@ from coordinator.power.energy import (
     integrate,
 )
 from coordinator.power.report import CostModel, JobUse, NodeUse, budget, period_bounds, report
+from coordinator.power.tariff import Rate
 
 GIB = 2**30
 
@@ -153,3 +154,42 @@ def test_period_bounds():
     assert period_bounds("week", now) == (monday, monday + 7 * 86400)
     first = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
     assert period_bounds("month", now) == (first, datetime(2026, 12, 1, tzinfo=UTC).timestamp())
+
+
+def test_a_tariff_prices_each_sample_when_drawn_and_a_held_job_shows_its_saving():
+    """100 W for two hours: the first at 0.2, the second at 0.1 (and 400 then 100 gCO2/kWh).
+    The job was submitted at 0, held, and ran in the second hour on the whole node."""
+
+    readings = [Reading(float(t), 100.0) for t in range(0, 7201, 10)]
+    job = JobUse(
+        id="j1",
+        name="train",
+        node="n1",
+        cpus=4,
+        gpus=0,
+        mem_bytes=0,
+        started_at=3600.0,
+        finished_at=7200.0,
+        energy_j=360_000.0,
+        submitted_at=0.0,
+    )
+    node = NodeUse(name="n1", cpus=4, readings=readings, jobs=[job])
+    model = CostModel(
+        price_kwh=99.0,  # not used: the tariff prices every hour
+        tariff=Rate((0.0, 3600.0), (0.2, 0.1)),
+        carbon=Rate((0.0, 3600.0), (400.0, 100.0)),
+    )
+    result = report([node], model, 0.0, 7200.0)
+    n, j, t = result.nodes[0], result.jobs[0], result.totals
+    assert n.kwh == pytest.approx(0.2)
+    assert n.energy_cost == pytest.approx(0.1 * 0.2 + 0.1 * 0.1)
+    assert n.co2_kg == pytest.approx((0.1 * 400 + 0.1 * 100) / 1000)
+    assert j.cost == pytest.approx(0.1 * 0.1)
+    assert j.saved_cost == pytest.approx(0.1 * 0.2 - 0.1 * 0.1)  # against starting at 0
+    assert j.saved_co2_kg == pytest.approx(0.1 * 300 / 1000)
+    assert (t.saved_by_holds_cost, t.co2_kg) == (pytest.approx(0.01), pytest.approx(0.05))
+    flat = report([node], CostModel(price_kwh=0.15), 0.0, 7200.0)
+    assert flat.nodes[0].energy_cost == pytest.approx(0.2 * 0.15)
+    assert flat.jobs[0].saved_cost == pytest.approx(0.0)
+    assert flat.totals.co2_kg is None
+    assert flat.nodes[0].co2_kg is None

@@ -236,7 +236,8 @@ def test_submit_says_when_a_tariff_holds_the_job_and_why(store, monkeypatch, tmp
     assert answer["expected_start"] == pytest.approx(answer["deferred_until"])
     assert "67% lower" in answer["deferred_because"]
     table = invoke(*args, "--", "train")
-    assert "held until" in table.output and "67% lower" in table.output
+    assert "held until" in table.output
+    assert "67% lower" in table.output
     # no slack, no hold
     answer = json.loads(invoke("submit", "--runtime", "1h", "--json", "--", "x").output)
     assert answer["deferred_until"] is None
@@ -246,5 +247,6 @@ def test_submit_refuses_a_bad_tariff_in_one_line_and_queues_nothing(store, monke
     monkeypatch.setenv("DORMOUSE_COST_TARIFF", str(tmp_path / "missing.csv"))
     result = invoke("submit", "--", "x")
     assert result.exit_code != 0
-    assert "tariff" in result.output and "missing.csv" in result.output
+    assert "tariff" in result.output
+    assert "missing.csv" in result.output
     assert json.loads(invoke("jobs", "--json").output) == []

@@ -33,7 +33,8 @@ def test_a_daily_table_repeats_and_integrates_exactly():
     assert rate.integral(2 * DAY_S + 7 * H, 2 * DAY_S + 9 * H) == pytest.approx(H * 0.3)
     assert rate.mean(19 * H, 21 * H) == pytest.approx(0.15)
     assert rate.changes(7 * H, 21 * H) == [8 * H, 20 * H]
-    assert not rate.is_flat and Rate.flat(0.15).is_flat
+    assert not rate.is_flat
+    assert Rate.flat(0.15).is_flat
 
 
 def test_a_weekly_table_holds_each_row_until_the_next():
