@@ -1,0 +1,100 @@
+"""Issue 17's benchmark: a 2:1 day/night tariff, deadline factor 3, a heterogeneous fleet.
+
+    .venv/bin/python tests/bench/bench_tariff.py
+    .venv/bin/python tests/bench/bench_tariff.py --files cluster01,cluster05
+
+Per ITP cluster file: 8-GPU nodes sized to the trace (4 x its mean busy GPUs, at least 8),
+half resuming in 1 min +- 20 s and half in 8 min +- 2 min, 1 % of wakes failing;
+`day_night_2to1.csv` (08:00-20:00 at 0.20, the night at 0.10; trace time 0 is a Monday
+00:00); the coordinator's default [power] and [cost] knobs. Three runs over the same trace:
+`dormouse` (learned wake times, holds for the cheap window), the peer `dormouse-flat`
+(today's fixed policy: the fixed resume timeout, no holds) and `always-on`.
+Goals: energy cost >= 10 % below dormouse-flat and >= 40 % below always-on; deadline hits no
+worse than dormouse-flat's by more than 0.5 point; no node wrongly failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from coordinator.power.tariff import parse_rate
+from coordinator.settings import Cost, Power
+from coordinator.sim.engine import POLICIES, Outcome, Simulation
+from coordinator.sim.fleet import NodeType, default_type
+from coordinator.sim.metrics import Summary, summarise
+from coordinator.sim.trace import TraceJob, TraceOptions, parse_trace
+
+HERE = Path(__file__).parent
+TRACES = Path(__file__).parents[3] / "shared" / "traces" / "elasticflow"
+FILES = "cluster01,cluster02,cluster03,cluster04,cluster05"
+GPUS = 8
+RUNS = ("dormouse", "dormouse-flat", "always-on")
+
+
+def fleet(jobs: list[TraceJob]) -> list[NodeType]:
+    span = max(j.submit_s + j.runtime_s for j in jobs) - jobs[0].submit_s
+    mean_busy = sum(j.gpus * j.runtime_s for j in jobs) / span
+    nodes = max(8, math.ceil(4 * mean_busy / GPUS))
+    base = replace(default_type(1, GPUS), wake_failure=0.01)
+    fast = replace(base, name="fast", count=nodes - nodes // 2, resume_latency_s=60.0,
+                   resume_jitter_s=20.0)  # fmt: skip
+    slow = replace(base, name="slow", count=nodes // 2, resume_latency_s=480.0,
+                   resume_jitter_s=120.0)  # fmt: skip
+    return [fast, slow]
+
+
+def run(jobs: list[TraceJob], kinds: list[NodeType], name: str) -> tuple[Outcome, float]:
+    with (HERE / "day_night_2to1.csv").open() as lines:
+        tariff = parse_rate(lines, "day_night_2to1.csv")
+    started = time.perf_counter()
+    simulation = Simulation(
+        jobs, kinds, POLICIES[name], Power().policy(), tariff=tariff, defer=Cost().defer_policy()
+    )
+    outcome = simulation.run()
+    return outcome, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--traces", type=Path, default=TRACES)
+    parser.add_argument("--files", default=FILES)
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}; 2:1 tariff, deadline 3 x runtime, half the nodes 1 min, "
+          "half 8 min to resume")  # fmt: skip
+    print(
+        f"{'trace':<10} {'nodes':>5} {'cost':>9} {'flat':>9} {'vs flat':>8} {'vs on':>7} "
+        f"{'hits':>7} {'flat':>7} {'d pts':>6} {'held':>6} {'wrong':>5} {'flat wrong':>10} "
+        f"{'s':>6}"
+    )
+    for name in args.files.split(","):
+        path = args.traces / f"{name}.csv"
+        if not path.exists():
+            print(f"{name}: {path} not found, skipped")
+            continue
+        with path.open(newline="") as lines:
+            jobs = parse_trace(lines, TraceOptions(deadline_factor=3.0), name)
+        kinds = fleet(jobs)
+        results = {policy: run(jobs, kinds, policy) for policy in RUNS}
+        end = max(outcome.end for outcome, _ in results.values())  # energy to a common end
+        ours, flat, on = (summarise(results[p][0], end) for p in RUNS)
+        hits, flat_hits = ours.deadline_hits_pct or 0.0, flat.deadline_hits_pct or 0.0
+        print(
+            f"{name:<10} {sum(k.count for k in kinds):>5} {ours.energy_cost:>9,.0f} "
+            f"{flat.energy_cost:>9,.0f} {pct(ours, flat):>7.1f}% {pct(ours, on):>6.1f}% "
+            f"{hits:>6.2f}% {flat_hits:>6.2f}% {hits - flat_hits:>+6.2f} {ours.held:>6} "
+            f"{ours.wrongly_failed:>5} {flat.wrongly_failed:>10} {results['dormouse'][1]:>6.1f}"
+        )
+
+
+def pct(ours: Summary, peer: Summary) -> float:
+    """How much lower our energy cost is, in percent of the peer's."""
+    return 100 * (1 - (ours.energy_cost or 0.0) / (peer.energy_cost or 1.0))
+
+
+if __name__ == "__main__":
+    main()
