@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView, Registry
@@ -29,6 +31,25 @@ class Recorder:
 
     def ops(self) -> list[tuple[float, str]]:
         return [(at, body.OP) for at, _, body in self.sent]
+
+
+def one_node(
+    store: Engine,
+    sender: Recorder,
+    node: NodeView,
+    *,
+    default_resume_s: float = 0.0,
+    holds: Holds | None = None,
+) -> Dispatcher:
+    return Dispatcher(
+        store,
+        Registry(30.0, [node]),
+        Jobs(),
+        sender,
+        latencies=ResumeLatencies(),
+        default_resume_s=default_resume_s,
+        holds=holds,
+    )
 
 
 async def test_a_cancel_goes_out_at_the_next_pass_not_after_the_run_retry(empty_store):
@@ -62,14 +83,7 @@ async def test_without_a_command_key_jobs_stay_pending(empty_store):
     jobs_service.submit(empty_store, job, T0)
     online = NodeView("gpu-01", NodeState.ONLINE, T0, last_seen=T0, hello=factories.hello())
     sender = Recorder(unable="no command key at /nope/command.key")
-    dispatcher = Dispatcher(
-        empty_store,
-        Registry(30.0, [online]),
-        Jobs(),
-        sender,
-        latencies=ResumeLatencies(),
-        default_resume_s=0.0,
-    )
+    dispatcher = one_node(empty_store, sender, online)
     done = await dispatcher.tick(T0)
     assert done.plan.assignments == ()
     assert dispatcher.held == "no command key at /nope/command.key"
@@ -94,15 +108,7 @@ async def test_a_job_with_slack_is_held_for_the_cheaper_hour_then_placed(empty_s
     jobs_service.submit(empty_store, job, T0)
     online = NodeView("gpu-01", NodeState.ONLINE, T0, last_seen=T0, hello=factories.hello())
     sender = Recorder()
-    dispatcher = Dispatcher(
-        empty_store,
-        Registry(30.0, [online]),
-        Jobs(),
-        sender,
-        latencies=ResumeLatencies(),
-        default_resume_s=60.0,
-        holds=holds,
-    )
+    dispatcher = one_node(empty_store, sender, online, default_resume_s=60.0, holds=holds)
     first = await dispatcher.tick(T0)
     assert sender.sent == []
     assert first.plan.assignments == ()
