@@ -75,18 +75,18 @@ class Retention:
     delete_batch: int = setting(5000, parse_count, "rows deleted per statement")
 
 
-def parse_fraction(value: Any) -> float:
-    number = float(value) if isinstance(value, str) else value
-    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number < 1:
-        raise ValueError(f"expected a fraction from 0 to under 1, got {value!r}")
-    return float(number)
-
-
 def parse_factor(value: Any) -> float:
     number = float(value) if isinstance(value, str) else value
     if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number < 1e6:
         raise ValueError(f"expected a number >= 0, got {value!r}")
     return float(number)
+
+
+def parse_fraction(value: Any) -> float:
+    number = parse_factor(value)
+    if number >= 1:
+        raise ValueError(f"expected a fraction from 0 to under 1, got {value!r}")
+    return number
 
 
 def parse_balance_factor(value: Any) -> float:

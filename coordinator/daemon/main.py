@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from wsgiref.simple_server import WSGIServer
 
 import sqlalchemy as sa
@@ -26,7 +25,6 @@ from coordinator.daemon.mqtt import MqttLink
 from coordinator.daemon.power_loop import PowerLoop
 from coordinator.daemon.receiver import Receiver
 from coordinator.daemon.writer import Writer
-from coordinator.power.defer import Holds
 from coordinator.power.energy import EnergyMeter
 from coordinator.services import tariffs
 from coordinator.services.store import open_store, safe_url
@@ -51,14 +49,6 @@ def load_key(config: CoordinatorConfig) -> bytes | None:
             config.command_key_file,
         )
     return key
-
-
-def holds(config: CoordinatorConfig) -> Holds:
-    """Holds for a cheaper (cleaner) window, by the tariff on this host's local time."""
-    cost = config.cost
-    rate = tariffs.carbon(cost) if cost.defer_by == "carbon" else tariffs.prices(cost)
-    offset = time.localtime().tm_gmtoff
-    return Holds(rate.on_epoch(offset) if rate else None, cost.defer_policy())
 
 
 def build(
@@ -94,7 +84,7 @@ def build(
         sender,
         latencies=latencies,
         default_resume_s=config.power.resume_latency,
-        holds=holds(config),
+        holds=tariffs.holds(config.cost),
     )
     power = PowerLoop(engine, registry, config.power, sender, latencies)
     receiver = Receiver(

@@ -151,7 +151,7 @@ class Holds:
 
     @property
     def active(self) -> bool:
-        return self.rate is not None and self.policy.by != "off" and not self.rate.is_flat
+        return can_hold(self.rate, self.policy)
 
     def split(
         self, jobs: Iterable[Job], now: float, margin_s: float, fleet: Callable[[], Fleet]
@@ -192,9 +192,6 @@ class Holds:
             del self._jobs[job_id]
         self._planned[job_id] = None
 
-    def hold_of(self, job_id: str) -> Hold | None:
-        return self._planned.get(job_id)
-
     def keep_only(self, job_ids: set[str]) -> None:
         """Forget jobs no longer pending (placed, cancelled)."""
         for gone in self._planned.keys() - job_ids:
@@ -204,6 +201,11 @@ class Holds:
         if job_id in self._planned:
             self._release(job_id)
             del self._planned[job_id]
+
+
+def can_hold(rate: Rate | None, policy: DeferPolicy) -> bool:
+    """Holding can gain anything: a rate that changes, and holds not switched off."""
+    return rate is not None and policy.by != "off" and not rate.is_flat
 
 
 def plan_start(
@@ -216,18 +218,18 @@ def plan_start(
     booked: tuple[Calendar, Running] | None = None,
 ) -> Hold | None:
     """A later start worth waiting for (the cheapest with room booked), or None: now."""
-    if rate is None or policy.by == "off" or rate.is_flat or job.runtime_s <= 0:
+    if rate is None or not can_hold(rate, policy) or job.runtime_s <= 0:
         return None
     latest = latest_start(job, now, margin_s, policy)
-    if latest is None:
-        return None
     runtime = job.runtime_s
     now_cost = rate.integral(now, now + runtime)
+    if latest is None or now_cost <= 0:
+        return None
     enough = now_cost * (1 - policy.min_saving)
     starts = candidate_starts(rate, now, latest, runtime)
     costs = sorted((round(rate.integral(s, s + runtime), 9), s) for s in starts)  # ties: earliest
     for cost, start in costs:
-        if now_cost <= 0 or cost > enough:
+        if cost > enough:
             return None
         if booked is None or booked[0].fits(start, runtime, job, booked[1]):
             return Hold(start, _reason(policy, 100 * (1 - cost / now_cost), job, margin_s))

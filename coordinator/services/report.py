@@ -3,7 +3,6 @@ configured cost model (the maths is `power.report`, pure)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import sqlalchemy as sa
@@ -19,13 +18,11 @@ def cost_model(settings: CoordinatorConfig, price_kwh: float | None = None) -> C
     """`price_kwh` (the CLI's --price-kwh) prices every hour alike, over `[cost] tariff`;
     tables are read in this host's local time."""
     cost = settings.cost
-    offset = time.localtime().tm_gmtoff
     tariff = None if price_kwh is not None else tariffs.read_rate(cost.tariff, PRICE, "tariff")
-    carbon = tariffs.carbon(cost)
     return CostModel(
         price_kwh=cost.price_kwh if price_kwh is None else price_kwh,
-        tariff=None if tariff is None else tariff.on_epoch(offset),
-        carbon=None if carbon is None else carbon.on_epoch(offset),
+        tariff=tariffs.on_local_clock(tariff),
+        carbon=tariffs.on_local_clock(tariffs.carbon(cost)),
         fixed_per_hour=lambda node: cost.fixed_per_hour.get(node, cost.fixed_per_node_hour),
         sleep_power_w=cost.sleep_power_w,
         idle_power_w=cost.idle_power_w,
