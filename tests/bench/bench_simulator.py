@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from coordinator.settings import Power
@@ -37,6 +38,17 @@ def fleet_size(jobs: list[TraceJob]) -> int:
     return max(8, math.ceil(4 * mean_busy / GPUS))
 
 
+def traces(folder: Path, files: str) -> Iterator[tuple[str, list[TraceJob]]]:
+    """Each named cluster file's jobs, deadline 3 x runtime (a missing file is said)."""
+    for name in files.split(","):
+        path = folder / f"{name}.csv"
+        if not path.exists():
+            print(f"{name}: {path} not found, skipped")
+            continue
+        with path.open(newline="") as lines:
+            yield name, parse_trace(lines, TraceOptions(deadline_factor=3.0), name)
+
+
 def run(jobs: list[TraceJob], nodes: int, name: str) -> tuple[Summary, float, float]:
     started = time.perf_counter()
     outcome = Simulation(jobs, [default_type(nodes, GPUS)], POLICIES[name], Power().policy()).run()
@@ -53,13 +65,7 @@ def main() -> None:
         f"{'trace':<10} {'jobs':>6} {'nodes':>5} {'saved':>7} {'hits':>7} {'peer':>7} "
         f"{'d pts':>6} {'vs LB':>6} {'peer LB':>7} {'jobs/min':>9}"
     )
-    for name in args.files.split(","):
-        path = args.traces / f"{name}.csv"
-        if not path.exists():
-            print(f"{name}: {path} not found, skipped")
-            continue
-        with path.open(newline="") as lines:
-            jobs = parse_trace(lines, TraceOptions(deadline_factor=3.0), name)
+    for name, jobs in traces(args.traces, args.files):
         nodes = fleet_size(jobs)
         ours, seconds, end_ours = run(jobs, nodes, "dormouse")
         peer, _, end_peer = run(jobs, nodes, "always-on")

@@ -16,7 +16,6 @@ worse than dormouse-flat's by more than 0.5 point; no node wrongly failed.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from dataclasses import replace
@@ -27,19 +26,15 @@ from coordinator.settings import Cost, Power
 from coordinator.sim.engine import POLICIES, Outcome, Simulation
 from coordinator.sim.fleet import NodeType, default_type
 from coordinator.sim.metrics import Summary, summarise
-from coordinator.sim.trace import TraceJob, TraceOptions, parse_trace
+from coordinator.sim.trace import TraceJob
+from tests.bench.bench_simulator import FILES, GPUS, TRACES, fleet_size, traces
 
 HERE = Path(__file__).parent
-TRACES = Path(__file__).parents[3] / "shared" / "traces" / "elasticflow"
-FILES = "cluster01,cluster02,cluster03,cluster04,cluster05"
-GPUS = 8
 RUNS = ("dormouse", "dormouse-flat", "always-on")
 
 
 def fleet(jobs: list[TraceJob]) -> list[NodeType]:
-    span = max(j.submit_s + j.runtime_s for j in jobs) - jobs[0].submit_s
-    mean_busy = sum(j.gpus * j.runtime_s for j in jobs) / span
-    nodes = max(8, math.ceil(4 * mean_busy / GPUS))
+    nodes = fleet_size(jobs)
     base = replace(default_type(1, GPUS), wake_failure=0.01)
     fast = replace(base, name="fast", count=nodes - nodes // 2, resume_latency_s=60.0,
                    resume_jitter_s=20.0)  # fmt: skip
@@ -71,13 +66,7 @@ def main() -> None:
         f"{'hits':>7} {'flat':>7} {'d pts':>6} {'held':>6} {'wrong':>5} {'flat wrong':>10} "
         f"{'s':>6}"
     )
-    for name in args.files.split(","):
-        path = args.traces / f"{name}.csv"
-        if not path.exists():
-            print(f"{name}: {path} not found, skipped")
-            continue
-        with path.open(newline="") as lines:
-            jobs = parse_trace(lines, TraceOptions(deadline_factor=3.0), name)
+    for name, jobs in traces(args.traces, args.files):
         kinds = fleet(jobs)
         results = {policy: run(jobs, kinds, policy) for policy in RUNS}
         end = max(outcome.end for outcome, _ in results.values())  # energy to a common end
