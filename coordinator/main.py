@@ -21,6 +21,7 @@ from coordinator.cli import (
     report,
     simulate,
     status,
+    token,
 )
 from coordinator.cli.common import PROG
 from coordinator.daemon import entry
@@ -42,6 +43,7 @@ for noun, sub_app, panel in (
     ("config", config_app(CoordinatorConfig, DEFAULT_CONFIG_PATH, PROG), SETUP),
     ("key", key.app, SETUP),
     ("db", db.app, SETUP),
+    ("token", token.app, SETUP),
 ):
     app.add_typer(sub_app, name=noun, rich_help_panel=panel)
 for module in (nodes, jobs, power):

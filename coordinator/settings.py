@@ -263,6 +263,24 @@ class Cost:
         )
 
 
+def parse_http_listen(value: Any) -> str:
+    """HOST:PORT, or a bare PORT for localhost; empty for off."""
+    text = parse_str(value).strip()
+    return parse_listen(f"127.0.0.1:{text}" if text.isdigit() else text)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Http:
+    listen: str = setting(
+        "", parse_http_listen, "serve the API and console on HOST:PORT (a bare port: localhost)"
+    )
+    tls_cert: Path = setting(NO_FILE, parse_path, "PEM certificate: serve HTTPS (with tls_key)")
+    tls_key: Path = setting(NO_FILE, parse_path, "PEM private key of tls_cert")
+    anonymous_read: bool = setting(
+        False, parse_bool, "reads without a token (only on a network you trust)"
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoordinatorConfig:
     broker: BrokerUrl = setting(
@@ -304,6 +322,7 @@ class CoordinatorConfig:
     mqtt: MqttSecurity = section(MqttSecurity, "TLS and password files for an mqtts:// broker")
     power: Power = section(Power, "sleep and wake policy")
     cost: Cost = section(Cost, "energy price, fixed costs, budget")
+    http: Http = section(Http, "the HTTP API and web console (`dormouse token create`)")
     metrics_listen: str = setting(
         "", parse_listen, "serve Prometheus /metrics on HOST:PORT (empty: off)"
     )

@@ -77,3 +77,15 @@ class CommandReplayed(CommandRejected):
 
 class ForeignCommand(CommandRejected):
     reason = "foreign"
+
+
+class NotFound(DormouseError):
+    """The node, job or token asked for is not known (the HTTP API answers 404)."""
+
+    reason = "not_found"
+
+
+class Conflict(DormouseError):
+    """The request is sound but the subject's state forbids it now (the HTTP API: 409)."""
+
+    reason = "conflict"

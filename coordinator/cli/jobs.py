@@ -17,7 +17,6 @@ from coordinator.placement.balance import Strategy
 from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
 from coordinator.services import jobs as jobs_service
-from coordinator.services import tariffs
 from shared.config import parse_labels
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_json, print_rows, reported_errors
@@ -130,42 +129,24 @@ def submit(
     )
     settings = load(config)
     engine = store(config, db)
-    with reported_errors(PROG):  # a bad tariff file is said before anything is queued
-        hold = tariffs.predicted_hold(
-            settings.cost, job.as_job(), now, settings.power.resume_latency
-        )
-        submitted = jobs_service.submit(engine, job, now)
-    est = submitted.estimate
-    held = jobs_service.placement_held(engine, settings.command_key_file)
-    start, finish = est.start, est.finish
-    if hold is not None and start is not None and finish is not None:
-        later = max(0.0, hold.until - start)
-        start, finish = start + later, finish + later
-    answer = {
-        "id": job.id,
-        "name": job.name,
-        "expected_start": start,
-        "expected_finish": finish,
-        "deadline": job.deadline,
-        "at_risk": est.at_risk,
-        "basis": est.basis,
-        "node": est.node,
-        "held": held,
-        "deferred_until": None if hold is None else hold.until,
-        "deferred_because": None if hold is None else hold.reason,
-    }
+    with reported_errors(PROG):
+        submitted = jobs_service.queue(engine, settings, job, now)
+    answer = submitted.fields
+    held, start, finish = answer["held"], answer["expected_start"], answer["expected_finish"]
     if held is not None:
         typer.echo(f"{PROG}: warning: job {job.id} waits: {held}", err=True)
     if as_json:
         print_json(answer)
         return
     typer.echo(f"submitted job {job.id}")
-    typer.echo(f"  expected start:  {_when(start)} ({_basis(est.basis, est.node)})")
-    if hold is not None:
-        typer.echo(f"  held until:      {_when(hold.until)}: {hold.reason}")
+    typer.echo(f"  expected start:  {_when(start)} ({_basis(answer['basis'], answer['node'])})")
+    if answer["deferred_until"] is not None:
+        typer.echo(
+            f"  held until:      {_when(answer['deferred_until'])}: {answer['deferred_because']}"
+        )
     typer.echo(f"  expected finish: {_when(finish)}")
     if job.deadline is not None:
-        typer.echo(f"  deadline:        {_when(job.deadline)}{' AT RISK' * est.at_risk}")
+        typer.echo(f"  deadline:        {_when(job.deadline)}{' AT RISK' * answer['at_risk']}")
     if submitted.nodes_known == 0:
         typer.echo("  no nodes known yet: it waits for agents to join")
 
@@ -186,21 +167,12 @@ def _basis(basis: str, node: str | None) -> str:
 
 
 def _row(job: JobRecord, as_json: bool) -> dict[str, Any]:
-    def at(ts: float | None) -> Any:
-        return ts if as_json or ts is None else iso(ts)
-
-    return {
-        "id": job.id,
-        "name": job.name,
-        "state": job.state.value,
-        "node": job.node,
-        "gpus": list(job.gpu_indices) if as_json else ",".join(map(str, job.gpu_indices)),
-        "submitted": at(job.submitted_at),
-        "started": at(job.started_at),
-        "finished": at(job.finished_at),
-        "deadline": at(job.deadline),
-        "deadline_met": job.deadline_met,
-    }
+    fields = jobs_service.summary(job)
+    if as_json:
+        return fields
+    times = ("submitted", "started", "finished", "deadline")
+    shown = {k: iso(fields[k]) for k in times if fields[k] is not None}
+    return fields | shown | {"gpus": ",".join(map(str, fields["gpus"]))}
 
 
 @app.callback()
@@ -232,23 +204,20 @@ def job(
     """One job in full, and its event log."""
     engine = store(config, db)
     with reported_errors(PROG):
-        record, events = jobs_service.describe(engine, job_id)
-    waiting = None
-    if record.state is JobState.PENDING:
-        waiting = jobs_service.placement_held(engine, load(config).command_key_file)
+        found = jobs_service.detail(engine, job_id, load(config).command_key_file)
     if as_json:
-        details = asdict(record) | {"state": record.state.value, "waiting": waiting}
-        typer.echo(json.dumps({"job": details, "events": events}, indent=2, default=list))
+        typer.echo(json.dumps(found, indent=2))
         return
-    details = asdict(record) | {"state": record.state.value, "argv": " ".join(record.argv)}
-    if waiting is not None:
-        details["waiting"] = waiting
+    details, events = found["job"], found["events"]
+    details["argv"] = " ".join(details["argv"])
+    if details["waiting"] is None:
+        del details["waiting"]
     for key in ("submitted_at", "placed_at", "started_at", "finished_at", "deadline"):
         details[key] = _when(details[key]) if details[key] is not None else None
     print_rows(
         [{"field": k, "value": v} for k, v in details.items()], ["field", "value"], as_json=False
     )
-    rows = [e | {"ts": iso(e["ts"])} for e in events]  # type: ignore[arg-type]
+    rows = [e | {"ts": iso(e["ts"])} for e in events]
     print_rows(rows, ["ts", "kind", "node", "detail"], as_json=False, title="events")
 
 

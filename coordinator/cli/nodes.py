@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from coordinator.cli.common import DbOption, JsonOption, fail, store
+from coordinator.cli.common import PROG, DbOption, JsonOption, store
 from coordinator.core.registry import NodeView
 from coordinator.services import nodes as node_service
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import print_json, print_rows
+from shared.edge.console import print_json, print_rows, reported_errors
 from shared.units import iso
 
 PANEL = "Fleet"
@@ -47,13 +47,15 @@ def nodes(
 
 
 def row(view: NodeView, *, as_json: bool) -> dict[str, Any]:
-    seen = view.last_seen
-    return {
-        **{k: v for k, v in view.latest.items() if k in COLUMNS},
-        "node": view.name,
-        "state": view.state.value,
-        "last_seen": seen if as_json or seen is None else iso(seen),
-    }
+    return readable(node_service.summary(view), as_json=as_json)
+
+
+def readable(fields: dict[str, Any], *, as_json: bool) -> dict[str, Any]:
+    """Times as ISO-8601 for people, epoch seconds for scripts."""
+    if as_json:
+        return fields
+    times = {k: iso(fields[k]) for k in ("last_seen", "state_since") if fields.get(k) is not None}
+    return fields | times
 
 
 @app.command("show")
@@ -65,18 +67,8 @@ def show(
 ) -> None:
     """One node in full: state, capacity, how it sleeps and wakes, its latest sample."""
     engine = store(config, db)
-    views = {v.name: v for v in node_service.listing(engine)}
-    view = views.get(name)
-    if view is None:
-        fail(f"unknown node {name!r}; nodes: {', '.join(sorted(views)) or 'none yet'}")
-    wakes = node_service.wake_times(engine, name)
-    details = row(view, as_json=as_json) | {
-        "state_since": view.state_since if as_json else iso(view.state_since),
-        "wakes_measured": wakes.count,
-        "wake_p50_s": wakes.p50_s,
-        "wake_p95_s": wakes.p95_s,
-        "hello": view.hello.to_wire() if view.hello else None,
-    }
+    with reported_errors(PROG):
+        details = readable(node_service.detail(engine, name), as_json=as_json)
     if as_json:
         print_json(details)
         return

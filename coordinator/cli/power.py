@@ -92,10 +92,9 @@ def power_events(
     engine = store(config, db)
     with reported_errors(PROG):
         found = power_service.events(engine, node, limit)
-    rows = [
-        {"time": e.ts if as_json else iso(e.ts), "node": e.node, "kind": e.kind, "reason": e.reason}
-        for e in found
-    ]
+    rows = [power_service.event_json(e) for e in found]
+    if not as_json:
+        rows = [r | {"time": iso(r["time"])} for r in rows]
     print_rows(rows, EVENT_COLUMNS, as_json=as_json)
 
 

@@ -70,20 +70,7 @@ def report_command(
 def show(result: Report, top: int, *, as_json: bool) -> None:
     jobs = sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "start": result.start,
-                    "end": result.end,
-                    "nodes": [asdict(n) for n in result.nodes],
-                    "jobs": [asdict(j) for j in jobs],
-                    "totals": asdict(result.totals),
-                    "budget": _budget_json(result),
-                    "caveats": list(result.caveats),
-                },
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(report_service.as_json(result, top), indent=2))
         return
     title = f"{iso(result.start)} .. {iso(result.end)}"
     print_rows(
@@ -116,12 +103,6 @@ def show(result: Report, top: int, *, as_json: bool) -> None:
             f"budget ({b.period} from {iso(b.period_start)}): spent {b.spent:.2f} of "
             f"{b.limit:.2f}, projected {b.projected:.2f} at the period's end: {state}"
         )
-
-
-def _budget_json(result: Report) -> dict[str, object] | None:
-    if result.budget is None:
-        return None
-    return {**asdict(result.budget), "over": result.budget.over}
 
 
 def _rounded(row: dict[str, object]) -> dict[str, object]:

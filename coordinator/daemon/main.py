@@ -25,6 +25,9 @@ from coordinator.daemon.mqtt import MqttLink
 from coordinator.daemon.power_loop import PowerLoop
 from coordinator.daemon.receiver import Receiver
 from coordinator.daemon.writer import Writer
+from coordinator.http.api import Api
+from coordinator.http.app import create_app
+from coordinator.http.server import HttpServer
 from coordinator.power.energy import EnergyMeter
 from coordinator.services import tariffs
 from coordinator.services.store import open_store, safe_url
@@ -138,9 +141,10 @@ async def serve(config: CoordinatorConfig) -> None:
         len(coordinator.parts.ingest.registry.nodes),
         safe_url(config.db_url),
     )
+    http = http_server(config, engine, coordinator.parts.clock)
     server = serve_metrics(config.metrics_listen, coordinator) if config.metrics_listen else None
     try:
-        await coordinator.run(stop)
+        await run_with_http(coordinator, stop, http)
     finally:
         if server is not None:
             server.shutdown()
@@ -158,3 +162,26 @@ def serve_metrics(listen: str, coordinator: Coordinator) -> WSGIServer:
         raise ConfigError(f"metrics_listen {listen}: {exc.strerror}") from None
     log.info("Prometheus metrics on http://%s/metrics", listen)
     return server
+
+
+def http_server(config: CoordinatorConfig, engine: sa.Engine, clock: Clock) -> HttpServer | None:
+    """The API and console when `[http] listen` is set: bound now, so a taken port or a bad
+    TLS pair stops `dormouse run` before it starts."""
+    if not config.http.listen:
+        return None
+    return HttpServer(create_app(Api(engine, config, clock)), config.http)
+
+
+async def run_with_http(
+    coordinator: Coordinator, stop: asyncio.Event, http: HttpServer | None
+) -> None:
+    """The coordinator, and beside it the HTTP server until the coordinator has stopped."""
+    if http is None:
+        await coordinator.run(stop)
+        return
+    async with asyncio.TaskGroup() as group:
+        group.create_task(http.serve(), name="http")
+        try:
+            await coordinator.run(stop)
+        finally:
+            await http.stop()

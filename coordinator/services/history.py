@@ -10,7 +10,7 @@ from coordinator.core.series import Point, SeriesQuery
 from coordinator.settings import Retention
 from coordinator.store import nodes as node_rows
 from coordinator.store import series as series_rows
-from shared.errors import DormouseError
+from shared.errors import DormouseError, NotFound
 from shared.metrics import Kind, Metric
 from shared.units import iso
 
@@ -45,6 +45,10 @@ class HistoryError(DormouseError):
     """A history query that cannot be answered; the message says why."""
 
 
+class UnknownNode(HistoryError, NotFound):
+    """A node the store has never heard from."""
+
+
 def series(
     engine: sa.Engine, query: SeriesQuery, agg: str, retention: Retention, now: float
 ) -> tuple[str, list[dict[str, object]]]:
@@ -52,7 +56,7 @@ def series(
     with engine.connect() as conn:
         known = node_rows.known_nodes(conn)
         if query.node not in known:
-            raise HistoryError(f"unknown node {query.node!r}; nodes: {', '.join(known)}")
+            raise UnknownNode(f"unknown node {query.node!r}; nodes: {', '.join(known)}")
         tier = choose_tier(query.step_s, query.since, now, retention)
         points = series_rows.history(conn, query, tier)
     return tier, rows(points, query.metric, agg)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,11 +24,13 @@ from coordinator.placement.estimate import Estimate, estimate
 from coordinator.placement.filters import never_fits
 from coordinator.placement.model import ClusterSnapshot, Request
 from coordinator.placement.pick import Picked, Picker
+from coordinator.services import tariffs
+from coordinator.settings import CoordinatorConfig
 from coordinator.store import jobs as job_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import picks as pick_rows
 from coordinator.store import stats as stat_rows
-from shared.errors import DormouseError
+from shared.errors import Conflict, DormouseError, NotFound
 
 HELD_NO_KEY = "placement_held_no_key"  # the coordinator's figure: 1 while it has no key
 NO_KEY_ADVICE = "`dormouse key generate`, copy it to every agent, restart the coordinator"
@@ -35,6 +38,14 @@ NO_KEY_ADVICE = "`dormouse key generate`, copy it to every agent, restart the co
 
 class JobError(DormouseError):
     """A job request or operation that cannot be done; the message says why."""
+
+
+class UnknownJob(JobError, NotFound):
+    """No job has that id."""
+
+
+class JobConflict(JobError, Conflict):
+    """The job's state forbids it now (it ended, or changed meanwhile)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +111,14 @@ def cancel(engine: sa.Engine, job_id: str, now: float) -> JobRecord:
     with engine.begin() as conn:
         job = job_rows.get(conn, job_id)
         if job is None:
-            raise JobError(f"no job {job_id!r}")
+            raise UnknownJob(f"no job {job_id!r}")
         change = jobstate.cancel(job, now)
         if change is None:
             if job.cancel_requested:
                 return job
-            raise JobError(f"job {job_id} has already ended ({job.state.value})")
+            raise JobConflict(f"job {job_id} has already ended ({job.state.value})")
         if not job_rows.apply(conn, job, change, now):
-            raise JobError(f"job {job_id} changed meanwhile; try again")
+            raise JobConflict(f"job {job_id} changed meanwhile; try again")
     return change.job
 
 
@@ -143,8 +154,68 @@ def describe(engine: sa.Engine, job_id: str) -> tuple[JobRecord, list[dict[str, 
     with engine.connect() as conn:
         job = job_rows.get(conn, job_id)
         if job is None:
-            raise JobError(f"no job {job_id!r}")
+            raise UnknownJob(f"no job {job_id!r}")
         return job, job_rows.events(conn, job_id)
+
+
+def queue(engine: sa.Engine, settings: CoordinatorConfig, job: JobRecord, now: float) -> Answer:
+    """Submit a job and say when it should start and finish, and why it may wait: what
+    `dormouse submit` and `POST /api/v1/jobs` answer. A bad tariff file is refused before
+    anything is queued."""
+    hold = tariffs.predicted_hold(settings.cost, job.as_job(), now, settings.power.resume_latency)
+    submitted = submit(engine, job, now)
+    est = submitted.estimate
+    start, finish = est.start, est.finish
+    if hold is not None and start is not None and finish is not None:
+        later = max(0.0, hold.until - start)
+        start, finish = start + later, finish + later
+    fields = {
+        "id": job.id,
+        "name": job.name,
+        "expected_start": start,
+        "expected_finish": finish,
+        "deadline": job.deadline,
+        "at_risk": est.at_risk,
+        "basis": est.basis,
+        "node": est.node,
+        "held": placement_held(engine, settings.command_key_file),
+        "deferred_until": None if hold is None else hold.until,
+        "deferred_because": None if hold is None else hold.reason,
+    }
+    return Answer(fields, submitted.nodes_known)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    fields: dict[str, Any]  # the JSON answer; keys are an interface
+    nodes_known: int
+
+
+def summary(job: JobRecord) -> dict[str, Any]:
+    """One job as `dormouse jobs --json` and `GET /api/v1/jobs` list it (times: epoch s)."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state.value,
+        "node": job.node,
+        "gpus": list(job.gpu_indices),
+        "submitted": job.submitted_at,
+        "started": job.started_at,
+        "finished": job.finished_at,
+        "deadline": job.deadline,
+        "deadline_met": job.deadline_met,
+        "runtime_s": job.runtime_s,
+        "priority": job.priority,
+    }
+
+
+def detail(engine: sa.Engine, job_id: str, key_file: Path) -> dict[str, Any]:
+    """One job in full with its event log, and why it waits when pending."""
+    record, events = describe(engine, job_id)
+    waiting = placement_held(engine, key_file) if record.state is JobState.PENDING else None
+    fields = asdict(record) | {"state": record.state.value, "waiting": waiting}
+    fields |= {k: list(v) for k, v in fields.items() if isinstance(v, tuple | frozenset)}
+    return {"job": fields, "events": events}
 
 
 def listing(engine: sa.Engine, states: list[str], limit: int) -> list[JobRecord]:

@@ -4,6 +4,7 @@ and `dormouse status` show (the daemon writes both)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -13,6 +14,33 @@ from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
 from coordinator.store import stats as stat_rows
 from coordinator.store.power import WAKE_TIMES
+from shared.errors import NotFound
+
+LATEST_FIELDS = (
+    "cpu_util_pct",
+    "mem_used_bytes",
+    "mem_total_bytes",
+    "gpus",
+    "gpu_util_pct",
+    "power_w",
+    "jobs",
+    "connections",
+)
+
+
+class UnknownNode(NotFound):
+    """A node the store has never heard from."""
+
+
+def summary(view: NodeView) -> dict[str, Any]:
+    """One node as `dormouse nodes --json` and `GET /api/v1/nodes` show it (times: epoch s)."""
+    latest = view.latest
+    return {
+        "node": view.name,
+        "state": view.state.value,
+        "last_seen": view.last_seen,
+        **{k: latest[k] for k in LATEST_FIELDS if k in latest},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +79,20 @@ def wake_times(engine: sa.Engine, node: str, keep: int = LATENCY_SAMPLES) -> Wak
         found = power_rows.events(conn, node=node, kinds=WAKE_TIMES, limit=keep)
     seconds = [e.value for e in found if e.value is not None]
     return WakeTimes(len(seconds), quantile(seconds, 0.5), quantile(seconds, 0.95))
+
+
+def detail(engine: sa.Engine, name: str) -> dict[str, Any]:
+    """One node in full: its summary, since when in its state, its measured wakes, its hello."""
+    views = {v.name: v for v in listing(engine)}
+    view = views.get(name)
+    if view is None:
+        known = ", ".join(sorted(views)) or "none yet"
+        raise UnknownNode(f"unknown node {name!r}; nodes: {known}")
+    wakes = wake_times(engine, name)
+    return summary(view) | {
+        "state_since": view.state_since,
+        "wakes_measured": wakes.count,
+        "wake_p50_s": wakes.p50_s,
+        "wake_p95_s": wakes.p95_s,
+        "hello": view.hello.to_wire() if view.hello else None,
+    }

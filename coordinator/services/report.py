@@ -3,7 +3,8 @@ configured cost model (the maths is `power.report`, pure)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -48,3 +49,19 @@ def build(
         spent = budget(usage, model, settings.cost.budget, settings.cost.budget_period, now)
         result = replace(result, budget=spent)
     return result
+
+
+def as_json(result: Report, top: int) -> dict[str, Any]:
+    """What `dormouse report --json` prints and `GET /api/v1/report` answers: the `top` jobs
+    by energy."""
+    jobs = sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]
+    spent = None if result.budget is None else asdict(result.budget) | {"over": result.budget.over}
+    return {
+        "start": result.start,
+        "end": result.end,
+        "nodes": [asdict(n) for n in result.nodes],
+        "jobs": [asdict(j) for j in jobs],
+        "totals": asdict(result.totals),
+        "budget": spent,
+        "caveats": list(result.caveats),
+    }

@@ -185,3 +185,13 @@ power_requests = sa.Table(
     sa.Column("done_at", sa.Double),
     sa.Column("outcome", sa.String(512)),
 )
+
+api_tokens = sa.Table(  # HTTP API bearer tokens: only a SHA-256 of each is kept
+    "api_tokens",
+    Base.metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(8), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)

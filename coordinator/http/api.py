@@ -1,0 +1,289 @@
+"""The `/api/v1/` endpoints: each parses its input (`bodies`), calls the services the CLI
+calls, in a worker thread (they are blocking SQL), and answers JSON. The table at the end
+is the API: the app mounts it and the OpenAPI document is written from it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from coordinator.core.series import SeriesQuery
+from coordinator.http import bodies
+from coordinator.http.bodies import Invalid
+from coordinator.placement.pick import Picked
+from coordinator.services import history as history_service
+from coordinator.services import jobs as jobs_service
+from coordinator.services import nodes as node_service
+from coordinator.services import power as power_service
+from coordinator.services import report as report_service
+from coordinator.settings import CoordinatorConfig
+from shared.clock import Clock
+from shared.metrics import BY_NAME, Scope
+
+MAX_BODY = 64 * 1024
+POWER_ACTIONS = ("sleep", "wake", "clear")
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """What every handler needs: the store, the settings and the clock."""
+
+    engine: sa.Engine
+    settings: CoordinatorConfig
+    clock: Clock
+
+
+Handler = Callable[[Api, Request], Awaitable[JSONResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One route: the scope a token needs (None: open), and what the OpenAPI document says."""
+
+    method: str
+    path: str
+    handler: Handler
+    scope: str | None
+    summary: str
+    body: str | None = None  # the name of its request schema in openapi.SCHEMAS
+    query: tuple[str, ...] = ()
+    answers: dict[int, str] = field(default_factory=dict)
+
+
+def ok(payload: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(payload, status_code=status)
+
+
+async def body_of(request: Request) -> object:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise Invalid("body", f"larger than {MAX_BODY} bytes")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("body", f"not JSON: {exc}") from None
+
+
+async def list_nodes(api: Api, request: Request) -> JSONResponse:
+    views = await run_in_threadpool(node_service.listing, api.engine)
+    return ok({"nodes": [node_service.summary(v) for v in views]})
+
+
+async def get_node(api: Api, request: Request) -> JSONResponse:
+    name = request.path_params["node"]
+    return ok({"node": await run_in_threadpool(node_service.detail, api.engine, name)})
+
+
+async def node_history(api: Api, request: Request) -> JSONResponse:
+    query = request.query_params
+    name = query.get("metric", "")
+    metric = BY_NAME.get(name)
+    if metric is None or metric.vector:
+        known = ", ".join(m.name for m in BY_NAME.values() if not m.vector)
+        raise Invalid("metric", f"unknown metric {name!r}; metrics: {known}")
+    agg = query.get("agg", "avg")
+    if agg not in history_service.AGGREGATES:
+        raise Invalid("agg", f"expected one of {', '.join(history_service.AGGREGATES)}")
+    gpu = bodies.whole({"gpu": int(g) if (g := query.get("gpu", "0")).isdigit() else g}, "gpu", 0)
+    now = api.clock.now()
+    series = SeriesQuery(
+        node=request.path_params["node"],
+        metric=metric,
+        gpu_index=gpu if metric.scope is Scope.GPU else -1,
+        since=now - bodies.duration(query, "since", "1h"),
+        until=now,
+        step_s=bodies.duration(query, "step", "1m"),
+    )
+    retention = api.settings.retention
+    tier, points = await run_in_threadpool(
+        history_service.series, api.engine, series, agg, retention, now
+    )
+    header = {"node": series.node, "metric": metric.name, "unit": metric.unit, "tier": tier}
+    return ok(header | {"points": points})
+
+
+async def list_jobs(api: Api, request: Request) -> JSONResponse:
+    states = request.query_params.getlist("state")
+    limit = bodies.limit(request.query_params, 1000)
+    found = await run_in_threadpool(jobs_service.listing, api.engine, states, limit)
+    return ok({"jobs": [jobs_service.summary(j) for j in found]})
+
+
+async def submit_job(api: Api, request: Request) -> JSONResponse:
+    now = api.clock.now()
+    job = bodies.job(await body_of(request), jobs_service.new_job_id(), now)
+    answer = await run_in_threadpool(jobs_service.queue, api.engine, api.settings, job, now)
+    return ok(answer.fields, 201)
+
+
+async def get_job(api: Api, request: Request) -> JSONResponse:
+    job_id, key_file = request.path_params["job_id"], api.settings.command_key_file
+    return ok(await run_in_threadpool(jobs_service.detail, api.engine, job_id, key_file))
+
+
+async def cancel_job(api: Api, request: Request) -> JSONResponse:
+    job_id = request.path_params["job_id"]
+    record = await run_in_threadpool(jobs_service.cancel, api.engine, job_id, api.clock.now())
+    return ok({"job": jobs_service.summary(record), "cancel_requested": record.cancel_requested})
+
+
+async def power_action(api: Api, request: Request) -> JSONResponse:
+    """Queued for the coordinator's next pass; waits up to `wait_s` for its answer."""
+    node, action = request.path_params["node"], request.path_params["action"]
+    if action not in POWER_ACTIONS:
+        raise Invalid("action", f"expected one of {', '.join(POWER_ACTIONS)}")
+    ask = bodies.power(await body_of(request))
+    request_id = await run_in_threadpool(
+        lambda: power_service.request(
+            api.engine, node, action, force=ask.force, now=api.clock.now()
+        )
+    )
+    outcome = None
+    if ask.wait_s > 0:
+        outcome = await run_in_threadpool(
+            power_service.await_outcome, api.engine, request_id, ask.wait_s
+        )
+    answer = {"request": request_id, "node": node, "action": action, "outcome": outcome}
+    return ok(answer, 202 if outcome is None else 200)
+
+
+async def power_request(api: Api, request: Request) -> JSONResponse:
+    raw = request.path_params["request_id"]
+    outcome = await run_in_threadpool(power_service.outcome, api.engine, raw)
+    return ok({"request": raw, "outcome": outcome})
+
+
+async def power_events(api: Api, request: Request) -> JSONResponse:
+    node = request.query_params.get("node")
+    limit = bodies.limit(request.query_params, 50, high=10_000)
+    found = await run_in_threadpool(power_service.events, api.engine, node, limit)
+    return ok({"events": [power_service.event_json(e) for e in found]})
+
+
+async def get_report(api: Api, request: Request) -> JSONResponse:
+    window = bodies.duration(request.query_params, "since", "7d")
+    top = bodies.limit(request.query_params, 20, high=10_000)
+    result = await run_in_threadpool(
+        lambda: report_service.build(api.engine, api.settings, window_s=window, now=api.clock.now())
+    )
+    return ok(report_service.as_json(result, top))
+
+
+async def get_status(api: Api, request: Request) -> JSONResponse:
+    found = await run_in_threadpool(node_service.status, api.engine)
+    held = await run_in_threadpool(
+        jobs_service.placement_held, api.engine, api.settings.command_key_file
+    )
+    figures = {k: {"value": v, "updated": at} for k, (v, at) in sorted(found.figures.items())}
+    return ok({"figures": figures, "store_bytes": found.store_bytes, "placement_held": held})
+
+
+async def pick(api: Api, request: Request) -> JSONResponse:
+    ask = bodies.pick(await body_of(request))
+    picked = await run_in_threadpool(
+        lambda: jobs_service.pick(
+            api.engine,
+            ask.request,
+            strategy=ask.strategy,
+            key=ask.key,
+            balance_factor=api.settings.jobs.balance_factor,
+            now=api.clock.now(),
+        )
+    )
+    if not isinstance(picked, Picked):
+        return ok({"error": "no_node", "reason": picked}, 409)
+    return ok(asdict(picked) | {"free_gpus": list(picked.free_gpus)})
+
+
+NODE = "/api/v1/nodes/{node}"
+JOB = "/api/v1/jobs/{job_id}"
+ENDPOINTS = (
+    Endpoint("GET", "/api/v1/nodes", list_nodes, "read", "every node: state and latest sample"),
+    Endpoint("GET", NODE, get_node, "read", "one node in full", answers={404: "unknown node"}),
+    Endpoint(
+        "GET",
+        f"{NODE}/history",
+        node_history,
+        "read",
+        "one metric of one node over time (since: how far back; step: one point per step)",
+        query=("metric", "since", "step", "agg", "gpu"),
+        answers={404: "unknown node", 422: "bad query"},
+    ),
+    Endpoint(
+        "POST",
+        f"{NODE}/{{action}}",
+        power_action,
+        "write",
+        "sleep, wake or clear a node (action); 202 until the coordinator answers",
+        body="PowerRequest",
+        answers={202: "queued, no answer yet", 404: "unknown node"},
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/jobs",
+        list_jobs,
+        "read",
+        "jobs, newest first (state: repeatable filter)",
+        query=("state", "limit"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/jobs",
+        submit_job,
+        "write",
+        "queue a job; answers its id and when it should start and finish",
+        body="JobRequest",
+        answers={201: "queued", 422: "bad field, or no node could ever run it"},
+    ),
+    Endpoint("GET", JOB, get_job, "read", "one job and its events", answers={404: "no such job"}),
+    Endpoint(
+        "POST",
+        f"{JOB}/cancel",
+        cancel_job,
+        "write",
+        "cancel a job (at once if pending; else SIGTERM, then SIGKILL)",
+        answers={404: "no such job", 409: "it has already ended"},
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/power/events",
+        power_events,
+        "read",
+        "sleeps, wakes, failures and operator requests, oldest first",
+        query=("node", "limit"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/power/requests/{request_id:int}",
+        power_request,
+        "read",
+        "the coordinator's answer to a power request (null: not yet)",
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/report",
+        get_report,
+        "read",
+        "energy, cost, CO2 and savings (since: the window; limit: jobs listed)",
+        query=("since", "limit"),
+    ),
+    Endpoint("GET", "/api/v1/status", get_status, "read", "the coordinator's figures"),
+    Endpoint(
+        "POST",
+        "/api/v1/pick",
+        pick,
+        "read",
+        "the node a stateless request should go to now (409: none)",
+        body="PickRequest",
+        answers={409: "no node fits"},
+    ),
+)
