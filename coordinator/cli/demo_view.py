@@ -58,7 +58,7 @@ def show_summary(console: Console, result: dict[str, Any], workdir: Path) -> Non
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.items():
-        if key != "caveats":
+        if key not in {"caveats", "console_url"}:  # the console stopped with the demo
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
     for caveat in result.get("caveats", []):

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ from coordinator.cli.demo_view import Show
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.daemon.coordinator import Coordinator
 from coordinator.daemon.demo_broker import start_broker
-from coordinator.daemon.main import build, load_key
+from coordinator.daemon.main import build, http_server, load_key, run_with_http
 from coordinator.services import jobs as jobs_service
 from coordinator.services import report as report_service
+from coordinator.services import tokens as token_service
 from coordinator.services.store import open_store
 from coordinator.settings import CoordinatorConfig
 from shared import jobfiles
@@ -67,6 +69,7 @@ def settings(plan: Plan, port: int, wol_port: int, host_node: str) -> Coordinato
         base,
         broker=parse_broker_url(f"mqtt://127.0.0.1:{port}"),
         client_id="dormouse-demo-coordinator",
+        http=dataclasses.replace(base.http, listen=f"127.0.0.1:{free_port()}"),
         db=f"sqlite:///{plan.workdir / 'dormouse.db'}",
         data_dir=plan.workdir,
         command_key_file=plan.workdir / "command.key",
@@ -219,7 +222,16 @@ def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict
     }
 
 
-async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
+def console_url(engine: sa.Engine, base: str) -> str:
+    """The console's address with a fresh read token in its fragment (never sent to the
+    server; the page keeps it for the session)."""
+    token = token_service.create(engine, "read", "dormouse demo", time.time()).token
+    return f"{base}#token={token}"
+
+
+async def run_demo(
+    plan: Plan, show: Show, announce: Callable[[str], None] = lambda url: None
+) -> dict[str, Any]:
     plan.workdir.mkdir(parents=True, exist_ok=True)
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -234,9 +246,13 @@ async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
         loop.add_signal_handler(signum, stop.set)
     engine = open_store(config, migrate_empty=True)
     coordinator = build(config, engine, key=load_key(config))
+    http = http_server(config, engine, coordinator.parts.clock)
     agents: list[subprocess.Popen[bytes]] = []
     started = time.time()
-    running = asyncio.create_task(coordinator.run(stop))
+    running = asyncio.create_task(run_with_http(coordinator, stop, http))
+    url = console_url(engine, http.url) if http is not None else None
+    if url is not None:
+        announce(url)
     try:
         agents.append(start_agent(plan, config, host, {"DORMOUSE_OFFER_CPUS": "2"}))
         for i in range(1, plan.simulated + 1):
@@ -267,7 +283,7 @@ async def run_demo(plan: Plan, show: Show) -> dict[str, Any]:
         stop.set()
         await stop_all(agents, plan.workdir, started)
         await running
-        result = summary(coordinator, engine, started)
+        result = summary(coordinator, engine, started) | {"console_url": url}
         engine.dispose()
         await broker.shutdown()
     return result

@@ -59,11 +59,17 @@ def demo(
         fail(f"--nodes must be 1 to {MAX_SIMULATED}")
     console = Console(stderr=as_json)
     plan = Plan(workdir.resolve(), seconds, nodes)
+
+    def announce(url: str) -> None:
+        console.print(f"web console: {url}", markup=False, soft_wrap=True)
+
     if console.is_terminal:
         with Live(console=console, refresh_per_second=2, transient=False) as live:
-            result = asyncio.run(run_demo(plan, lambda v, j, left: live.update(frame(v, j, left))))
+            result = asyncio.run(
+                run_demo(plan, lambda v, j, left: live.update(frame(v, j, left)), announce)
+            )
     else:
-        result = asyncio.run(run_demo(plan, lines(console)))
+        result = asyncio.run(run_demo(plan, lines(console), announce))
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -111,3 +112,35 @@ def test_a_second_run_in_the_same_directory_counts_only_its_own(tmp_path):
     assert runs[1]["jobs_submitted"] == total - runs[0]["jobs_submitted"]
     assert runs[1]["nodes"] == 2
     assert any("no power sensor" in c for c in runs[1]["caveats"]) or runs[1]["kwh"] > 0
+
+
+def test_the_demo_serves_its_console_and_api(tmp_path):
+    """It prints the console's address (a read token in the fragment) and serves the API."""
+    process = demo(tmp_path, "--duration", "15s", "--nodes", "1")
+    try:
+        deadline, url = time.monotonic() + 60, None
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline() if process.stderr else ""
+            assert line or process.poll() is None, "the demo ended before printing the console"
+            if line.startswith("web console: "):
+                url = line.split(": ", 1)[1].strip()
+        assert url is not None
+        base, token = url.split("#token=")
+        request = urllib.request.Request(
+            f"{base}api/v1/nodes", headers={"Authorization": f"Bearer {token}"}
+        )
+        nodes: list[dict] = []
+        while not nodes and time.monotonic() < deadline:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                nodes = json.loads(response.read())["nodes"]
+            time.sleep(0.5)
+        assert nodes, "no node in the API"
+        with urllib.request.urlopen(base, timeout=10) as response:
+            assert b"<title>dormouse</title>" in response.read()
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert json.loads(out)["console_url"] == url

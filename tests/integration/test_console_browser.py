@@ -1,0 +1,122 @@
+"""The web console in headless Chromium against a running `dormouse run` (real Mosquitto,
+two dry-run agents): it loads without console errors, shows the fleet, follows a sleep and
+a submitted job live without a reload. Screenshots go to artifacts/console/."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.integration.browser_support import artifacts, browser, console_errors
+from tests.integration.coordinator_support import CoordinatorProcess
+from tests.integration.test_power import dry_run_agent, free_udp_port
+
+pytestmark = pytest.mark.mqtt
+__all__ = ["browser"]  # the fixture, imported for pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def call(url: str, token: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        headers={"Authorization": f"Bearer {token}"},
+        method="POST" if data else "GET",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def row_state(driver, node: str) -> str | None:
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#fleet tr[data-node="{node}"]')
+    return rows[0].get_attribute("data-state") if rows else None
+
+
+@pytest.fixture
+def served(db_url, mosquitto, tmp_path):
+    port, wol = free_port(), free_udp_port()
+    coordinator = CoordinatorProcess(
+        db_url=db_url,
+        broker=mosquitto.url,
+        workdir=tmp_path,
+        extra_env={
+            "DORMOUSE_HTTP_LISTEN": f"127.0.0.1:{port}",
+            "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.3s",
+            "DORMOUSE_POWER_MIN_AWAKE": "1",
+            "DORMOUSE_POWER_WOL_BROADCAST": "127.255.255.255",
+            "DORMOUSE_POWER_WOL_PORT": str(wol),
+        },
+    )
+    coordinator.start()
+    stem = f"w-{time.monotonic_ns() % 10**8}"
+    agents = [
+        dry_run_agent(mosquitto, tmp_path, f"{stem}-{i}", f"02:00:00:00:01:0{i}", wol)
+        for i in (1, 2)
+    ]
+    tokens = {}
+    for scope in ("read", "write"):
+        made = coordinator.run_cli("token", "create", "--scope", scope)
+        assert made.returncode == 0, made.stderr
+        tokens[scope] = made.stdout.strip()
+    try:
+        yield f"http://127.0.0.1:{port}", [a.node for a in agents], tokens
+    finally:
+        for agent in agents:
+            agent.kill()
+        coordinator.kill()
+
+
+def test_console_live_fleet_sleep_and_job(served, browser):
+    base, nodes, tokens = served
+    shots = artifacts("console")
+    browser.get(f"{base}/#token={tokens['read']}")
+    WebDriverWait(browser, 30).until(
+        lambda d: all(row_state(d, n) == "online" for n in nodes), "both nodes online"
+    )
+    assert "token=" not in browser.current_url  # taken out of the address bar
+    browser.find_element(By.CSS_SELECTOR, f'#fleet tr[data-node="{nodes[0]}"]').click()
+    WebDriverWait(browser, 10).until(
+        lambda d: (
+            d.find_element(By.ID, "chart-title").text.startswith(f"{nodes[0]}: power_w")
+            and d.find_elements(By.CSS_SELECTOR, "#chart text, #chart polyline")
+        ),
+        "the node's history chart",
+    )
+    browser.save_screenshot(str(shots / "1-fleet.png"))
+    asleep = nodes[1]
+    answer = call(
+        f"{base}/api/v1/nodes/{asleep}/sleep", tokens["write"], {"force": True, "wait_s": 15}
+    )
+    assert answer["outcome"].startswith("done"), answer
+    asked = time.monotonic()
+    WebDriverWait(browser, 5).until(
+        lambda d: row_state(d, asleep) in {"sleeping", "asleep"}, "the slept node's row changed"
+    )
+    changed_after = time.monotonic() - asked
+    badge = browser.find_element(By.CSS_SELECTOR, f'#fleet tr[data-node="{asleep}"] .state')
+    assert badge.text in {"sleeping", "asleep"}
+    assert badge.get_attribute("class").split()[-1] in {"state-sleeping", "state-asleep"}
+    browser.save_screenshot(str(shots / "2-asleep.png"))
+    body = {"argv": ["sleep", "5"], "cpus": 1, "runtime_s": 60, "deadline_s": 600, "name": "web"}
+    job_id = call(f"{base}/api/v1/jobs", tokens["write"], body)["id"]
+    WebDriverWait(browser, 5).until(
+        lambda d: d.find_elements(By.ID, f"job-{job_id}"), "the submitted job in the queue"
+    )
+    row = browser.find_element(By.ID, f"job-{job_id}").text
+    assert "web" in row
+    browser.save_screenshot(str(shots / "3-job.png"))
+    assert browser.execute_script("return performance.navigation.type") == 0  # never reloaded
+    assert console_errors(browser) == []
+    print(f"row changed {changed_after:.2f}s after the sleep was answered")
