@@ -22,7 +22,7 @@ def create(
     scope: Annotated[
         str, typer.Option("--scope", metavar="SCOPE", help="read, or write (which also reads)")
     ] = "read",
-    name: Annotated[str, typer.Option("--name", help="who or what it is for")] = "",
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="who or what it is for")] = "",
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:

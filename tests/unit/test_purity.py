@@ -33,6 +33,8 @@ FORBIDDEN = {
     "prometheus_client",
     "wakeonlan",
     "amqtt",
+    "starlette",
+    "uvicorn",
 }
 
 
