@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import typer
 
 from coordinator.cli.common import PROG, DbOption, JsonOption, store
-from coordinator.core.registry import NodeView
 from coordinator.services import nodes as node_service
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_json, print_rows, reported_errors
@@ -42,12 +41,8 @@ def nodes(
     """One row per node: state, when last seen, and its latest sample."""
     if ctx.invoked_subcommand is not None:
         return
-    views = node_service.listing(store(config, db))
-    print_rows([row(v, as_json=as_json) for v in views], COLUMNS, as_json=as_json)
-
-
-def row(view: NodeView, *, as_json: bool) -> dict[str, Any]:
-    return readable(node_service.summary(view), as_json=as_json)
+    found = node_service.summaries(store(config, db))
+    print_rows([readable(n, as_json=as_json) for n in found], COLUMNS, as_json=as_json)
 
 
 def readable(fields: dict[str, Any], *, as_json: bool) -> dict[str, Any]:

@@ -12,11 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from coordinator.core.series import SeriesQuery
 from coordinator.http import bodies
 from coordinator.http.bodies import Invalid
+from coordinator.http.cache import Fresh
 from coordinator.placement.pick import Picked
 from coordinator.services import history as history_service
 from coordinator.services import jobs as jobs_service
@@ -32,15 +33,31 @@ POWER_ACTIONS = ("sleep", "wake", "clear")
 
 
 @dataclass(frozen=True, slots=True)
+class Listing:
+    nodes: list[dict[str, Any]]
+    body: bytes  # `{"nodes": [...]}`, encoded once for every reader
+
+
+@dataclass(frozen=True, slots=True)
 class Api:
-    """What every handler needs: the store, the settings and the clock."""
+    """What every handler needs: the store, the settings and the clock; and the fleet
+    listing, read from the store at most once per `fleet_max_age_s`."""
 
     engine: sa.Engine
     settings: CoordinatorConfig
     clock: Clock
+    fleet_max_age_s: float = 1.0
+    fleet: Fresh[Listing] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fleet", Fresh(self._listing, self.fleet_max_age_s))
+
+    def _listing(self) -> Listing:
+        nodes = node_service.summaries(self.engine)
+        return Listing(nodes, json.dumps({"nodes": nodes}, separators=(",", ":")).encode())
 
 
-Handler = Callable[[Api, Request], Awaitable[JSONResponse]]
+Handler = Callable[[Api, Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +90,9 @@ async def body_of(request: Request) -> object:
         raise Invalid("body", f"not JSON: {exc}") from None
 
 
-async def list_nodes(api: Api, request: Request) -> JSONResponse:
-    views = await run_in_threadpool(node_service.listing, api.engine)
-    return ok({"nodes": [node_service.summary(v) for v in views]})
+async def list_nodes(api: Api, request: Request) -> Response:
+    """From the fleet listing: at most `fleet_max_age_s` older than the store's rows."""
+    return Response((await api.fleet.get()).body, media_type="application/json")
 
 
 async def get_node(api: Api, request: Request) -> JSONResponse:

@@ -19,7 +19,6 @@ from starlette.responses import StreamingResponse
 
 from coordinator.http.api import Api
 from coordinator.services import jobs as jobs_service
-from coordinator.services import nodes as node_service
 from coordinator.services import power as power_service
 
 KEEPALIVE_S = 15.0
@@ -27,12 +26,10 @@ JOBS_SHOWN = 200
 EVENTS_SHOWN = 30
 
 
-def fleet(api: Api) -> dict[str, Any]:
-    nodes = node_service.listing(api.engine)
+def queue_and_events(api: Api) -> dict[str, Any]:
     jobs = jobs_service.listing(api.engine, [], JOBS_SHOWN)
     events = power_service.events(api.engine, None, EVENTS_SHOWN)
     return {
-        "nodes": [node_service.summary(v) for v in nodes],
         "jobs": [jobs_service.summary(j) for j in jobs],
         "events": [power_service.event_json(e) for e in events],
     }
@@ -46,7 +43,8 @@ async def changes(api: Api, request: Request, interval_s: float) -> AsyncIterato
     sent, quiet_since = "", time.monotonic()
     yield "retry: 2000\n\n"
     while not await request.is_disconnected():
-        state = await run_in_threadpool(fleet, api)
+        listing = await api.fleet.get()
+        state = {"nodes": listing.nodes} | await run_in_threadpool(queue_and_events, api)
         body = json.dumps(state, separators=(",", ":"))
         if body != sent:
             sent, quiet_since = body, time.monotonic()

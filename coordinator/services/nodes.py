@@ -54,6 +54,12 @@ def listing(engine: sa.Engine) -> list[NodeView]:
         return node_rows.load_nodes(conn)
 
 
+def summaries(engine: sa.Engine) -> list[dict[str, Any]]:
+    """Every node's summary, read without the hellos (the listings' fast path)."""
+    with engine.connect() as conn:
+        return [summary(v) for v in node_rows.load_summaries(conn)]
+
+
 def names(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
         return node_rows.known_nodes(conn)

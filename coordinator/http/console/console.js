@@ -120,6 +120,7 @@ function render(fleet) {
   renderFleet(fleet.nodes);
   renderJobs(fleet.jobs);
   renderEvents(fleet.events);
+  if (!performance.getEntriesByName("fleet-rendered").length) performance.mark("fleet-rendered");
   const awake = fleet.nodes.filter((n) => n.state === "online").length;
   const watts = fleet.nodes.reduce((sum, n) => sum + (n.power_w || 0), 0);
   $("summary").textContent = fleet.nodes.length + " nodes, " + awake + " awake, " + watts.toFixed(0) + " W";
