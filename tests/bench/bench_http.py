@@ -97,7 +97,7 @@ def timed(fn: Callable[[], object], count: int) -> list[float]:
 def timed_for(fn: Callable[[], object], seconds: float, limit: int = 100_000) -> list[float]:
     """Back-to-back calls for `seconds` (at most `limit`): long enough that the listing is
     rebuilt in the background several times while requests are answered."""
-    end, times = time.monotonic() + seconds, []
+    end, times = time.monotonic() + seconds, list[float]()
     while time.monotonic() < end and len(times) < limit:
         start = time.perf_counter()
         fn()
@@ -138,7 +138,7 @@ def fleet_mark(driver: object) -> float | None:
         "const m = performance.getEntriesByName('fleet-rendered');"
         "return m.length ? m[0].startTime : null;"
     )
-    return driver.execute_script(script)  # type: ignore[attr-defined,no-any-return]
+    return driver.execute_script(script)  # type: ignore[attr-defined]
 
 
 def first_paint(base: str, token: str, runs: int) -> None:
