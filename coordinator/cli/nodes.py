@@ -13,19 +13,7 @@ from shared.edge.console import print_json, print_rows, reported_errors
 from shared.units import iso
 
 PANEL = "Fleet"
-COLUMNS = [
-    "node",
-    "state",
-    "last_seen",
-    "cpu_util_pct",
-    "mem_used_bytes",
-    "mem_total_bytes",
-    "gpus",
-    "gpu_util_pct",
-    "power_w",
-    "jobs",
-    "connections",
-]
+COLUMNS = ["node", "state", "last_seen", *node_service.LATEST_FIELDS]
 app = typer.Typer(
     help="Every node: state, when last seen, its latest sample.", invoke_without_command=True
 )
