@@ -242,7 +242,7 @@ def test_a_database_error_mid_command_is_one_line_and_exit_1(store, monkeypatch,
     def gone(*_: object) -> None:
         raise sa.exc.OperationalError("SELECT 1", {}, RuntimeError("server closed the connection"))
 
-    monkeypatch.setattr(node_service, "listing", gone)
+    monkeypatch.setattr(node_service, "summaries", gone)
     monkeypatch.setattr(sys, "argv", ["dormouse", "nodes"])
     with pytest.raises(SystemExit) as ended:
         main()
