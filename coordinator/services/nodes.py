@@ -49,11 +49,6 @@ class Status:
     store_bytes: int | None
 
 
-def listing(engine: sa.Engine) -> list[NodeView]:
-    with engine.connect() as conn:
-        return node_rows.load_nodes(conn)
-
-
 def summaries(engine: sa.Engine) -> list[dict[str, Any]]:
     """Every node's summary, read without the hellos (the listings' fast path)."""
     with engine.connect() as conn:
@@ -89,11 +84,12 @@ def wake_times(engine: sa.Engine, node: str, keep: int = LATENCY_SAMPLES) -> Wak
 
 def detail(engine: sa.Engine, name: str) -> dict[str, Any]:
     """One node in full: its summary, since when in its state, its measured wakes, its hello."""
-    views = {v.name: v for v in listing(engine)}
-    view = views.get(name)
-    if view is None:
-        known = ", ".join(sorted(views)) or "none yet"
-        raise UnknownNode(f"unknown node {name!r}; nodes: {known}")
+    with engine.connect() as conn:
+        found = node_rows.load_nodes(conn, name)
+        if not found:
+            known = ", ".join(node_rows.known_nodes(conn)) or "none yet"
+            raise UnknownNode(f"unknown node {name!r}; nodes: {known}")
+    view = found[0]
     wakes = wake_times(engine, name)
     return summary(view) | {
         "state_since": view.state_since,

@@ -37,9 +37,13 @@ def save_nodes(conn: sa.Connection, views: Iterable[NodeView]) -> None:
     conn.execute(statement.on_conflict_do_update(index_elements=["name"], set_=updated), rows)
 
 
-def load_nodes(conn: sa.Connection) -> list[NodeView]:
+def load_nodes(conn: sa.Connection, name: str | None = None) -> list[NodeView]:
+    """Every node in full, or only `name` (an empty list if it is not known)."""
+    query = sa.select(Node.__table__).order_by("name")
+    if name is not None:
+        query = query.where(Node.name == name)
     views = []
-    for row in conn.execute(sa.select(Node.__table__).order_by("name")).mappings():
+    for row in conn.execute(query).mappings():
         hello = Hello.from_wire(row["hello"]) if row["hello"] else None
         views.append(
             NodeView(
