@@ -100,9 +100,10 @@ def flag(body: Mapping[str, Any], field: str) -> bool:
 
 
 def checked(field: str, parse: Callable[[Any], T], value: Any) -> T:
+    """A shared parser's refusal (ValueError, or its own DormouseError) as this field's."""
     try:
         return parse(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, DormouseError) as exc:
         raise Invalid(field, str(exc)) from None
 
 
@@ -185,11 +186,16 @@ def pick(body: object) -> PickAsk:
     return PickAsk(request, strategy, key)
 
 
-def limit(query: Mapping[str, str], default: int, high: int = 100_000) -> int:
-    raw = query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise Invalid("limit", f"expected a whole number from 1 to {high}, got {raw!r}")
+def count(query: Mapping[str, str], field: str, default: int, low: int, high: int) -> int:
+    """A whole number from a query string."""
+    raw = query.get(field, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise Invalid(field, f"expected a whole number from {low} to {high}, got {raw!r}")
     return int(raw)
+
+
+def limit(query: Mapping[str, str], default: int, high: int = 100_000) -> int:
+    return count(query, "limit", default, 1, high)
 
 
 def duration(query: Mapping[str, str], field: str, default: str) -> float:

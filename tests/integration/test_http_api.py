@@ -263,20 +263,19 @@ def test_fifty_malformed_bodies_refused_nothing_stored(service):
         assert 400 <= answer.status_code < 500, (body, answer.status_code, answer.text)
         refusal = answer.json()
         assert refusal["reason"], body
-        assert answer.status_code != 422 or refusal.get("field") or refusal["error"], body
+        if answer.status_code == 422:
+            assert refusal.get("field"), (body, refusal)
     assert job_count(engine) == 0
     assert client.get("/api/v1/nodes", headers=auth(token["read"])).status_code == 200
 
 
 def test_console_and_its_files_are_served(service):
-    client, _, _ = service
+    client, _, token = service
     page = client.get("/")
     assert page.status_code == 200
     assert "<title>dormouse</title>" in page.text
     assert client.get("/console/console.js").status_code == 200
     missing = client.get("/no/such/page")
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
-    assert (
-        client.delete("/api/v1/nodes", headers=auth(token := service[2]["read"])).status_code == 405
-    )
-    assert token
+    deleted = client.delete("/api/v1/nodes", headers=auth(token["read"]))
+    assert (deleted.status_code, deleted.json()["error"]) == (405, "method_not_allowed")
