@@ -5,7 +5,6 @@ a submitted job live without a reload. Screenshots go to artifacts/console/."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 
@@ -13,18 +12,13 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.conftest import free_port
 from tests.integration.browser_support import artifacts, browser, console_errors
 from tests.integration.coordinator_support import CoordinatorProcess
 from tests.integration.test_power import dry_run_agent, free_udp_port
 
 pytestmark = pytest.mark.mqtt
 __all__ = ["browser"]  # the fixture, imported for pytest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def call(url: str, token: str, body: dict | None = None) -> dict:
@@ -39,9 +33,27 @@ def call(url: str, token: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+def read(driver, script: str, *args):
+    """Read the page in one call: the tables are replaced at each live update, so an element
+    found by one WebDriver call may be gone (stale) by the next."""
+    return driver.execute_script(script, *args)
+
+
+def row(node: str) -> str:
+    return f'#fleet tr[data-node="{node}"]'
+
+
 def row_state(driver, node: str) -> str | None:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#fleet tr[data-node="{node}"]')
-    return rows[0].get_attribute("data-state") if rows else None
+    script = "const r = document.querySelector(arguments[0]); return r ? r.dataset.state : null;"
+    return read(driver, script, row(node))
+
+
+def badge(driver, node: str) -> list[str] | None:
+    """The state badge's text and class."""
+    script = (
+        "const b = document.querySelector(arguments[0]); return b && [b.textContent, b.className];"
+    )
+    return read(driver, script, f"{row(node)} .state")
 
 
 @pytest.fixture
@@ -86,7 +98,11 @@ def test_console_live_fleet_sleep_and_job(served, browser):
         lambda d: all(row_state(d, n) == "online" for n in nodes), "both nodes online"
     )
     assert "token=" not in browser.current_url  # taken out of the address bar
-    browser.find_element(By.CSS_SELECTOR, f'#fleet tr[data-node="{nodes[0]}"]').click()
+    read(
+        browser,
+        'document.querySelector(`#fleet tr[data-node="${arguments[0]}"]`).click()',
+        nodes[0],
+    )
     WebDriverWait(browser, 10).until(
         lambda d: (
             d.find_element(By.ID, "chart-title").text.startswith(f"{nodes[0]}: power_w")
@@ -105,16 +121,16 @@ def test_console_live_fleet_sleep_and_job(served, browser):
         lambda d: row_state(d, asleep) in {"sleeping", "asleep"}, "the slept node's row changed"
     )
     changed_after = time.monotonic() - asked
-    badge = browser.find_element(By.CSS_SELECTOR, f'#fleet tr[data-node="{asleep}"] .state')
-    assert badge.text in {"sleeping", "asleep"}
-    assert badge.get_attribute("class").split()[-1] in {"state-sleeping", "state-asleep"}
+    text, classes = badge(browser, asleep)
+    assert text in {"sleeping", "asleep"}
+    assert classes.split()[-1] == f"state-{text}"
     browser.save_screenshot(str(shots / "2-asleep.png"))
     body = {"argv": ["sleep", "5"], "cpus": 1, "runtime_s": 60, "deadline_s": 600, "name": "web"}
     job_id = call(f"{base}/api/v1/jobs", tokens["write"], body)["id"]
     WebDriverWait(browser, 5).until(
         lambda d: d.find_elements(By.ID, f"job-{job_id}"), "the submitted job in the queue"
     )
-    row = browser.find_element(By.ID, f"job-{job_id}").text
+    row = read(browser, "return document.getElementById(arguments[0]).textContent", f"job-{job_id}")
     assert "web" in row
     browser.save_screenshot(str(shots / "3-job.png"))
     assert browser.execute_script("return performance.navigation.type") == 0  # never reloaded
