@@ -110,7 +110,7 @@ async def node_history(api: Api, request: Request) -> JSONResponse:
     agg = query.get("agg", "avg")
     if agg not in history_service.AGGREGATES:
         raise Invalid("agg", f"expected one of {', '.join(history_service.AGGREGATES)}")
-    gpu = bodies.whole({"gpu": int(g) if (g := query.get("gpu", "0")).isdigit() else g}, "gpu", 0)
+    gpu = bodies.count(query, "gpu", 0, 0, 1023)
     now = api.clock.now()
     series = SeriesQuery(
         node=request.path_params["node"],

@@ -61,14 +61,15 @@ class HttpServer:
     """Bound when built (errors before the daemon starts); serves until `stop`."""
 
     def __init__(self, app: Starlette, settings: Http) -> None:
+        pair = tls(settings)
         self.sock = bind(settings.listen)
-        self.scheme = "https" if tls(settings) else "http"
+        self.scheme = "https" if pair else "http"
         config = uvicorn.Config(
             app,
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(GRACE_S),
-            **tls(settings),  # type: ignore[arg-type]
+            **pair,  # type: ignore[arg-type]
         )
         self._server = EmbeddedServer(config)
 

@@ -85,18 +85,8 @@ def serve(engine: sa.Engine, url: str) -> str:
     return server.url
 
 
-def timed(fn: Callable[[], object], count: int) -> list[float]:
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def timed_for(fn: Callable[[], object], seconds: float, limit: int = 100_000) -> list[float]:
-    """Back-to-back calls for `seconds` (at most `limit`): long enough that the listing is
-    rebuilt in the background several times while requests are answered."""
+def timed(fn: Callable[[], object], seconds: float, limit: int = 100_000) -> list[float]:
+    """Back-to-back calls for `seconds`, at most `limit` of them (ms each)."""
     end, times = time.monotonic() + seconds, list[float]()
     while time.monotonic() < end and len(times) < limit:
         start = time.perf_counter()
@@ -123,7 +113,8 @@ def api_latency(engine: sa.Engine, base: str, token: str, count: int, seconds: f
         return json.dumps({"nodes": node_service.summaries(engine)}).encode()
 
     over_http()  # warm: connections, caches
-    http_ms, peer_ms = timed_for(over_http, seconds), timed(service_only, count)
+    # long enough that the listing is rebuilt in the background several times meanwhile
+    http_ms, peer_ms = timed(over_http, seconds), timed(service_only, math.inf, count)
     for name, values in (("GET /api/v1/nodes", http_ms), ("peer: service + json", peer_ms)):
         print(
             f"  {name:<22} p50 {statistics.median(values):7.1f} ms  "
