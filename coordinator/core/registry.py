@@ -65,11 +65,23 @@ class Registry:
         self._offline_after_s = offline_after_s
         self.nodes: dict[str, NodeView] = {n.name: n for n in nodes or []}
         self.changed: set[str] = set()
+        self._watchers: list[set[str]] = [self.changed]
+
+    def watch(self) -> set[str]:
+        """A set that gathers the name of every node that changes from now on (its reader
+        empties it): how the kept placement and power states learn what to update."""
+        names: set[str] = set()
+        self._watchers.append(names)
+        return names
+
+    def _touch(self, name: str) -> None:
+        for names in self._watchers:
+            names.add(name)
 
     def _node(self, name: str, now: float) -> NodeView:
         if name not in self.nodes:
             self.nodes[name] = NodeView(name=name, state=NodeState.OFFLINE, state_since=now)
-        self.changed.add(name)
+        self._touch(name)
         return self.nodes[name]
 
     def _set_state(self, node: NodeView, state: NodeState, now: float) -> None:
@@ -108,11 +120,11 @@ class Registry:
                 continue
             if node.state is NodeState.ONLINE:
                 self._set_state(node, NodeState.OFFLINE, now)
-                self.changed.add(node.name)
+                self._touch(node.name)
                 gone.append(node.name)
             elif node.state is NodeState.SLEEPING:
                 self._set_state(node, NodeState.ASLEEP, now)
-                self.changed.add(node.name)
+                self._touch(node.name)
         return gone
 
     def take_changed(self) -> list[NodeView]:

@@ -1,7 +1,8 @@
 """From live state to the frozen snapshot placement reads, pure.
 
-Used by the daemon (registry views) and by the CLI (the same views, loaded from the store),
-so `dormouse submit` and `dormouse pick` answer from what the coordinator last saw.
+Used by the daemon (registry views, kept across passes in `KeptCluster`) and by the CLI (the
+same views, loaded from the store), so `dormouse submit` and `dormouse pick` answer from what
+the coordinator last saw.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from collections.abc import Callable, Iterable
 
 from coordinator.core import tick
 from coordinator.core.jobstate import ON_NODE, JobRecord
-from coordinator.core.registry import NodeView
+from coordinator.core.registry import NodeView, Registry
 from coordinator.core.tick import Shape
 from coordinator.placement.model import ClusterSnapshot, NodeSnapshot
+from coordinator.placement.state import ClusterState
 from shared.messages import Hello
 
 
@@ -49,3 +51,36 @@ def cluster_snapshot(
     nodes = tuple(n for n in snapshots if n is not None)
     allocations = tuple(j.allocation() for j in jobs if j.state in ON_NODE and j.node)
     return ClusterSnapshot(nodes, allocations)
+
+
+class KeptCluster:
+    """The daemon's `ClusterState`, brought up to date each pass from what changed: nodes
+    the registry saw change (its `watch` set), every node when a learned wake time moved
+    (rare: a resume), and the allocations of the active jobs (added, moved, ended)."""
+
+    def __init__(self, registry: Registry, resume_latency: Callable[[str], float]) -> None:
+        self.state = ClusterState()
+        self._registry, self._resume_latency = registry, resume_latency
+        self._changed = registry.watch()
+        self._changed.update(registry.nodes)  # the nodes it knew before
+        self._latency_version = -1
+
+    def sync(self, jobs: Iterable[JobRecord], latency_version: int) -> ClusterState:
+        if latency_version != self._latency_version:
+            self._latency_version = latency_version
+            self._changed.update(self._registry.nodes)
+        for name in self._changed:
+            view = self._registry.nodes.get(name)
+            node = None if view is None else node_snapshot(view, self._resume_latency(name))
+            if node is None:
+                self.state.drop_node(name)
+            else:
+                self.state.put_node(node)
+        self._changed.clear()
+        allocations = {j.id: j.allocation() for j in jobs if j.state in ON_NODE and j.node}
+        for gone in self.state.allocations.keys() - allocations.keys():
+            self.state.release(gone)
+        for job_id, alloc in allocations.items():
+            if self.state.allocations.get(job_id) != alloc:
+                self.state.allocate(alloc)
+        return self.state

@@ -152,8 +152,10 @@ class ResumeLatencies:
         self._by_shape: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=POOL_SAMPLES))
         self._fleet: deque[float] = deque(maxlen=POOL_SAMPLES)
         self._shapes: dict[str, str] = {}
+        self.version = 0  # counts records: every node's estimate may move with a pool
 
     def record(self, node: str, seconds: float, shape: str | None = None) -> None:
+        self.version += 1
         self._by_node[node].append(seconds)
         self._fleet.append(seconds)
         shape = shape or self._shapes.get(node)

@@ -21,7 +21,7 @@ from coordinator.core import jobstate
 from coordinator.core.jobstate import Change, JobRecord, JobState
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import Registry
-from coordinator.core.snapshot import cluster_snapshot
+from coordinator.core.snapshot import KeptCluster
 from coordinator.core.tick import ResumeLatencies, hello_shape
 from coordinator.daemon.commands import Sender
 from coordinator.placement.scheduler import Plan, schedule
@@ -66,6 +66,7 @@ class Dispatcher:
         self._holds = holds or Holds(None, DeferPolicy())
         self._holds_logged: set[str] = set()
         self.placed = 0
+        self.cluster = KeptCluster(registry, self._resume_latency)  # kept across passes
 
     async def tick(self, now: float) -> JobsPass:
         await self._apply_held()
@@ -140,13 +141,13 @@ class Dispatcher:
         pending = {
             j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
         }
-        snapshot = cluster_snapshot(self._registry.nodes.values(), active, self._resume_latency)
+        state = self.cluster.sync(active, self._latencies.version)
         margin = self._latencies.fleet_estimate(self._default_resume_s)
         jobs = [j.as_job() for j in pending.values()]
-        ready, held = self._holds.split(jobs, now, margin, lambda: fleet_of(snapshot))
+        ready, held = self._holds.split(jobs, now, margin, lambda: fleet_of(state.snapshot()))
         self._holds.keep_only(set(pending))
         await self._log_holds(held, now)
-        plan = schedule(ready, snapshot, now)
+        plan = schedule(ready, state, now)
         for assignment in plan.assignments:
             change = jobstate.place(pending[assignment.job_id], assignment, now)
             if change is not None and await self._write(pending[assignment.job_id], change, now):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -27,7 +28,8 @@ from coordinator.daemon import wakers
 from coordinator.daemon.commands import Sender
 from coordinator.daemon.dispatch import JobsPass
 from coordinator.placement.model import Request
-from coordinator.power.policy import Action, NodePower, decide, manual_refusal
+from coordinator.power.book import PowerBook
+from coordinator.power.policy import Action, NodePower, manual_refusal
 from coordinator.services import jobs as jobs_service
 from coordinator.settings import Power
 from coordinator.store import picks as pick_rows
@@ -66,17 +68,26 @@ class PowerLoop:
         self.counts: dict[str, int] = defaultdict(int)
         self._awaiting: dict[str, tuple[int, float]] = {}  # node -> (request id, sent at)
         self._answers: list[tuple[int, str]] = []  # (request id, outcome) to write
+        self._book = PowerBook(self._policy)  # kept across passes: decide costs what is due
+        self._changed = registry.watch()
+        self._changed.update(registry.nodes)
+        self._usage: dict[str, tuple[int, int, float | None]] = {}  # jobs, GPUs, last call
+        self._latency_version = -1
 
     async def tick(self, now: float, jobs: JobsPass) -> None:
         if not self._loaded:
             await asyncio.to_thread(self._load_history)
-        self._observe(now)
+        changed = set(self._changed)
+        self._changed.clear()
+        self._observe(now, changed)
         calls = await asyncio.to_thread(self._affinity_calls, now)
-        nodes = self._node_power(now, jobs, calls)
-        await self._requests(nodes, now)
+        self._update_book(now, jobs, calls, changed)
+        await self._requests(now)
         wanted = tick.wake_reasons(jobs.plan)
         recent = tick.recent_sleeps(self._sleeps, now)
-        for action in decide(nodes, wanted, self._policy, now, recent):
+        requests = self._waiting_requests(jobs)
+        is_wanted = partial(self._wanted, requests)
+        for action in self._book.decide(wanted, now, recent, is_wanted):
             await self._carry_out(action, now)
         await asyncio.to_thread(self._flush)
 
@@ -123,10 +134,11 @@ class PowerLoop:
                 power_rows.log_events(conn, self._unwritten)
             self._unwritten = []
 
-    def _observe(self, now: float) -> None:
+    def _observe(self, now: float, changed: set[str]) -> None:
         """Transitions the registry saw (from agents) since the last pass, as events."""
         self._late_resumes(now)
-        for view in self._registry.nodes.values():
+        for name in changed:
+            view = self._registry.nodes[name]
             before = self._seen.get(view.name)
             self._seen[view.name] = view.state
             if before is None or before == view.state:
@@ -164,7 +176,12 @@ class PowerLoop:
         self._event(now, view.name, "resumed", reason, latency)
         log.info("node %s is online again (%s)", view.name, reason)
 
-    def _node_power(self, now: float, jobs: JobsPass, calls: dict[str, float]) -> list[NodePower]:
+    def _update_book(
+        self, now: float, jobs: JobsPass, calls: dict[str, float], changed: set[str]
+    ) -> None:
+        """Rebuild the power view of the nodes whose inputs moved since the last pass: seen
+        changing by the registry, a different job count or affinity call, or every node when
+        a learned wake time moved (a resume: rare)."""
         count: dict[str, int] = defaultdict(int)
         used_gpus: dict[str, int] = defaultdict(int)
         for job in jobs.active:
@@ -174,29 +191,40 @@ class PowerLoop:
         for assignment in jobs.plan.assignments:
             count[assignment.node] += 1
             used_gpus[assignment.node] += len(assignment.gpus)
+        usage = {n: (count[n], used_gpus[n], calls.get(n)) for n in {*count, *calls}}
+        moved = {n for n in usage.keys() | self._usage.keys() if usage.get(n) != self._usage.get(n)}
+        self._usage = usage
+        if self._latencies.version != self._latency_version:
+            self._latency_version = self._latencies.version
+            moved.update(self._registry.nodes)
+        for name in moved | changed:
+            view = self._registry.nodes.get(name)
+            if view is None:
+                continue
+            jobs_on, gpus_on, last_call = usage.get(name, (0, 0, None))
+            node_usage = Usage(
+                jobs=jobs_on,
+                used_gpus=gpus_on,
+                cpu_util_pct=view.latest.get("cpu_util_pct"),
+                gpu_util_pct=view.latest.get("gpu_util_pct"),
+                last_call_at=last_call,
+            )
+            self._book.put(self._one(view, now, node_usage))
+
+    @staticmethod
+    def _waiting_requests(jobs: JobsPass) -> list[Request]:
         waiting = {w.job_id for w in jobs.plan.waiting}
-        requests = [
+        return [
             j.as_job().request
             for j in jobs.active
             if j.id in waiting and j.state is JobState.PENDING
         ]
-        return [
-            self._one(
-                view,
-                now,
-                Usage(
-                    jobs=count[view.name],
-                    used_gpus=used_gpus[view.name],
-                    cpu_util_pct=view.latest.get("cpu_util_pct"),
-                    gpu_util_pct=view.latest.get("gpu_util_pct"),
-                    last_call_at=calls.get(view.name),
-                ),
-                requests,
-            )
-            for view in self._registry.nodes.values()
-        ]
 
-    def _one(self, view: NodeView, now: float, usage: Usage, waiting: list[Request]) -> NodePower:
+    def _wanted(self, requests: list[Request], power: NodePower) -> bool:
+        """A pending job could run on the node (asked only of nodes due to sleep)."""
+        return tick.wanted_by(requests, node_snapshot(self._registry.nodes[power.name]))
+
+    def _one(self, view: NodeView, now: float, usage: Usage) -> NodePower:
         power = tick.node_power(
             view.name,
             view.state,
@@ -204,7 +232,7 @@ class PowerLoop:
             gpus=len(view.hello.gpus) if view.hello else 0,
             usage=usage,
             idle_before=self._idle.get(view.name),
-            wanted=tick.wanted_by(waiting, node_snapshot(view)),
+            wanted=False,  # asked of the nodes due to sleep only (`_wanted`)
             now=now,
             policy=self._policy,
             can_sleep=bool(view.hello and view.hello.sleep_methods),
@@ -265,7 +293,7 @@ class PowerLoop:
         log.info("node %s: woken (%s): %s", node, reason, how)
         return True
 
-    async def _requests(self, nodes: list[NodePower], now: float) -> None:
+    async def _requests(self, now: float) -> None:
         """Operator requests, refused with the reason when the policy forbids them. A sent
         sleep stays open until the agent answers (it may refuse: a job runs)."""
         self._unanswered(now)
@@ -274,7 +302,10 @@ class PowerLoop:
             await asyncio.to_thread(self._finish, request_id, outcome, now)
         waiting = {request_id for request_id, _ in self._awaiting.values()}
         pending = [r for r in await asyncio.to_thread(self._open_requests) if r.id not in waiting]
-        by_name = {n.name: n for n in nodes}
+        if not pending:
+            return
+        by_name = dict(self._book.nodes)
+        nodes = list(by_name.values())
         for request in pending:
             outcome = await self._request(request, by_name, nodes, now)
             self._event(now, request.node, f"request_{request.action}", outcome)

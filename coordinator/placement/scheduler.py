@@ -4,7 +4,8 @@ A job goes to the best awake node that can take it now. When no awake node can, 
 a node already waking that can take it, or else the best sleeping node that can (one that
 meets the deadline first) is asked to wake; either way that capacity is held for the job in
 this pass, so one job never wakes a second node while its first is on the way. Capacity
-taken in the pass is subtracted at once, so nothing is ever over-committed.
+taken in the pass is subtracted at once, so nothing is ever over-committed, and given back
+when the pass ends: the caller turns the plan into events on the kept `ClusterState`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from coordinator.placement.deadline import finish_estimate, meets_deadline
-from coordinator.placement.model import (
-    ClusterSnapshot,
-    Free,
-    Job,
-    NodeSnapshot,
-    Power,
-    free_capacity,
-)
+from coordinator.placement.model import ClusterSnapshot, Job, NodeSnapshot, Power
 from coordinator.placement.queue import queue_order
-from coordinator.placement.select import NodeIndex
+from coordinator.placement.state import ClusterState
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,51 +48,41 @@ class Plan:
     waiting: tuple[Waiting, ...] = ()
 
 
-def schedule(jobs: list[Job], cluster: ClusterSnapshot, now: float) -> Plan:
-    free = free_capacity(cluster)
-    awake = NodeIndex((n for n in cluster.nodes if n.power is Power.AWAKE), free)
-    waking, asleep = _Lazy(cluster, free, Power.WAKING), _Lazy(cluster, free, Power.ASLEEP)
+def schedule(jobs: list[Job], cluster: ClusterSnapshot | ClusterState, now: float) -> Plan:
+    """Plan a pass over a kept `ClusterState` (left as it was found: the caller applies the
+    plan as events), or over a snapshot (a state built for this pass alone)."""
+    state = cluster if isinstance(cluster, ClusterState) else ClusterState.of(cluster)
+    with state.trial():
+        return _plan(jobs, state, now)
+
+
+def _plan(jobs: list[Job], state: ClusterState, now: float) -> Plan:
     assignments: list[Assignment] = []
     wakes: list[Wake] = []
     waiting: list[Waiting] = []
     for job in queue_order(jobs):
-        node = awake.first(job.request)
+        node = state.index(Power.AWAKE).first(job.request)
         if node is not None:
-            gpus = awake.take(node, job.request)
+            gpus = state.hold(Power.AWAKE, node, job.request)
             finish = finish_estimate(job, node, now)
             at_risk = not meets_deadline(job, node, now)
             assignments.append(Assignment(job.id, node.name, gpus, finish, at_risk))
             continue
-        coming = waking.index().first(job.request)
+        coming = state.index(Power.WAKING).first(job.request)
         if coming is not None:
-            waking.index().take(coming, job.request)
+            state.hold(Power.WAKING, coming, job.request)
             waiting.append(Waiting(job.id, f"waiting for {coming.name} to wake"))
             continue
-        sleepers = asleep.index()
+        sleepers = state.index(Power.ASLEEP)
         sleeper = sleepers.first(job.request, partial(_in_time, job, now))
         sleeper = sleeper or sleepers.first(job.request)
         if sleeper is not None:
-            sleepers.take(sleeper, job.request)
+            state.hold(Power.ASLEEP, sleeper, job.request)
             wakes.append(Wake(sleeper.name, job.id, meets_deadline(job, sleeper, now)))
             waiting.append(Waiting(job.id, f"waiting for {sleeper.name} to wake"))
         else:
             waiting.append(Waiting(job.id, "no node that is awake or can wake has room now"))
     return Plan(tuple(assignments), tuple(wakes), tuple(waiting))
-
-
-class _Lazy:
-    """An index of the nodes in one power state, built the first time a job needs it (most
-    passes place everything on awake nodes). Indices share `free`, over disjoint nodes."""
-
-    def __init__(self, cluster: ClusterSnapshot, free: dict[str, Free], power: Power) -> None:
-        self._cluster, self._free, self._power = cluster, free, power
-        self._index: NodeIndex | None = None
-
-    def index(self) -> NodeIndex:
-        if self._index is None:
-            nodes = (n for n in self._cluster.nodes if n.power is self._power)
-            self._index = NodeIndex(nodes, self._free)
-        return self._index
 
 
 def _in_time(job: Job, now: float, node: NodeSnapshot) -> bool:

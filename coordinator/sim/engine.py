@@ -24,6 +24,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from coordinator.core.nodestate import MEANING, NodeState
@@ -37,27 +38,14 @@ from coordinator.core.tick import (
     wanted_by,
 )
 from coordinator.placement.filters import rejection
-from coordinator.placement.model import (
-    Allocation,
-    ClusterSnapshot,
-    Job,
-    NodeSnapshot,
-    Request,
-    free_capacity,
-)
+from coordinator.placement.model import Allocation, ClusterSnapshot, Job, NodeSnapshot, Request
 from coordinator.placement.scheduler import Assignment, Plan, schedule
 from coordinator.placement.select import assign_gpus
+from coordinator.placement.state import ClusterState
+from coordinator.power.book import PowerBook
 from coordinator.power.defer import DeferPolicy, Holds, fleet_of
 from coordinator.power.energy import J_PER_KWH
-from coordinator.power.policy import (
-    SLEEP_WINDOW_S,
-    Action,
-    NodePower,
-    PowerPolicy,
-    WakeWanted,
-    decide,
-    resume_timeout,
-)
+from coordinator.power.policy import Action, NodePower, PowerPolicy, WakeWanted
 from coordinator.power.tariff import Rate
 from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
@@ -110,6 +98,7 @@ class SimNode:
     wake_id: int = 0
     snapshot: NodeSnapshot | None = None  # cached until the node changes
     power: NodePower | None = None
+    on_change: Callable[[str], None] | None = None  # the simulation notes what changed
 
     def power_w(self) -> float:
         if not MEANING[self.state].draws_awake_power:
@@ -136,6 +125,8 @@ class SimNode:
 
     def changed(self) -> None:
         self.snapshot = self.power = None
+        if self.on_change is not None:
+            self.on_change(self.name)
 
 
 @dataclass
@@ -207,8 +198,14 @@ class Simulation:
             for k in fleet
             for i in range(k.count)
         ]
+        self._placement_dirty: set[str] = set()  # to put into the cluster state
+        self._power_dirty: set[str] = set()  # to put into the power book
+        self._cluster = ClusterState()
+        self._book = PowerBook(self._power)
         for node in self.nodes:
             node.tariff, node.carbon = tariff, carbon
+            node.on_change = self._changed
+            node.changed()
         self._by_name = {n.name: n for n in self.nodes}
         defer = defer or DeferPolicy()
         by = carbon if defer.by == "carbon" else tariff
@@ -223,7 +220,6 @@ class Simulation:
         self._events: list[tuple[float, int, int, Any]] = []  # (t, order, kind, kind's data)
         self._seq = 0
         self._pending: dict[str, tuple[Job, int]] = {}
-        self._allocations: dict[str, Allocation] = {}
         self._sleeps: list[float] = []
         self._tick_at = math.inf
         self._turn = 0
@@ -232,6 +228,10 @@ class Simulation:
         self.outcome.priced, self.outcome.carbon = tariff is not None, carbon is not None
         for index, run in enumerate(self.runs):
             self._push(run.trace.submit_s, SUBMIT, index)
+
+    def _changed(self, name: str) -> None:
+        self._placement_dirty.add(name)
+        self._power_dirty.add(name)
 
     def _push(self, t: float, kind: int, data: Any) -> None:
         self._seq += 1
@@ -284,7 +284,8 @@ class Simulation:
 
     def _finish(self, data: tuple[str, int], now: float) -> None:
         task_id, index = data
-        alloc = self._allocations.pop(task_id)
+        alloc = self._cluster.allocations[task_id]
+        self._cluster.release(task_id)
         node = self._by_name[alloc.node]
         node.advance(now)
         node.used_cpus -= alloc.cpus
@@ -300,35 +301,47 @@ class Simulation:
             self._unfinished -= 1
 
     def _step(self, now: float) -> None:
-        cluster = ClusterSnapshot(
-            tuple(self._snapshot(n) for n in self.nodes), tuple(self._allocations.values())
-        )
-        jobs = self._ready(now, cluster)
-        plan = self._place(jobs, cluster, now) if jobs else Plan()
+        """One pass over the kept states: only nodes that changed since the last pass are
+        put into them (the cluster before placing, the power book after the starts)."""
+        for name in self._placement_dirty:
+            self._cluster.put_node(self._snapshot(self._by_name[name]))
+        self._placement_dirty.clear()
+        cluster = self._cluster.snapshot() if self._record is not None else None
+        jobs = self._ready(now)
+        plan = self._place(jobs, now) if jobs else Plan()
         for assignment in plan.assignments:
             self._start(assignment, now)
         if not self._policy.sleep:
             return
+        self._sync_power(now)
         waiting = [self._pending[w.job_id][0].request for w in plan.waiting]
-        powers = tuple(self._node_power(n, now, waiting) for n in self.nodes)
         wanted = wake_reasons(plan)
         recent = recent_sleeps(self._sleeps, now)
-        actions = tuple(decide(powers, wanted, self._power, now, recent))
+        is_wanted = partial(self._wanted, waiting)
+        actions = tuple(self._book.decide(wanted, now, recent, is_wanted))
         for action in actions:
             self._act(action, now)
         if any(a.kind == "fail" for a in actions):  # plan again without it, as the next pass would
             self._push(now, TICK, None)
-        if self._record is not None:
+        if self._record is not None and cluster is not None:
+            powers = tuple(self._recorded_power(n, waiting) for n in self.nodes)
             self._record(Step(now, jobs, cluster, plan, powers, wanted, recent, actions))
-        self._next_tick(now, bool(wanted))
+        self._sync_power(now)  # the actions' nodes, for the next tick's timers
+        self._next_tick(now, bool(wanted), recent)
 
-    def _ready(self, now: float, cluster: ClusterSnapshot) -> tuple[Job, ...]:
+    def _sync_power(self, now: float) -> None:
+        for name in self._power_dirty:
+            self._book.put(self._node_power(self._by_name[name], now))
+        self._power_dirty.clear()
+
+    def _ready(self, now: float) -> tuple[Job, ...]:
         """Pending jobs less those held for a cheaper window (a pass is due at each release)."""
         pending = [j for j, _ in self._pending.values()]
         if not self._holds.active:
             return tuple(pending)
         margin = self._latencies.fleet_estimate(self._default_resume_s)
-        ready, held = self._holds.split(pending, now, margin, lambda: fleet_of(cluster))
+        fleet = lambda: fleet_of(self._cluster.snapshot())  # noqa: E731 - read only if needed
+        ready, held = self._holds.split(pending, now, margin, fleet)
         self.outcome.held = self._holds.planned
         for hold in held.values():
             if hold.until not in self._release_at:
@@ -336,15 +349,15 @@ class Simulation:
                 self._push(hold.until, TICK, None)
         return tuple(ready)
 
-    def _place(self, jobs: tuple[Job, ...], cluster: ClusterSnapshot, now: float) -> Plan:
+    def _place(self, jobs: tuple[Job, ...], now: float) -> Plan:
         if self._policy.round_robin:
-            return self._round_robin(jobs, cluster)
-        return schedule(list(jobs), cluster, now)
+            return self._round_robin(jobs)
+        return schedule(list(jobs), self._cluster, now)
 
-    def _round_robin(self, jobs: tuple[Job, ...], cluster: ClusterSnapshot) -> Plan:
+    def _round_robin(self, jobs: tuple[Job, ...]) -> Plan:
         """The baseline: submit order, the next node in turn that fits."""
-        free = free_capacity(cluster)
-        nodes, placed = cluster.nodes, []
+        free = dict(self._cluster.free)
+        nodes, placed = tuple(self._cluster.nodes.values()), []
         for job in sorted(jobs, key=lambda j: (j.submitted_at, j.id)):
             for offset in range(len(nodes)):
                 node = nodes[(self._turn + offset) % len(nodes)]
@@ -379,13 +392,15 @@ class Simulation:
         node = self._by_name[assignment.node]
         node.advance(now)
         request = job.request
-        self._allocations[job.id] = Allocation(
-            job_id=job.id,
-            node=node.name,
-            cpus=request.cpus,
-            mem_bytes=request.mem_bytes,
-            gpus=assignment.gpus,
-            ends_at=now + job.runtime_s,
+        self._cluster.allocate(
+            Allocation(
+                job_id=job.id,
+                node=node.name,
+                cpus=request.cpus,
+                mem_bytes=request.mem_bytes,
+                gpus=assignment.gpus,
+                ends_at=now + job.runtime_s,
+            )
         )
         node.used_cpus += request.cpus
         node.used_gpus += len(assignment.gpus)
@@ -398,9 +413,9 @@ class Simulation:
             run.start_s = now
         self._push(now + job.runtime_s, FINISH, (job.id, index))
 
-    def _node_power(self, node: SimNode, now: float, waiting: list[Request]) -> NodePower:
-        """Rebuilt when the node changed; `wanted` checked again for idle online nodes only
-        (the only ones it can stop from sleeping)."""
+    def _node_power(self, node: SimNode, now: float) -> NodePower:
+        """Rebuilt when the node changed; whether a pending job wants it is asked of the nodes
+        due to sleep only (`_wanted`)."""
         if node.power is None:
             usage = Usage(
                 jobs=node.tasks,
@@ -421,11 +436,18 @@ class Simulation:
                 resume_p95_s=self._latencies.quantile(node.name, 0.95, node.kind.name),
             )
             node.idle_since = node.power.idle_since
-        if node.state is NodeState.ONLINE and not node.tasks:
-            wanted = wanted_by(waiting, self._snapshot(node))
-            if wanted != node.power.wanted:
-                node.power = replace(node.power, wanted=wanted)
         return node.power
+
+    def _wanted(self, waiting: list[Request], power: NodePower) -> bool:
+        return wanted_by(waiting, self._snapshot(self._by_name[power.name]))
+
+    def _recorded_power(self, node: SimNode, waiting: list[Request]) -> NodePower:
+        """What the pass saw of a node, `wanted` filled in where it could matter (a test
+        replays `decide` over these)."""
+        power = self._book.nodes[node.name]
+        if node.state is NodeState.ONLINE and not node.tasks:
+            return replace(power, wanted=self._wanted(waiting, power))
+        return power
 
     def _act(self, action: Action, now: float) -> None:
         node = self._by_name[action.node]
@@ -449,29 +471,12 @@ class Simulation:
             self.outcome.failures += 1
             self._push(now + self._clear_after_s, CLEAR, node.name)
 
-    def _next_tick(self, now: float, wakes_wanted: bool) -> None:
-        """The next time the power policy could decide otherwise with nothing else happening:
-        an idle node's timers, a waking node's timeout, the rate limit, a deferred wake."""
-        power, due = self._power, []
-        for node in self.nodes:
-            if node.state is NodeState.ONLINE and not node.tasks and node.idle_since is not None:
-                due.append(
-                    max(
-                        node.idle_since + power.idle_after_s,
-                        node.state_since + power.min_awake_time_s,
-                    )
-                )
-            elif node.state is NodeState.WAKING:
-                p95 = self._latencies.quantile(node.name, 0.95, node.kind.name)
-                due.append(node.state_since + resume_timeout(p95, power)[0] + 1e-6)
-            elif node.state is NodeState.ASLEEP and wakes_wanted:
-                due.append(node.state_since + power.min_asleep_time_s)
-        recent = recent_sleeps(self._sleeps, now)
-        if len(recent) >= power.max_sleeps_per_min:
-            due.append(min(recent) + SLEEP_WINDOW_S)
-        later = [t for t in due if t > now]
-        if (later and min(later) < self._tick_at) or self._tick_at <= now:
-            self._tick_at = min(later, default=math.inf)
+    def _next_tick(self, now: float, wakes_wanted: bool, recent: tuple[float, ...]) -> None:
+        """The next time the power policy could decide otherwise with nothing else happening
+        (`PowerBook.next_due`); one tick is pending at a time, the earliest."""
+        later = self._book.next_due(now, wakes_wanted, recent)
+        if (later is not None and later < self._tick_at) or self._tick_at <= now:
+            self._tick_at = math.inf if later is None else later
             if self._tick_at < math.inf:
                 self._push(self._tick_at, TICK, None)
 
