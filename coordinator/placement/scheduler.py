@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from coordinator.placement.deadline import finish_estimate, meets_deadline
-from coordinator.placement.model import ClusterSnapshot, Job, NodeSnapshot, Power
+from coordinator.placement.model import ClusterSnapshot, Job, NodeSnapshot, Power, Request
 from coordinator.placement.queue import queue_order
+from coordinator.placement.select import covers
 from coordinator.placement.state import ClusterState
 
 
@@ -56,12 +57,20 @@ def schedule(jobs: list[Job], cluster: ClusterSnapshot | ClusterState, now: floa
         return _plan(jobs, state, now)
 
 
+NO_ROOM = "no node that is awake or can wake has room now"
+
+
 def _plan(jobs: list[Job], state: ClusterState, now: float) -> Plan:
     assignments: list[Assignment] = []
     wakes: list[Wake] = []
     waiting: list[Waiting] = []
+    no_room: list[Request] = []  # found no node at all in this pass: free only shrinks in it
+    awake = state.index(Power.AWAKE)
     for job in queue_order(jobs):
-        node = state.index(Power.AWAKE).first(job.request)
+        if any(covers(job.request, smaller) for smaller in no_room):
+            waiting.append(Waiting(job.id, NO_ROOM))
+            continue
+        node = awake.first(job.request)
         if node is not None:
             gpus = state.hold(Power.AWAKE, node, job.request)
             finish = finish_estimate(job, node, now)
@@ -81,7 +90,8 @@ def _plan(jobs: list[Job], state: ClusterState, now: float) -> Plan:
             wakes.append(Wake(sleeper.name, job.id, meets_deadline(job, sleeper, now)))
             waiting.append(Waiting(job.id, f"waiting for {sleeper.name} to wake"))
         else:
-            waiting.append(Waiting(job.id, "no node that is awake or can wake has room now"))
+            waiting.append(Waiting(job.id, NO_ROOM))
+            no_room.append(job.request)
     return Plan(tuple(assignments), tuple(wakes), tuple(waiting))
 
 

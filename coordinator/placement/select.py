@@ -67,7 +67,7 @@ class _Bucket:
         nodes: dict[str, NodeSnapshot],
         free: dict[str, Free],
     ) -> tuple[Any, ...] | None:
-        if accept is None and any(_covers(request, failed) for failed in self.failed):
+        if accept is None and any(covers(request, failed) for failed in self.failed):
             return None
         for key in self.order:
             node = nodes[key[-1]]
@@ -197,7 +197,7 @@ def _shape(node: NodeSnapshot) -> tuple[Any, ...]:
     return (tuple(sorted(node.labels.items())), len(node.gpus))
 
 
-def _covers(request: Request, failed: Request) -> bool:
+def covers(request: Request, failed: Request) -> bool:
     """True when `request` asks at least what `failed` asked (same labels or more)."""
     return (
         request.cpus >= failed.cpus

@@ -198,8 +198,10 @@ class Simulation:
             for k in fleet
             for i in range(k.count)
         ]
-        self._placement_dirty: set[str] = set()  # to put into the cluster state
-        self._power_dirty: set[str] = set()  # to put into the power book
+        # Changed nodes to put into the cluster state and the power book, in the order they
+        # changed (dicts, not sets: the states keep the fleet's order, as a rebuild would).
+        self._placement_dirty: dict[str, None] = {}
+        self._power_dirty: dict[str, None] = {}
         self._cluster = ClusterState()
         self._book = PowerBook(self._power)
         for node in self.nodes:
@@ -230,8 +232,8 @@ class Simulation:
             self._push(run.trace.submit_s, SUBMIT, index)
 
     def _changed(self, name: str) -> None:
-        self._placement_dirty.add(name)
-        self._power_dirty.add(name)
+        self._placement_dirty[name] = None
+        self._power_dirty[name] = None
 
     def _push(self, t: float, kind: int, data: Any) -> None:
         self._seq += 1
@@ -327,7 +329,7 @@ class Simulation:
             powers = tuple(self._recorded_power(n, waiting) for n in self.nodes)
             self._record(Step(now, jobs, cluster, plan, powers, wanted, recent, actions))
         self._sync_power(now)  # the actions' nodes, for the next tick's timers
-        self._next_tick(now, bool(wanted), recent)
+        self._next_tick(now, bool(wanted))
 
     def _sync_power(self, now: float) -> None:
         for name in self._power_dirty:
@@ -471,10 +473,11 @@ class Simulation:
             self.outcome.failures += 1
             self._push(now + self._clear_after_s, CLEAR, node.name)
 
-    def _next_tick(self, now: float, wakes_wanted: bool, recent: tuple[float, ...]) -> None:
+    def _next_tick(self, now: float, wakes_wanted: bool) -> None:
         """The next time the power policy could decide otherwise with nothing else happening
-        (`PowerBook.next_due`); one tick is pending at a time, the earliest."""
-        later = self._book.next_due(now, wakes_wanted, recent)
+        (`PowerBook.next_due`, with this pass's sleeps counted); one tick is pending at a
+        time, the earliest."""
+        later = self._book.next_due(now, wakes_wanted, recent_sleeps(self._sleeps, now))
         if (later is not None and later < self._tick_at) or self._tick_at <= now:
             self._tick_at = math.inf if later is None else later
             if self._tick_at < math.inf:
