@@ -7,6 +7,7 @@ changed node re-sorts only that node, and the first feasible node in order is th
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -41,6 +42,7 @@ class _Bucket:
         self.cpus: Counter[int] = Counter()  # whole capacities, for `could_ever_take`
         self.mem_bytes: Counter[int] = Counter()
         self.failed: list[Request] = []  # free only shrinks in a pass: no bigger ask can fit
+        self.moved: list[tuple[Any, ...]] = []  # keys of nodes held in this pass, sorted
 
     def could_hold(self, request: Request) -> bool:
         if request.gpus > self.gpus:
@@ -66,14 +68,32 @@ class _Bucket:
         accept: Callable[[NodeSnapshot], bool] | None,
         nodes: dict[str, NodeSnapshot],
         free: dict[str, Free],
+        held: dict[str, Free],
     ) -> tuple[Any, ...] | None:
+        """The first node in score order that takes the request. Nodes held in this pass
+        are skipped in the kept order and met instead at their new keys (`moved`)."""
         if accept is None and any(covers(request, failed) for failed in self.failed):
             return None
-        for key in self.order:
+
+        cpus, mem_bytes, gpus = request.cpus, request.mem_bytes, request.gpus
+
+        def fits(key: tuple[Any, ...]) -> bool:
+            room = held.get(key[-1]) or free[key[-1]]
+            if room.cpus < cpus or room.mem_bytes < mem_bytes or len(room.gpus) < gpus:
+                return False  # the common refusals, before the full filter chain
             node = nodes[key[-1]]
-            if rejection(request, node, free[node.name]) is None and (
-                accept is None or accept(node)
-            ):
+            return rejection(request, node, room) is None and (accept is None or accept(node))
+
+        moved, m = self.moved, 0
+        for key in self.order:
+            while m < len(moved) and moved[m] < key:
+                if fits(moved[m]):
+                    return moved[m]
+                m += 1
+            if key[-1] not in held and fits(key):
+                return key
+        for key in moved[m:]:
+            if fits(key):
                 return key
         if accept is None:
             self.failed.append(request)
@@ -97,14 +117,14 @@ class NodeIndex:
         self.free = free
         self._buckets: dict[tuple[Any, ...], _Bucket] = {}
         self._bucket_of: dict[str, _Bucket] = {}
-        self._all = _Bucket({}, 0)
+        self._all: _Bucket | None = None  # every node in one order: made when first asked
+        self._held: dict[str, Free] = {}  # this pass's holds: node -> what is left
         keys: dict[int, list[tuple[Any, ...]]] = defaultdict(list)  # bucket id -> keys
         for node in nodes:  # sorted once per bucket, not node by node
             bucket = self._register(node)
             keys[id(bucket)].append(self._key(node))
         for bucket in self._buckets.values():
             bucket.order.update(keys[id(bucket)])
-        self._all.order.update(k for ks in keys.values() for k in ks)
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -116,9 +136,32 @@ class NodeIndex:
         return (*score(node, self.free[node.name]), node.name)
 
     def new_pass(self) -> None:
-        self._all.failed.clear()
-        for bucket in self._buckets.values():
+        """Forget the last pass: its refusals and what it held."""
+        self._held.clear()
+        for bucket in self._all_buckets():
             bucket.failed.clear()
+            bucket.moved.clear()
+
+    def _all_buckets(self) -> list[_Bucket]:
+        every = [] if self._all is None else [self._all]
+        return [*self._buckets.values(), *every]
+
+    def hold(self, node: NodeSnapshot, request: Request) -> tuple[int, ...]:
+        """Take `request` on `node` for this pass only: the kept order and `free` stay as
+        they are, the node moves to its new key in its buckets' `moved` lists (a few nodes
+        a pass), and `new_pass` forgets it. Returns the GPU indices it gets."""
+        name = node.name
+        buckets = [self._bucket_of[name], *([] if self._all is None else [self._all])]
+        before = self._held.get(name)
+        if before is not None:
+            for bucket in buckets:
+                bucket.moved.remove((*score(node, before), name))
+        room = before or self.free[name]
+        gpus = assign_gpus(room, request.gpus)
+        self._held[name] = after = room.minus(request.cpus, request.mem_bytes, gpus)
+        for bucket in buckets:
+            bisect.insort(bucket.moved, (*score(node, after), name))
+        return gpus
 
     def put(self, node: NodeSnapshot) -> None:
         """Add the node, or replace what the index knew of it (its `free` entry must be set)."""
@@ -127,7 +170,8 @@ class NodeIndex:
         bucket = self._register(node)
         key = self._key(node)
         bucket.order.add(key)
-        self._all.order.add(key)
+        if self._all is not None:
+            self._all.order.add(key)
 
     def _register(self, node: NodeSnapshot) -> _Bucket:
         """Note the node and its shape's bucket (the caller adds its key to the orders)."""
@@ -144,7 +188,8 @@ class NodeIndex:
         bucket = self._bucket_of.pop(name)
         key = self._key(node)
         bucket.order.remove(key)
-        self._all.order.remove(key)
+        if self._all is not None:
+            self._all.order.remove(key)
         bucket.count(node, -1)
         if not bucket.order:
             del self._buckets[_shape(node)]
@@ -152,40 +197,44 @@ class NodeIndex:
     def rekey(self, name: str, free: Free) -> None:
         """The node's free capacity (or job count) changed: move it in the score order."""
         node = self._nodes[name]
-        orders = (self._bucket_of[name].order, self._all.order)
+        order = self._bucket_of[name].order
         old = self._key(node)
-        for order in orders:
-            order.remove(old)
+        order.remove(old)
         self.free[name] = free
         new = self._key(node)
-        for order in orders:
-            order.add(new)
+        order.add(new)
+        if self._all is not None:
+            self._all.order.remove(old)
+            self._all.order.add(new)
 
     def first(
         self, request: Request, accept: Callable[[NodeSnapshot], bool] | None = None
     ) -> NodeSnapshot | None:
         """What `select` would answer (restricted to nodes `accept` allows)."""
         if not request.labels and not request.gpus:
-            key = self._all.first(request, accept, self._nodes, self.free)
+            every = self._every_node()
+            key = every.first(request, accept, self._nodes, self.free, self._held)
             return None if key is None else self._nodes[key[-1]]
         best: tuple[Any, ...] | None = None
         for bucket in self._buckets.values():
             if bucket.could_hold(request):
-                key = bucket.first(request, accept, self._nodes, self.free)
+                key = bucket.first(request, accept, self._nodes, self.free, self._held)
                 if key is not None and (best is None or key < best):
                     best = key
         return None if best is None else self._nodes[best[-1]]
 
+    def _every_node(self) -> _Bucket:
+        """One order of every node, for requests any shape could hold; kept from then on
+        (a GPU-only workload never pays for it)."""
+        if self._all is None:
+            self._all = _Bucket({}, 0)
+            self._all.order.update(k for b in self._buckets.values() for k in b.order)
+            self._all.moved = sorted(k for b in self._buckets.values() for k in b.moved)
+        return self._all
+
     def could_ever_take(self, request: Request) -> int:
         """How many nodes here could take the request if they were empty."""
         return sum(len(b.order) for b in self._buckets.values() if b.could_ever_hold(request))
-
-    def take(self, node: NodeSnapshot, request: Request) -> tuple[int, ...]:
-        """Allocate `request` on `node`; returns the GPU indices it gets."""
-        free = self.free[node.name]
-        gpus = assign_gpus(free, request.gpus)
-        self.rekey(node.name, free.minus(request.cpus, request.mem_bytes, gpus))
-        return gpus
 
     def adjust(self, name: str, delta: int) -> None:
         """A call started (+1) or ended (-1) on the node: its load moves, its capacity does not."""

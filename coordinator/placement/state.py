@@ -41,7 +41,7 @@ class ClusterState:
         self.allocations: dict[str, Allocation] = {}
         self._on_node: dict[str, dict[str, Allocation]] = defaultdict(dict)
         self._indexes: dict[Power, NodeIndex] = {}
-        self._held: list[tuple[Power, str, Free]] | None = None  # a trial's undo log
+        self._in_pass = False
 
     @classmethod
     def of(cls, cluster: ClusterSnapshot) -> ClusterState:
@@ -105,26 +105,25 @@ class ClusterState:
 
     def hold(self, power: Power, node: NodeSnapshot, request: Request) -> tuple[int, ...]:
         """Take `request` on `node` for this pass only (inside `trial`): given back after."""
-        if self._held is None:
+        if not self._in_pass:
             raise RuntimeError("hold() outside trial()")
-        index = self.index(power)
-        self._held.append((power, node.name, self.free[node.name]))
-        return index.take(node, request)
+        return self.index(power).hold(node, request)
 
     @contextmanager
     def trial(self) -> Iterator[ClusterState]:
-        """A pass: what it holds is given back when it ends, in reverse order."""
-        if self._held is not None:
+        """A pass: what it holds lives in the indexes' pass overlay, forgotten when it ends
+        (the kept free map and orders are never touched by a pass)."""
+        if self._in_pass:
             raise RuntimeError("a trial is already open")
-        self._held = []
+        self._in_pass = True
         for index in self._indexes.values():
             index.new_pass()
         try:
             yield self
         finally:
-            held, self._held = self._held, None
-            for power, name, free in reversed(held):
-                self._indexes[power].rekey(name, free)
+            self._in_pass = False
+            for index in self._indexes.values():
+                index.new_pass()
 
     def _free_of(self, node: NodeSnapshot) -> Free:
         """Capacity minus the node's allocations: what a rebuild would compute."""

@@ -97,7 +97,8 @@ class PowerBook:
         is_wanted: Callable[[NodePower], bool] | None = None,
     ) -> list[Action]:
         """`policy.decide` over every node in the book. `is_wanted` says whether a pending
-        job could run on a node; it is asked only of nodes due to sleep."""
+        job could run on a node (the book's own `wanted` is read when it is None); it is asked
+        only of nodes due to sleep, longest idle first, until the rate limit is reached."""
         actions = self._failures(now)
         failed = {a.node for a in actions}
         actions += self._wakes(wanted, failed, now)
@@ -151,19 +152,18 @@ class PowerBook:
         awake = self.awake - len(gone) + len(woken)
         free_gpus = self.awake_free_gpus - sum(n.free_gpus for n in gone)
         free_gpus += sum(n.free_gpus for n in woken)
-        candidates = []
-        for due in self._due(self._idle, now):
-            node = due if is_wanted is None else replace(due, wanted=is_wanted(due))
-            if first_reason(SLEEP_RULES, node, policy, now) is None:
-                candidates.append(node)
-        candidates.sort(key=lambda n: (n.idle_since or now, n.name))
         actions: list[Action] = []
-        for node in candidates:
+        due = sorted(self._due(self._idle, now), key=lambda n: (n.idle_since or now, n.name))
+        for node in due:  # in `policy.sleeps`' order: rules are asked only until the budget is out
             if budget <= 0:
                 break
+            if first_reason(SLEEP_RULES, node, policy, now) is not None:
+                continue
             if awake - 1 < policy.min_awake:
                 continue
             if policy.spare_gpus and free_gpus - node.free_gpus < policy.spare_gpus:
+                continue
+            if is_wanted is not None and is_wanted(node):  # the dearest check, asked last
                 continue
             idle = now - (node.idle_since or now)
             actions.append(Action("sleep", node.name, f"idle for {idle:.0f}s"))

@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bench/bench_simulator.py
     .venv/bin/python tests/bench/bench_simulator.py --files cluster01,cluster05
+    .venv/bin/python tests/bench/bench_simulator.py --files cluster02 --nodes 22,44,352,2000
 
 Per cluster file: a fleet of 8-GPU nodes sized to it (4 x the trace's mean busy GPUs,
 rounded up to whole nodes, at least 8), `--deadline-factor 3`, the coordinator's default
@@ -59,28 +60,37 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--traces", type=Path, default=TRACES)
     parser.add_argument("--files", default=FILES)
+    parser.add_argument(
+        "--nodes", default="", help="fleet sizes to replay each file on (default: sized to it)"
+    )
     args = parser.parse_args()
+    sizes = [int(n) for n in args.nodes.split(",") if n]
     print(f"cores: {os.cpu_count()}; fleet: 8-GPU nodes, 4 x mean busy GPUs; deadline 3 x runtime")
     print(
         f"{'trace':<10} {'jobs':>6} {'nodes':>5} {'saved':>7} {'hits':>7} {'peer':>7} "
         f"{'d pts':>6} {'vs LB':>6} {'peer LB':>7} {'jobs/min':>9}"
     )
     for name, jobs in traces(args.traces, args.files):
-        nodes = fleet_size(jobs)
-        ours, seconds, end_ours = run(jobs, nodes, "dormouse")
-        peer, _, end_peer = run(jobs, nodes, "always-on")
-        saved = 100 * (1 - ours.energy_kwh / peer.energy_kwh)
-        hits, peer_hits = ours.deadline_hits_pct or 0.0, peer.deadline_hits_pct or 0.0
-        columns = [
-            f"{name:<10} {len(jobs):>6} {nodes:>5} {saved:>6.1f}%",
-            f"{hits:>6.2f}% {peer_hits:>6.2f}% {hits - peer_hits:>+6.2f}",
-            f"{ours.energy_kwh / ours.lower_bound_kwh:>6.3f}",
-            f"{peer.energy_kwh / peer.lower_bound_kwh:>7.3f}",
-            f"{len(jobs) / seconds * 60:>9,.0f}",
-        ]
-        if abs(end_ours - end_peer) >= 3600:
-            columns.append(f"(ends differ by {(end_ours - end_peer) / 3600:.1f} h)")
-        print(" ".join(columns))
+        for nodes in sizes or [fleet_size(jobs)]:
+            row(name, jobs, nodes)
+
+
+def row(name: str, jobs: list[TraceJob], nodes: int) -> None:
+    """One trace on one fleet size: dormouse and the always-on peer, one line."""
+    ours, seconds, end_ours = run(jobs, nodes, "dormouse")
+    peer, _, end_peer = run(jobs, nodes, "always-on")
+    saved = 100 * (1 - ours.energy_kwh / peer.energy_kwh)
+    hits, peer_hits = ours.deadline_hits_pct or 0.0, peer.deadline_hits_pct or 0.0
+    columns = [
+        f"{name:<10} {len(jobs):>6} {nodes:>5} {saved:>6.1f}%",
+        f"{hits:>6.2f}% {peer_hits:>6.2f}% {hits - peer_hits:>+6.2f}",
+        f"{ours.energy_kwh / ours.lower_bound_kwh:>6.3f}",
+        f"{peer.energy_kwh / peer.lower_bound_kwh:>7.3f}",
+        f"{len(jobs) / seconds * 60:>9,.0f}",
+    ]
+    if abs(end_ours - end_peer) >= 3600:
+        columns.append(f"(ends differ by {(end_ours - end_peer) / 3600:.1f} h)")
+    print(" ".join(columns))
 
 
 if __name__ == "__main__":

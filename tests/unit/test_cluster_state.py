@@ -90,8 +90,9 @@ def apply(state: ClusterState, kind: str, what) -> None:
     }[kind](what)
 
 
-def orders(index: NodeIndex) -> list:
-    return list(index._all.order)
+def orders(index: NodeIndex) -> dict:
+    """Each shape's bucket in score order (what a pass walks)."""
+    return {shape: list(bucket.order) for shape, bucket in index._buckets.items()}
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,0 +1,67 @@
+"""The daemon's kept cluster follows the registry and the active jobs as a rebuild would."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from coordinator.core.jobstate import JobRecord, JobState
+from coordinator.core.nodestate import NodeState
+from coordinator.core.registry import NodeView, Registry
+from coordinator.core.snapshot import KeptCluster, cluster_snapshot
+from coordinator.core.tick import ResumeLatencies
+from coordinator.placement.model import Power
+from coordinator.placement.state import PLACEABLE
+from tests import factories
+from tests.factories import TS
+
+
+def running(job_id: str, node: str, cpus: int) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        argv=("sleep", "1"),
+        submitted_at=TS,
+        cpus=cpus,
+        state=JobState.RUNNING,
+        node=node,
+        started_at=TS,
+    )
+
+
+def test_the_kept_cluster_equals_a_rebuild_after_each_change():
+    known = NodeView(
+        name="old", state=NodeState.ONLINE, state_since=TS, hello=factories.hello("old")
+    )
+    registry = Registry(offline_after_s=30, nodes=[known])
+    latencies = ResumeLatencies()
+    kept = KeptCluster(registry, lambda name: latencies.estimate(name, 120.0))
+
+    def check(jobs: list[JobRecord]) -> None:
+        state = kept.sync(jobs, latencies.version)
+        for power in PLACEABLE:
+            state.index(power)  # kept from here on, updated in place
+        rebuilt = cluster_snapshot(
+            registry.nodes.values(), jobs, lambda name: latencies.estimate(name, 120.0)
+        )
+        assert sorted(state.snapshot().nodes, key=lambda n: n.name) == sorted(
+            rebuilt.nodes, key=lambda n: n.name
+        )
+        assert set(state.snapshot().allocations) == set(rebuilt.allocations)
+
+    check([])
+    assert list(kept.state.nodes) == ["old"]  # known before the kept cluster was made
+    registry.on_hello(factories.hello("new"), TS)
+    registry.on_status(factories.status("new"), TS)
+    check([running("j1", "new", 4)])
+    assert kept.state.free["new"].cpus == 28
+    registry.on_telemetry(factories.telemetry("new", ts=TS + 1), TS + 2)  # new utilisation
+    check([running("j1", "new", 4), running("j2", "old", 8)])
+    registry.mark("old", NodeState.ASLEEP, TS + 3)
+    check([running("j2", "old", 8)])  # j1 ended
+    assert kept.state.nodes["old"].power is Power.ASLEEP
+    assert kept.state.free["new"].cpus == 32
+    latencies.record("old", 300.0)  # a learned wake time moves every node's estimate
+    latencies.record("new", 300.0)
+    latencies.record("new", 300.0)
+    check([replace(running("j2", "old", 8), cpus=2)])
+    assert kept.state.nodes["old"].resume_latency_s == 300.0
+    assert kept.state.free["old"].cpus == 30
