@@ -64,6 +64,7 @@ class KeptCluster:
         self._changed = registry.watch()
         self._changed.update(registry.nodes)  # the nodes it knew before
         self._latency_version = -1
+        self.synced = False  # not before the first pass: until then the store knows more
 
     def sync(self, jobs: Iterable[JobRecord], latency_version: int) -> ClusterState:
         if latency_version != self._latency_version:
@@ -83,4 +84,9 @@ class KeptCluster:
         for job_id, alloc in allocations.items():
             if self.state.allocations.get(job_id) != alloc:
                 self.state.allocate(alloc)
+        self.synced = True
         return self.state
+
+    def ready(self) -> ClusterState | None:
+        """The state once a pass has brought it up to date, for readers (the API's pick)."""
+        return self.state if self.synced else None

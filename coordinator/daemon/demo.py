@@ -246,7 +246,8 @@ async def run_demo(
         loop.add_signal_handler(signum, stop.set)
     engine = open_store(config, migrate_empty=True)
     coordinator = build(config, engine, key=load_key(config))
-    http = http_server(config, engine, coordinator.parts.clock)
+    kept = coordinator.parts.dispatcher.cluster.ready
+    http = http_server(config, engine, coordinator.parts.clock, kept)
     agents: list[subprocess.Popen[bytes]] = []
     started = time.time()
     running = asyncio.create_task(run_with_http(coordinator, stop, http))

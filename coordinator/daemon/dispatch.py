@@ -133,6 +133,7 @@ class Dispatcher:
         return self._sender.unable
 
     async def _place(self, active: list[JobRecord], now: float) -> tuple[Plan, dict[str, Hold]]:
+        state = self.cluster.sync(active, self._latencies.version)  # kept current for readers
         if self.held is not None:
             if not self._held_logged:
                 log.error("not placing jobs: %s (`dormouse key generate`)", self.held)
@@ -141,7 +142,6 @@ class Dispatcher:
         pending = {
             j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
         }
-        state = self.cluster.sync(active, self._latencies.version)
         margin = self._latencies.fleet_estimate(self._default_resume_s)
         jobs = [j.as_job() for j in pending.values()]
         ready, held = self._holds.split(jobs, now, margin, lambda: fleet_of(state.snapshot()))

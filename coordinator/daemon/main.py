@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from coordinator.daemon.writer import Writer
 from coordinator.http.api import Api
 from coordinator.http.app import create_app
 from coordinator.http.server import HttpServer
+from coordinator.placement.state import ClusterState
 from coordinator.power.energy import EnergyMeter
 from coordinator.services import tariffs
 from coordinator.services.store import open_store, safe_url
@@ -141,7 +143,8 @@ async def serve(config: CoordinatorConfig) -> None:
         len(coordinator.parts.ingest.registry.nodes),
         safe_url(config.db_url),
     )
-    http = http_server(config, engine, coordinator.parts.clock)
+    kept = coordinator.parts.dispatcher.cluster.ready
+    http = http_server(config, engine, coordinator.parts.clock, kept)
     server = serve_metrics(config.metrics_listen, coordinator) if config.metrics_listen else None
     try:
         await run_with_http(coordinator, stop, http)
@@ -164,12 +167,17 @@ def serve_metrics(listen: str, coordinator: Coordinator) -> WSGIServer:
     return server
 
 
-def http_server(config: CoordinatorConfig, engine: sa.Engine, clock: Clock) -> HttpServer | None:
+def http_server(
+    config: CoordinatorConfig,
+    engine: sa.Engine,
+    clock: Clock,
+    kept: Callable[[], ClusterState | None] | None = None,
+) -> HttpServer | None:
     """The API and console when `[http] listen` is set: bound now, so a taken port or a bad
-    TLS pair stops `dormouse run` before it starts."""
+    TLS pair stops `dormouse run` before it starts. `kept` is the daemon's placement state."""
     if not config.http.listen:
         return None
-    return HttpServer(create_app(Api(engine, config, clock)), config.http)
+    return HttpServer(create_app(Api(engine, config, clock, kept=kept)), config.http)
 
 
 async def run_with_http(

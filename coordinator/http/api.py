@@ -18,7 +18,9 @@ from coordinator.core.series import SeriesQuery
 from coordinator.http import bodies
 from coordinator.http.bodies import Invalid
 from coordinator.http.cache import Fresh
-from coordinator.placement.pick import Picked
+from coordinator.placement.balance import Strategy
+from coordinator.placement.pick import Picked, pick_kept
+from coordinator.placement.state import ClusterState
 from coordinator.services import history as history_service
 from coordinator.services import jobs as jobs_service
 from coordinator.services import nodes as node_service
@@ -47,6 +49,7 @@ class Api:
     settings: CoordinatorConfig
     clock: Clock
     fleet_max_age_s: float = 1.0
+    kept: Callable[[], ClusterState | None] | None = None  # the daemon's placement state
     fleet: Fresh[Listing] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -205,17 +208,24 @@ async def get_status(api: Api, request: Request) -> JSONResponse:
 
 
 async def pick(api: Api, request: Request) -> JSONResponse:
+    """Least connections inside `dormouse run` reads the daemon's kept state, in its own
+    event loop (so never while a pass changes it); other strategies keep state in the store
+    (the round-robin cursor, affinity notes), and a process without a daemon reads the store."""
     ask = bodies.pick(await body_of(request))
-    picked = await run_in_threadpool(
-        lambda: jobs_service.pick(
-            api.engine,
-            ask.request,
-            strategy=ask.strategy,
-            key=ask.key,
-            balance_factor=api.settings.jobs.balance_factor,
-            now=api.clock.now(),
+    kept = api.kept() if api.kept is not None else None
+    if ask.strategy is Strategy.LEAST_CONNECTIONS and kept is not None:
+        picked: Picked | str = pick_kept(ask.request, kept)
+    else:
+        picked = await run_in_threadpool(
+            lambda: jobs_service.pick(
+                api.engine,
+                ask.request,
+                strategy=ask.strategy,
+                key=ask.key,
+                balance_factor=api.settings.jobs.balance_factor,
+                now=api.clock.now(),
+            )
         )
-    )
     if not isinstance(picked, Picked):
         return ok({"error": "no_node", "reason": picked}, 409)
     return ok(asdict(picked) | {"free_gpus": list(picked.free_gpus)})

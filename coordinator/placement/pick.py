@@ -16,7 +16,8 @@ from coordinator.placement.balance import BALANCE_FACTOR, Strategy
 from coordinator.placement.filters import rejection
 from coordinator.placement.model import ClusterSnapshot, Power, Request, free_capacity
 from coordinator.placement.score import least_connections
-from coordinator.placement.select import NodeIndex
+from coordinator.placement.select import NodeIndex, could_ever_take_any
+from coordinator.placement.state import ClusterState
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +127,39 @@ class Picker:
 
     def why_none(self, request: Request) -> str:
         """From node shapes, not node by node, so a refusal is as quick as an answer."""
-        if not len(self._fleet):
-            return "no nodes known"
-        if not self._fleet.could_ever_take(request):
-            return "no node in the fleet could ever take this request"
-        could = self._index.could_ever_take(request)
-        return f"no awake node has room now ({could} of {len(self._index)} awake could take it)"
+        known = len(self._fleet) > 0
+        return _why_none(request, known, self._fleet.could_ever_take(request) > 0, self._index)
 
 
 def pick(request: Request, cluster: ClusterSnapshot) -> Picked | str:
     return Picker(cluster).pick(request)
+
+
+def pick_kept(request: Request, state: ClusterState) -> Picked | str:
+    """Least connections read straight from a kept `ClusterState` (the running daemon's):
+    the first fit in its awake index, O(log n), nothing rebuilt; a refusal is said from the
+    shapes of its indexes, as `Picker.why_none` says it. The same answer as `pick` over the
+    state's snapshot (a property test checks it)."""
+    awake = state.index(Power.AWAKE)
+    with state.trial():  # a fresh pass: no refusal remembered from an earlier one
+        node = awake.first(request)
+    if node is None:
+        fleet = could_ever_take_any((state.index(p) for p in Power), request)
+        return _why_none(request, bool(state.nodes), fleet, awake)
+    free = state.free[node.name]
+    return Picked(
+        node.name,
+        least_connections(node, free),
+        free.jobs,
+        node.util_pct,
+        tuple(sorted(free.gpus)),
+    )
+
+
+def _why_none(request: Request, known: bool, fleet_could: bool, awake: NodeIndex) -> str:
+    if not known:
+        return "no nodes known"
+    if not fleet_could:
+        return "no node in the fleet could ever take this request"
+    could = awake.could_ever_take(request)
+    return f"no awake node has room now ({could} of {len(awake)} awake could take it)"

@@ -8,7 +8,8 @@ labels, deadlines) over a fleet half full of running jobs, on the kept `ClusterS
 (issue 15), against the peer in the same run: the same pass rebuilt from a snapshot (what
 every pass cost before). Then a pass with nothing changed (no job waits, no node
 changed), the cost of putting 100 changed nodes (new utilisation: each moves in the score
-order), and `pick` (p50/p99 of single requests against a built `Picker`, plus the build time). Up
+order), and `pick` (p50/p99 of single requests against a built `Picker`, plus the build time; and
+`pick_kept`, what the running daemon's API answers from its kept state, nothing built). Up
 to 1,000 nodes the definition (`select`: filter every node, then the lowest score, per
 job) is checked to place as many jobs.
 Goals (issue 15): 1,000 pending jobs over 100,000 nodes <= 100 ms per pass; a pass with
@@ -33,7 +34,7 @@ from coordinator.placement.model import (
     Request,
     free_capacity,
 )
-from coordinator.placement.pick import Picker
+from coordinator.placement.pick import Picker, pick_kept
 from coordinator.placement.queue import queue_order
 from coordinator.placement.scheduler import schedule
 from coordinator.placement.select import assign_gpus, select
@@ -134,7 +135,7 @@ def bench(count: int, job_count: int, rng: random.Random) -> None:
     idle_s, _ = timed(lambda: schedule([], state, 0.0), 5)  # type: ignore[arg-type]
     sample = rng.sample(cluster.nodes, 100)
     rounds = [[replace(n, util_pct=rng.random() * 100) for n in sample] for _ in range(5)]
-    put_s = min(timed(lambda r=r: put_all(state, r), 1)[0] for r in rounds)  # type: ignore[misc, arg-type]
+    put_s = min(timed(lambda r=r: put_all(state, r), 1)[0] for r in rounds)  # type: ignore[arg-type]
     line += f" | nothing-changed pass {idle_s * 1000:.3f} ms, 100 nodes put {put_s * 1000:.2f} ms"
     pick_build_s, picker = timed(lambda: Picker(cluster), 1)
     requests = [j.request for j in jobs(2000, rng)]
@@ -143,11 +144,21 @@ def bench(count: int, job_count: int, rng: random.Random) -> None:
         start = time.perf_counter()
         picker.pick(request)  # type: ignore[attr-defined]
         latencies.append(time.perf_counter() - start)
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1e6
-    p99 = latencies[int(len(latencies) * 0.99)] * 1e6
+    p50, p99 = quantiles_us(latencies)
     line += f" | pick p50 {p50:6.1f} us p99 {p99:7.1f} us (build {pick_build_s * 1000:.0f} ms)"
+    kept = []
+    for request in requests:
+        start = time.perf_counter()
+        pick_kept(request, state)  # type: ignore[arg-type]
+        kept.append(time.perf_counter() - start)
+    p50, p99 = quantiles_us(kept)
+    line += f" | pick from the kept state p50 {p50:6.1f} us p99 {p99:7.1f} us"
     print(line, flush=True)
+
+
+def quantiles_us(seconds: list[float]) -> tuple[float, float]:
+    seconds.sort()
+    return statistics.median(seconds) * 1e6, seconds[int(len(seconds) * 0.99)] * 1e6
 
 
 def put_all(state: ClusterState, changed: list[NodeSnapshot]) -> None:

@@ -17,6 +17,8 @@ from coordinator.core.registry import NodeView
 from coordinator.http.api import ENDPOINTS, Api
 from coordinator.http.app import create_app
 from coordinator.http.openapi import openapi_path
+from coordinator.placement.model import ClusterSnapshot
+from coordinator.placement.state import ClusterState
 from coordinator.services import tokens
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import nodes as node_rows
@@ -25,6 +27,7 @@ from coordinator.store.engine import create_engine, upgrade
 from coordinator.store.models import jobs as jobs_table
 from shared.clock import SystemClock
 from tests import factories
+from tests.unit.placement_support import node
 
 
 def seed(engine: sa.Engine) -> None:
@@ -167,6 +170,37 @@ def test_power_request_events_report_status_pick(service):
     assert picked.json()["node"] == "gpu-01"
     none = client.post("/api/v1/pick", json={"gpus": 8}, headers=auth(token["read"]))
     assert (none.status_code, none.json()["error"]) == (409, "no_node")
+
+
+def test_least_connections_pick_reads_the_daemons_kept_state(service, tmp_path):
+    """Inside `dormouse run` the API's least-connections pick answers from the kept placement
+    state (a node only that state knows is picked); before the first pass, and for the
+    strategies that keep state in the store, it reads the store."""
+    _, engine, token = service
+    state = ClusterState.of(ClusterSnapshot((node("kept-01", gpus=2),)))
+    kept: list[ClusterState | None] = [None]
+    settings = dataclasses.replace(CoordinatorConfig(), command_key_file=tmp_path / "no.key")
+    client = TestClient(create_app(Api(engine, settings, SystemClock(), kept=lambda: kept[0])))
+
+    def picked(body: dict) -> dict:
+        return client.post("/api/v1/pick", json=body, headers=auth(token["read"])).json()
+
+    assert picked({"gpus": 1})["node"] == "gpu-01"  # no pass yet: the store
+    kept[0] = state
+    assert picked({"gpus": 1}) == {
+        "node": "kept-01",
+        "connections": 0,
+        "jobs": 0,
+        "util_pct": 0.0,
+        "free_gpus": [0, 1],
+        "strategy": "least-connections",
+        "owner": None,
+        "spilled": None,
+    }
+    assert picked({"gpus": 1, "strategy": "round-robin"})["node"] == "gpu-01"
+    refused = picked({"gpus": 4})
+    assert refused["error"] == "no_node"
+    assert refused["reason"] == "no node in the fleet could ever take this request"
 
 
 def test_tokens_gate_reads_and_writes(service, db_url):
