@@ -140,9 +140,8 @@ def pick_kept(request: Request, state: ClusterState) -> Picked | str:
     the first fit in its awake index, O(log n), nothing rebuilt; a refusal is said from the
     shapes of its indexes, as `Picker.why_none` says it. The same answer as `pick` over the
     state's snapshot (a property test checks it)."""
-    awake = state.index(Power.AWAKE)
-    with state.trial():  # a fresh pass: no refusal remembered from an earlier one
-        node = awake.first(request)
+    awake = state.read_index(Power.AWAKE)
+    node = awake.first(request)
     if node is None:
         fleet = could_ever_take_any((state.index(p) for p in Power), request)
         return _why_none(request, bool(state.nodes), fleet, awake)

@@ -246,15 +246,16 @@ def could_ever_take_any(indexes: Iterable[NodeIndex], request: Request) -> bool:
     """Whether some node of these indexes could take the request if empty, judged per shape
     over all of them as `NodeIndex.could_ever_take` judges one (the shape's most CPUs and
     most memory): the fleet-wide refusal of a kept state, from its buckets, not its nodes."""
-    most: dict[tuple[Any, ...], tuple[_Bucket, int, int]] = {}
+    most_cpus: dict[tuple[Any, ...], int] = defaultdict(int)
+    most_mem_bytes: dict[tuple[Any, ...], int] = defaultdict(int)
     for index in indexes:
         for shape, bucket in index._buckets.items():
-            _, cpus, mem_bytes = most.get(shape, (bucket, 0, 0))
-            cpus = max(cpus, max(bucket.cpus, default=0))
-            most[shape] = (bucket, cpus, max(mem_bytes, max(bucket.mem_bytes, default=0)))
+            if bucket.could_hold(request):  # labels and GPUs first: most shapes stop here
+                most_cpus[shape] = max(most_cpus[shape], max(bucket.cpus, default=0))
+                most_mem_bytes[shape] = max(most_mem_bytes[shape], max(bucket.mem_bytes, default=0))
     return any(
-        bucket.could_hold(request) and cpus >= request.cpus and mem_bytes >= request.mem_bytes
-        for bucket, cpus, mem_bytes in most.values()
+        most_cpus[shape] >= request.cpus and most_mem_bytes[shape] >= request.mem_bytes
+        for shape in most_cpus
     )
 
 

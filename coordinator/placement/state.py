@@ -42,6 +42,8 @@ class ClusterState:
         self._on_node: dict[str, dict[str, Allocation]] = defaultdict(dict)
         self._indexes: dict[Power, NodeIndex] = {}
         self._in_pass = False
+        self._changes = 0  # counts changes: refusals remembered between passes hold until one
+        self._remembered_at = 0
 
     @classmethod
     def of(cls, cluster: ClusterSnapshot) -> ClusterState:
@@ -68,6 +70,7 @@ class ClusterState:
         old = self.nodes.get(node.name)
         if old == node:
             return
+        self._changes += 1
         if old is not None:
             self._unindex(old)
         self.nodes[node.name] = node
@@ -81,6 +84,7 @@ class ClusterState:
         """A node left the fleet; jobs allocated on it stay until released."""
         node = self.nodes.pop(name, None)
         if node is not None:
+            self._changes += 1
             self._unindex(node)
             del self.free[name]
 
@@ -88,6 +92,7 @@ class ClusterState:
         """A job was placed on a node (its resources are taken until `release`)."""
         if alloc.job_id in self.allocations:
             self.release(alloc.job_id)
+        self._changes += 1
         self.allocations[alloc.job_id] = alloc
         self._on_node[alloc.node][alloc.job_id] = alloc
         self._refresh(alloc.node)
@@ -97,6 +102,7 @@ class ClusterState:
         alloc = self.allocations.pop(job_id, None)
         if alloc is None:
             return
+        self._changes += 1
         on_node = self._on_node[alloc.node]
         del on_node[job_id]
         if not on_node:
@@ -108,6 +114,17 @@ class ClusterState:
         if not self._in_pass:
             raise RuntimeError("hold() outside trial()")
         return self.index(power).hold(node, request)
+
+    def read_index(self, power: Power) -> NodeIndex:
+        """An index for reads between passes (`pick`): the refusals it remembers hold while
+        nothing changed, and are forgotten at the first change (capacity may have freed)."""
+        if self._in_pass:
+            raise RuntimeError("read_index() inside a pass")
+        if self._changes != self._remembered_at:
+            for index in self._indexes.values():
+                index.new_pass()
+            self._remembered_at = self._changes
+        return self.index(power)
 
     @contextmanager
     def trial(self) -> Iterator[ClusterState]:
