@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -83,12 +85,13 @@ class Model:
 
 
 def apply(state: ClusterState, kind: str, what) -> None:
-    {
+    events: dict[str, Callable[[Any], None]] = {
         "put": state.put_node,
         "drop": state.drop_node,
         "allocate": state.allocate,
         "release": state.release,
-    }[kind](what)
+    }
+    events[kind](what)
 
 
 def orders(index: NodeIndex) -> dict:
