@@ -71,7 +71,7 @@ class _Bucket:
         held: dict[str, Free],
     ) -> tuple[Any, ...] | None:
         """The first node in score order that takes the request. Nodes held in this pass
-        are skipped in the kept order and met instead at their new keys (`moved`)."""
+        left the kept order and are met at their new keys (`moved`)."""
         if accept is None and any(covers(request, failed) for failed in self.failed):
             return None
 
@@ -90,7 +90,7 @@ class _Bucket:
                 if fits(moved[m]):
                     return moved[m]
                 m += 1
-            if key[-1] not in held and fits(key):
+            if fits(key):
                 return key
         for key in moved[m:]:
             if fits(key):
@@ -136,7 +136,13 @@ class NodeIndex:
         return (*score(node, self.free[node.name]), node.name)
 
     def new_pass(self) -> None:
-        """Forget the last pass: its refusals and what it held."""
+        """Forget the last pass: its refusals and what it held (held nodes go back to their
+        kept keys, which never changed: `free` is not touched by a pass)."""
+        for name in self._held:
+            key = self._key(self._nodes[name])
+            self._bucket_of[name].order.add(key)
+            if self._all is not None:
+                self._all.order.add(key)
         self._held.clear()
         for bucket in self._all_buckets():
             bucket.failed.clear()
@@ -147,14 +153,16 @@ class NodeIndex:
         return [*self._buckets.values(), *every]
 
     def hold(self, node: NodeSnapshot, request: Request) -> tuple[int, ...]:
-        """Take `request` on `node` for this pass only: the kept order and `free` stay as
-        they are, the node moves to its new key in its buckets' `moved` lists (a few nodes
-        a pass), and `new_pass` forgets it. Returns the GPU indices it gets."""
+        """Take `request` on `node` for this pass only: `free` stays as it is; the node
+        leaves the kept orders (once a pass) for its new key in its buckets' `moved` lists,
+        and `new_pass` puts it back. Returns the GPU indices it gets."""
         name = node.name
         buckets = [self._bucket_of[name], *([] if self._all is None else [self._all])]
         before = self._held.get(name)
-        if before is not None:
-            for bucket in buckets:
+        for bucket in buckets:
+            if before is None:
+                bucket.order.remove(self._key(node))
+            else:
                 bucket.moved.remove((*score(node, before), name))
         room = before or self.free[name]
         gpus = assign_gpus(room, request.gpus)
