@@ -8,6 +8,7 @@ changed node re-sorts only that node, and the first feasible node in order is th
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,7 +17,7 @@ from sortedcontainers import SortedList
 
 from coordinator.placement.filters import rejection
 from coordinator.placement.model import Free, NodeSnapshot, Request
-from coordinator.placement.score import score
+from coordinator.placement.score import SCORERS, score
 
 
 def select(
@@ -76,24 +77,13 @@ class _Bucket:
             return None
 
         cpus, mem_bytes, gpus = request.cpus, request.mem_bytes, request.gpus
-
-        def fits(key: tuple[Any, ...]) -> bool:
+        keys = heapq.merge(self.order, self.moved) if self.moved else self.order
+        for key in keys:
             room = held.get(key[-1]) or free[key[-1]]
             if room.cpus < cpus or room.mem_bytes < mem_bytes or len(room.gpus) < gpus:
-                return False  # the common refusals, before the full filter chain
+                continue  # the common refusals, before the full filter chain
             node = nodes[key[-1]]
-            return rejection(request, node, room) is None and (accept is None or accept(node))
-
-        moved, m = self.moved, 0
-        for key in self.order:
-            while m < len(moved) and moved[m] < key:
-                if fits(moved[m]):
-                    return moved[m]
-                m += 1
-            if fits(key):
-                return key
-        for key in moved[m:]:
-            if fits(key):
+            if rejection(request, node, room) is None and (accept is None or accept(node)):
                 return key
         if accept is None:
             self.failed.append(request)
@@ -133,7 +123,8 @@ class NodeIndex:
         return name in self._nodes
 
     def _key(self, node: NodeSnapshot) -> tuple[Any, ...]:
-        return (*score(node, self.free[node.name]), node.name)
+        free = self.free[node.name]
+        return (*[scorer(node, free) for scorer in SCORERS], node.name)
 
     def new_pass(self) -> None:
         """Forget the last pass: its refusals and what it held (held nodes go back to their

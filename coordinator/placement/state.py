@@ -120,27 +120,31 @@ class ClusterState:
         nothing changed, and are forgotten at the first change (capacity may have freed)."""
         if self._in_pass:
             raise RuntimeError("read_index() inside a pass")
-        if self._changes != self._remembered_at:
-            for index in self._indexes.values():
-                index.new_pass()
-            self._remembered_at = self._changes
+        self._forget_stale_refusals()
         return self.index(power)
 
     @contextmanager
     def trial(self) -> Iterator[ClusterState]:
-        """A pass: what it holds lives in the indexes' pass overlay, forgotten when it ends
-        (the kept free map and orders are never touched by a pass)."""
+        """A pass: what it holds lives in the indexes' pass overlay (a held node leaves its
+        kept order for the pass), all given back when it ends; the free map is untouched."""
         if self._in_pass:
             raise RuntimeError("a trial is already open")
         self._in_pass = True
-        for index in self._indexes.values():
-            index.new_pass()
+        self._forget_stale_refusals()
         try:
             yield self
         finally:
             self._in_pass = False
             for index in self._indexes.values():
                 index.new_pass()
+            self._remembered_at = self._changes
+
+    def _forget_stale_refusals(self) -> None:
+        """Refusals remembered by reads hold until the state changes (capacity may free)."""
+        if self._changes != self._remembered_at:
+            for index in self._indexes.values():
+                index.new_pass()
+            self._remembered_at = self._changes
 
     def _free_of(self, node: NodeSnapshot) -> Free:
         """Capacity minus the node's allocations: what a rebuild would compute."""

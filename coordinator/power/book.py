@@ -172,6 +172,10 @@ class PowerBook:
             budget -= 1
         return actions
 
+    def waking(self) -> list[str]:
+        """The nodes waking now (their resume timeouts run)."""
+        return [name for _, name in self._waking]
+
     def next_due(self, now: float, wakes_wanted: bool, recent: Sequence[float]) -> float | None:
         """The next time the policy could decide otherwise with nothing else happening: an
         idle node's timers, a waking node's timeout, the rate limit, a wanted wake."""

@@ -272,17 +272,26 @@ class Simulation:
             if node.wake_id != wake_id:
                 return 0
             if node.state is NodeState.WAKING:
-                self._latencies.record(name, now - woken_at, node.kind.name)
+                self._learn(name, now - woken_at, node.kind.name)
                 node.set_state(NodeState.ONLINE, now)
                 node.idle_since = now
             elif node.state is NodeState.FAILED:  # back after all: learn how slow it is
-                self._latencies.record(name, now - woken_at, node.kind.name)
+                self._learn(name, now - woken_at, node.kind.name)
                 self.outcome.wrongly_failed += 1
         elif kind == CLEAR:
             node = self._by_name[data]
             if node.state is NodeState.FAILED:
                 node.set_state(NodeState.ASLEEP, now)
         return 0
+
+    def _learn(self, name: str, seconds: float, shape: str) -> None:
+        """A wake time measured: the nodes waking now get their timeouts from the new
+        figures, as the daemon's power loop gives them (other nodes' estimates move when
+        they next change)."""
+        self._latencies.record(name, seconds, shape)
+        for waking in self._book.waking():
+            self._by_name[waking].power = None
+            self._power_dirty[waking] = None
 
     def _finish(self, data: tuple[str, int], now: float) -> None:
         task_id, index = data

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from coordinator.placement.model import ClusterSnapshot, Power, free_capacity
 from coordinator.placement.pick import pick, pick_kept
 from coordinator.placement.scheduler import schedule
-from coordinator.placement.select import NodeIndex
+from coordinator.placement.select import NodeIndex, select
 from coordinator.placement.state import PLACEABLE, ClusterState
 from tests.unit.placement_support import alloc, job, node
 
@@ -115,8 +115,12 @@ def test_kept_state_equals_a_rebuild_after_every_event(run):
         before = dict(state.free)
         assert schedule(queue, state, 100.0) == schedule(queue, model.snapshot(), 100.0)
         assert state.free == before  # the pass gave back everything it held
+        awake = [n for n in model.nodes.values() if n.power is Power.AWAKE]
         for request in (j.request for j in queue):  # the daemon's pick reads the kept state
             assert pick_kept(request, state) == pick(request, model.snapshot())
+            chosen = select(request, awake, free_capacity(model.snapshot()))  # the definition
+            kept = state.read_index(Power.AWAKE).first(request)
+            assert (kept and kept.name) == (chosen and chosen.name)
 
 
 def test_a_pass_leaves_the_kept_state_as_it_found_it():
