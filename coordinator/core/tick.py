@@ -153,9 +153,11 @@ class ResumeLatencies:
         self._fleet: deque[float] = deque(maxlen=POOL_SAMPLES)
         self._shapes: dict[str, str] = {}
         self.version = 0  # counts records: every node's estimate may move with a pool
+        self._quantiles: dict[tuple[int, float], float | None] = {}  # (pool, q): until a record
 
     def record(self, node: str, seconds: float, shape: str | None = None) -> None:
         self.version += 1
+        self._quantiles.clear()
         self._by_node[node].append(seconds)
         self._fleet.append(seconds)
         shape = shape or self._shapes.get(node)
@@ -172,7 +174,12 @@ class ResumeLatencies:
         return ()
 
     def quantile(self, node: str, q: float, shape: str | None = None) -> float | None:
-        return quantile(self.seen(node, shape), q)
+        """Kept per pool until the next record: a pass asks it of many nodes alike."""
+        pool = self.seen(node, shape)
+        key = (id(pool), q)
+        if key not in self._quantiles:
+            self._quantiles[key] = quantile(pool, q)
+        return self._quantiles[key]
 
     def fleet_estimate(self, default_s: float) -> float:
         """The fleet's p95 wake time: the margin for a job that may land on any node."""

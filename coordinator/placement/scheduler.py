@@ -67,7 +67,7 @@ def _plan(jobs: list[Job], state: ClusterState, now: float) -> Plan:
     no_room: list[Request] = []  # found no node at all in this pass: free only shrinks in it
     awake = state.index(Power.AWAKE)
     for job in queue_order(jobs):
-        if any(covers(job.request, smaller) for smaller in no_room):
+        if no_room and any(covers(job.request, smaller) for smaller in no_room):
             waiting.append(Waiting(job.id, NO_ROOM))
             continue
         node = awake.first(job.request)

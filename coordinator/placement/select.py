@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -34,12 +34,54 @@ def assign_gpus(free: Free, count: int) -> tuple[int, ...]:
     return tuple(sorted(free.gpus)[:count])
 
 
+SMALL = 1024  # an order this long or shorter is a plain list: C bisect beats SortedList's
+
+
+class _Order:
+    """Keys in sorted order: a plain list while small (most buckets, and the waking and
+    asleep indexes), a `SortedList` (O(log n) inserts) once past `SMALL`."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: list[tuple[Any, ...]] | SortedList[tuple[Any, ...]] = []
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: tuple[Any, ...]) -> None:
+        keys = self._keys
+        if isinstance(keys, SortedList):
+            keys.add(key)
+        else:
+            bisect.insort(keys, key)
+            if len(keys) > SMALL:
+                self._keys = SortedList(keys)
+
+    def remove(self, key: tuple[Any, ...]) -> None:
+        keys = self._keys
+        if isinstance(keys, SortedList):
+            keys.remove(key)
+            return
+        at = bisect.bisect_left(keys, key)
+        if at == len(keys) or keys[at] != key:
+            raise ValueError(f"{key!r} not in the order")
+        del keys[at]
+
+    def update(self, keys: Iterable[tuple[Any, ...]]) -> None:
+        merged = sorted([*self._keys, *keys])
+        self._keys = merged if len(merged) <= SMALL else SortedList(merged)
+
+
 class _Bucket:
     """Nodes of one shape (label set, GPU count) in score order, kept across passes."""
 
     def __init__(self, labels: dict[str, str], gpus: int) -> None:
         self.labels, self.gpus = labels, gpus
-        self.order: SortedList[tuple[Any, ...]] = SortedList()
+        self.order = _Order()
         self.cpus: Counter[int] = Counter()  # whole capacities, for `could_ever_take`
         self.mem_bytes: Counter[int] = Counter()
         self.failed: list[Request] = []  # free only shrinks in a pass: no bigger ask can fit
@@ -73,7 +115,7 @@ class _Bucket:
     ) -> tuple[Any, ...] | None:
         """The first node in score order that takes the request. Nodes held in this pass
         left the kept order and are met at their new keys (`moved`)."""
-        if accept is None and any(covers(request, failed) for failed in self.failed):
+        if accept is None and self.failed and any(covers(request, f) for f in self.failed):
             return None
 
         cpus, mem_bytes, gpus = request.cpus, request.mem_bytes, request.gpus

@@ -290,8 +290,11 @@ class Simulation:
         they next change)."""
         self._latencies.record(name, seconds, shape)
         for waking in self._book.waking():
-            self._by_name[waking].power = None
-            self._power_dirty[waking] = None
+            node = self._by_name[waking]
+            p95 = self._latencies.quantile(waking, 0.95, node.kind.name)
+            if node.power is not None and node.power.resume_p95_s != p95:
+                node.power = None
+                self._power_dirty[waking] = None
 
     def _finish(self, data: tuple[str, int], now: float) -> None:
         task_id, index = data
@@ -325,7 +328,7 @@ class Simulation:
         if not self._policy.sleep:
             return
         self._sync_power(now)
-        waiting = [self._pending[w.job_id][0].request for w in plan.waiting]
+        waiting = _Waiting(self._pending, plan)
         wanted = wake_reasons(plan)
         recent = recent_sleeps(self._sleeps, now)
         is_wanted = partial(self._wanted, waiting)
@@ -338,7 +341,9 @@ class Simulation:
             powers = tuple(self._recorded_power(n, waiting) for n in self.nodes)
             self._record(Step(now, jobs, cluster, plan, powers, wanted, recent, actions))
         self._sync_power(now)  # the actions' nodes, for the next tick's timers
-        self._next_tick(now, bool(wanted))
+        if any(a.kind == "sleep" for a in actions):
+            recent = recent_sleeps(self._sleeps, now)  # this pass's sleeps count too
+        self._next_tick(now, bool(wanted), recent)
 
     def _sync_power(self, now: float) -> None:
         for name in self._power_dirty:
@@ -449,10 +454,10 @@ class Simulation:
             node.idle_since = node.power.idle_since
         return node.power
 
-    def _wanted(self, waiting: list[Request], power: NodePower) -> bool:
-        return wanted_by(waiting, self._snapshot(self._by_name[power.name]))
+    def _wanted(self, waiting: _Waiting, power: NodePower) -> bool:
+        return wanted_by(waiting.requests(), self._snapshot(self._by_name[power.name]))
 
-    def _recorded_power(self, node: SimNode, waiting: list[Request]) -> NodePower:
+    def _recorded_power(self, node: SimNode, waiting: _Waiting) -> NodePower:
         """What the pass saw of a node, `wanted` filled in where it could matter (a test
         replays `decide` over these)."""
         power = self._book.nodes[node.name]
@@ -482,15 +487,29 @@ class Simulation:
             self.outcome.failures += 1
             self._push(now + self._clear_after_s, CLEAR, node.name)
 
-    def _next_tick(self, now: float, wakes_wanted: bool) -> None:
+    def _next_tick(self, now: float, wakes_wanted: bool, recent: tuple[float, ...]) -> None:
         """The next time the power policy could decide otherwise with nothing else happening
-        (`PowerBook.next_due`, with this pass's sleeps counted); one tick is pending at a
+        (`PowerBook.next_due`, with this pass's sleeps in `recent`); one tick is pending at a
         time, the earliest."""
-        later = self._book.next_due(now, wakes_wanted, recent_sleeps(self._sleeps, now))
+        later = self._book.next_due(now, wakes_wanted, recent)
         if (later is not None and later < self._tick_at) or self._tick_at <= now:
             self._tick_at = math.inf if later is None else later
             if self._tick_at < math.inf:
                 self._push(self._tick_at, TICK, None)
+
+
+class _Waiting:
+    """The requests of the jobs a plan left waiting, listed only if a node due to sleep asks
+    (most passes sleep nothing)."""
+
+    def __init__(self, pending: dict[str, tuple[Job, int]], plan: Plan) -> None:
+        self._pending, self._plan = pending, plan
+        self._requests: list[Request] | None = None
+
+    def requests(self) -> list[Request]:
+        if self._requests is None:
+            self._requests = [self._pending[w.job_id][0].request for w in self._plan.waiting]
+        return self._requests
 
 
 def _parts(job: TraceJob, largest_gpus: int) -> int:
