@@ -89,6 +89,13 @@ def parse_fraction(value: Any) -> float:
     return number
 
 
+def parse_forecast_alpha(value: Any) -> float:
+    number = parse_factor(value)
+    if not 0 < number <= 1:
+        raise ValueError(f"expected a weight over 0, at most 1, got {value!r}")
+    return number
+
+
 def parse_balance_factor(value: Any) -> float:
     number = parse_factor(value)
     if number < 1:
@@ -161,6 +168,15 @@ class Power:
     gpu_idle_pct: float = setting(5.0, parse_pct, "GPU utilisation under which a node is idle")
     min_awake: int = setting(1, parse_count0, "never fewer awake nodes than this")
     spare_gpus: int = setting(0, parse_count0, "free GPUs kept awake for new work")
+    spare: str = setting(
+        "fixed",
+        parse_choice("fixed", "forecast"),
+        "spare_gpus as set (fixed), or sized from forecast demand x wake time (forecast)",
+    )
+    spare_max_gpus: int = setting(16, parse_count0, "with spare = forecast: at most this many")
+    forecast_alpha: float = setting(
+        0.5, parse_forecast_alpha, "with spare = forecast: the newest week's weight, 0 to 1"
+    )
     min_awake_time: float = setting(
         600.0, parse_positive_seconds, "a node stays up at least this long before sleeping"
     )
@@ -198,6 +214,9 @@ class Power:
             gpu_idle_pct=self.gpu_idle_pct,
             min_awake=self.min_awake,
             spare_gpus=self.spare_gpus,
+            spare=self.spare,
+            spare_max_gpus=self.spare_max_gpus,
+            forecast_alpha=self.forecast_alpha,
             min_awake_time_s=self.min_awake_time,
             min_asleep_time_s=self.min_asleep_time,
             max_sleeps_per_min=self.max_sleeps_per_min,

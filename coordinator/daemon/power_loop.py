@@ -29,9 +29,11 @@ from coordinator.daemon.commands import Sender
 from coordinator.daemon.dispatch import JobsPass
 from coordinator.placement.model import Request
 from coordinator.power.book import PowerBook
+from coordinator.power.forecast import DemandForecast
 from coordinator.power.policy import Action, NodePower, manual_refusal
 from coordinator.services import jobs as jobs_service
 from coordinator.settings import Power
+from coordinator.store import jobs as job_rows
 from coordinator.store import picks as pick_rows
 from coordinator.store import power as power_rows
 from coordinator.store.power import PowerEvent, PowerRequest
@@ -39,6 +41,7 @@ from shared.messages import Event, Sleep
 
 log = logging.getLogger(__name__)
 REQUEST_TTL_S = 60.0
+FORECAST_HISTORY_S = 4 * 7 * 86400.0  # weeks of submissions the forecast starts from
 ANSWERS = {  # an agent's answer to a sleep, as the operator's request outcome
     "sleep_ack": "done: the agent is going to sleep ({})",
     "sleep_refused": "refused by the agent: {}",
@@ -73,6 +76,9 @@ class PowerLoop:
         self._changed.update(registry.nodes)
         self._usage: dict[str, tuple[int, int, float | None]] = {}  # jobs, GPUs, last call
         self._latency_version = -1
+        forecast = self._policy.spare == "forecast"
+        self._forecast = DemandForecast(self._policy.forecast_alpha) if forecast else None
+        self._forecast_seen: float | None = None  # submissions up to here are in the forecast
 
     async def tick(self, now: float, jobs: JobsPass) -> None:
         if not self._loaded:
@@ -87,7 +93,8 @@ class PowerLoop:
         recent = tick.recent_sleeps(self._sleeps, now)
         requests = self._waiting_requests(jobs)
         is_wanted = partial(self._wanted, requests)
-        for action in self._book.decide(wanted, now, recent, is_wanted):
+        spare = await self._forecast_spare(now)
+        for action in self._book.decide(wanted, now, recent, is_wanted, spare):
             await self._carry_out(action, now)
         await asyncio.to_thread(self._flush)
 
@@ -210,6 +217,28 @@ class PowerLoop:
                 last_call_at=last_call,
             )
             self._book.put(self._one(view, now, node_usage))
+
+    async def _forecast_spare(self, now: float) -> int | None:
+        """With `spare = "forecast"`: learn the jobs submitted since the last pass (the last
+        `FORECAST_HISTORY_S` at start), and size the spare pool from the forecast."""
+        forecast = self._forecast
+        if forecast is None:
+            return None
+        since = self._forecast_seen
+        if since is None:
+            since = now - FORECAST_HISTORY_S
+        submitted = await asyncio.to_thread(self._submitted_since, since)
+        for ts, gpus in submitted:
+            forecast.observe(ts, gpus)
+        forecast.advance(now)
+        self._forecast_seen = max([since, *(ts for ts, _ in submitted)])
+        wake_s = self._latencies.fleet_estimate(self._config.resume_latency)
+        policy = self._policy
+        return forecast.spare_gpus(now, wake_s, least=policy.spare_gpus, most=policy.spare_max_gpus)
+
+    def _submitted_since(self, since: float) -> list[tuple[float, int]]:
+        with self._engine.connect() as conn:
+            return job_rows.submitted_since(conn, since)
 
     @staticmethod
     def _waiting_requests(jobs: JobsPass) -> list[Request]:

@@ -95,16 +95,21 @@ class PowerBook:
         now: float,
         recent_sleeps: Sequence[float] = (),
         is_wanted: Callable[[NodePower], bool] | None = None,
+        spare_gpus: int | None = None,
     ) -> list[Action]:
         """`policy.decide` over every node in the book. `is_wanted` says whether a pending
         job could run on a node (the book's own `wanted` is read when it is None); it is asked
-        only of nodes due to sleep, longest idle first, until the rate limit is reached."""
+        only of nodes due to sleep, longest idle first, until the rate limit is reached.
+        `spare_gpus` replaces the policy's for this pass (a forecast's)."""
         actions = self._failures(now)
         failed = {a.node for a in actions}
         actions += self._wakes(wanted, failed, now)
         if self.policy.sleep_idle:
             woken = [self.nodes[a.node] for a in actions if a.kind == "wake"]
-            actions += self._sleeps(now, recent_sleeps, failed, woken, is_wanted)
+            spare = self.policy.spare_gpus if spare_gpus is None else spare_gpus
+            actions += self._sleeps(
+                now, recent_sleeps, failed, woken, is_wanted=is_wanted, spare_gpus=spare
+            )
         return actions
 
     def _due(self, timers: SortedList[Timer], now: float) -> list[NodePower]:
@@ -139,7 +144,9 @@ class PowerBook:
         recent_sleeps: Sequence[float],
         failed: set[str],
         woken: Sequence[NodePower],
+        *,
         is_wanted: Callable[[NodePower], bool] | None,
+        spare_gpus: int,
     ) -> list[Action]:
         """Longest idle first, while the rate limit and the floor allow (`policy.sleeps`)."""
         policy = self.policy
@@ -161,7 +168,7 @@ class PowerBook:
                 continue
             if awake - 1 < policy.min_awake:
                 continue
-            if policy.spare_gpus and free_gpus - node.free_gpus < policy.spare_gpus:
+            if spare_gpus and free_gpus - node.free_gpus < spare_gpus:
                 continue
             if is_wanted is not None and is_wanted(node):  # the dearest check, asked last
                 continue

@@ -24,7 +24,10 @@ class PowerPolicy:
     cpu_idle_pct: float = 10.0
     gpu_idle_pct: float = 5.0
     min_awake: int = 1
-    spare_gpus: int = 0
+    spare_gpus: int = 0  # with spare = "forecast": the least kept free
+    spare: str = "fixed"  # or "forecast": free GPUs sized from demand (power.forecast)
+    spare_max_gpus: int = 16  # the most a forecast keeps free
+    forecast_alpha: float = 0.5  # the newest week's weight in the forecast
     min_awake_time_s: float = 600.0
     min_asleep_time_s: float = 300.0
     max_sleeps_per_min: int = 2

@@ -45,6 +45,7 @@ from coordinator.placement.state import ClusterState
 from coordinator.power.book import PowerBook
 from coordinator.power.defer import DeferPolicy, Holds, fleet_of
 from coordinator.power.energy import J_PER_KWH
+from coordinator.power.forecast import DemandForecast
 from coordinator.power.policy import Action, NodePower, PowerPolicy, WakeWanted
 from coordinator.power.tariff import Rate
 from coordinator.sim.fleet import NodeType
@@ -204,6 +205,8 @@ class Simulation:
         self._power_dirty: dict[str, None] = {}
         self._cluster = ClusterState()
         self._book = PowerBook(self._power)
+        forecast = self._power.spare == "forecast"
+        self._forecast = DemandForecast(self._power.forecast_alpha) if forecast else None
         for node in self.nodes:
             node.tariff, node.carbon = tariff, carbon
             node.on_change = self._changed
@@ -260,6 +263,8 @@ class Simulation:
         """Apply one event; returns 1 when a job was submitted (for progress)."""
         if kind == SUBMIT:
             run = self.runs[data]
+            if self._forecast is not None:
+                self._forecast.observe(now, run.trace.gpus)
             for part in range(run.parts):
                 job = _job(run.trace, run.parts, part, fifo=self._policy.fifo)
                 self._pending[job.id] = (job, data)
@@ -332,7 +337,7 @@ class Simulation:
         wanted = wake_reasons(plan)
         recent = recent_sleeps(self._sleeps, now)
         is_wanted = partial(self._wanted, waiting)
-        actions = tuple(self._book.decide(wanted, now, recent, is_wanted))
+        actions = tuple(self._book.decide(wanted, now, recent, is_wanted, self._spare(now)))
         for action in actions:
             self._act(action, now)
         if any(a.kind == "fail" for a in actions):  # plan again without it, as the next pass would
@@ -344,6 +349,16 @@ class Simulation:
         if any(a.kind == "sleep" for a in actions):
             recent = recent_sleeps(self._sleeps, now)  # this pass's sleeps count too
         self._next_tick(now, bool(wanted), recent)
+
+    def _spare(self, now: float) -> int | None:
+        """With `spare = "forecast"`: the free GPUs to keep awake now (else the policy's)."""
+        if self._forecast is None:
+            return None
+        power = self._power
+        wake_s = self._latencies.fleet_estimate(self._default_resume_s)
+        return self._forecast.spare_gpus(
+            now, wake_s, least=power.spare_gpus, most=power.spare_max_gpus
+        )
 
     def _sync_power(self, now: float) -> None:
         for name in self._power_dirty:

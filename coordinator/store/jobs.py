@@ -64,6 +64,17 @@ def insert(conn: sa.Connection, job: JobRecord, now: float) -> None:
     log_event(conn, job.id, ts=now, kind="submitted", node=None, detail=" ".join(job.argv))
 
 
+def submitted_since(conn: sa.Connection, since: float) -> list[tuple[float, int]]:
+    """(submitted_at, GPUs asked) of the jobs submitted after `since`, oldest first: what
+    the spare-pool forecast learns from."""
+    query = (
+        sa.select(jobs.c.submitted_at, jobs.c.gpus)
+        .where(jobs.c.submitted_at > since)
+        .order_by(jobs.c.submitted_at)
+    )
+    return [(float(ts), int(gpus)) for ts, gpus in conn.execute(query)]
+
+
 def get(conn: sa.Connection, job_id: str) -> JobRecord | None:
     row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
     return None if row is None else _record(row)
