@@ -93,8 +93,8 @@ class PowerLoop:
         recent = tick.recent_sleeps(self._sleeps, now)
         requests = self._waiting_requests(jobs)
         is_wanted = partial(self._wanted, requests)
-        spare = await self._forecast_spare(now)
-        for action in self._book.decide(wanted, now, recent, is_wanted, spare):
+        pool = await self._forecast_pool(now)
+        for action in self._book.decide(wanted, now, recent, is_wanted, pool=pool):
             await self._carry_out(action, now)
         await asyncio.to_thread(self._flush)
 
@@ -218,7 +218,7 @@ class PowerLoop:
             )
             self._book.put(self._one(view, now, node_usage))
 
-    async def _forecast_spare(self, now: float) -> int | None:
+    async def _forecast_pool(self, now: float) -> int | None:
         """With `spare = "forecast"`: learn the jobs submitted since the last pass (the last
         `FORECAST_HISTORY_S` at start), and size the spare pool from the forecast."""
         forecast = self._forecast

@@ -24,6 +24,7 @@ from coordinator.power.policy import (
     WakeWanted,
     counts_awake,
     first_reason,
+    pool_order,
     resume_timeout,
     wake_refusal,
 )
@@ -95,18 +96,20 @@ class PowerBook:
         now: float,
         recent_sleeps: Sequence[float] = (),
         is_wanted: Callable[[NodePower], bool] | None = None,
-        spare_gpus: int | None = None,
+        pool: int | None = None,
     ) -> list[Action]:
         """`policy.decide` over every node in the book. `is_wanted` says whether a pending
         job could run on a node (the book's own `wanted` is read when it is None); it is asked
         only of nodes due to sleep, longest idle first, until the rate limit is reached.
-        `spare_gpus` replaces the policy's for this pass (a forecast's)."""
+        `pool`: a forecast spare pool, as `policy.decide` takes it."""
         actions = self._failures(now)
         failed = {a.node for a in actions}
         actions += self._wakes(wanted, failed, now)
+        if pool is not None:
+            actions += self._pool_wakes(pool, failed, actions, now)
         if self.policy.sleep_idle:
             woken = [self.nodes[a.node] for a in actions if a.kind == "wake"]
-            spare = self.policy.spare_gpus if spare_gpus is None else spare_gpus
+            spare = self.policy.spare_gpus if pool is None else pool
             actions += self._sleeps(
                 now, recent_sleeps, failed, woken, is_wanted=is_wanted, spare_gpus=spare
             )
@@ -137,6 +140,28 @@ class PowerBook:
             if wake_refusal(node, self.policy, now) is None:
                 actions.append(Action("wake", node.name, want.reason))
         return actions
+
+    def _pool_wakes(
+        self, pool: int, failed: set[str], actions: list[Action], now: float
+    ) -> list[Action]:
+        """`policy.pool_wakes`: asleep nodes are read only when the pool falls short."""
+        woken = [self.nodes[a.node] for a in actions if a.kind == "wake"]
+        free = self.awake_free_gpus - sum(self.nodes[n].free_gpus for n in failed)
+        free += sum(n.free_gpus for n in woken)
+        if free >= pool:
+            return []
+        taken = {n.name for n in woken}
+        asleep = [self.nodes[name] for _, name in self._asleep]
+        candidates = sorted((n for n in asleep if n.gpus and n.name not in taken), key=pool_order)
+        found: list[Action] = []
+        for node in candidates:
+            if free >= pool:
+                break
+            if wake_refusal(node, self.policy, now) is None:
+                why = f"spare pool: {pool} free GPU(s) forecast, {free} awake"
+                found.append(Action("wake", node.name, why))
+                free += node.free_gpus
+        return found
 
     def _sleeps(
         self,

@@ -67,8 +67,25 @@ class DemandForecast:
         seen = [v for v in self.profile if v is not None]
         return sum(seen) / len(seen) if seen else 0.0
 
+    def expected(self, start: float, seconds: float) -> float:
+        """GPUs expected to be asked for from `start` for `seconds` (hour by hour)."""
+        total, at, end = 0.0, start, start + max(0.0, seconds)
+        while at < end:
+            hour_end = min(end, (math.floor(at / HOUR_S) + 1) * HOUR_S)
+            total += self.gpus_per_hour(at) * (hour_end - at) / HOUR_S
+            at = hour_end
+        return total
+
+    @staticmethod
+    def next_change(ts: float, wake_s: float) -> float:
+        """The next time after `ts` the pool's window (`ts` to `ts + wake_s`) starts in
+        another hour, or reaches a second into the next (so that hour counts), when its
+        target may move (a simulator ticks then; the daemon passes every second anyway)."""
+        start = (math.floor(ts / HOUR_S) + 1) * HOUR_S
+        end = (math.floor((ts + wake_s) / HOUR_S) + 1) * HOUR_S - wake_s + 1.0
+        return min(start, end if end > ts else end + HOUR_S)
+
     def spare_gpus(self, ts: float, wake_s: float, *, least: int, most: int) -> int:
         """Free GPUs to keep awake at `ts`: what is expected to be asked for while a node
-        wakes, within [least, most]."""
-        expected = self.gpus_per_hour(ts) * wake_s / HOUR_S
-        return max(least, min(most, math.ceil(expected)))
+        wakes (from now to now + `wake_s`), within [least, most]."""
+        return max(least, min(most, math.ceil(self.expected(ts, wake_s) - 1e-9)))

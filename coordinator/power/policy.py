@@ -188,19 +188,51 @@ def decide(
     policy: PowerPolicy,
     now: float,
     recent_sleeps: Sequence[float] = (),
+    *,
+    pool: int | None = None,
 ) -> list[Action]:
-    """This tick's actions: failures first, then wakes placement asked for, then sleeps.
+    """This tick's actions: failures first, then wakes placement asked for, then wakes
+    that build a forecast spare pool, then sleeps.
 
-    `recent_sleeps` are the times of sleeps sent before (for `max_sleeps_per_min`).
+    `recent_sleeps` are the times of sleeps sent before (for `max_sleeps_per_min`). `pool`
+    (with `spare = "forecast"`): the free GPUs to have awake now; asleep nodes are woken
+    to reach it, and it replaces `spare_gpus` in the floor.
     """
     actions = failures(nodes, policy, now)
     failed = {a.node for a in actions}
     nodes = [replace(n, state=NodeState.FAILED) if n.name in failed else n for n in nodes]
     actions += wakes(nodes, wanted, policy, now)
+    if pool is not None:
+        woken = {a.node for a in actions if a.kind == "wake"}
+        nodes = [replace(n, state=NodeState.WAKING) if n.name in woken else n for n in nodes]
+        actions += pool_wakes(nodes, pool, policy, now)
+        policy = replace(policy, spare_gpus=pool)
     woken = {a.node for a in actions if a.kind == "wake"}
     nodes = [replace(n, state=NodeState.WAKING) if n.name in woken else n for n in nodes]
     if policy.sleep_idle:
         actions += sleeps(nodes, policy, now, recent_sleeps)
+    return actions
+
+
+def pool_order(node: NodePower) -> tuple[bool, float, str]:
+    """Which asleep node a spare pool wakes first: the fastest to wake (learned), then name."""
+    return (node.resume_p95_s is None, node.resume_p95_s or 0.0, node.name)
+
+
+def pool_wakes(
+    nodes: Sequence[NodePower], pool: int, policy: PowerPolicy, now: float
+) -> list[Action]:
+    """Asleep nodes with GPUs woken, fastest first, until `pool` free GPUs are awake or
+    waking (`nodes` already shows this pass's wakes as waking)."""
+    free = sum(n.free_gpus for n in nodes if counts_awake(n))
+    actions: list[Action] = []
+    for node in sorted((n for n in nodes if n.gpus), key=pool_order):
+        if free >= pool:
+            break
+        if wake_refusal(node, policy, now) is None:
+            why = f"spare pool: {pool} free GPU(s) forecast, {free} awake"
+            actions.append(Action("wake", node.name, why))
+            free += node.free_gpus
     return actions
 
 

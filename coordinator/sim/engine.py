@@ -337,7 +337,7 @@ class Simulation:
         wanted = wake_reasons(plan)
         recent = recent_sleeps(self._sleeps, now)
         is_wanted = partial(self._wanted, waiting)
-        actions = tuple(self._book.decide(wanted, now, recent, is_wanted, self._spare(now)))
+        actions = tuple(self._book.decide(wanted, now, recent, is_wanted, pool=self._pool(now)))
         for action in actions:
             self._act(action, now)
         if any(a.kind == "fail" for a in actions):  # plan again without it, as the next pass would
@@ -350,12 +350,13 @@ class Simulation:
             recent = recent_sleeps(self._sleeps, now)  # this pass's sleeps count too
         self._next_tick(now, bool(wanted), recent)
 
-    def _spare(self, now: float) -> int | None:
-        """With `spare = "forecast"`: the free GPUs to keep awake now (else the policy's)."""
+    def _pool(self, now: float) -> int | None:
+        """With `spare = "forecast"`: the free GPUs to have awake now (None: fixed spare)."""
         if self._forecast is None:
             return None
         power = self._power
         wake_s = self._latencies.fleet_estimate(self._default_resume_s)
+        self._forecast.advance(now)  # hours that ended with no submission count as quiet
         return self._forecast.spare_gpus(
             now, wake_s, least=power.spare_gpus, most=power.spare_max_gpus
         )
@@ -505,8 +506,12 @@ class Simulation:
     def _next_tick(self, now: float, wakes_wanted: bool, recent: tuple[float, ...]) -> None:
         """The next time the power policy could decide otherwise with nothing else happening
         (`PowerBook.next_due`, with this pass's sleeps in `recent`); one tick is pending at a
-        time, the earliest."""
+        time, the earliest. A forecast pool may also move when its window enters an hour."""
         later = self._book.next_due(now, wakes_wanted, recent)
+        if self._forecast is not None:
+            wake_s = self._latencies.fleet_estimate(self._default_resume_s)
+            moved = self._forecast.next_change(now, wake_s)
+            later = moved if later is None else min(later, moved)
         if (later is not None and later < self._tick_at) or self._tick_at <= now:
             self._tick_at = math.inf if later is None else later
             if self._tick_at < math.inf:

@@ -78,3 +78,19 @@ def test_any_submissions_give_a_bounded_non_negative_forecast(submissions):
     for hour in range(0, HOURS_PER_WEEK, 7):
         assert 0.0 <= forecast.gpus_per_hour(hour * HOUR_S) <= total
         assert 0 <= forecast.spare_gpus(hour * HOUR_S, 300, least=0, most=8) <= 8
+
+
+def test_the_window_reaches_into_the_next_hour():
+    """At 07:50 with a 20-minute wake: 10 minutes of 07:00 (4/hour), 10 of 08:00 (40/hour)."""
+    forecast = DemandForecast(alpha=1.0)
+    feed(forecast, weeks=1)
+    forecast.advance(WEEK_S)
+    ten_to_eight = WEEK_S + 7 * HOUR_S + 50 * 60
+    assert forecast.expected(ten_to_eight, 20 * 60) == pytest.approx(4 / 6 + 40 / 6)
+    assert forecast.spare_gpus(ten_to_eight, 20 * 60, least=0, most=16) == 8
+
+
+def test_the_window_changes_hour_at_either_edge():
+    assert DemandForecast.next_change(100.0, 600.0) == 3001.0  # 3001 + 600: 01:00:01
+    assert DemandForecast.next_change(3100.0, 600.0) == HOUR_S  # the window's start at 01:00
+    assert DemandForecast.next_change(0.0, 7200.0) == HOUR_S

@@ -33,13 +33,20 @@ def book_of(nodes: list[NodePower], policy: PowerPolicy) -> PowerBook:
 
 
 @settings(max_examples=400, deadline=None)
-@given(fleets(), wanted_lists, recents, st.lists(p95s, min_size=8, max_size=8))
-def test_the_book_decides_as_the_policy_over_every_node(fleet, wanted_ix, recent, p95):
+@given(
+    fleets(),
+    wanted_lists,
+    recents,
+    st.lists(p95s, min_size=8, max_size=8),
+    st.none() | st.integers(0, 12),
+)
+def test_the_book_decides_as_the_policy_over_every_node(fleet, wanted_ix, recent, p95, pool):
+    """With or without a forecast spare pool (which wakes nodes to reach it)."""
     nodes, policy, now = fleet
     nodes = [replace(n, resume_p95_s=p95[i]) for i, n in enumerate(nodes)]
     wanted = [WakeWanted(f"n{i}", f"job {i}") for i in wanted_ix]
-    expected = decide(nodes, wanted, policy, now, recent)
-    assert book_of(nodes, policy).decide(wanted, now, recent) == expected
+    expected = decide(nodes, wanted, policy, now, recent, pool=pool)
+    assert book_of(nodes, policy).decide(wanted, now, recent, pool=pool) == expected
 
 
 @settings(max_examples=200, deadline=None)

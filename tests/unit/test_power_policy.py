@@ -186,3 +186,23 @@ def test_a_dead_fast_node_is_noticed_within_its_learned_timeout() -> None:
         "fail", "dead", "not back 61s after the wake (timeout 60s: the floor, over 3 x p95 15s)"
     )
     assert decide([replace(dead, resume_p95_s=None)], [], SLOW, NOW) == []
+
+
+def test_a_forecast_pool_wakes_the_fastest_asleep_nodes_until_it_is_reached() -> None:
+    busy = idle("up", jobs=1, idle_since=None, gpus=8, free_gpus=2)
+    slow = asleep("slow", gpus=4, free_gpus=4, resume_p95_s=500.0)
+    fast = asleep("fast", gpus=4, free_gpus=4, resume_p95_s=60.0)
+    fresh = asleep("fresh", gpus=8, free_gpus=8, resume_p95_s=10.0, state_since=NOW - 10)
+    nodes = [busy, slow, fast, fresh]
+    acts = decide(nodes, [], POLICY, NOW, pool=5)  # 2 awake; fresh is under min_asleep_time
+    assert acts == [Action("wake", "fast", "spare pool: 5 free GPU(s) forecast, 2 awake")]
+    assert [a.node for a in decide(nodes, [], POLICY, NOW, pool=7)] == ["fast", "slow"]
+    assert decide(nodes, [], POLICY, NOW, pool=2) == []
+    assert decide(nodes, [], POLICY, NOW) == []  # fixed: spare_gpus only keeps nodes up
+
+
+def test_a_forecast_pool_keeps_its_gpus_awake() -> None:
+    a, b = idle("a", gpus=4, free_gpus=4), idle("b", gpus=4, free_gpus=4)
+    assert [x.node for x in decide([a, b], [], POLICY, NOW)] == ["a", "b"]
+    assert [x.node for x in decide([a, b], [], POLICY, NOW, pool=4)] == ["a"]
+    assert decide([a, b], [], POLICY, NOW, pool=8) == []
