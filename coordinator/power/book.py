@@ -24,9 +24,9 @@ from coordinator.power.policy import (
     WakeWanted,
     counts_awake,
     first_reason,
-    pool_order,
     resume_timeout,
     wake_refusal,
+    wakes_for_pool,
 )
 
 SLACK_S = 1e-3  # timers are read this early; the rules themselves then decide exactly
@@ -151,17 +151,8 @@ class PowerBook:
         if free >= pool:
             return []
         taken = {n.name for n in woken}
-        asleep = [self.nodes[name] for _, name in self._asleep]
-        candidates = sorted((n for n in asleep if n.gpus and n.name not in taken), key=pool_order)
-        found: list[Action] = []
-        for node in candidates:
-            if free >= pool:
-                break
-            if wake_refusal(node, self.policy, now) is None:
-                why = f"spare pool: {pool} free GPU(s) forecast, {free} awake"
-                found.append(Action("wake", node.name, why))
-                free += node.free_gpus
-        return found
+        asleep = (self.nodes[name] for _, name in self._asleep if name not in taken)
+        return wakes_for_pool(free, asleep, pool, self.policy, now)
 
     def _sleeps(
         self,

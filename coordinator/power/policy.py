@@ -225,8 +225,16 @@ def pool_wakes(
     """Asleep nodes with GPUs woken, fastest first, until `pool` free GPUs are awake or
     waking (`nodes` already shows this pass's wakes as waking)."""
     free = sum(n.free_gpus for n in nodes if counts_awake(n))
+    return wakes_for_pool(free, nodes, pool, policy, now)
+
+
+def wakes_for_pool(
+    free: int, candidates: Iterable[NodePower], pool: int, policy: PowerPolicy, now: float
+) -> list[Action]:
+    """With `free` GPUs awake, the candidates (asleep nodes with GPUs among them) to wake,
+    fastest first, until `pool` is reached."""
     actions: list[Action] = []
-    for node in sorted((n for n in nodes if n.gpus), key=pool_order):
+    for node in sorted((n for n in candidates if n.gpus), key=pool_order):
         if free >= pool:
             break
         if wake_refusal(node, policy, now) is None:
