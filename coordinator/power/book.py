@@ -23,9 +23,10 @@ from coordinator.power.policy import (
     PowerPolicy,
     WakeWanted,
     counts_awake,
+    failures,
     first_reason,
     resume_timeout,
-    wake_refusal,
+    wakes,
     wakes_for_pool,
 )
 
@@ -119,27 +120,17 @@ class PowerBook:
         return [self.nodes[name] for _, name in timers.irange(maximum=(now + SLACK_S, LAST))]
 
     def _failures(self, now: float) -> list[Action]:
-        nodes = sorted(self._due(self._waking, now), key=lambda n: self._order[n.name])
-        actions = []
-        for n in nodes:
-            limit, why = resume_timeout(n.resume_p95_s, self.policy)
-            if now - n.state_since > limit:
-                took = now - n.state_since
-                reason = f"not back {took:.0f}s after the wake (timeout {limit:.0f}s: {why})"
-                actions.append(Action("fail", n.name, reason))
-        return actions
+        """`policy.failures` over the waking nodes whose timeout is due, in fleet order."""
+        due = sorted(self._due(self._waking, now), key=lambda n: self._order[n.name])
+        return failures(due, self.policy, now)
 
     def _wakes(self, wanted: Sequence[WakeWanted], failed: set[str], now: float) -> list[Action]:
-        actions: list[Action] = []
-        for want in wanted:
-            node = self.nodes.get(want.node)
-            if node is None or any(a.node == want.node for a in actions):
-                continue
-            if node.name in failed:
-                node = replace(node, state=NodeState.FAILED)
-            if wake_refusal(node, self.policy, now) is None:
-                actions.append(Action("wake", node.name, want.reason))
-        return actions
+        """`policy.wakes` over the nodes placement wants woken (failed ones as failed)."""
+        named = {w.node: self.nodes[w.node] for w in wanted if w.node in self.nodes}
+        nodes = [
+            replace(n, state=NodeState.FAILED) if n.name in failed else n for n in named.values()
+        ]
+        return wakes(nodes, wanted, self.policy, now)
 
     def _pool_wakes(
         self, pool: int, failed: set[str], actions: list[Action], now: float

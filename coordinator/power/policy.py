@@ -203,15 +203,18 @@ def decide(
     nodes = [replace(n, state=NodeState.FAILED) if n.name in failed else n for n in nodes]
     actions += wakes(nodes, wanted, policy, now)
     if pool is not None:
-        woken = {a.node for a in actions if a.kind == "wake"}
-        nodes = [replace(n, state=NodeState.WAKING) if n.name in woken else n for n in nodes]
-        actions += pool_wakes(nodes, pool, policy, now)
+        actions += pool_wakes(as_woken(nodes, actions), pool, policy, now)
         policy = replace(policy, spare_gpus=pool)
-    woken = {a.node for a in actions if a.kind == "wake"}
-    nodes = [replace(n, state=NodeState.WAKING) if n.name in woken else n for n in nodes]
+    nodes = as_woken(nodes, actions)
     if policy.sleep_idle:
         actions += sleeps(nodes, policy, now, recent_sleeps)
     return actions
+
+
+def as_woken(nodes: Sequence[NodePower], actions: Sequence[Action]) -> list[NodePower]:
+    """The nodes as this pass leaves them: those it wakes are waking."""
+    woken = {a.node for a in actions if a.kind == "wake"}
+    return [replace(n, state=NodeState.WAKING) if n.name in woken else n for n in nodes]
 
 
 def pool_order(node: NodePower) -> tuple[bool, float, str]:
