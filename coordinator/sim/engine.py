@@ -372,8 +372,8 @@ class Simulation:
         if not self._holds.active:
             return tuple(pending)
         margin = self._latencies.fleet_estimate(self._default_resume_s)
-        fleet = lambda: fleet_of(self._cluster.snapshot())  # noqa: E731 - read only if needed
-        ready, held = self._holds.split(pending, now, margin, fleet)
+        cluster = self._cluster  # its snapshot is built only if a hold needs the fleet
+        ready, held = self._holds.split(pending, now, margin, lambda: fleet_of(cluster.snapshot()))
         self.outcome.held = self._holds.planned
         for hold in held.values():
             if hold.until not in self._release_at:
