@@ -11,6 +11,12 @@ class LogOnce:
         self._seen: set[object] = set()
 
     def warning(self, key: object, message: str, *args: object) -> None:
+        self._log(logging.WARNING, key, message, *args)
+
+    def info(self, key: object, message: str, *args: object) -> None:
+        self._log(logging.INFO, key, message, *args)
+
+    def _log(self, level: int, key: object, message: str, *args: object) -> None:
         if key not in self._seen:
             self._seen.add(key)
-            self._logger.warning(message, *args)
+            self._logger.log(level, message, *args)

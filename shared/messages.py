@@ -32,6 +32,7 @@ COMMAND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SLEEP_METHODS = frozenset({"systemctl-suspend", "rtcwake", "command", "dry-run"})
 WAKE_METHODS = frozenset({"wol", "ipmi", "command"})
 NODE_STATES = frozenset({"online", "sleeping", "offline"})
+GPU_HEALTH = frozenset({"ok", "degraded", "failed"})
 EVENT_KINDS = frozenset(
     {"job_started", "job_finished", "job_lost", "job_running", "sleep_ack", "sleep_refused"}
 )
@@ -114,9 +115,22 @@ class Hello(Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GpuSample(Message):
+    """One GPU's metrics, and the health the agent derived from them (`shared.gpuhealth`).
+
+    A healthy GPU's sample leaves `health` and `reason` off the wire: what an agent of
+    before GPU health sent, byte for byte."""
+
     index: int = field(Int(0, MAX_GPUS - 1))
     uuid: str = field(Str(96))
     metrics: dict[str, Any] = field(MetricValues(Scope.GPU))
+    health: str = field(Choice(GPU_HEALTH), default="ok")
+    reason: str = field(Str(256), default="")
+
+    def to_wire(self) -> dict[str, Any]:
+        data = Message.to_wire(self)
+        if self.health == "ok" and not self.reason:
+            del data["health"], data["reason"]
+        return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

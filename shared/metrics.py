@@ -47,6 +47,9 @@ def _gpu(name: str, unit: str, help_: str, **kw: object) -> Metric:
 
 
 G, C = Kind.GAUGE, Kind.COUNTER
+_COUNT: dict[str, object] = {"kind": C, "integer": True, "hi": 2.0**62}
+_FLAG: dict[str, object] = {"kind": G, "integer": True, "hi": 2.0**31}
+_BIT: dict[str, object] = {"kind": G, "integer": True, "hi": 1}  # rolls up to a time share
 
 METRICS: tuple[Metric, ...] = (
     _node("cpu_util_pct", "%", "CPU busy share over the interval, all cores", kind=G, hi=100),
@@ -107,6 +110,25 @@ METRICS: tuple[Metric, ...] = (
     _gpu("gpu_power_w", "W", "GPU board power", kind=G, hi=1e5),
     _gpu("gpu_energy_j", "J", "GPU energy since driver load (NVML)", kind=C, hi=_ENERGY_MAX),
     _gpu("gpu_temp_c", "Cel", "GPU core temperature", kind=G, lo=-100, hi=250),
+    # Health: the signals that say a GPU must not get new work (shared/gpuhealth.py reads them)
+    _gpu("gpu_xid_count", "1", "critical XID errors seen since the agent started", **_COUNT),
+    _gpu("gpu_xid_last", "1", "the last critical XID error code seen (0: none)", **_FLAG),
+    _gpu("gpu_ecc_volatile_corrected", "1", "corrected ECC errors since driver load", **_COUNT),
+    _gpu("gpu_ecc_volatile_uncorrected", "1", "uncorrected ECC errors since driver load", **_COUNT),
+    _gpu("gpu_ecc_aggregate_corrected", "1", "corrected ECC errors, GPU lifetime", **_COUNT),
+    _gpu("gpu_ecc_aggregate_uncorrected", "1", "uncorrected ECC errors, GPU lifetime", **_COUNT),
+    _gpu("gpu_remap_correctable_rows", "1", "rows remapped for correctable errors", **_FLAG),
+    _gpu("gpu_remap_uncorrectable_rows", "1", "rows remapped for uncorrectable errors", **_FLAG),
+    _gpu("gpu_remap_pending", "1", "1: a row remap waits for a GPU reset", **_BIT),
+    _gpu("gpu_remap_failed", "1", "1: a row remap failed (no spare rows)", **_BIT),
+    _gpu("gpu_retired_pages_pending", "1", "1: a page retirement waits for a reset", **_BIT),
+    _gpu("gpu_pcie_replay_count", "1", "PCIe replays since driver load", **_COUNT),
+    _gpu("gpu_throttle_power_cap", "1", "1: clocks held down by the power cap", **_BIT),
+    _gpu("gpu_throttle_thermal", "1", "1: clocks held down for heat (SW or HW)", **_BIT),
+    _gpu("gpu_throttle_hw_slowdown", "1", "1: HW slowdown or power brake", **_BIT),
+    _gpu("gpu_clock_sm_mhz", "MHz", "SM clock now", kind=G, hi=1e5),
+    _gpu("gpu_clock_mem_mhz", "MHz", "memory clock now", kind=G, hi=1e5),
+    _gpu("gpu_power_limit_w", "W", "enforced power limit", kind=G, hi=1e5),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

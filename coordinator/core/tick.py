@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Reversible, Sequence
 from dataclasses import dataclass
 
 from coordinator.core.nodestate import NodeState, placement_power
-from coordinator.placement.filters import never_fits
+from coordinator.placement.filters import never_fits, node_available
 from coordinator.placement.model import NodeSnapshot, Request
 from coordinator.placement.scheduler import Plan
 from coordinator.power.policy import (
@@ -123,8 +123,11 @@ def node_power(
 
 
 def wanted_by(waiting: Iterable[Request], snapshot: NodeSnapshot | None) -> bool:
-    """A job that placement left waiting could run on the node (so it must not sleep)."""
-    return snapshot is not None and any(never_fits(r, snapshot) is None for r in waiting)
+    """A job that placement left waiting could run on the node once awake and empty (so it
+    must not sleep); a drained node or sick GPUs are not wanted."""
+    if snapshot is None:
+        return False
+    return any(never_fits(r, snapshot, ignoring=(node_available,)) is None for r in waiting)
 
 
 def wake_reasons(plan: Plan) -> tuple[WakeWanted, ...]:

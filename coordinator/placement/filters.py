@@ -16,6 +16,18 @@ def node_available(request: Request, node: NodeSnapshot, free: Free) -> str | No
     return None if node.power is not Power.UNAVAILABLE else "unavailable"
 
 
+def not_drained(request: Request, node: NodeSnapshot, free: Free) -> str | None:
+    return "drained" if node.drained else None
+
+
+def healthy_gpus(request: Request, node: NodeSnapshot, free: Free) -> str | None:
+    """Enough free GPUs that are neither failed nor drained (`enough_gpus` ran first, so a
+    refusal here is health's, not a plain shortage)."""
+    if not request.gpus or not node.unusable_gpus:
+        return None
+    return None if len(free.gpus - node.unusable_gpus) >= request.gpus else "gpu health"
+
+
 def enough_cpus(request: Request, node: NodeSnapshot, free: Free) -> str | None:
     return None if free.cpus >= request.cpus else "cpus"
 
@@ -35,11 +47,14 @@ def labels_match(request: Request, node: NodeSnapshot, free: Free) -> str | None
 
 FILTERS: tuple[Filter, ...] = (
     node_available,
+    not_drained,
     labels_match,
     enough_gpus,
+    healthy_gpus,
     enough_cpus,
     enough_memory,
 )
+TRANSIENT: tuple[Filter, ...] = (node_available, not_drained, healthy_gpus)  # may pass later
 
 
 def rejection(request: Request, node: NodeSnapshot, free: Free) -> str | None:
@@ -56,9 +71,12 @@ def whole(node: NodeSnapshot) -> Free:
     return Free(node.cpus, node.mem_bytes, frozenset(node.gpus))
 
 
-def never_fits(request: Request, node: NodeSnapshot) -> str | None:
-    """Why the node could not take the request even empty and awake, or None."""
+def never_fits(
+    request: Request, node: NodeSnapshot, ignoring: tuple[Filter, ...] = TRANSIENT
+) -> str | None:
+    """Why the node could not take the request even empty (and, by default, awake, undrained
+    and repaired: the checks in `ignoring`), or None."""
     for check in FILTERS:
-        if check is not node_available and (reason := check(request, node, whole(node))):
+        if check not in ignoring and (reason := check(request, node, whole(node))):
             return reason
     return None

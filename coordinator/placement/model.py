@@ -49,6 +49,9 @@ class NodeSnapshot:
     connections: int = 0  # established connections on the node's service ports
     util_pct: float = 0.0  # CPU utilisation, the tie-break
     resume_latency_s: float = 0.0
+    drained: bool = False  # an operator's `dormouse drain`: no new work
+    unusable_gpus: frozenset[int] = NO_GPUS  # failed or drained: never handed out
+    degraded_gpus: frozenset[int] = NO_GPUS  # handed out only when nothing healthy fits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

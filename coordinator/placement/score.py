@@ -1,4 +1,5 @@
-"""Stage 4, score: lower is better. Least connections, then lowest utilisation, then name.
+"""Stage 4, score: lower is better. Healthy GPUs first, then least connections, then lowest
+utilisation, then name.
 
 `SCORERS` is the ordered list; the composite key compares them in turn.
 """
@@ -11,6 +12,13 @@ from typing import Any
 from coordinator.placement.model import Free, NodeSnapshot
 
 Scorer = Callable[[NodeSnapshot, Free], Any]
+
+
+def healthy_first(node: NodeSnapshot, free: Free) -> int:
+    """1 while a degraded GPU is among the node's free ones: such nodes come after every node
+    without one, so a degraded GPU gets work only when no other node fits (and on its node,
+    `select.assign_gpus` hands out the healthy ones first)."""
+    return 1 if node.degraded_gpus and not node.degraded_gpus.isdisjoint(free.gpus) else 0
 
 
 def least_connections(node: NodeSnapshot, free: Free) -> int:
@@ -26,7 +34,7 @@ def by_name(node: NodeSnapshot, free: Free) -> str:
     return node.name
 
 
-SCORERS: tuple[Scorer, ...] = (least_connections, lowest_utilisation, by_name)
+SCORERS: tuple[Scorer, ...] = (healthy_first, least_connections, lowest_utilisation, by_name)
 
 
 def score(node: NodeSnapshot, free: Free) -> tuple[Any, ...]:

@@ -27,11 +27,14 @@ def select(
     return min(feasible, key=lambda n: score(n, free[n.name]), default=None)
 
 
-def assign_gpus(free: Free, count: int) -> tuple[int, ...]:
-    """The lowest free indices: deterministic, and never one already handed out."""
-    if count > len(free.gpus):
-        raise ValueError(f"{count} GPUs asked, {len(free.gpus)} free")
-    return tuple(sorted(free.gpus)[:count])
+def assign_gpus(node: NodeSnapshot, free: Free, count: int) -> tuple[int, ...]:
+    """Healthy before degraded, then the lowest index: deterministic, never one already
+    handed out, failed or drained."""
+    usable = free.gpus - node.unusable_gpus if node.unusable_gpus else free.gpus
+    if count > len(usable):
+        raise ValueError(f"{count} GPUs asked, {len(usable)} free and usable")
+    degraded = node.degraded_gpus
+    return tuple(sorted(usable, key=lambda i: (i in degraded, i))[:count])
 
 
 SMALL = 1024  # an order this long or shorter is a plain list: C bisect beats SortedList's
@@ -198,7 +201,7 @@ class NodeIndex:
             else:
                 bucket.moved.remove((*score(node, before), name))
         room = before or self.free[name]
-        gpus = assign_gpus(room, request.gpus)
+        gpus = assign_gpus(node, room, request.gpus)
         self._held[name] = after = room.minus(request.cpus, request.mem_bytes, gpus)
         for bucket in buckets:
             bisect.insort(bucket.moved, (*score(node, after), name))

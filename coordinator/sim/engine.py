@@ -394,7 +394,7 @@ class Simulation:
             for offset in range(len(nodes)):
                 node = nodes[(self._turn + offset) % len(nodes)]
                 if rejection(job.request, node, free[node.name]) is None:
-                    gpus = assign_gpus(free[node.name], job.request.gpus)
+                    gpus = assign_gpus(node, free[node.name], job.request.gpus)
                     free[node.name] = free[node.name].minus(
                         job.request.cpus, job.request.mem_bytes, gpus
                     )

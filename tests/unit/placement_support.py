@@ -18,6 +18,9 @@ def node(
     util: float = 0.0,
     labels: dict[str, str] | None = None,
     resume_s: float = 30.0,
+    drained: bool = False,
+    unusable: tuple[int, ...] = (),
+    degraded: tuple[int, ...] = (),
 ) -> NodeSnapshot:
     return NodeSnapshot(
         name=name,
@@ -29,6 +32,9 @@ def node(
         connections=connections,
         util_pct=util,
         resume_latency_s=resume_s,
+        drained=drained,
+        unusable_gpus=frozenset(unusable),
+        degraded_gpus=frozenset(degraded),
     )
 
 

@@ -29,6 +29,14 @@ class FakeGpu:
     power_mw: int = 350_000
     energy_mj: int = 123_456_789
     temp_c: int = 61
+    ecc: dict[tuple[int, int], int] = field(default_factory=dict)  # (error type, counter)
+    remapped: tuple[int, int, int, int] = (0, 0, 0, 0)  # corrected, uncorrected, pending, failed
+    retired_pending: bool = False
+    pcie_replays: int = 7
+    clocks_reasons: int = 0
+    clocks_mhz: tuple[int, int] = (1980, 2619)  # SM, memory
+    power_limit_mw: int = 700_000
+    xids: list[int] = field(default_factory=list)  # critical XIDs waiting in the event set
     unsupported: set[str] = field(default_factory=set)  # NVML function names
     lost: bool = False
 
@@ -39,10 +47,21 @@ class FakeNvml:
     NVMLError = pynvml.NVMLError
     NVMLError_NotSupported = pynvml.NVMLError_NotSupported
     NVML_TEMPERATURE_GPU = pynvml.NVML_TEMPERATURE_GPU
+    NVML_MEMORY_ERROR_TYPE_CORRECTED = pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED
+    NVML_MEMORY_ERROR_TYPE_UNCORRECTED = pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED
+    NVML_VOLATILE_ECC = pynvml.NVML_VOLATILE_ECC
+    NVML_AGGREGATE_ECC = pynvml.NVML_AGGREGATE_ECC
+    NVML_FEATURE_ENABLED = pynvml.NVML_FEATURE_ENABLED
+    NVML_CLOCK_SM = pynvml.NVML_CLOCK_SM
+    NVML_CLOCK_MEM = pynvml.NVML_CLOCK_MEM
+    NVML_ERROR_TIMEOUT = pynvml.NVML_ERROR_TIMEOUT
+    nvmlEventTypeXidCriticalError = pynvml.nvmlEventTypeXidCriticalError  # noqa: N815 - the binding's name
 
     def __init__(self, gpus: list[FakeGpu], init_error: int | None = None) -> None:
         self.gpus, self.init_error = gpus, init_error
         self.init_calls = 0
+        self.events_supported = True
+        self.registered: list[FakeGpu] = []
 
     def nvmlInit(self) -> None:
         self.init_calls += 1
@@ -94,3 +113,47 @@ class FakeNvml:
     def nvmlDeviceGetTemperature(self, gpu: FakeGpu, sensor: int) -> int:
         assert sensor == pynvml.NVML_TEMPERATURE_GPU
         return self._get(gpu, "nvmlDeviceGetTemperature", gpu.temp_c)
+
+    def nvmlDeviceGetTotalEccErrors(self, gpu: FakeGpu, errors: int, counter: int) -> int:
+        return self._get(gpu, "nvmlDeviceGetTotalEccErrors", gpu.ecc.get((errors, counter), 0))
+
+    def nvmlDeviceGetRemappedRows(self, gpu: FakeGpu) -> tuple[int, int, int, int]:
+        return self._get(gpu, "nvmlDeviceGetRemappedRows", gpu.remapped)
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, gpu: FakeGpu) -> int:
+        status = pynvml.NVML_FEATURE_ENABLED if gpu.retired_pending else 0
+        return self._get(gpu, "nvmlDeviceGetRetiredPagesPendingStatus", status)
+
+    def nvmlDeviceGetPcieReplayCounter(self, gpu: FakeGpu) -> int:
+        return self._get(gpu, "nvmlDeviceGetPcieReplayCounter", gpu.pcie_replays)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, gpu: FakeGpu) -> int:
+        return self._get(gpu, "nvmlDeviceGetCurrentClocksEventReasons", gpu.clocks_reasons)
+
+    def nvmlDeviceGetClockInfo(self, gpu: FakeGpu, clock: int) -> int:
+        value = gpu.clocks_mhz[0 if clock == pynvml.NVML_CLOCK_SM else 1]
+        return self._get(gpu, "nvmlDeviceGetClockInfo", value)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, gpu: FakeGpu) -> int:
+        return self._get(gpu, "nvmlDeviceGetEnforcedPowerLimit", gpu.power_limit_mw)
+
+    def nvmlEventSetCreate(self) -> str:
+        if not self.events_supported:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return "event-set"
+
+    def nvmlEventSetFree(self, event_set: str) -> None:
+        pass
+
+    def nvmlDeviceRegisterEvents(self, gpu: FakeGpu, types: int, event_set: str) -> None:
+        assert types == pynvml.nvmlEventTypeXidCriticalError
+        self._get(gpu, "nvmlDeviceRegisterEvents", None)
+        self.registered.append(gpu)
+
+    def nvmlEventSetWait_v2(self, event_set: str, timeout_ms: int) -> Any:
+        assert timeout_ms == 0, "the sampler must never block on events"
+        for gpu in self.registered:
+            if gpu.xids:
+                code = gpu.xids.pop(0)
+                return SimpleNamespace(device=gpu, eventType=0x8, eventData=code)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT)

@@ -20,8 +20,12 @@ from tests.unit.placement_support import alloc, job, node
 NAMES = [f"n{i}" for i in range(6)]
 LABELS = st.sampled_from([{}, {"rack": "r1"}, {"rack": "r2"}])
 
-nodes = st.builds(
-    lambda name, power, cpus, gpus, conns, util, labels, resume: node(
+SICK = st.tuples(st.booleans(), st.sets(st.integers(0, 3)), st.sets(st.integers(0, 3)))
+
+
+def _node(*, name, power, cpus, gpus, conns, util, labels, resume, sick):
+    drained, unusable, degraded = sick
+    return node(
         name,
         power=power,
         cpus=cpus,
@@ -31,15 +35,23 @@ nodes = st.builds(
         util=util,
         labels=labels,
         resume_s=resume,
-    ),
-    st.sampled_from(NAMES),
-    st.sampled_from(list(Power)),
-    st.integers(1, 16),
-    st.integers(0, 4),
-    st.integers(0, 5),
-    st.sampled_from([0.0, 10.0, 50.0]),
-    LABELS,
-    st.sampled_from([10.0, 300.0]),
+        drained=drained and cpus % 5 == 0,  # now and then
+        unusable=tuple(i for i in unusable if i < gpus),
+        degraded=tuple(i for i in degraded if i < gpus and i not in unusable),
+    )
+
+
+nodes = st.builds(
+    _node,
+    name=st.sampled_from(NAMES),
+    power=st.sampled_from(list(Power)),
+    cpus=st.integers(1, 16),
+    gpus=st.integers(0, 4),
+    conns=st.integers(0, 5),
+    util=st.sampled_from([0.0, 10.0, 50.0]),
+    labels=LABELS,
+    resume=st.sampled_from([10.0, 300.0]),
+    sick=SICK,
 )
 allocations = st.builds(
     lambda i, on, cpus, gpus: alloc(f"a{i}", on, cpus=cpus, mem_gib=1, gpus=tuple(range(gpus))),

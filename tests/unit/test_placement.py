@@ -107,7 +107,7 @@ def test_score_least_connections_then_utilisation_then_name(nodes, jobs_on, winn
 
 def test_least_connections_counts_jobs_and_service_connections():
     assert least_connections(node("a", connections=4), Free(1, 1, frozenset(), jobs=2)) == 6
-    assert score(node("a", util=3.5), FREE) == (0, 3.5, "a")
+    assert score(node("a", util=3.5), FREE) == (0, 0, 3.5, "a")
 
 
 def test_select_skips_infeasible_nodes_and_answers_none():
@@ -118,10 +118,58 @@ def test_select_skips_infeasible_nodes_and_answers_none():
 
 
 def test_assign_gpus_lowest_free_indices():
-    assert assign_gpus(Free(1, 1, frozenset({3, 1, 2})), 2) == (1, 2)
-    assert assign_gpus(Free(1, 1, frozenset({3})), 0) == ()
+    n = node("n", gpus=4)
+    assert assign_gpus(n, Free(1, 1, frozenset({3, 1, 2})), 2) == (1, 2)
+    assert assign_gpus(n, Free(1, 1, frozenset({3})), 0) == ()
     with pytest.raises(ValueError, match="2 GPUs asked, 1 free"):
-        assign_gpus(Free(1, 1, frozenset({3})), 2)
+        assign_gpus(n, Free(1, 1, frozenset({3})), 2)
+
+
+def test_assign_gpus_never_hands_out_a_sick_gpu_and_degraded_ones_last():
+    n = node("n", gpus=4, unusable=(0,), degraded=(1,))
+    every = Free(1, 1, frozenset({0, 1, 2, 3}))
+    assert assign_gpus(n, every, 2) == (2, 3)
+    assert assign_gpus(n, every, 3) == (2, 3, 1)
+    with pytest.raises(ValueError, match="4 GPUs asked, 3 free and usable"):
+        assign_gpus(n, every, 4)
+
+
+@pytest.mark.parametrize(
+    ("request_", "target", "refused"),
+    [
+        (Request(gpus=1), node("n", gpus=2), None),
+        (Request(), node("n", drained=True), "drained"),
+        (Request(gpus=2), node("n", gpus=2, unusable=(1,)), "gpu health"),
+        (Request(gpus=1), node("n", gpus=2, unusable=(1,)), None),
+        (Request(gpus=3), node("n", gpus=2, unusable=(1,)), "gpus"),  # short anyway
+        (Request(gpus=2), node("n", gpus=2, degraded=(0, 1)), None),  # degraded still fits
+        (Request(cpus=1), node("n", gpus=2, unusable=(0, 1)), None),  # CPU work is welcome
+    ],
+)
+def test_drain_and_gpu_health_filters(request_, target, refused):
+    assert rejection(request_, target, free_capacity(ClusterSnapshot((target,)))[target.name]) == (
+        refused
+    )
+
+
+def test_never_fits_ignores_drain_and_health_but_wanted_by_does_not():
+    sick = node("n", gpus=2, unusable=(0, 1), drained=True)
+    assert never_fits(Request(gpus=2), sick) is None  # it may be repaired: not "never"
+    assert never_fits(Request(gpus=2), sick, ignoring=(node_available,)) == "drained"
+
+
+def test_a_degraded_gpu_gets_work_only_when_no_healthy_one_fits():
+    nodes = (
+        node("a", gpus=2, degraded=(0,)),  # least loaded, but its free GPUs include a sick one
+        node("b", gpus=2, connections=5),
+        node("c", gpus=1, unusable=(0,)),
+    )
+    plan = schedule([job("j1", gpus=1), job("j2", gpus=2)], ClusterSnapshot(nodes), now=0.0)
+    placed = {a.job_id: (a.node, a.gpus) for a in plan.assignments}
+    assert placed["j1"] == ("b", (0,))  # b has no degraded GPU: it wins over the idle a
+    assert placed["j2"] == ("a", (1, 0))  # nothing healthy left for two: a, healthy first
+    plan = schedule([job("j3", gpus=1)], ClusterSnapshot(nodes[:1] + nodes[2:]), now=0.0)
+    assert [(a.node, a.gpus) for a in plan.assignments] == [("a", (1,))]  # c's GPU failed
 
 
 def test_free_capacity_counts_placed_and_running_allocations():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,15 @@ def fleets(draw):
                 util=draw(st.sampled_from([0.0, 10.0, 50.0])),
                 labels=draw(LABELS),
             )
+        )
+        gpus = len(nodes[-1].gpus)
+        unusable = draw(st.sets(st.integers(0, 3))) if gpus else set()
+        degraded = draw(st.sets(st.integers(0, 3))) if gpus else set()
+        nodes[-1] = replace(
+            nodes[-1],
+            drained=draw(st.integers(0, 9)) == 0,
+            unusable_gpus=frozenset(i for i in unusable if i < gpus),
+            degraded_gpus=frozenset(i for i in degraded if i < gpus and i not in unusable),
         )
     allocations = []
     for i, n in enumerate(nodes):  # something already running on some nodes, within capacity
