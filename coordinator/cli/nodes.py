@@ -1,7 +1,9 @@
-"""`dormouse nodes [show NAME]` (and `dormouse node NAME`): the fleet as the store holds it."""
+"""`dormouse nodes [show NAME | drain NODE | undrain NODE]` (and the shortcuts `node`, `drain`,
+`undrain`): the fleet as the store holds it, and operators' drains."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +15,14 @@ from shared.edge.console import print_json, print_rows, reported_errors
 from shared.units import iso
 
 PANEL = "Fleet"
-COLUMNS = ["node", "state", "last_seen", *node_service.LATEST_FIELDS]
+BASE_COLUMNS = ["node", "state", "last_seen", *node_service.LATEST_FIELDS]
+COLUMNS = [*BASE_COLUMNS, "health"]  # for people: drains and sick GPUs in one cell
+JSON_COLUMNS = [*BASE_COLUMNS, "drained", "gpus_drained", "gpus_failed", "gpus_degraded"]
+GPU_COLUMNS = ["index", "health", "reason", "drained", "drain_reason"]
+NodeArgument = Annotated[str, typer.Argument(metavar="NODE", help="node name")]
+GpuOption = Annotated[
+    int | None, typer.Option("--gpu", metavar="INDEX", min=0, help="one GPU, not the whole node")
+]
 app = typer.Typer(
     help="Every node: state, when last seen, its latest sample.", invoke_without_command=True
 )
@@ -30,7 +39,8 @@ def nodes(
     if ctx.invoked_subcommand is not None:
         return
     found = node_service.summaries(store(config, db))
-    print_rows([readable(n, as_json=as_json) for n in found], COLUMNS, as_json=as_json)
+    rows = [readable(n, as_json=as_json) for n in found]
+    print_rows(rows, JSON_COLUMNS if as_json else COLUMNS, as_json=as_json)
 
 
 def readable(fields: dict[str, Any], *, as_json: bool) -> dict[str, Any]:
@@ -38,7 +48,20 @@ def readable(fields: dict[str, Any], *, as_json: bool) -> dict[str, Any]:
     if as_json:
         return fields
     times = {k: iso(fields[k]) for k in ("last_seen", "state_since") if fields.get(k) is not None}
-    return fields | times
+    return fields | times | {"health": health_text(fields)}
+
+
+def health_text(fields: dict[str, Any]) -> str:
+    """ "ok", or what keeps work off the node: "drained", "1 failed", "2 degraded"."""
+    parts = ["drained"] if fields.get("drained") else []
+    for key, word in (
+        ("gpus_failed", "failed"),
+        ("gpus_drained", "drained"),
+        ("gpus_degraded", "degraded"),
+    ):
+        if fields.get(key):
+            parts.append(f"{fields[key]} GPU{'s' if fields[key] > 1 else ''} {word}")
+    return ", ".join(parts) or "ok"
 
 
 @app.command("show")
@@ -55,10 +78,47 @@ def show(
     if as_json:
         print_json(details)
         return
+    gpus = details.pop("gpu_health")
+    events = details.pop("gpu_events")
     print_rows(
         [{"field": k, "value": v} for k, v in details.items()], ["field", "value"], as_json=False
     )
+    if gpus:
+        print_rows(gpus, GPU_COLUMNS, as_json=False)
+    if events:
+        rows = [e | {"time": iso(e["ts"])} for e in events]
+        print_rows(rows, ["time", "gpu_index", "kind", "reason"], as_json=False)
+
+
+@app.command("drain")
+def drain(
+    name: NodeArgument,
+    gpu: GpuOption = None,
+    reason: Annotated[
+        str, typer.Option("--reason", metavar="TEXT", help="why, for the log and `node NAME`")
+    ] = "drained by an operator",
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """No new work on NODE (or one GPU) until `undrain`; running jobs go on."""
+    with reported_errors(PROG):
+        node_service.drain(store(config, db), name, gpu, reason, time.time())
+    what = name if gpu is None else f"{name} GPU {gpu}"
+    typer.echo(f"drained {what}: no new work from the coordinator's next pass")
+
+
+@app.command("undrain")
+def undrain(
+    name: NodeArgument, gpu: GpuOption = None, config: ConfigOption = None, db: DbOption = None
+) -> None:
+    """Let NODE (or one GPU) take new work again."""
+    with reported_errors(PROG):
+        done = node_service.undrain(store(config, db), name, gpu, time.time())
+    what = name if gpu is None else f"{name} GPU {gpu}"
+    typer.echo(f"undrained {what}" if done else f"{what} was not drained")
 
 
 def shortcuts(root: typer.Typer) -> None:
     root.command("node", rich_help_panel=PANEL, help="Same as `nodes show NAME`.")(show)
+    root.command("drain", rich_help_panel=PANEL, help="Same as `nodes drain NODE`.")(drain)
+    root.command("undrain", rich_help_panel=PANEL, help="Same as `nodes undrain NODE`.")(undrain)

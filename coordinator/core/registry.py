@@ -7,6 +7,7 @@ agents' messages and silence cause.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,24 @@ class NodeView:
     last_seen: float | None = None
     hello: Hello | None = None
     latest: dict[str, Any] = field(default_factory=dict)
+    drains: dict[int, str] = field(default_factory=dict)  # GPU index (-1: node) -> reason
+
+
+@dataclass(frozen=True, slots=True)
+class GpuHealthChange:
+    """A GPU's health as the agent judged it changed (kind: ok, degraded or failed)."""
+
+    ts: float
+    node: str
+    gpu_index: int
+    kind: str
+    reason: str
+
+
+def gpu_health(view: NodeView) -> dict[int, tuple[str, str]]:
+    """GPU index -> (health, reason) of the node's GPUs that are not ok, newest sample."""
+    unwell = view.latest.get("gpu_health") or {}
+    return {int(index): (health, reason) for index, (health, reason) in unwell.items()}
 
 
 def _after_status(state: NodeState, said: str) -> NodeState:
@@ -43,6 +62,7 @@ def summarise(batch: TelemetryBatch) -> dict[str, Any]:
     """What `dormouse nodes` shows, from the newest sample of a batch."""
     sample = batch.samples[-1]
     gpu_utils = [g.metrics.get("gpu_util_pct") for g in sample.gpus]
+    unwell = {str(g.index): [g.health, g.reason] for g in sample.gpus if g.health != "ok"}
     known = [u for u in gpu_utils if u is not None]
     metrics = sample.metrics
     return {
@@ -57,6 +77,7 @@ def summarise(batch: TelemetryBatch) -> dict[str, Any]:
         "jobs": metrics.get("jobs_running"),
         "connections": metrics.get("connections"),
         "spool_memory_samples": metrics.get("spool_memory_samples"),
+        "gpu_health": unwell,  # only GPUs that are not ok: JSON keys are strings
     }
 
 
@@ -66,6 +87,8 @@ class Registry:
         self.nodes: dict[str, NodeView] = {n.name: n for n in nodes or []}
         self.changed: set[str] = set()
         self._watchers: list[set[str]] = [self.changed]
+        self.health_changes: list[GpuHealthChange] = []  # taken and stored by the daemon
+        self.health_counts: Counter[str] = Counter()  # changes seen, by new health
 
     def watch(self) -> set[str]:
         """A set that gathers the name of every node that changes from now on (its reader
@@ -99,12 +122,30 @@ class Registry:
         node = self._node(batch.node, now)
         node.last_seen = now
         if node.latest.get("seq", -1) < batch.seq_last:  # a resent old batch is not "latest"
+            before = gpu_health(node)
             node.latest = summarise(batch)
+            self._note_health(node, before, batch.samples[-1].ts)
         newest = batch.samples[-1].ts
         if MEANING[node.state].resuming and newest > node.state_since:
             self._set_state(node, NodeState.ONLINE, now)  # samples from before it slept: no
         elif node.state is NodeState.SLEEPING and newest > node.state_since + self._offline_after_s:
             self._set_state(node, NodeState.ONLINE, now)  # still sampling: it never slept
+
+    def _note_health(self, node: NodeView, before: dict[int, tuple[str, str]], ts: float) -> None:
+        after = gpu_health(node)
+        for index in sorted(before.keys() | after.keys()):
+            health, reason = after.get(index, ("ok", ""))
+            if before.get(index, ("ok", "")) != (health, reason):
+                self.health_changes.append(GpuHealthChange(ts, node.name, index, health, reason))
+                self.health_counts[health] += 1
+
+    def set_drains(self, drains: dict[str, dict[int, str]]) -> None:
+        """The operators' drains as the store holds them; nodes whose drains moved change."""
+        for name, view in self.nodes.items():
+            wanted = drains.get(name, {})
+            if view.drains != wanted:
+                view.drains = dict(wanted)
+                self._touch(name)
 
     def mark(self, name: str, state: NodeState, now: float) -> None:
         """A power decision: `sleeping` (sent), `waking` (sent), `failed`, or a cleared node."""

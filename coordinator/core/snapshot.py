@@ -8,10 +8,11 @@ the coordinator last saw.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from coordinator.core import tick
 from coordinator.core.jobstate import ON_NODE, JobRecord
-from coordinator.core.registry import NodeView, Registry
+from coordinator.core.registry import NodeView, Registry, gpu_health
 from coordinator.core.tick import Shape
 from coordinator.placement.model import ClusterSnapshot, NodeSnapshot
 from coordinator.placement.state import ClusterState
@@ -31,13 +32,23 @@ def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot
     """None for a node that has not said hello yet: its capacity is unknown."""
     if view.hello is None:
         return None
-    return tick.node_snapshot(
+    node = tick.node_snapshot(
         view.name,
         view.state,
         shape_of(view.hello),
         connections=int(view.latest.get("connections") or 0),
         util_pct=float(view.latest.get("cpu_util_pct") or 0.0),
         resume_latency_s=resume_latency_s,
+    )
+    if not view.drains and not view.latest.get("gpu_health"):
+        return node
+    unwell = gpu_health(view)
+    drained = {i for i in view.drains if i >= 0}
+    return replace(
+        node,
+        drained=-1 in view.drains,
+        unusable_gpus=frozenset({i for i, (h, _) in unwell.items() if h == "failed"} | drained),
+        degraded_gpus=frozenset(i for i, (h, _) in unwell.items() if h == "degraded") - drained,
     )
 
 

@@ -27,6 +27,7 @@ from coordinator.daemon.commands import Sender
 from coordinator.placement.scheduler import Plan, schedule
 from coordinator.power.defer import DeferPolicy, Hold, Holds, fleet_of
 from coordinator.settings import Jobs
+from coordinator.store import drains as drain_rows
 from coordinator.store import jobs as job_rows
 from shared.messages import CancelJob, Event, RunJob
 from shared.units import iso
@@ -70,6 +71,7 @@ class Dispatcher:
 
     async def tick(self, now: float) -> JobsPass:
         await self._apply_held()
+        await self._sync_health()
         active = await asyncio.to_thread(self._load)
         active = await self._expire(active, now)
         await self._cancel(active, now)
@@ -81,6 +83,29 @@ class Dispatcher:
                 del sent[gone]
         self.last = JobsPass(active, plan, held)
         return self.last
+
+    async def _sync_health(self) -> None:
+        """Store the GPU health changes the registry saw; read the operators' drains (a
+        `dormouse drain` from any machine acts at the next pass). A store outage keeps the
+        changes for the next try."""
+        changes = list(self._registry.health_changes)
+
+        def io() -> dict[str, dict[int, str]]:
+            with self._engine.begin() as conn:
+                drain_rows.record_health(conn, changes)
+                return drain_rows.all_drains(conn)
+
+        drains = await asyncio.to_thread(io)
+        del self._registry.health_changes[: len(changes)]
+        for change in changes:
+            log.warning(
+                "node %s GPU %d: %s%s",
+                change.node,
+                change.gpu_index,
+                change.kind,
+                f" ({change.reason})" if change.reason else "",
+            )
+        self._registry.set_drains(drains)
 
     def _load(self) -> list[JobRecord]:
         with self._engine.connect() as conn:

@@ -2,8 +2,9 @@
 scrape, so nothing is kept twice. Off unless `metrics_listen` is set (e.g. 127.0.0.1:9464).
 
 Per node: state (one series per state, 1 for the current), CPU and GPU utilisation, power,
-energy. Ingest: messages received by kind, dropped by reason, samples stored and buffered,
-lag. Queue: jobs by state. Power: actions by kind (sleep, wake, failed, ...).
+energy; GPUs that are not healthy, drains, and health changes by kind. Ingest: messages
+received by kind, dropped by reason, samples stored and buffered, lag. Queue: jobs by state.
+Power: actions by kind (sleep, wake, failed, ...).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from coordinator.core.lag import LagStats
 from coordinator.core.nodestate import NodeState
+from coordinator.core.registry import NodeView, gpu_health
 
 if TYPE_CHECKING:
     from coordinator.daemon.coordinator import Coordinator
@@ -79,6 +81,32 @@ class CoordinatorCollector(Collector):
         for node, joules in sorted(self._coordinator.parts.energy.joules.items()):
             energy.add_metric([node], joules)
         yield energy
+        yield from self._gpu_health(views)
+
+    def _gpu_health(self, views: list[NodeView]) -> Iterator[Metric]:
+        unwell = GaugeMetricFamily(
+            "dormouse_gpu_unhealthy",
+            "1 for each GPU the agent judges degraded or failed",
+            labels=["node", "gpu", "health"],
+        )
+        drained = GaugeMetricFamily(
+            "dormouse_drained", "1 for each drained node (gpu -1) or GPU", labels=["node", "gpu"]
+        )
+        for view in views:
+            for index, (health, _) in sorted(gpu_health(view).items()):
+                unwell.add_metric([view.name, str(index), health], 1.0)
+            for index in sorted(view.drains):
+                drained.add_metric([view.name, str(index)], 1.0)
+        yield unwell
+        yield drained
+        changes = CounterMetricFamily(
+            "dormouse_gpu_health_changes",
+            "GPU health changes seen, by the new health",
+            labels=["health"],
+        )
+        for health, count in sorted(self._coordinator.parts.ingest.registry.health_counts.items()):
+            changes.add_metric([health], count)
+        yield changes
 
     def _ingest(self) -> Iterator[Metric]:
         ingest, writer = self._coordinator.parts.ingest, self._coordinator.parts.writer

@@ -3,16 +3,19 @@ and `dormouse status` show (the daemon writes both)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from coordinator.core.registry import NodeView
+from coordinator.core.registry import NodeView, gpu_health
 from coordinator.core.tick import LATENCY_SAMPLES, quantile
+from coordinator.store import drains as drain_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
 from coordinator.store import stats as stat_rows
+from coordinator.store.drains import NODE
 from coordinator.store.power import WAKE_TIMES
 from shared.errors import NotFound
 
@@ -35,12 +38,33 @@ class UnknownNode(NotFound):
 def summary(view: NodeView) -> dict[str, Any]:
     """One node as `dormouse nodes --json` and `GET /api/v1/nodes` show it (times: epoch s)."""
     latest = view.latest
+    unwell = [health for health, _ in gpu_health(view).values()]
     return {
         "node": view.name,
         "state": view.state.value,
         "last_seen": view.last_seen,
         **{k: latest[k] for k in LATEST_FIELDS if k in latest},
+        "drained": NODE in view.drains,
+        "gpus_drained": sum(1 for i in view.drains if i != NODE),
+        "gpus_failed": unwell.count("failed"),
+        "gpus_degraded": unwell.count("degraded"),
     }
+
+
+def gpu_rows(view: NodeView) -> list[dict[str, Any]]:
+    """Each GPU the node said hello with: its health, why, and whether it is drained."""
+    unwell = gpu_health(view)
+    indices = sorted({g.index for g in view.hello.gpus} if view.hello else set(unwell))
+    return [
+        {
+            "index": i,
+            "health": unwell.get(i, ("ok", ""))[0],
+            "reason": unwell.get(i, ("ok", ""))[1],
+            "drained": i in view.drains,
+            "drain_reason": view.drains.get(i),
+        }
+        for i in indices
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +113,7 @@ def detail(engine: sa.Engine, name: str) -> dict[str, Any]:
         if not found:
             known = ", ".join(node_rows.known_nodes(conn)) or "none yet"
             raise UnknownNode(f"unknown node {name!r}; nodes: {known}")
+        events = drain_rows.events(conn, node=name, limit=10)
     view = found[0]
     wakes = wake_times(engine, name)
     return summary(view) | {
@@ -96,5 +121,36 @@ def detail(engine: sa.Engine, name: str) -> dict[str, Any]:
         "wakes_measured": wakes.count,
         "wake_p50_s": wakes.p50_s,
         "wake_p95_s": wakes.p95_s,
+        "drain_reason": view.drains.get(NODE),
+        "gpu_health": gpu_rows(view),
+        "gpu_events": [dataclasses.asdict(e) for e in events],
         "hello": view.hello.to_wire() if view.hello else None,
     }
+
+
+def drain(engine: sa.Engine, name: str, gpu: int | None, reason: str, now: float) -> None:
+    """No new work on the node (or one of its GPUs) until `undrain`; what runs goes on."""
+    with engine.begin() as conn:
+        _check_target(conn, name, gpu)
+        drain_rows.drain(conn, name, NODE if gpu is None else gpu, reason, now)
+
+
+def undrain(engine: sa.Engine, name: str, gpu: int | None, now: float) -> bool:
+    """False when that drain was not set."""
+    with engine.begin() as conn:
+        _check_target(conn, name, gpu)
+        return drain_rows.undrain(conn, name, NODE if gpu is None else gpu, now)
+
+
+def _check_target(conn: sa.Connection, name: str, gpu: int | None) -> None:
+    found = node_rows.load_nodes(conn, name)
+    if not found:
+        known = ", ".join(node_rows.known_nodes(conn)) or "none yet"
+        raise UnknownNode(f"unknown node {name!r}; nodes: {known}")
+    hello = found[0].hello
+    if gpu is None or hello is None:
+        return
+    indices = sorted(g.index for g in hello.gpus)
+    if gpu not in indices:
+        have = ", ".join(map(str, indices)) or "none"
+        raise UnknownNode(f"node {name!r} has no GPU {gpu} (its GPUs: {have})")

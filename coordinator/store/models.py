@@ -195,3 +195,24 @@ api_tokens = sa.Table(  # HTTP API bearer tokens: only a SHA-256 of each is kept
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
 )
+
+drains = sa.Table(  # an operator's `dormouse drain`: no new work on the node or one GPU
+    "drains",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("gpu_index", sa.SmallInteger, primary_key=True),  # -1: the whole node
+    sa.Column("reason", sa.String(256), nullable=False),
+    sa.Column("since", sa.Double, nullable=False),
+)
+
+gpu_events = sa.Table(  # a GPU's health changed, or an operator drained or undrained
+    "gpu_events",
+    Base.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("node", NODE_NAME, nullable=False),
+    sa.Column("gpu_index", sa.SmallInteger, nullable=False),  # -1: the whole node
+    sa.Column("kind", sa.String(16), nullable=False),  # ok, degraded, failed, drain, undrain
+    sa.Column("reason", sa.String(256), nullable=False),
+    sa.Index("ix_gpu_events_ts", "ts"),
+)

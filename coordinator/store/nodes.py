@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.store.dialect import upsert
+from coordinator.store.drains import all_drains
 from coordinator.store.models import Node
 from shared.messages import Hello
 
@@ -43,6 +44,7 @@ def load_nodes(conn: sa.Connection, name: str | None = None) -> list[NodeView]:
     if name is not None:
         query = query.where(Node.name == name)
     views = []
+    drained = all_drains(conn)
     for row in conn.execute(query).mappings():
         hello = Hello.from_wire(row["hello"]) if row["hello"] else None
         views.append(
@@ -53,6 +55,7 @@ def load_nodes(conn: sa.Connection, name: str | None = None) -> list[NodeView]:
                 last_seen=row["last_seen"],
                 hello=hello,
                 latest=row["latest"] or {},
+                drains=drained.get(row["name"], {}),
             )
         )
     return views
@@ -63,6 +66,7 @@ def load_summaries(conn: sa.Connection) -> list[NodeView]:
     without re-reading and re-checking each node's hello (most of `load_nodes`'s cost)."""
     table = Node.__table__
     columns = [table.c[name] for name in ("name", "state", "state_since", "last_seen", "latest")]
+    drained = all_drains(conn)
     return [
         NodeView(
             name=name,
@@ -70,6 +74,7 @@ def load_summaries(conn: sa.Connection) -> list[NodeView]:
             state_since=since,
             last_seen=seen,
             latest=latest or {},
+            drains=drained.get(name, {}),
         )
         for name, state, since, seen, latest in conn.execute(sa.select(*columns).order_by("name"))
     ]

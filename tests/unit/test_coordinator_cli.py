@@ -68,6 +68,10 @@ def test_nodes_json_and_table(store):
             "power_w": None,
             "jobs": None,
             "connections": None,
+            "drained": False,
+            "gpus_drained": 0,
+            "gpus_failed": 0,
+            "gpus_degraded": 0,
         }
     ]
     table = runner.invoke(app, ["nodes"])
@@ -178,7 +182,7 @@ def test_db_upgrade_and_current(monkeypatch, tmp_path):
     monkeypatch.setenv("DORMOUSE_DB", f"sqlite:///{tmp_path / 'new.db'}")
     assert "store: empty" in runner.invoke(app, ["db", "current"]).output
     assert "(was empty)" in runner.invoke(app, ["db", "upgrade"]).output
-    assert "store: 0006" in runner.invoke(app, ["db", "current"]).output
+    assert "store: 0007" in runner.invoke(app, ["db", "current"]).output
 
 
 def test_run_refuses_a_bad_db_url(monkeypatch):
@@ -270,3 +274,61 @@ def test_reading_commands_never_create_a_store(tmp_path):
     assert current.exit_code == 0
     assert current.output.startswith("store: empty;")
     assert not path.parent.exists()
+
+
+def test_drain_and_undrain_a_node_and_a_gpu(store):
+    assert runner.invoke(app, ["drain", "gpu-01", "--reason", "fan swap"]).exit_code == 0
+    result = runner.invoke(app, ["nodes", "drain", "gpu-01", "--gpu", "0"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "drained gpu-01 GPU 0: no new work from the coordinator's next pass\n"
+    (row,) = json.loads(runner.invoke(app, ["nodes", "--json"]).output)
+    assert (row["drained"], row["gpus_drained"]) == (True, 1)
+    assert "drained, 1 GPU drained" in runner.invoke(app, ["nodes"]).output
+    shown = json.loads(runner.invoke(app, ["node", "gpu-01", "--json"]).output)
+    assert shown["drain_reason"] == "fan swap"
+    assert shown["gpu_health"] == [
+        {
+            "index": 0,
+            "health": "ok",
+            "reason": "",
+            "drained": True,
+            "drain_reason": "drained by an operator",
+        }
+    ]
+    assert [(e["gpu_index"], e["kind"], e["reason"]) for e in shown["gpu_events"]] == [
+        (0, "drain", "drained by an operator"),
+        (-1, "drain", "fan swap"),
+    ]
+    assert runner.invoke(app, ["undrain", "gpu-01"]).output == "undrained gpu-01\n"
+    assert runner.invoke(app, ["undrain", "gpu-01"]).output == "gpu-01 was not drained\n"
+    assert runner.invoke(app, ["undrain", "gpu-01", "--gpu", "0"]).exit_code == 0
+    (row,) = json.loads(runner.invoke(app, ["nodes", "--json"]).output)
+    assert (row["drained"], row["gpus_drained"]) == (False, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["drain", "nosuch"], "unknown node 'nosuch'; nodes: gpu-01"),
+        (["drain", "gpu-01", "--gpu", "3"], "node 'gpu-01' has no GPU 3 (its GPUs: 0)"),
+        (["undrain", "gpu-01", "--gpu", "-1"], "-1 is not in the range x>=0"),
+    ],
+)
+def test_drain_refusals_are_one_line(store, args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_gpu_health_from_the_latest_sample_shows_in_listing_and_detail(store):
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        (view,) = node_rows.load_nodes(conn, "gpu-01")
+        view.latest = {"gpus": 1, "gpu_health": {"0": ["failed", "XID 79: fell off the bus"]}}
+        node_rows.save_nodes(conn, [view])
+    (row,) = json.loads(runner.invoke(app, ["nodes", "--json"]).output)
+    assert (row["gpus_failed"], row["gpus_degraded"]) == (1, 0)
+    assert "1 GPU failed" in runner.invoke(app, ["nodes"]).output
+    shown = json.loads(runner.invoke(app, ["node", "gpu-01", "--json"]).output)
+    assert shown["gpu_health"][0]["reason"] == "XID 79: fell off the bus"
+    assert "XID 79: fell off the bus" in runner.invoke(app, ["node", "gpu-01"]).output

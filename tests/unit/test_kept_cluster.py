@@ -65,3 +65,19 @@ def test_the_kept_cluster_equals_a_rebuild_after_each_change():
     check([replace(running("j2", "old", 8), cpus=2)])
     assert kept.state.nodes["old"].resume_latency_s == 300.0
     assert kept.state.free["old"].cpus == 30
+
+
+def test_drains_and_gpu_health_reach_the_kept_cluster():
+    registry = Registry(offline_after_s=30)
+    registry.on_hello(factories.hello("gpu-01"), TS)
+    kept = KeptCluster(registry, lambda name: 0.0)
+    assert kept.sync([], 0).nodes["gpu-01"].unusable_gpus == frozenset()
+    registry.nodes["gpu-01"].latest = {"gpu_health": {"0": ["degraded", "hardware slowdown"]}}
+    registry.set_drains({})  # no drain moved, but the test changed `latest` by hand:
+    registry.on_hello(factories.hello("gpu-01"), TS)  # touch it as telemetry would
+    node = kept.sync([], 0).nodes["gpu-01"]
+    assert (node.degraded_gpus, node.unusable_gpus, node.drained) == ({0}, frozenset(), False)
+    registry.set_drains({"gpu-01": {0: "bad fan", -1: "maintenance"}})
+    node = kept.sync([], 0).nodes["gpu-01"]
+    assert (node.degraded_gpus, node.unusable_gpus, node.drained) == (frozenset(), {0}, True)
+    assert kept.state.snapshot() == cluster_snapshot(registry.nodes.values(), [])

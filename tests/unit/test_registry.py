@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import Registry
 from tests import factories
@@ -99,3 +101,47 @@ def test_a_node_still_sampling_long_after_a_sleep_was_sent_is_online():
     registry.mark("n1", NodeState.SLEEPING, factories.TS - 40)
     registry.on_telemetry(factories.telemetry("n1"), factories.TS)  # it was lost, or refused
     assert registry.nodes["n1"].state == "online"
+
+
+def _with_gpu(batch, seq_first, health="ok", reason=""):
+    """The batch with its GPU judged `health` by the agent."""
+    samples = tuple(
+        replace(s, gpus=tuple(replace(g, health=health, reason=reason) for g in s.gpus))
+        for s in batch.samples
+    )
+    return replace(batch, seq_first=seq_first, samples=samples)
+
+
+def test_gpu_health_changes_are_noted_once_each_and_an_old_batch_changes_nothing():
+    registry = Registry(offline_after_s=30)
+    registry.on_hello(factories.hello("gpu-01"), 0)
+    base = factories.telemetry("gpu-01", seq_first=0, count=2)
+    registry.on_telemetry(_with_gpu(base, 0), 1)
+    assert registry.health_changes == []
+    registry.on_telemetry(_with_gpu(base, 2, "degraded", "thermal clocks-down"), 2)
+    registry.on_telemetry(_with_gpu(base, 4, "degraded", "thermal clocks-down"), 3)
+    registry.on_telemetry(_with_gpu(base, 6, "failed", "XID 79: fell off the bus"), 4)
+    registry.on_telemetry(_with_gpu(base, 0), 5)  # a resent old batch: not the latest
+    registry.on_telemetry(_with_gpu(base, 8), 6)  # repaired
+    changes = [(c.gpu_index, c.kind, c.reason) for c in registry.health_changes]
+    assert changes == [
+        (0, "degraded", "thermal clocks-down"),
+        (0, "failed", "XID 79: fell off the bus"),
+        (0, "ok", ""),
+    ]
+    assert registry.health_counts == {"degraded": 1, "failed": 1, "ok": 1}
+    assert registry.nodes["gpu-01"].latest["gpu_health"] == {}
+
+
+def test_drains_touch_only_the_nodes_whose_drains_moved():
+    registry = Registry(offline_after_s=30)
+    for name in ("a", "b"):
+        registry.on_hello(factories.hello(name), 0)
+    seen = registry.watch()
+    registry.set_drains({"a": {-1: "maintenance"}})
+    assert (seen, registry.nodes["a"].drains) == ({"a"}, {-1: "maintenance"})
+    seen.clear()
+    registry.set_drains({"a": {-1: "maintenance"}})
+    assert seen == set()
+    registry.set_drains({})
+    assert (seen, registry.nodes["a"].drains) == ({"a"}, {})
