@@ -92,7 +92,7 @@ class Agent:
                 continue
             sample = take_sample(self._samplers, self.clock.now())
             self.spool.append(sample)
-            self.runner.on_sample(sample.ts, sample.metrics.get("power_w"))
+            self.runner.on_sample(sample)
             self._notifier.ready()
             self._notifier.watchdog()
             deadline = max(deadline + self.config.interval, time.monotonic())

@@ -25,6 +25,7 @@ class Spec:
     runtime_limit_s: float | None
     log_max_bytes: int
     user: str = ""
+    cpus: int = 0  # allocated: the job's share of the host's energy (`shared.jobenergy`)
 
 
 @dataclass(frozen=True, slots=True)

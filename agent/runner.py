@@ -26,7 +26,8 @@ from agent.jobdir import Result, Spec
 from shared import jobfiles
 from shared.clock import Clock
 from shared.errors import ConfigError
-from shared.messages import Event, RunJob
+from shared.jobenergy import JobShare, charge
+from shared.messages import Event, RunJob, Sample
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 0.2
@@ -40,7 +41,7 @@ class Tracked:
     wrapper: asyncio.subprocess.Process | None  # None: recovered after an agent restart
     wrapper_pid: int
     energy_j: float | None = None
-    last_power_ts: float | None = None
+    metered: bool = False  # sampled while running: charged from the next interval on
     stop_reason: str = ""
     kill_at: float | None = None
 
@@ -56,12 +57,15 @@ class Runner:
         kill_grace_s: float,
         keep_s: float = 7 * 86400.0,
         user: str = "",
+        node_cpus: int | None = None,
     ) -> None:
         self.jobs_dir, self.node, self.clock = jobs_dir, node, clock
         self._log_max_bytes, self._kill_grace_s, self._user = log_max_bytes, kill_grace_s, user
         self._keep_s = keep_s
         self._next_cleanup = 0.0
         self._jobs: dict[str, Tracked] = {}
+        self._node_cpus = node_cpus or os.cpu_count() or 1
+        self._last_sample: Sample | None = None
         self.outbox: deque[Event] = deque()
         self.queued = asyncio.Event()
         check_user(user)
@@ -114,6 +118,7 @@ class Runner:
             runtime_limit_s=run.runtime_limit_s,
             log_max_bytes=self._log_max_bytes,
             user=self._user,
+            cpus=run.cpus,
         )
         jobdir.write_spec(directory, spec)
         with (directory / "wrapper.log").open("wb") as wrapper_log:
@@ -170,14 +175,19 @@ class Runner:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signum)
 
-    def on_sample(self, ts: float, power_w: float | None) -> None:
-        """Node energy while each job runs: power x time between samples."""
+    def on_sample(self, sample: Sample) -> None:
+        """Charge each job that ran through the last interval its own GPUs' energy and its
+        CPU share of the host's (`shared.jobenergy`): never the whole node's."""
+        previous, self._last_sample = self._last_sample, sample
+        metered = {job_id: t for job_id, t in self._jobs.items() if t.metered}
+        if previous is not None and metered:
+            shares = {
+                job_id: JobShare(tuple(t.spec.gpus), t.spec.cpus) for job_id, t in metered.items()
+            }
+            for job_id, joules in charge(previous, sample, shares, self._node_cpus).items():
+                metered[job_id].energy_j = (metered[job_id].energy_j or 0.0) + joules
         for tracked in self._jobs.values():
-            if power_w is not None and tracked.last_power_ts is not None:
-                tracked.energy_j = (tracked.energy_j or 0.0) + power_w * (
-                    ts - tracked.last_power_ts
-                )
-            tracked.last_power_ts = ts
+            tracked.metered = True
 
     async def watch(self) -> None:
         while True:

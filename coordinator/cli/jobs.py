@@ -17,6 +17,7 @@ from coordinator.placement.balance import Strategy
 from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
 from coordinator.services import jobs as jobs_service
+from coordinator.services import report as report_service
 from shared.config import parse_labels
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_json, print_rows, reported_errors
@@ -203,12 +204,15 @@ def job(
 ) -> None:
     """One job in full, and its event log."""
     engine = store(config, db)
+    settings = load(config)
     with reported_errors(PROG):
-        found = jobs_service.detail(engine, job_id, load(config).command_key_file)
+        model = report_service.cost_model(settings)
+        found = jobs_service.detail(engine, job_id, settings.command_key_file, model)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
     details, events = found["job"], found["events"]
+    details |= {"kwh": found["kwh"], "cost": found["cost"]}
     details["argv"] = " ".join(details["argv"])
     if details["waiting"] is None:
         del details["waiting"]

@@ -30,6 +30,7 @@ NODE_COLUMNS = [
     "saved_kwh",
 ]
 JOB_COLUMNS = ["id", "name", "node", "share", "kwh", "cost", "saved_cost", "gpu_h", "cpu_h"]
+BY = ("all", "node", "job")
 
 
 def register(root: typer.Typer) -> None:
@@ -47,12 +48,17 @@ def report_command(
         bool, typer.Option("--check-budget", help=f"exit {OVER_BUDGET} when over the budget")
     ] = False,
     top: Annotated[int, typer.Option("--jobs", help="jobs listed, by energy")] = 20,
+    by: Annotated[
+        str, typer.Option("--by", metavar="all|node|job", help="which rows: node, job or both")
+    ] = "all",
     config: ConfigOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """kWh, cost, awake/asleep hours, utilisation and energy saved by sleeping."""
     window = positive_duration(since, "--since")
+    if by not in BY:
+        fail(f"--by must be one of {', '.join(BY)}, not {by!r}")
     if price_kwh is not None and price_kwh < 0:
         fail("--price-kwh must be 0 or more")
     settings = load(config, db=db)
@@ -62,15 +68,28 @@ def report_command(
     result = report_service.build(
         engine, settings, window_s=window, now=time.time(), price_kwh=price_kwh
     )
-    show(result, top, as_json=as_json)
+    if by == "job":
+        show_jobs(result, top, as_json=as_json)
+    else:
+        show(result, top, as_json=as_json, nodes_only=by == "node")
     if check_budget and result.budget is not None and result.budget.over:
         raise typer.Exit(OVER_BUDGET)
 
 
-def show(result: Report, top: int, *, as_json: bool) -> None:
-    jobs = sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]
+def show_jobs(result: Report, top: int, *, as_json: bool) -> None:
+    """`--by job`: one row per job that ran in the window, most energy first."""
+    jobs = [asdict(j) for j in sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]]
     if as_json:
-        typer.echo(json.dumps(report_service.as_json(result, top), indent=2))
+        typer.echo(json.dumps(jobs, indent=2))
+        return
+    title = f"jobs {iso(result.start)} .. {iso(result.end)}"
+    print_rows([_rounded(j) for j in jobs], JOB_COLUMNS, as_json=False, title=title)
+
+
+def show(result: Report, top: int, *, as_json: bool, nodes_only: bool = False) -> None:
+    jobs = [] if nodes_only else sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]
+    if as_json:
+        typer.echo(json.dumps(report_service.as_json(result, 0 if nodes_only else top), indent=2))
         return
     title = f"{iso(result.start)} .. {iso(result.end)}"
     print_rows(

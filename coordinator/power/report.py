@@ -97,6 +97,9 @@ class JobReport:
     co2_kg: float | None = None
     saved_cost: float | None = None  # against starting at its submission (a hold's gain)
     saved_co2_kg: float | None = None
+    energy_j: float | None = None  # the job's own, as its agent charged it
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +202,7 @@ def share(job: JobUse, node: NodeUse) -> float:
 
 def job_report(job: JobUse, node: NodeUse, model: CostModel, start: float, end: float) -> JobReport:
     held = share(job, node)
-    kwh = None if job.energy_j is None else job.energy_j * held / J_PER_KWH
+    kwh = None if job.energy_j is None else job.energy_j / J_PER_KWH  # the job's own (agent)
     ran_h = length(clip([(job.started_at, job.finished_at or end)], start, end)) / 3600
     ran = (job.started_at, job.finished_at or end)
     at_once = (
@@ -220,6 +223,9 @@ def job_report(job: JobUse, node: NodeUse, model: CostModel, start: float, end: 
         saved_co2_kg=None
         if kwh is None or carbon is None
         else kwh * (carbon.mean(*at_once) - carbon.mean(*ran)) / 1000,
+        energy_j=job.energy_j,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
     )
 
 

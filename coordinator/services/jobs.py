@@ -24,6 +24,8 @@ from coordinator.placement.estimate import Estimate, estimate
 from coordinator.placement.filters import never_fits
 from coordinator.placement.model import ClusterSnapshot, Request
 from coordinator.placement.pick import Picked, Picker
+from coordinator.power.energy import J_PER_KWH
+from coordinator.power.report import CostModel
 from coordinator.services import tariffs
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import jobs as job_rows
@@ -209,13 +211,27 @@ def summary(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def detail(engine: sa.Engine, job_id: str, key_file: Path) -> dict[str, Any]:
-    """One job in full with its event log, and why it waits when pending."""
+def detail(
+    engine: sa.Engine, job_id: str, key_file: Path, model: CostModel | None = None
+) -> dict[str, Any]:
+    """One job in full with its event log, why it waits when pending, and its energy: the
+    joules its agent charged it (its GPUs and CPU share), in kWh and priced at `model`'s
+    tariff over its run."""
     record, events = describe(engine, job_id)
     waiting = placement_held(engine, key_file) if record.state is JobState.PENDING else None
     fields = asdict(record) | {"state": record.state.value, "waiting": waiting}
     fields |= {k: list(v) for k, v in fields.items() if isinstance(v, tuple | frozenset)}
-    return {"job": fields, "events": events}
+    return {"job": fields, "events": events, **energy_of(record, model)}
+
+
+def energy_of(record: JobRecord, model: CostModel | None) -> dict[str, float | None]:
+    joules = record.energy_j
+    kwh = None if joules is None else joules / J_PER_KWH
+    ran = (record.started_at, record.finished_at)
+    cost = None
+    if kwh is not None and model is not None and ran[0] is not None and ran[1] is not None:
+        cost = kwh * model.price(ran[0], max(ran[1], ran[0]))
+    return {"energy_j": joules, "kwh": kwh, "cost": cost}
 
 
 def listing(engine: sa.Engine, states: list[str], limit: int) -> list[JobRecord]:

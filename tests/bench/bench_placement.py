@@ -102,7 +102,7 @@ def naive_pass(pending: list[Job], cluster: ClusterSnapshot) -> int:
     for job in queue_order(pending):
         node = select(job.request, awake, free)
         if node is not None:
-            gpus = assign_gpus(free[node.name], job.request.gpus)
+            gpus = assign_gpus(node, free[node.name], job.request.gpus)
             free[node.name] = free[node.name].minus(job.request.cpus, job.request.mem_bytes, gpus)
             placed += 1
     return placed

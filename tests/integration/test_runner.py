@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import pwd
 import sys
+from dataclasses import replace
 
 import pytest
 
 from agent.runner import Runner
 from shared.clock import SystemClock
 from shared.errors import ConfigError
-from shared.messages import RunJob
+from shared.jobenergy import node_energy
+from shared.messages import GpuSample, RunJob, Sample
 
 PY = sys.executable
 
@@ -153,14 +156,34 @@ async def test_after_an_agent_restart_jobs_are_recovered_and_reported(tmp_path):
     assert (await next_event(third, "job_finished")).exit_code == 0
 
 
-async def test_energy_is_power_times_time_while_the_job_runs(tmp_path):
-    runner = make_runner(tmp_path)
-    await runner.start(run_job("e", PY, "-c", "import time; time.sleep(0.5)"))
-    runner.on_sample(100.0, 200.0)
-    runner.on_sample(101.0, 200.0)
-    runner.on_sample(103.0, None)  # unknown power: that stretch is not counted
-    runner.on_sample(104.0, 50.0)
-    assert (await next_event(runner, "job_finished")).energy_j == pytest.approx(250.0)
+async def test_two_jobs_sharing_a_node_are_each_charged_their_own_gpus_and_cpu_share(tmp_path):
+    runner = make_runner(tmp_path, node_cpus=8)
+    sleep = (PY, "-c", "import time; time.sleep(0.5)")
+    await runner.start(replace(run_job("a", *sleep), gpus=(0,), cpus=2))
+    await runner.start(replace(run_job("b", *sleep), gpus=(1,), cpus=4))
+
+    def sample(ts: float, gpu_j: tuple[float, float], rapl_j: float) -> Sample:
+        gpus = tuple(
+            GpuSample(index=i, uuid=f"GPU-{i}", metrics={"gpu_energy_j": j})
+            for i, j in enumerate(gpu_j)
+        )
+        return Sample(ts=ts, metrics={"rapl_package_energy_j": rapl_j}, gpus=gpus)
+
+    samples = [
+        sample(100.0, (0.0, 0.0), 0.0),
+        sample(101.0, (300.0, 100.0), 80.0),
+        sample(103.0, (900.0, 100.0), 240.0),  # b's GPU idles: b pays none of a's
+    ]
+    for each in samples:
+        runner.on_sample(each)
+    ended = {}
+    for _ in range(2):
+        event = await next_event(runner, "job_finished")
+        ended[event.job_id] = event.energy_j
+    assert ended["a"] == pytest.approx(900.0 + 240.0 * 2 / 8)
+    assert ended["b"] == pytest.approx(100.0 + 240.0 * 4 / 8)
+    node = sum(node_energy(x, y) for x, y in itertools.pairwise(samples))
+    assert sum(ended.values()) <= node == 900.0 + 100.0 + 240.0
 
 
 def test_a_job_user_that_does_not_exist_is_refused_at_start(tmp_path):

@@ -53,7 +53,7 @@ def fleet() -> list[NodeUse]:
         mem_bytes=1 * GIB,
         started_at=600.0,
         finished_at=1200.0,
-        energy_j=150_000.0,
+        energy_j=75_000.0,  # its own GPUs and CPU share, as the agent charged it
     )
     return [
         NodeUse(
@@ -97,7 +97,7 @@ def test_job_and_fleet_figures_equal_the_hand_computed_ones():
     result = report(fleet(), MODEL, 0.0, 3600.0)
     (job,) = result.jobs
     assert job.share == 0.5  # 2 of 4 CPUs is more than 1 of 8 GiB
-    assert job.kwh == pytest.approx(75_000 / 3.6e6)
+    assert job.kwh == pytest.approx(75_000 / 3.6e6)  # what the agent charged, not rescaled
     assert job.cost == pytest.approx(75_000 / 3.6e6 * 0.30)
     assert job.cpu_h == pytest.approx(2 * 600 / 3600)
     totals = result.totals

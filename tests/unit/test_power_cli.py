@@ -9,9 +9,11 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.main import app
+from coordinator.store import jobs as job_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
 from coordinator.store.power import PowerEvent
@@ -131,3 +133,49 @@ def test_node_shows_its_measured_wake_times(store):
         )  # fmt: skip
     shown = json.loads(invoke("node", "gpu-01", "--json").output)
     assert (shown["wakes_measured"], shown["wake_p50_s"], shown["wake_p95_s"]) == (20, 19.0, 28.0)
+
+
+def finished_job(job_id: str, energy_j: float | None, cpus: int = 2) -> JobRecord:
+    now = time.time()
+    return JobRecord(
+        id=job_id,
+        argv=("train",),
+        submitted_at=now - 1900,
+        cpus=cpus,
+        state=JobState.SUCCEEDED,
+        node="gpu-01",
+        started_at=now - 1800,
+        finished_at=now - 600,
+        energy_j=energy_j,
+        exit_code=0,
+    )
+
+
+def test_report_by_job_and_job_show_each_jobs_own_energy_and_cost(store, monkeypatch):
+    monkeypatch.setenv("DORMOUSE_COST_PRICE_KWH", "0.5")
+    with store.begin() as conn:
+        job_rows.insert(conn, finished_job("big", 7.2e6), time.time())
+        job_rows.insert(conn, finished_job("small", 3.6e6), time.time())
+        job_rows.insert(conn, finished_job("unmetered", None), time.time())
+    result = invoke("report", "--by", "job", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["id"], r["energy_j"], r["kwh"], r["cost"]) for r in rows] == [
+        ("big", 7.2e6, 2.0, 1.0),
+        ("small", 3.6e6, 1.0, 0.5),
+        ("unmetered", None, None, None),
+    ]
+    table = invoke("report", "--by", "job").output
+    assert "big" in table
+    assert "awake_h" not in table  # no node table
+    assert json.loads(invoke("report", "--by", "node", "--json").output)["jobs"] == []
+    shown = json.loads(invoke("job", "big", "--json").output)
+    assert (shown["energy_j"], shown["kwh"], shown["cost"]) == (7.2e6, 2.0, 1.0)
+    assert shown["job"]["energy_j"] == 7.2e6
+    assert "kwh" in invoke("job", "big").output
+
+
+def test_report_by_refuses_what_it_does_not_know(store):
+    result = invoke("report", "--by", "rack")
+    assert result.exit_code == 2
+    assert "--by must be one of all, node, job, not 'rack'" in result.output
