@@ -1,5 +1,5 @@
 """`python -m agent` is `dormouse-agent`."""
 
-from agent.cli import main
+from agent.main import main
 
 main()

@@ -164,7 +164,7 @@ class Agent:
         telemetry = topic(self.config.node, Kind.TELEMETRY)
         while True:
             while self.awake.is_set() and (batch := self.spool.next_unsent()) is not None:
-                await client.publish(telemetry, encode(batch), qos=1)  # returns on PUBACK
+                await client.publish(telemetry, batch.payload(), qos=1)  # returns on PUBACK
                 self.spool.mark_sent(batch)
                 self._stopping.check()  # a cancel the publish swallowed (Python 3.11)
             await asyncio.sleep(self.config.publish_interval)
@@ -206,7 +206,7 @@ class Agent:
         if isinstance(body, Resend):
             telemetry = topic(self.config.node, Kind.TELEMETRY)
             for batch in self.spool.resend(body.from_seq, body.to_seq):
-                await client.publish(telemetry, encode(batch), qos=1)
+                await client.publish(telemetry, batch.payload(), qos=1)
             log.info("resent seq %d..%d on request %s", body.from_seq, body.to_seq, command.id)
         elif isinstance(body, RunJob):
             await self.runner.start(body)

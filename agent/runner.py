@@ -68,11 +68,16 @@ class Runner:
         self._last_sample: Sample | None = None
         self.outbox: deque[Event] = deque()
         self.queued = asyncio.Event()
+        self._tracking = asyncio.Event()  # set when a job is tracked: `watch` has work
         check_user(user)
         jobs_dir.mkdir(parents=True, exist_ok=True)
 
     def count(self) -> int:
         return len(self._jobs)
+
+    def _track(self, tracked: Tracked) -> None:
+        self._jobs[tracked.spec.job_id] = tracked
+        self._tracking.set()
 
     def _emit(self, kind: str, job_id: str, **fields: object) -> None:
         self.outbox.append(
@@ -91,7 +96,7 @@ class Runner:
                     "job_lost", spec.job_id, detail="its wrapper died while the agent was down"
                 )
                 continue
-            self._jobs[spec.job_id] = tracked
+            self._track(tracked)
             log.info("recovered job %s (%s)", spec.job_id, " ".join(spec.argv)[:80])
         self.resync()
 
@@ -133,7 +138,7 @@ class Runner:
                 start_new_session=True,  # its own session: it outlives the agent
             )
         (directory / jobfiles.WRAPPER_PID).write_text(str(wrapper.pid))
-        self._jobs[run.job_id] = Tracked(spec, directory, wrapper, wrapper.pid)
+        self._track(Tracked(spec, directory, wrapper, wrapper.pid))
         self._emit("job_started", run.job_id, detail=f"GPUs {spec.gpus or 'none'}")
         log.info("started job %s: %s", run.job_id, " ".join(run.argv)[:200])
 
@@ -147,7 +152,7 @@ class Runner:
             return
         (directory / jobfiles.REPORTED).unlink(missing_ok=True)  # report its end once more
         spec = jobdir.read_spec(directory)
-        self._jobs[job_id] = Tracked(spec, directory, None, 0)
+        self._track(Tracked(spec, directory, None, 0))
 
     def cancel(self, job_id: str, grace_s: float) -> None:
         tracked = self._jobs.get(job_id)
@@ -190,12 +195,20 @@ class Runner:
             tracked.metered = True
 
     async def watch(self) -> None:
+        """Check the jobs every WATCH_INTERVAL_S while any run; with none, sleep until one is
+        tracked or the clean-up is due: an idle agent does not wake five times a second."""
         while True:
             self.check()
             if self.clock.now() >= self._next_cleanup:
                 await asyncio.to_thread(self.clean_up)
                 self._next_cleanup = self.clock.now() + CLEANUP_INTERVAL_S
-            await asyncio.sleep(WATCH_INTERVAL_S)
+            if self._jobs:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                continue
+            self._tracking.clear()
+            idle_s = max(self._next_cleanup - self.clock.now(), WATCH_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tracking.wait(), idle_s)
 
     def clean_up(self) -> int:
         """Delete directories of jobs reported over more than `keep_s` ago."""

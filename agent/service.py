@@ -84,6 +84,7 @@ def open_spool(config: AgentConfig, clock: Clock) -> Spool:
             max_bytes=config.spool_max_bytes,
             keep_s=config.spool_keep,
             memory_only=memory_only,
+            flush_every_s=config.publish_interval,
         )
 
     return open_store(config.spool_dir / SPOOL_FILE, "spool", spool, spool)

@@ -11,6 +11,13 @@ before it is sent.
   coordinator can ask for a gap to be resent.
 * The payload bytes are capped at `max_bytes`: the oldest samples go first, and the number of
   never-sent samples dropped that way is reported in the next telemetry (`spool_dropped`).
+* Writes are grouped: samples wait in memory and go to the file in one transaction every
+  `flush_every_s` (the agent's publish interval) and always before any of them is sent, so
+  the disk sees one commit (and one fsync: `synchronous=FULL`) per interval, not one per
+  sample. What a crash or power cut can lose is the samples of the current interval, never
+  sent: the seqs durably taken stop before them, so they are taken again after the restart
+  and no seq the coordinator stored is ever reused. Everything sent was committed and
+  fsynced first, so the coordinator's resend requests always find it.
 * A write that fails (disk full, read-only) does not stop sampling: samples are held in
   memory (within `max_bytes`, oldest dropped and reported), sent from there, and written
   to the file again once it takes writes (tried every `RETRY_S`). `degraded` says why.
@@ -24,11 +31,13 @@ import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 
 from shared.clock import Clock
+from shared.codec import VERSION, frame, unpack_map
 from shared.messages import Sample, TelemetryBatch
 
 SPOOL_FILE = "spool.sqlite3"
@@ -47,6 +56,49 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+@dataclass(frozen=True, slots=True)
+class SpooledBatch:
+    """A `TelemetryBatch` as the spool holds it: the samples' msgpack bodies, each checked
+    once when it was sampled (`Sample` validates on construction), are framed as they are,
+    not decoded and checked again at every send. `payload()` is byte for byte what
+    `codec.encode` makes of `message()` (a test holds the two equal)."""
+
+    node: str
+    seq_first: int
+    bodies: tuple[bytes, ...]
+    spool_dropped: int = 0
+    stream_first: int = 0
+
+    @property
+    def seq_last(self) -> int:
+        return self.seq_first + len(self.bodies) - 1
+
+    def payload(self) -> bytes:
+        """The telemetry message's wire bytes (LZ4 frame of msgpack), keys in field order."""
+        packer = msgpack.Packer(use_bin_type=True)
+        head = [("v", VERSION), ("node", self.node), ("seq_first", self.seq_first)]
+        tail = [("spool_dropped", self.spool_dropped), ("stream_first", self.stream_first)]
+        parts = [packer.pack_map_header(len(head) + 1 + len(tail))]
+        parts += [packer.pack(k) + packer.pack(v) for k, v in head]
+        parts += [packer.pack("samples"), packer.pack_array_header(len(self.bodies)), *self.bodies]
+        parts += [packer.pack(k) + packer.pack(v) for k, v in tail]
+        return frame(b"".join(parts))
+
+    def message(self) -> TelemetryBatch:
+        """The batch decoded and checked in full (tests, `dormouse-agent` diagnostics)."""
+        samples = tuple(
+            Sample.from_wire(unpack_map(body), f"spool seq {self.seq_first + i}")
+            for i, body in enumerate(self.bodies)
+        )
+        return TelemetryBatch(
+            node=self.node,
+            seq_first=self.seq_first,
+            samples=samples,
+            spool_dropped=self.spool_dropped,
+            stream_first=self.stream_first,
+        )
+
+
 def stream_origin(now: float) -> int:
     """The first seq of a new spool: milliseconds since the epoch."""
     return int(now * 1000)
@@ -62,6 +114,7 @@ class Spool:
         max_bytes: int = 64 * 2**20,
         keep_s: float = 3600.0,
         memory_only: str | None = None,
+        flush_every_s: float = 0.0,
     ) -> None:
         """`memory_only`: why the file cannot be used; the spool then lives in memory (a
         restart starts a new stream, so no seq is ever reused)."""
@@ -70,7 +123,7 @@ class Spool:
             directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(":memory:" if memory_only else self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a process crash loses nothing
+        self._db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut
         self._db.executescript(SCHEMA)
         self._node, self._clock = node, clock
         self._max_bytes, self._keep_s = max_bytes, keep_s
@@ -91,9 +144,19 @@ class Spool:
         self.degraded: str | None = memory_only
         self._memory_only = memory_only is not None
         self._acked_through = -1  # acknowledged up to here, whether or not the file says so
+        self._flush_every_s = flush_every_s
+        self._flushed_at = clock.now()
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
+
+    def flush(self) -> None:
+        """Write what memory holds now (one transaction), unless the file is failing and its
+        retry is not due."""
+        self._flushed_at = self._clock.now()
+        if self._held:
+            self._write_held()
 
     def _scalar(self, sql: str, *args: object) -> int:
         row = self._db.execute(sql, args).fetchone()
@@ -127,16 +190,18 @@ class Spool:
             return len(self._held) + self._scalar(
                 "SELECT count(*) FROM samples WHERE sent_at IS NULL"
             )
-        return len(self._held)
+        return len(self._held) if self.degraded is not None else 0  # else: the next flush's
 
     def append(self, sample: Sample) -> int:
-        """Store one sample durably (or, while the file fails, in memory) and return its seq."""
+        """Take one sample and return its seq; it reaches the file with the others of its
+        interval (`flush`), or stays in memory while the file fails."""
         body = msgpack.packb(sample.to_wire(), use_bin_type=True)
         seq = self.next_seq
         self.next_seq = seq + 1
         self._held.append((seq, body))
         self._held_bytes += len(body)
-        self._write_held()
+        if self._clock.now() - self._flushed_at >= self._flush_every_s:
+            self.flush()
         while self._held_bytes > self._max_bytes:
             self._held_bytes -= len(self._held.popleft()[1])
             self._held_dropped += 1
@@ -170,9 +235,11 @@ class Spool:
         self._held_bytes = self._held_dropped = 0
         self._enforce_limits()
 
-    def next_unsent(self) -> TelemetryBatch | None:
+    def next_unsent(self) -> SpooledBatch | None:
         """The oldest unsent samples as one batch (a contiguous run of seqs), or None: from
-        the file first, then from memory (held samples are newer)."""
+        the file first, then from memory (held samples are newer: only while the file
+        fails, as what memory holds is written first)."""
+        self.flush()
         rows = self._db.execute(
             "SELECT seq, body FROM samples WHERE sent_at IS NULL AND seq > ? ORDER BY seq "
             "LIMIT 2000",
@@ -182,7 +249,7 @@ class Spool:
             iter(list(self._held)[:2000]), self._unreported()
         )
 
-    def mark_sent(self, batch: TelemetryBatch) -> None:
+    def mark_sent(self, batch: SpooledBatch) -> None:
         """The broker has acknowledged `batch`: keep it for resends, stop replaying it. Held
         samples leave memory once sent (they cannot be resent later)."""
         self._acked_through = max(self._acked_through, batch.seq_last)  # if the file fails
@@ -201,7 +268,7 @@ class Spool:
         except sqlite3.OperationalError:
             pass  # unmarked: replayed later, and the coordinator files it as a duplicate
 
-    def resend(self, from_seq: int, to_seq: int) -> Iterator[TelemetryBatch]:
+    def resend(self, from_seq: int, to_seq: int) -> Iterator[SpooledBatch]:
         """Batches covering what the spool still holds of [from_seq, to_seq]."""
         start = from_seq
         while start <= to_seq:
@@ -217,22 +284,22 @@ class Spool:
 
     def _first_batch(
         self, rows: Iterable[tuple[int, bytes]], dropped: int
-    ) -> TelemetryBatch | None:
-        samples: list[Sample] = []
+    ) -> SpooledBatch | None:
+        bodies: list[bytes] = []
         seq_first = size = 0
         for seq, body in rows:
-            if samples and (seq != seq_first + len(samples) or size + len(body) > BATCH_BYTES):
+            if bodies and (seq != seq_first + len(bodies) or size + len(body) > BATCH_BYTES):
                 break
-            if not samples:
+            if not bodies:
                 seq_first = seq
-            samples.append(Sample.from_wire(msgpack.unpackb(body), f"spool seq {seq}"))
+            bodies.append(body)
             size += len(body)
-        if not samples:
+        if not bodies:
             return None
-        return TelemetryBatch(
+        return SpooledBatch(
             node=self._node,
             seq_first=seq_first,
-            samples=tuple(samples),
+            bodies=tuple(bodies),
             spool_dropped=dropped,
             stream_first=self.stream_first,
         )

@@ -48,13 +48,19 @@ _UNPACK_LIMITS: dict[str, Any] = {
 
 def encode(message: WireMessage) -> bytes:
     """The payload for `message`; PayloadTooLarge if a peer would refuse it (split the batch)."""
-    packed = pack_map(message)
+    return frame(pack_map(message))
+
+
+def frame(packed: bytes) -> bytes:
+    """A message's msgpack bytes as a payload: compressed, within both caps."""
     if len(packed) > MAX_DECOMPRESSED:
         raise PayloadTooLarge(f"encoded message is {len(packed)} bytes, over {MAX_DECOMPRESSED}")
-    frame: bytes = lz4.frame.compress(packed, store_size=True)
-    if len(frame) > MAX_COMPRESSED:
-        raise PayloadTooLarge(f"compressed message is {len(frame)} bytes, over {MAX_COMPRESSED}")
-    return frame
+    compressed: bytes = lz4.frame.compress(packed, store_size=True)
+    if len(compressed) > MAX_COMPRESSED:
+        raise PayloadTooLarge(
+            f"compressed message is {len(compressed)} bytes, over {MAX_COMPRESSED}"
+        )
+    return compressed
 
 
 def pack_map(message: WireMessage) -> bytes:

@@ -11,18 +11,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import ssl
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from shared.errors import ConfigError, DormouseError
 from shared.signing import parse_key
 from shared.topics import validate_node
 from shared.units import format_duration, parse_duration, parse_size
+
+if TYPE_CHECKING:
+    import ssl
 
 T = TypeVar("T")
 Parser = Callable[[Any], Any]
@@ -292,6 +294,10 @@ class MqttSecurity:
     password_file: Path = setting(NO_FILE, parse_path, "file holding the MQTT password")
 
     def tls_context(self) -> ssl.SSLContext:
+        """Only for mqtts:// brokers: `ssl` (libssl and its tables, ~6 MB) is imported here,
+        not at start, so a plain-MQTT agent never loads it (`agent.main`)."""
+        import ssl  # noqa: PLC0415 - TLS only: see the docstring
+
         context = ssl.create_default_context(
             cafile=str(self.ca_file) if self.ca_file != NO_FILE else None
         )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agent.spool import Spool
+from agent.spool import Spool, SpooledBatch
 from shared.clock import ManualClock
-from shared.codec import encode
+from shared.codec import decode, encode
+from shared.topics import Kind
 from tests import factories
 
 ORIGIN = int(factories.TS * 1000)  # the first seq of a spool created at factories.TS
@@ -93,7 +96,7 @@ def test_unsent_replay_in_order_and_sent_is_not_replayed(tmp_path, clock):
     fill(spool, 4)
     batch = spool.next_unsent()
     assert (batch.seq_first, batch.seq_last) == (ORIGIN, ORIGIN + 3)
-    assert batch.samples[2] == factories.sample(factories.TS + 2)
+    assert batch.message().samples[2] == factories.sample(factories.TS + 2)
     assert spool.next_unsent().seq_first == ORIGIN  # not acknowledged yet: offered again
     spool.mark_sent(batch)
     assert spool.next_unsent() is None
@@ -106,8 +109,8 @@ def test_batches_stay_under_the_codec_caps(tmp_path, clock):
     fill(spool, 3000)
     sizes = []
     while (batch := spool.next_unsent()) is not None:
-        sizes.append(len(batch.samples))
-        encode(batch)  # raises PayloadTooLarge if a batch were too big
+        sizes.append(len(batch.bodies))
+        assert batch.payload() == encode(batch.message())  # and raises if it were too big
         spool.mark_sent(batch)
     assert sum(sizes) == 3000
     assert len(sizes) > 1
@@ -129,7 +132,7 @@ def test_sent_samples_are_kept_for_keep_s_then_expire(tmp_path, clock):
     drain(spool)
     clock.advance(3599)
     fill(spool, 1)
-    assert len(next(iter(spool.resend(ORIGIN, ORIGIN + 4))).samples) == 5
+    assert len(next(iter(spool.resend(ORIGIN, ORIGIN + 4))).bodies) == 5
     clock.advance(120)
     fill(spool, 1)
     assert list(spool.resend(ORIGIN, ORIGIN + 4)) == []
@@ -200,3 +203,48 @@ def test_memory_holds_at_most_max_bytes_and_reports_what_it_dropped(tmp_path, cl
     assert spool.held == 10
     batch = spool.next_unsent()
     assert (batch.seq_first, batch.spool_dropped) == (ORIGIN + 15, 15)
+
+
+def rows_in_file(spool: Spool) -> int:
+    return spool._scalar("SELECT count(*) FROM samples")
+
+
+def test_writes_are_grouped_per_interval_and_always_precede_sending(tmp_path, clock):
+    spool = open_spool(tmp_path, clock, flush_every_s=5.0)
+    fill(spool, 3)
+    assert (rows_in_file(spool), spool.held) == (0, 0)  # waiting for the interval, not "held"
+    clock.advance(5.0)
+    spool.append(factories.sample(factories.TS + 5))
+    assert rows_in_file(spool) == 4  # one transaction for the four
+    spool.append(factories.sample(factories.TS + 6))
+    batch = spool.next_unsent()  # what is about to be sent is in the file first
+    assert (rows_in_file(spool), batch.seq_last) == (5, ORIGIN + 4)
+
+
+def test_a_crash_loses_only_the_unwritten_interval_and_reuses_no_sent_seq(tmp_path, clock):
+    spool = open_spool(tmp_path, clock, flush_every_s=5.0)
+    fill(spool, 2)
+    assert drain(spool) == [ORIGIN, ORIGIN + 1]  # sent: written and committed first
+    fill(spool, 3)  # this interval's samples, not written yet: the process dies (no close)
+    reopened = open_spool(tmp_path, clock, flush_every_s=5.0)
+    assert reopened.next_seq == ORIGIN + 2  # the lost samples' seqs, never sent, come again
+    assert fill(reopened, 1) == [ORIGIN + 2]
+    assert drain(reopened) == [ORIGIN + 2]
+
+
+@given(
+    st.lists(st.floats(0, 100), min_size=1, max_size=20),
+    st.integers(0, 10**12),
+    st.integers(0, 10**6),
+    st.integers(0, 10**12),
+)
+def test_a_spooled_batch_frames_to_exactly_what_encode_makes_of_it(cpus, first, dropped, stream):
+    stream = min(stream, first)  # a stream starts at or before its batches
+    bodies = tuple(
+        msgpack.packb(factories.sample(factories.TS + i, cpu).to_wire(), use_bin_type=True)
+        for i, cpu in enumerate(cpus)
+    )
+    batch = SpooledBatch("gpu-01", first, bodies, spool_dropped=dropped, stream_first=stream)
+    assert batch.payload() == encode(batch.message())
+    assert decode(batch.payload(), Kind.TELEMETRY, "gpu-01") == batch.message()
+    assert batch.seq_last == first + len(cpus) - 1
