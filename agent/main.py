@@ -4,8 +4,8 @@ lean; every other command is the typer CLI (`agent.cli`).
 The daemon's footprint is paid on every server of the fleet, so `run` parses its six flags
 with argparse (typer, click and rich stay out: ~8 MB), hashes with CPython's own SHA-256
 (`_builtin_hashes`), imports what paho only might use when it is used (`_deferred`) and,
-for a plain `mqtt://` broker, keeps `ssl` out (`_without_ssl`). Its flags, defaults, messages and exit codes are the
-typer command's (`tests/unit/test_agent_main.py` holds the two to the same answers).
+for a plain `mqtt://` broker, keeps `ssl` out (`_without_ssl`). Its flags are the typer
+command's, and a bad one is one line and exit 2 as there (`tests/unit/test_agent_main.py`).
 """
 
 from __future__ import annotations

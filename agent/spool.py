@@ -144,6 +144,8 @@ class Spool:
         self.degraded: str | None = memory_only
         self._memory_only = memory_only is not None
         self._acked_through = -1  # acknowledged up to here, whether or not the file says so
+        self._marks: list[tuple[float, int, int]] = []  # (sent at, first, last): next write's
+        self._reported_pending = 0  # file drops reported upstream, not yet written down
         self._flush_every_s = flush_every_s
         self._flushed_at = clock.now()
 
@@ -155,7 +157,7 @@ class Spool:
         """Write what memory holds now (one transaction), unless the file is failing and its
         retry is not due."""
         self._flushed_at = self._clock.now()
-        if self._held:
+        if self._held or self._marks:
             self._write_held()
 
     def _scalar(self, sql: str, *args: object) -> int:
@@ -177,7 +179,7 @@ class Spool:
 
     @property
     def dropped_unreported(self) -> int:
-        return self._meta("dropped")
+        return max(0, self._meta("dropped") - self._reported_pending)
 
     def _unreported(self) -> int:
         return self.dropped_unreported + self._held_dropped
@@ -188,7 +190,8 @@ class Spool:
         when the spool lives in memory)."""
         if self._memory_only:
             return len(self._held) + self._scalar(
-                "SELECT count(*) FROM samples WHERE sent_at IS NULL"
+                "SELECT count(*) FROM samples WHERE sent_at IS NULL AND seq > ?",
+                self._acked_through,
             )
         return len(self._held) if self.degraded is not None else 0  # else: the next flush's
 
@@ -208,8 +211,8 @@ class Spool:
         return seq
 
     def _write_held(self) -> None:
-        """Move what memory holds into the file: at once normally, every RETRY_S when the
-        last write failed."""
+        """Move what memory holds into the file, with the sends acknowledged since the last
+        write (one transaction): at once normally, every RETRY_S when the last failed."""
         now = self._clock.now()
         if self.degraded is not None and now < self._retry_at:
             return
@@ -217,7 +220,10 @@ class Spool:
             with self._transaction():
                 self._db.executemany("INSERT INTO samples (seq, body) VALUES (?, ?)", self._held)
                 self._set_meta("next_seq", self.next_seq)
-                if self._held_dropped:
+                self._db.executemany(
+                    "UPDATE samples SET sent_at = ? WHERE seq BETWEEN ? AND ?", self._marks
+                )
+                if self._held_dropped or self._reported_pending:
                     self._set_meta("dropped", self.dropped_unreported + self._held_dropped)
         except sqlite3.OperationalError as exc:
             self._retry_at = now + RETRY_S
@@ -232,7 +238,8 @@ class Spool:
             self.degraded = None
         self.bytes += self._held_bytes
         self._held.clear()
-        self._held_bytes = self._held_dropped = 0
+        self._held_bytes = self._held_dropped = self._reported_pending = 0
+        self._marks.clear()
         self._enforce_limits()
 
     def next_unsent(self) -> SpooledBatch | None:
@@ -251,22 +258,16 @@ class Spool:
 
     def mark_sent(self, batch: SpooledBatch) -> None:
         """The broker has acknowledged `batch`: keep it for resends, stop replaying it. Held
-        samples leave memory once sent (they cannot be resent later)."""
-        self._acked_through = max(self._acked_through, batch.seq_last)  # if the file fails
+        samples leave memory once sent (they cannot be resent later). The file learns it
+        with the next write (no transaction of its own: a crash before then replays the
+        batch, which the coordinator files as a duplicate)."""
+        self._acked_through = max(self._acked_through, batch.seq_last)
         while self._held and self._held[0][0] <= batch.seq_last:
             self._held_bytes -= len(self._held.popleft()[1])
         from_memory = min(batch.spool_dropped, self._held_dropped)  # reported drops: memory's
         self._held_dropped -= from_memory  # first, then the file's
-        try:
-            with self._transaction():
-                self._db.execute(
-                    "UPDATE samples SET sent_at = ? WHERE seq BETWEEN ? AND ?",
-                    (self._clock.now(), batch.seq_first, batch.seq_last),
-                )
-                from_file = batch.spool_dropped - from_memory
-                self._set_meta("dropped", max(0, self.dropped_unreported - from_file))
-        except sqlite3.OperationalError:
-            pass  # unmarked: replayed later, and the coordinator files it as a duplicate
+        self._reported_pending += batch.spool_dropped - from_memory
+        self._marks.append((self._clock.now(), batch.seq_first, batch.seq_last))
 
     def resend(self, from_seq: int, to_seq: int) -> Iterator[SpooledBatch]:
         """Batches covering what the spool still holds of [from_seq, to_seq]."""
@@ -282,9 +283,7 @@ class Spool:
             yield batch
             start = batch.seq_last + 1
 
-    def _first_batch(
-        self, rows: Iterable[tuple[int, bytes]], dropped: int
-    ) -> SpooledBatch | None:
+    def _first_batch(self, rows: Iterable[tuple[int, bytes]], dropped: int) -> SpooledBatch | None:
         bodies: list[bytes] = []
         seq_first = size = 0
         for seq, body in rows:
@@ -314,7 +313,9 @@ class Spool:
 
     def _drop_oldest(self) -> None:
         rows = self._db.execute(
-            "SELECT seq, length(body), sent_at IS NULL FROM samples ORDER BY seq LIMIT 256"
+            "SELECT seq, length(body), sent_at IS NULL AND seq > ? FROM samples ORDER BY seq "
+            "LIMIT 256",
+            (self._acked_through,),
         ).fetchall()
         if not rows:  # nothing left to drop: the running total was off
             self.bytes = 0
@@ -327,7 +328,7 @@ class Spool:
             freed, lost, last = freed + size, lost + unsent, seq
         with self._transaction():
             self._db.execute("DELETE FROM samples WHERE seq <= ?", (last,))
-            self._set_meta("dropped", self.dropped_unreported + lost)
+            self._set_meta("dropped", self._meta("dropped") + lost)  # raw: pending reports stay
         self.bytes -= freed
 
     def _delete(self, where: str, *args: object) -> None:

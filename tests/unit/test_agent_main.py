@@ -49,7 +49,7 @@ def test_an_mqtts_daemon_loads_ssl_and_still_no_cli():
 
 
 def test_run_takes_the_typer_commands_flags():
-    run = typer.main.get_command(cli.app).commands["run"]  # type: ignore[attr-defined]
+    run = typer.main.get_command(cli.app).commands["run"]
     typed = {p.name for p in run.params}
     assert typed == {"config", *RUN_FLAGS}
 
