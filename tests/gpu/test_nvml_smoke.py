@@ -13,6 +13,7 @@ import pytest
 
 from agent.samplers.gpu import GpuSampler
 from agent.sampling import take_sample
+from shared.metrics import Scope, metrics_in
 
 pytestmark = pytest.mark.gpu
 
@@ -41,8 +42,10 @@ def test_real_gpus_are_sampled(sampler):
         print(
             f"GPU {info.index} {info.name} {info.uuid} mem {info.mem_total_bytes / 2**30:.1f} GiB"
         )
-        for name, value in b.metrics.items():
-            print(f"  {name:22s} {value}")
+        for name, value in b.metrics.items():  # every field, the health ones included
+            print(f"  {name:30s} {value}")
+        print(f"  health: {b.health}{f' ({b.reason})' if b.reason else ''}")
+        assert b.metrics.keys() == {m.name for m in metrics_in(Scope.GPU)}
         before, after = a.metrics["gpu_energy_j"], b.metrics["gpu_energy_j"]
         if before is not None and after is not None:
             assert after >= before, "the NVML energy counter went backwards"
