@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from shared.codec import KIND_OF, decode, encode, pack_map
 from shared.errors import DecodeError
-from shared.messages import Event, Sample, Status, TelemetryBatch
+from shared.messages import Event, GpuSample, Sample, Status, TelemetryBatch
 from shared.topics import Kind
 from tests import factories
 
@@ -99,7 +99,29 @@ metrics = st.fixed_dictionaries(
         "load_avg_1m": st.floats(0, 1e6, allow_nan=False),
     },
 )
-samples = st.builds(Sample, ts=st.floats(0, 1e11, allow_nan=False), metrics=metrics)
+gpu_metrics = st.fixed_dictionaries(
+    {},
+    optional={
+        "gpu_util_pct": finite | st.none(),
+        "gpu_xid_last": st.integers(0, 200) | st.none(),
+        "gpu_ecc_volatile_uncorrected": st.integers(0, 2**40),
+        "gpu_throttle_thermal": st.sampled_from([0, 1, None]),
+        "gpu_clock_sm_mhz": st.floats(0, 5000, allow_nan=False),
+    },
+)
+gpus = st.lists(
+    st.builds(
+        GpuSample,
+        index=st.integers(0, 63),
+        uuid=st.text(max_size=40),
+        metrics=gpu_metrics,
+        health=st.sampled_from(["ok", "degraded", "failed"]),
+        reason=st.text(max_size=60),
+    ),
+    max_size=4,
+    unique_by=lambda g: g.index,
+).map(tuple)
+samples = st.builds(Sample, ts=st.floats(0, 1e11, allow_nan=False), metrics=metrics, gpus=gpus)
 
 
 @FUZZ
