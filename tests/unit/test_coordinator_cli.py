@@ -169,6 +169,8 @@ def test_list_metrics():
     result = runner.invoke(app, ["history", "--list-metrics", "--json"])
     names = {row["metric"] for row in json.loads(result.output)}
     assert {"cpu_util_pct", "gpu_energy_j", "power_w"} <= names
+    for part in ("xid", "ecc", "remap", "pcie_replay", "throttle", "clock"):  # the interface
+        assert any(n.startswith("gpu_") and part in n for n in names), part
 
 
 def test_commands_on_a_missing_store_exit_2(monkeypatch, tmp_path):
