@@ -92,6 +92,18 @@ class CoordinatorProcess:
         return {row["key"]: row["value"] for row in self.cli("status")}
 
 
+def serving_metrics(
+    db_url: str, broker: BrokerUrl, workdir: Path, port: int, **env: str
+) -> CoordinatorProcess:
+    """A coordinator (not started) with /metrics on `port` and fast placement passes."""
+    extra = {
+        "DORMOUSE_METRICS_LISTEN": f"127.0.0.1:{port}",
+        "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.2s",
+        **env,
+    }
+    return CoordinatorProcess(db_url=db_url, broker=broker, workdir=workdir, extra_env=extra)
+
+
 def store_ready(db_url: str) -> bool:
     engine = sa.create_engine(db_url)
     try:

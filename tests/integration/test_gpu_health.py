@@ -19,7 +19,7 @@ from shared.messages import GpuInfo, GpuSample, Sample, TelemetryBatch
 from shared.topics import Kind, topic
 from tests import factories
 from tests.integration.agent_support import unique_node
-from tests.integration.coordinator_support import CoordinatorProcess
+from tests.integration.coordinator_support import serving_metrics
 from tests.integration.test_jobs import eventually, in_state, job, start_agents, submit
 from tests.integration.test_metrics_http import free_port, scrape
 
@@ -30,16 +30,7 @@ REASON = "XID 79: fell off the bus"
 @pytest.fixture
 def coordinator(db_url, mosquitto, tmp_path):
     port = free_port()
-    process = CoordinatorProcess(
-        db_url=db_url,
-        broker=mosquitto.url,
-        workdir=tmp_path,
-        extra_env={
-            "DORMOUSE_METRICS_LISTEN": f"127.0.0.1:{port}",
-            "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.2s",
-            "DORMOUSE_OFFLINE_AFTER": "60s",
-        },
-    )
+    process = serving_metrics(db_url, mosquitto.url, tmp_path, port, DORMOUSE_OFFLINE_AFTER="60s")
     process.metrics_port = port
     process.start()
     yield process

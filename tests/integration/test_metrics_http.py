@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.coordinator_support import CoordinatorProcess
+from tests.integration.coordinator_support import serving_metrics
 from tests.integration.test_jobs import eventually, start_agents, submit
 
 pytestmark = pytest.mark.mqtt
@@ -56,15 +56,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def test_metrics_show_nodes_ingest_queue_and_power(db_url, mosquitto, tmp_path):
     port = free_port()
-    coordinator = CoordinatorProcess(
-        db_url=db_url,
-        broker=mosquitto.url,
-        workdir=tmp_path,
-        extra_env={
-            "DORMOUSE_METRICS_LISTEN": f"127.0.0.1:{port}",
-            "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.2s",
-        },
-    )
+    coordinator = serving_metrics(db_url, mosquitto.url, tmp_path, port)
     coordinator.start()
     (agent,) = start_agents(mosquitto, tmp_path, [1])
     node = agent.node
