@@ -12,7 +12,9 @@ nothing healthy fits. The rules follow NVIDIA's XID catalogue and its row-remapp
 
 An XID is an event, not a level: the agent keeps the last one seen (`gpu_xid_last`) until it
 restarts, so a GPU that fell off the bus stays failed until the node is repaired (a reboot or
-driver reload restarts the agent with it).
+driver reload restarts the agent with it). Levels that come and go (clocks held down under
+load) would flap the verdict sample by sample, so `Sticky` shows a worse verdict at once and
+a better one only after `HOLD_S` without relapse.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ DEGRADING_XIDS: dict[int, str] = {
     94: "contained ECC",
 }
 PCIE_REPLAYS_PER_SAMPLE = 100  # more new replays than this in one interval: a bad link
+HOLD_S = 60.0  # a GPU is judged better only after this long without relapse
+RANK = {"ok": 0, "degraded": 1, "failed": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +109,18 @@ def judge(metrics: Mapping[str, Any], previous: Mapping[str, Any] | None = None)
 def lost(error: str) -> Verdict:
     """A GPU that no longer answers NVML."""
     return Verdict(Health.FAILED, f"does not answer: {error}")
+
+
+class Sticky:
+    """One GPU's shown verdict: a worse (or equally bad) one shows at once, a better one only
+    once the shown one has not been seen for `hold_s` (times from the caller's clock)."""
+
+    def __init__(self, hold_s: float = HOLD_S) -> None:
+        self._hold_s = hold_s
+        self._shown = OK
+        self._seen_at = float("-inf")  # when the shown verdict was last judged
+
+    def update(self, verdict: Verdict, now: float) -> Verdict:
+        if RANK[verdict.health] >= RANK[self._shown.health] or now - self._seen_at >= self._hold_s:
+            self._shown, self._seen_at = verdict, now
+        return self._shown

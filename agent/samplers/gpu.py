@@ -9,6 +9,7 @@ from its metrics, its critical XIDs (`agent.samplers.xid`) and its previous samp
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -90,12 +91,15 @@ def _ecc_readers(nvml: Any) -> dict[str, Callable[[Any], float | int]]:
 class GpuSampler:
     name = "gpu"
 
-    def __init__(self, nvml: ModuleType | Any | None = None) -> None:
+    def __init__(
+        self, nvml: ModuleType | Any | None = None, now: Callable[[], float] = time.monotonic
+    ) -> None:
         if nvml is None:
             import pynvml  # noqa: PLC0415 - the real binding only where no fake is given
 
             nvml = pynvml
         self._nvml = nvml
+        self._now = now
         self._once = LogOnce(log)
         self._readers = field_readers(nvml)
         self._error: str | None = None
@@ -103,6 +107,7 @@ class GpuSampler:
         self._uuids: dict[int, str] = {}  # index -> UUID, to name a GPU that stops answering
         self._lost: dict[int, str] = {}  # index -> why it does not answer, this pass
         self._previous: dict[str, dict[str, Any]] = {}  # UUID -> last metrics, for rates
+        self._verdicts: dict[str, gpuhealth.Sticky] = {}  # UUID -> its shown verdict
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
@@ -159,7 +164,8 @@ class GpuSampler:
         metrics: dict[str, Any] = {m: self._read(uuid, m, handle) for m in self._readers}
         if self._xids is not None:
             metrics |= self._xids.metrics(uuid)
-        verdict = gpuhealth.judge(metrics, self._previous.get(uuid))
+        judged = gpuhealth.judge(metrics, self._previous.get(uuid))
+        verdict = self._verdicts.setdefault(uuid, gpuhealth.Sticky()).update(judged, self._now())
         self._previous[uuid] = metrics
         return GpuSample(
             index=index, uuid=uuid, metrics=metrics, health=verdict.health, reason=verdict.reason

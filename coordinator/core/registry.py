@@ -26,6 +26,9 @@ class NodeView:
     drains: dict[int, str] = field(default_factory=dict)  # GPU index (-1: node) -> reason
 
 
+MAX_HEALTH_CHANGES = 10_000  # waiting to be stored; the node's state is never lost, only log
+
+
 @dataclass(frozen=True, slots=True)
 class GpuHealthChange:
     """A GPU's health as the agent judged it changed (kind: ok, degraded or failed)."""
@@ -138,6 +141,7 @@ class Registry:
             if before.get(index, ("ok", "")) != (health, reason):
                 self.health_changes.append(GpuHealthChange(ts, node.name, index, health, reason))
                 self.health_counts[health] += 1
+        del self.health_changes[:-MAX_HEALTH_CHANGES]  # a long store outage: keep the newest
 
     def set_drains(self, drains: dict[str, dict[int, str]]) -> None:
         """The operators' drains as the store holds them; nodes whose drains moved change."""

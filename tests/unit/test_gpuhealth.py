@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.gpuhealth import Health, judge, lost
+from shared.gpuhealth import Health, Sticky, judge, lost
 from shared.messages import GpuSample
 from shared.metrics import BY_NAME
 
@@ -78,3 +78,17 @@ def test_any_metrics_give_a_wire_valid_verdict_no_better_than_each_signal(metric
         assert RANK[verdict.health] >= RANK[alone.health] or (
             name == "gpu_ecc_volatile_uncorrected" and (metrics | extra).get("gpu_remap_pending")
         )
+
+
+def test_sticky_shows_worse_at_once_and_better_only_after_the_hold():
+    sticky = Sticky(hold_s=60)
+    hot = judge({"gpu_throttle_thermal": 1})
+    assert sticky.update(judge({}), 0).health is Health.OK
+    assert sticky.update(hot, 1) == hot
+    assert sticky.update(judge({}), 30) == hot  # clocks came back: not long enough
+    assert sticky.update(hot, 50) == hot  # relapse: the hold starts again
+    assert sticky.update(judge({}), 100) == hot
+    assert sticky.update(judge({}), 110).health is Health.OK  # 60 s clean since 50
+    dead = judge({"gpu_xid_last": 79})
+    assert sticky.update(dead, 111) == dead
+    assert sticky.update(hot, 112) == dead  # better than failed, too soon

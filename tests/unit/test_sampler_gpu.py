@@ -175,3 +175,17 @@ def test_inventory_and_check_name_the_gpus():
         80 * 2**30,
     )
     assert sampler.check().detail == "NVML, driver 550.54.15: NVIDIA H100 80GB HBM3"
+
+
+def test_clocks_that_dip_now_and_then_keep_the_gpu_degraded_not_flapping():
+    now = [0.0]
+    gpu = FakeGpu("GPU-a")
+    sampler = GpuSampler(FakeNvml([gpu]), now=lambda: now[0])
+    seen = []
+    for second in range(120):
+        now[0] = float(second)
+        gpu.clocks_reasons = 0x40 if second in {10, 40} else 0  # HW thermal, twice
+        seen.append(sampler.sample().gpus[0].health)
+    assert seen[:10] == ["ok"] * 10
+    assert seen[10:100] == ["degraded"] * 90  # 40 + 60 s hold
+    assert seen[100:] == ["ok"] * 20
