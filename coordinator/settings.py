@@ -326,6 +326,9 @@ class CoordinatorConfig:
         200_000, parse_count, "samples held while the database is down; then stop taking"
     )
     resend_retry: float = setting(30.0, parse_positive_seconds, "ask again for a gap after")
+    leader_lease: float = setting(
+        10.0, parse_positive_seconds, "a standby takes over this long after the leader dies"
+    )
     max_clock_skew: float = setting(
         300.0, parse_positive_seconds, "refuse samples stamped further ahead of this clock"
     )

@@ -75,6 +75,12 @@ class CommandReplayed(CommandRejected):
     reason = "replayed"
 
 
+class StaleEpoch(CommandRejected):
+    """Signed by a coordinator that no longer leads (a later leader's epoch was seen)."""
+
+    reason = "stale_epoch"
+
+
 class ForeignCommand(CommandRejected):
     reason = "foreign"
 

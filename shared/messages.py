@@ -261,14 +261,18 @@ class Command(Message):
     expires_at: float = field(TS)
     body: CommandBody = field(_body)
     sig: bytes = field(lambda v, p: _bytes(v, p, 64), default=b"")
+    epoch: int = field(Int(), default=0)  # the signing leader's; 0: a single coordinator
 
     def validate(self) -> None:
         if self.expires_at <= self.issued_at:
             raise SchemaError("expires_at: not after issued_at")
 
     def to_wire(self) -> dict[str, Any]:
+        """Epoch 0 stays off the wire: what a coordinator from before leadership sent."""
         wire = Message.to_wire(self)
         wire["body"] = {"op": self.body.OP, **self.body.to_wire()}
+        if not self.epoch:
+            del wire["epoch"]
         return wire
 
 

@@ -23,6 +23,7 @@ from shared.errors import (
     CommandReplayed,
     ConfigError,
     ForeignCommand,
+    StaleEpoch,
 )
 from shared.messages import Command
 
@@ -53,6 +54,8 @@ def canonical_bytes(command: Command) -> bytes:
         command.expires_at,
         _sorted(body),
     ]
+    if command.epoch:  # signed with the rest, so a leader's epoch cannot be forged
+        fields.append(command.epoch)
     return msgpack.packb(fields, use_bin_type=True)
 
 
@@ -81,6 +84,7 @@ class Accepted(Protocol):
     def add(self, command: Command) -> None: ...
     def forget_expired(self, before: float) -> None: ...
     def latest_issued_at(self) -> float | None: ...
+    def highest_epoch(self) -> int: ...
 
 
 class MemoryAccepted:
@@ -90,6 +94,7 @@ class MemoryAccepted:
         self._ids: set[str] = set()
         self._expiry: list[tuple[float, str]] = []
         self._latest: float | None = None
+        self._epoch = 0
 
     def __contains__(self, command_id: object) -> bool:
         return command_id in self._ids
@@ -101,6 +106,7 @@ class MemoryAccepted:
         self._ids.add(command.id)
         heapq.heappush(self._expiry, (command.expires_at, command.id))
         self._latest = max(self._latest or command.issued_at, command.issued_at)
+        self._epoch = max(self._epoch, command.epoch)
 
     def forget_expired(self, before: float) -> None:
         while self._expiry and self._expiry[0][0] < before:
@@ -108,6 +114,9 @@ class MemoryAccepted:
 
     def latest_issued_at(self) -> float | None:
         return self._latest
+
+    def highest_epoch(self) -> int:
+        return self._epoch
 
 
 class Verifier:
@@ -161,6 +170,12 @@ class Verifier:
         self._accepted.forget_expired(self._clock.now() - self._max_skew_s)
         if command.id in self._accepted:
             raise CommandReplayed(f"command {command.id} was already accepted")
+        highest = self._accepted.highest_epoch()
+        if command.epoch < highest:
+            raise StaleEpoch(
+                f"command {command.id} is from leadership epoch {command.epoch}, below the "
+                f"{highest} already seen: a coordinator that no longer leads"
+            )
         latest = self._accepted.latest_issued_at()
         if latest is not None and command.issued_at < latest - ORDER_SLACK_S:
             raise CommandReplayed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 
@@ -32,7 +33,21 @@ def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
         }
         for k, (v, at) in figures
     ]
+    if found.leader is not None:
+        rows.append(leader_row(found.leader, as_json=as_json))
     print_rows(rows, ["key", "value", "updated"], as_json=as_json)
+
+
+def leader_row(leader: node_service.Leader, *, as_json: bool) -> dict[str, Any]:
+    """The process leading (its lock checked at `updated`): id, epoch and since when."""
+    value: object = {"id": leader.holder, "epoch": leader.epoch, "since": leader.since}
+    if not as_json:
+        value = f"{leader.holder}, epoch {leader.epoch}, since {iso(leader.since)}"
+    return {
+        "key": "leader",
+        "value": value,
+        "updated": leader.renewed_at if as_json else iso(leader.renewed_at),
+    }
 
 
 def register(root: typer.Typer) -> None:

@@ -143,6 +143,21 @@ class Registry:
                 self.health_counts[health] += 1
         del self.health_changes[:-MAX_HEALTH_CHANGES]  # a long store outage: keep the newest
 
+    def adopt(self, stored: list[NodeView]) -> None:
+        """At a takeover: the power states the last leader stored (this process only
+        ingested meanwhile, so it knows samples but not sleeps and wakes); every node counts
+        as changed, so the kept placement and power states are rebuilt."""
+        for view in stored:
+            node = self.nodes.get(view.name)
+            if node is None:
+                self.nodes[view.name] = dataclasses.replace(view)
+            else:
+                node.state, node.state_since = view.state, view.state_since
+                node.hello = node.hello or view.hello
+                node.drains = dict(view.drains)
+        for name in self.nodes:
+            self._touch(name)
+
     def set_drains(self, drains: dict[str, dict[int, str]]) -> None:
         """The operators' drains as the store holds them; nodes whose drains moved change."""
         for name, view in self.nodes.items():

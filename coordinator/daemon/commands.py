@@ -10,6 +10,7 @@ from typing import Protocol
 
 import aiomqtt
 
+from coordinator.daemon.leadership import Leadership
 from shared.clock import Clock
 from shared.codec import encode
 from shared.messages import Command, CommandBody
@@ -31,8 +32,11 @@ class Sender(Protocol):
 
 
 class CommandSender:
-    def __init__(self, key: bytes | None, key_file: Path, clock: Clock) -> None:
+    def __init__(
+        self, key: bytes | None, key_file: Path, clock: Clock, leadership: Leadership
+    ) -> None:
         self._key, self._key_file, self._clock = key, key_file, clock
+        self._leadership = leadership
         self.client: aiomqtt.Client | None = None  # set by the MQTT link while connected
         self._no_key_logged = False
         self.unable = None if key is not None else f"no command key at {key_file}"
@@ -48,8 +52,8 @@ class CommandSender:
                 )
                 self._no_key_logged = True
             return False
-        if self.client is None:
-            return False
+        if self.client is None or not self._leadership.leading.is_set():
+            return False  # a standby commands nothing
         now = self._clock.now()
         command = Command(
             id=uuid.uuid4().hex,
@@ -57,6 +61,7 @@ class CommandSender:
             issued_at=now,
             expires_at=now + COMMAND_TTL_S,
             body=body,
+            epoch=self._leadership.epoch if self._leadership.shared else 0,
         )
         try:
             await self.client.publish(

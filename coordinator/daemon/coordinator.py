@@ -25,6 +25,7 @@ from coordinator.core.ratelimit import Outage
 from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.figures import Figures
 from coordinator.daemon.housekeeping import Housekeeping
+from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.mqtt import MqttLink
 from coordinator.daemon.power_loop import PowerLoop
@@ -58,6 +59,7 @@ class Parts:
     figures: Figures
     notifier: Notifier
     stopping: Stopping
+    leadership: Leadership
 
 
 class Coordinator:
@@ -74,6 +76,7 @@ class Coordinator:
                     ("writer", p.writer.run()),
                     ("housekeeping", p.housekeeping.run()),
                     ("maintenance", p.maintenance.run()),
+                    ("leadership", p.leadership.run()),
                     ("passes", self._passes()),
                 )
             ]
@@ -90,7 +93,8 @@ class Coordinator:
         writer = self.parts.writer
         try:
             writer.flush()
-            self.parts.housekeeping.persist_nodes()
+            if self.parts.leadership.leading.is_set():
+                self.parts.housekeeping.persist_nodes()
         except sa.exc.SQLAlchemyError as exc:
             log.error(
                 "stopping with %d samples unwritten (%s): they are not lost, the agents "
@@ -104,6 +108,8 @@ class Coordinator:
         outage = Outage("placement/power passes")
         while not p.stopping.requested:  # a cancel a send swallowed (Python 3.11) ends it too
             await asyncio.sleep(p.config.jobs.schedule_interval)
+            if not p.leadership.leading.is_set():
+                continue  # a standby: it ingests, the leader decides
             now = p.clock.now()
             try:
                 jobs = await p.dispatcher.tick(now)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from coordinator.core.ingest import Ingest
+from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.receiver import Receiver
 from coordinator.store import nodes as node_rows
 from coordinator.store import stats as stat_rows
@@ -34,10 +35,11 @@ class Housekeeping:
         offline_after_s: float,
         stats: Callable[[], dict[str, float]],
         stopping: Stopping,
+        leadership: Leadership,
     ) -> None:
         self._engine, self._ingest, self._receiver = engine, ingest, receiver
         self._notifier, self._clock, self._offline_after_s = notifier, clock, offline_after_s
-        self._stats, self._stopping = stats, stopping
+        self._stats, self._stopping, self._leadership = stats, stopping, leadership
 
     async def run(self) -> None:
         tick = 0
@@ -48,6 +50,8 @@ class Housekeeping:
             now = self._clock.now()
             for node in self._ingest.registry.expire(now):
                 log.warning("node %s is offline: no telemetry for %gs", node, self._offline_after_s)
+            if not self._leadership.leading.is_set():
+                continue  # a standby: the leader asks for gaps and writes node rows and stats
             await self._gaps(now)
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 await asyncio.to_thread(self.persist_nodes)

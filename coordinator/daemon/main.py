@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, start_http_server
 
 from coordinator.core.ingest import Ingest, Limits
-from coordinator.core.registry import Registry
+from coordinator.core.registry import NodeView, Registry
 from coordinator.core.seqs import SeqTracker
 from coordinator.core.tick import ResumeLatencies
 from coordinator.daemon.commands import CommandSender
@@ -20,6 +21,7 @@ from coordinator.daemon.coordinator import Coordinator, Parts
 from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.figures import Figures
 from coordinator.daemon.housekeeping import Housekeeping
+from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.metrics_http import CoordinatorCollector
 from coordinator.daemon.mqtt import MqttLink
@@ -78,7 +80,9 @@ def build(
         max_nodes=config.max_nodes,
     )
     ingest = Ingest(registry, seqs, limits)
-    sender = CommandSender(key, config.command_key_file, clock)
+    stopping = Stopping()
+    leadership = Leadership(engine, clock, stopping, lease_s=config.leader_lease)
+    sender = CommandSender(key, config.command_key_file, clock, leadership)
     latencies = ResumeLatencies()
     writer = Writer(engine, config, clock)
     energy = EnergyMeter(config.offline_after)
@@ -102,7 +106,7 @@ def build(
         clock=clock,
     )
     figures = Figures(ingest, writer, receiver, dispatcher, power)
-    stopping = Stopping()
+    leadership.on_lead(functools.partial(adopt_nodes, engine, registry))
     parts = Parts(
         config=config,
         clock=clock,
@@ -122,13 +126,25 @@ def build(
             offline_after_s=config.offline_after,
             stats=figures.collect,
             stopping=stopping,
+            leadership=leadership,
         ),
-        maintenance=Maintenance(engine, config, clock),
+        maintenance=Maintenance(engine, config, clock, leadership),
+        leadership=leadership,
         figures=figures,
         notifier=notifier,
         stopping=stopping,
     )
     return Coordinator(parts)
+
+
+async def adopt_nodes(engine: sa.Engine, registry: Registry) -> None:
+    """A takeover: the node rows the last leader wrote (sleeping, asleep, failed...)."""
+
+    def load() -> list[NodeView]:
+        with engine.connect() as conn:
+            return node_rows.load_nodes(conn)
+
+    registry.adopt(await asyncio.to_thread(load))
 
 
 async def serve(config: CoordinatorConfig) -> None:

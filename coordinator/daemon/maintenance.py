@@ -8,6 +8,7 @@ import logging
 
 import sqlalchemy as sa
 
+from coordinator.daemon.leadership import Leadership
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import rollups as rollup_rows
 from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, samples
@@ -17,11 +18,15 @@ log = logging.getLogger(__name__)
 
 
 class Maintenance:
-    def __init__(self, engine: sa.Engine, config: CoordinatorConfig, clock: Clock) -> None:
+    def __init__(
+        self, engine: sa.Engine, config: CoordinatorConfig, clock: Clock, leadership: Leadership
+    ) -> None:
         self._engine, self._config, self._clock = engine, config, clock
+        self._leadership = leadership
 
     async def run(self) -> None:
         while True:
+            await self._leadership.leading.wait()  # one process rolls up and deletes
             try:
                 await asyncio.to_thread(self.maintain, self._clock.now())
             except sa.exc.SQLAlchemyError as exc:

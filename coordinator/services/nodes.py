@@ -12,10 +12,12 @@ import sqlalchemy as sa
 from coordinator.core.registry import NodeView, gpu_health
 from coordinator.core.tick import LATENCY_SAMPLES, quantile
 from coordinator.store import drains as drain_rows
+from coordinator.store import leadership as leader_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
 from coordinator.store import stats as stat_rows
 from coordinator.store.drains import NODE
+from coordinator.store.leadership import Leader
 from coordinator.store.power import WAKE_TIMES
 from shared.errors import NotFound
 
@@ -29,6 +31,9 @@ LATEST_FIELDS = (
     "jobs",
     "connections",
 )
+
+
+__all__ = ["Leader", "Status", "UnknownNode"]
 
 
 class UnknownNode(NotFound):
@@ -71,6 +76,7 @@ def gpu_rows(view: NodeView) -> list[dict[str, Any]]:
 class Status:
     figures: dict[str, tuple[float, float]]  # key -> (value, when the daemon wrote it)
     store_bytes: int | None
+    leader: Leader | None = None  # the process leading now (or last), from the store
 
 
 def summaries(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -86,7 +92,11 @@ def names(engine: sa.Engine) -> list[str]:
 
 def status(engine: sa.Engine) -> Status:
     with engine.connect() as conn:
-        return Status(stat_rows.read_stats(conn), stat_rows.store_size_bytes(conn))
+        return Status(
+            stat_rows.read_stats(conn),
+            stat_rows.store_size_bytes(conn),
+            leader_rows.current(conn),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,3 +216,13 @@ gpu_events = sa.Table(  # a GPU's health changed, or an operator drained or undr
     sa.Column("reason", sa.String(256), nullable=False),
     sa.Index("ix_gpu_events_ts", "ts"),
 )
+
+leadership = sa.Table(  # who runs placement, power and maintenance (one row), and its epoch
+    "leadership",
+    Base.metadata,
+    sa.Column("one", sa.SmallInteger, primary_key=True),  # always 1
+    sa.Column("epoch", sa.BigInteger, nullable=False),  # bumped at each takeover
+    sa.Column("holder", sa.String(128), nullable=False),  # host:pid of the process
+    sa.Column("since", sa.Double, nullable=False),
+    sa.Column("renewed_at", sa.Double, nullable=False),  # the holder's last check of its lock
+)

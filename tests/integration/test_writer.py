@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
+from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.main import build
 from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.writer import Writer
@@ -17,6 +18,7 @@ from coordinator.store import samples as sample_rows
 from coordinator.store.engine import create_engine, upgrade
 from coordinator.store.models import rollup_minute, samples
 from shared.clock import ManualClock, SystemClock
+from shared.edge.tasks import Stopping
 from tests import factories
 
 
@@ -93,7 +95,7 @@ async def test_a_full_buffer_stops_taking_until_writes_resume(engine):
 def test_maintain_rolls_up_and_applies_retention(engine):
     clock = ManualClock(factories.TS + 30 * 86400)
     config = CoordinatorConfig()
-    maintenance = Maintenance(engine, config, clock)
+    maintenance = Maintenance(engine, config, clock, Leadership(engine, clock, Stopping()))
     old = factories.telemetry(node="n1", seq_first=0, count=3)  # 30 days old
     fresh = dataclasses.replace(
         factories.telemetry(node="n1", seq_first=3, count=1),

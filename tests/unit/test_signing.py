@@ -17,6 +17,7 @@ from shared.errors import (
     CommandReplayed,
     ConfigError,
     ForeignCommand,
+    StaleEpoch,
 )
 from shared.messages import Command, Resend, RunJob, Sleep
 from shared.signing import Verifier, canonical_bytes, generate_key, parse_key, sign
@@ -156,3 +157,30 @@ def test_a_replay_after_a_restart_is_refused_when_accepted_ids_are_on_disk(tmp_p
     with pytest.raises(CommandReplayed, match="before the latest accepted"):
         restarted.verify(older)
     restarted.verify(signed(clock))  # a fresh command still goes through
+
+
+def at_epoch(epoch: int, cid: str) -> Command:
+    return sign(dataclasses.replace(factories.command(cid=cid), epoch=epoch), KEY)
+
+
+def test_a_command_from_an_older_leadership_epoch_is_refused_with_the_reason(clock, tmp_path):
+    path = tmp_path / "accepted.sqlite3"
+    verifier = Verifier(KEY, "gpu-01", clock, accepted=FileAccepted(path))
+    verifier.verify(at_epoch(3, "c1"))
+    verifier.verify(at_epoch(5, "c2"))  # a new leader took over
+    with pytest.raises(StaleEpoch, match="from leadership epoch 3, below the 5 already seen"):
+        verifier.verify(at_epoch(3, "c3"))  # the old one woke up
+    restarted = Verifier(KEY, "gpu-01", clock, accepted=FileAccepted(path))
+    with pytest.raises(StaleEpoch):
+        restarted.verify(at_epoch(4, "c4"))  # the epoch survives an agent restart
+    assert restarted.verify(at_epoch(5, "c5")).epoch == 5
+
+
+def test_the_epoch_is_signed_and_epoch_0_is_the_old_wire_format():
+    signed = at_epoch(7, "c1")
+    forged = dataclasses.replace(signed, epoch=8)
+    with pytest.raises(BadSignature):
+        Verifier(KEY, "gpu-01", ManualClock(factories.TS + 1)).verify(forged)
+    assert "epoch" not in at_epoch(0, "c2").to_wire()
+    assert canonical_bytes(at_epoch(0, "c2")) == canonical_bytes(factories.command(cid="c2"))
+    assert decode(encode(signed), Kind.CMD, "gpu-01") == signed

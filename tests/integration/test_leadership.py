@@ -1,0 +1,124 @@
+"""Leader and standby on one PostgreSQL store (real Mosquitto, real agents, processes).
+
+Two `dormouse run` processes share the store: one leads (placement, power, resends), the
+other ingests and stands by. Killed with SIGKILL, the leader is replaced within the lease;
+jobs submitted before, during and after end once each, and no sample is lost.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from tests.integration.coordinator_support import CoordinatorProcess, stored_jobs, stored_seqs
+from tests.integration.test_jobs import eventually, start_agents, submit
+
+pytestmark = pytest.mark.mqtt
+LEASE_S = 4.0
+
+
+pg_only = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # a fresh schema
+
+
+def leader(coordinator: CoordinatorProcess) -> dict | None:
+    rows = {r["key"]: r["value"] for r in coordinator.cli("status")}
+    return rows.get("leader")
+
+
+def pair(pg_store, mosquitto, tmp_path) -> list[CoordinatorProcess]:
+    made = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        process = CoordinatorProcess(
+            db_url=pg_store,
+            broker=mosquitto.url,
+            workdir=tmp_path / name,
+            extra_env={
+                "DORMOUSE_LEADER_LEASE": f"{LEASE_S:g}s",
+                "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.2s",
+            },
+        )
+        process.start()  # one after the other: the first migrates the store
+        made.append(process)
+    return made
+
+
+@pytest.mark.pg
+@pg_only
+async def test_the_standby_takes_over_within_the_lease_and_nothing_runs_twice(
+    db_url, mosquitto, tmp_path
+):
+    pg_store = db_url
+    first, second = pair(pg_store, mosquitto, tmp_path)
+    fleet = start_agents(mosquitto, tmp_path, [2, 2])
+    try:
+        before = await eventually(lambda: leader(first), 20, "a leader")
+        leading, standby = (
+            (first, second)
+            if str(first.process.pid) in before["id"]
+            else (
+                second,
+                first,
+            )
+        )
+        assert str(leading.process.pid) in before["id"]
+        sleep = [sys.executable, "-c", "import time; time.sleep(2)"]
+        jobs = [submit(leading, "--cpus", "1", "--", *sleep) for _ in range(4)]
+        await eventually(
+            lambda: any(j["state"] == "running" for j in stored_jobs(pg_store).values()),
+            30,
+            "a job running",
+        )
+        killed_at = time.monotonic()
+        leading.kill()
+        after = await eventually(
+            lambda: (found := leader(standby)) and found["epoch"] > before["epoch"] and found,
+            LEASE_S + 10,
+            "the standby leading",
+        )
+        took = time.monotonic() - killed_at
+        assert str(standby.process.pid) in after["id"]
+        assert took <= LEASE_S + 3, f"takeover took {took:.1f}s"
+        print(f"takeover {took:.1f}s after SIGKILL (lease {LEASE_S:g}s)")
+        jobs += [submit(standby, "--cpus", "1", "--", *sleep) for _ in range(2)]
+
+        def all_done() -> bool:
+            found = stored_jobs(pg_store)
+            return all(found[j]["state"] == "succeeded" for j in jobs)
+
+        await eventually(all_done, 60, "every job succeeded")
+        found = stored_jobs(pg_store)
+        assert [found[j]["attempts"] for j in jobs] == [1] * len(jobs)  # each ran once
+        for agent in fleet:
+            agent.kill()
+        for agent in fleet:
+
+            def contiguous(node: str = agent.node) -> bool:
+                seqs = stored_seqs(pg_store, node)
+                return bool(seqs) and seqs == list(range(seqs[0], seqs[-1] + 1))
+
+            await eventually(contiguous, 30, f"{agent.node}'s samples without a gap")
+    finally:
+        for agent in fleet:
+            agent.kill()
+        first.kill()
+        second.kill()
+    log = standby.log()
+    assert "leading at epoch" in log
+
+
+async def test_a_lone_coordinator_on_sqlite_leads(mosquitto, tmp_path):
+    process = CoordinatorProcess(
+        db_url=f"sqlite:///{tmp_path / 'd.db'}", broker=mosquitto.url, workdir=tmp_path
+    )
+    process.start()
+    try:
+        found = await eventually(lambda: leader(process), 20, "the leader row")
+        assert found["id"].endswith(f":{process.process.pid}")
+        assert found["epoch"] == 1
+        table = process.run_cli("status").stdout
+        assert "epoch 1, since" in table
+    finally:
+        process.kill()
