@@ -171,7 +171,7 @@ class Verifier:
         if command.id in self._accepted:
             raise CommandReplayed(f"command {command.id} was already accepted")
         highest = self._accepted.highest_epoch()
-        if command.epoch < highest:
+        if command.epoch and command.epoch < highest:  # 0: a lone (SQLite) coordinator
             raise StaleEpoch(
                 f"command {command.id} is from leadership epoch {command.epoch}, below the "
                 f"{highest} already seen: a coordinator that no longer leads"

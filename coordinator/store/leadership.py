@@ -24,22 +24,15 @@ class Leader:
 
 
 def take(conn: sa.Connection, holder: str, now: float) -> int:
-    """Record a takeover by `holder` (which holds the lock): the epoch goes up by one."""
-    statement = upsert(conn, leadership).values(
-        one=1, epoch=1, holder=holder, since=now, renewed_at=now
-    )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["one"],
-            set_={
-                "epoch": leadership.c.epoch + 1,
-                "holder": holder,
-                "since": now,
-                "renewed_at": now,
-            },
-        )
-    )
-    return int(conn.execute(sa.select(leadership.c.epoch)).scalar_one())
+    """Record a takeover by `holder` (which holds the lock) and return its epoch: the
+    takeover's time in whole seconds, or the last epoch + 1 if that is more, so a rebuilt
+    store never starts below an epoch agents have already seen."""
+    last = current(conn)
+    epoch = max(int(now), 1 if last is None else last.epoch + 1)
+    row = {"epoch": epoch, "holder": holder, "since": now, "renewed_at": now}
+    statement = upsert(conn, leadership).values(one=1, **row)
+    conn.execute(statement.on_conflict_do_update(index_elements=["one"], set_=row))
+    return epoch
 
 
 def renew(conn: sa.Connection, holder: str, epoch: int, now: float) -> bool:

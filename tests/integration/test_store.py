@@ -11,6 +11,7 @@ from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
 from coordinator.core.series import SeriesQuery
+from coordinator.store import leadership as leader_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import rollups as rollup_rows
 from coordinator.store import samples as sample_rows
@@ -216,3 +217,16 @@ def test_history_from_each_tier(engine):
 def test_store_size(engine):
     with engine.connect() as conn:
         assert stat_rows.store_size_bytes(conn) > 0
+
+
+def test_each_takeover_gets_a_higher_epoch_never_below_the_clock(engine):
+    with engine.begin() as conn:
+        assert leader_rows.current(conn) is None
+        first = leader_rows.take(conn, "a:1", 1_000.0)
+        second = leader_rows.take(conn, "b:2", 1_000.5)  # the same second: one more
+        assert (first, second) == (1_000, 1_001)
+        assert leader_rows.take(conn, "a:3", 5_000.0) == 5_000  # time moved on: its seconds
+        assert leader_rows.renew(conn, "a:3", 5_000, 5_001.0)
+        assert not leader_rows.renew(conn, "b:2", 1_001, 5_002.0)  # not the leader any more
+        found = leader_rows.current(conn)
+    assert found == leader_rows.Leader("a:3", 5_000, 5_000.0, 5_001.0)

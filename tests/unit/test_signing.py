@@ -174,6 +174,7 @@ def test_a_command_from_an_older_leadership_epoch_is_refused_with_the_reason(clo
     with pytest.raises(StaleEpoch):
         restarted.verify(at_epoch(4, "c4"))  # the epoch survives an agent restart
     assert restarted.verify(at_epoch(5, "c5")).epoch == 5
+    assert restarted.verify(at_epoch(0, "c6")).epoch == 0  # a lone coordinator: not fenced
 
 
 def test_the_epoch_is_signed_and_epoch_0_is_the_old_wire_format():
