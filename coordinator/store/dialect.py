@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,3 +14,38 @@ def upsert(conn: sa.Connection, table: sa.Table) -> Any:
     """An INSERT that can do nothing or update on conflict, on either engine."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows`, skipping any whose primary key is stored already (or repeated among
+    them): exact dedupe on either engine. On PostgreSQL the rows go in with COPY, to a
+    temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`: about twice
+    the rate of a pipelined executemany (`docs/benchmarks.md`, "Bulk writes")."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(upsert(conn, table).on_conflict_do_nothing(), rows)
+        return
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    names = ", ".join(f'"{c}"' for c in columns)
+    staging = f"staging_{table.name}"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+            f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c]
+                        for c in columns
+                    ]
+                )
+        cursor.execute(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "  # noqa: S608 - names from the table's own columns
+            "ON CONFLICT DO NOTHING"
+        )
+        cursor.execute(f"TRUNCATE {staging}")

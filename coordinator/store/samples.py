@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from coordinator.core.rollups import bucket_start
-from coordinator.store.dialect import upsert
+from coordinator.store.dialect import insert_new, upsert
 from coordinator.store.models import gpu_samples, rollup_dirty, samples
 from coordinator.store.rollups import GPU_METRICS, MINUTE
 from shared.messages import TelemetryBatch
 from shared.metrics import Metric, Scope, metrics_in
 
+Insert = Callable[[sa.Connection, sa.Table, Sequence[dict[str, Any]]], None]
 
-def insert_batches(conn: sa.Connection, batches: Sequence[TelemetryBatch]) -> int:
-    """Store samples; (node, seq) already stored are skipped. Returns samples offered."""
+
+def insert_batches(
+    conn: sa.Connection, batches: Sequence[TelemetryBatch], insert: Insert = insert_new
+) -> int:
+    """Store samples; (node, seq) already stored are skipped. Returns samples offered.
+    (`insert` is the write: COPY on PostgreSQL; the benchmark passes its peer.)"""
     node_rows: list[dict[str, Any]] = []
     gpu_rows: list[dict[str, Any]] = []
     dirty: set[tuple[str, float]] = set()
@@ -46,10 +51,8 @@ def insert_batches(conn: sa.Connection, batches: Sequence[TelemetryBatch]) -> in
                 for g in sample.gpus
             )
             dirty.add((batch.node, bucket_start(sample.ts, MINUTE)))
-    if node_rows:
-        conn.execute(upsert(conn, samples).on_conflict_do_nothing(), node_rows)
-    if gpu_rows:
-        conn.execute(upsert(conn, gpu_samples).on_conflict_do_nothing(), gpu_rows)
+    insert(conn, samples, node_rows)
+    insert(conn, gpu_samples, gpu_rows)
     if dirty:
         conn.execute(
             upsert(conn, rollup_dirty).on_conflict_do_nothing(),

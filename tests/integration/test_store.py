@@ -12,6 +12,7 @@ from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
 from coordinator.core.series import SeriesQuery
 from coordinator.store import leadership as leader_rows
+from coordinator.store import models
 from coordinator.store import nodes as node_rows
 from coordinator.store import rollups as rollup_rows
 from coordinator.store import samples as sample_rows
@@ -230,3 +231,23 @@ def test_each_takeover_gets_a_higher_epoch_never_below_the_clock(engine):
         assert not leader_rows.renew(conn, "b:2", 1_001, 5_002.0)  # not the leader any more
         found = leader_rows.current(conn)
     assert found == leader_rows.Leader("a:3", 5_000, 5_000.0, 5_001.0)
+
+
+def test_bulk_writes_store_each_node_seq_once_with_every_value(engine):
+    batch = factories.telemetry(node="n1", seq_first=10, count=4)
+    again = factories.telemetry(node="n1", seq_first=12, count=4)  # 12, 13 repeated
+    with engine.begin() as conn:
+        sample_rows.insert_batches(conn, [batch, again, batch])  # repeats within one write
+        sample_rows.insert_batches(conn, [again])  # and across writes
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(models.samples).where(models.samples.c.node == "n1").order_by("seq")
+        ).mappings()
+        rows = [dict(r) for r in stored]
+        gpus = conn.execute(sa.select(sa.func.count()).select_from(models.gpu_samples)).scalar()
+    assert [r["seq"] for r in rows] == list(range(10, 16))
+    assert gpus == 6
+    first = rows[0]
+    assert first["ts"] == batch.samples[0].ts  # floats exact
+    assert first["cpu_core_util_pct"] == [10.0, 15.0]  # a vector, as JSON
+    assert (first["mem_used_bytes"], first["power_w"], first["jobs_running"]) == (2**33, None, 1)
