@@ -63,6 +63,8 @@ class Leadership:
         self.leading = asyncio.Event()
         self._conn: sa.Connection | None = None
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
+        if not self.shared:
+            self.leading.set()  # the lone process: from the first message on (`run` records it)
 
     @property
     def shared(self) -> bool:

@@ -104,6 +104,7 @@ def build(
         dispatcher=dispatcher,
         power=power,
         clock=clock,
+        leadership=leadership,
     )
     figures = Figures(ingest, writer, receiver, dispatcher, power)
     leadership.on_lead(functools.partial(adopt_nodes, engine, registry))

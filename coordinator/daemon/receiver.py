@@ -10,6 +10,7 @@ from coordinator.core.ingest import Ingest, Reset
 from coordinator.core.ratelimit import RateLimiter
 from coordinator.daemon.commands import Sender
 from coordinator.daemon.dispatch import Dispatcher
+from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.power_loop import PowerLoop
 from coordinator.daemon.writer import Writer
 from coordinator.power.energy import EnergyMeter
@@ -30,9 +31,11 @@ class Receiver:
         dispatcher: Dispatcher,
         power: PowerLoop,
         clock: Clock,
+        leadership: Leadership,
     ) -> None:
         self.ingest, self._writer, self._energy, self._sender = ingest, writer, energy, sender
         self._dispatcher, self._power, self._clock = dispatcher, power, clock
+        self._leadership = leadership
         self._drop_log = RateLimiter(10.0)
         self.resends_sent = 0
 
@@ -50,7 +53,8 @@ class Receiver:
         if routed.gap is not None:
             await self.ask_resend(*routed.gap)
         if routed.event is not None and routed.event.job_id is None:
-            self._power.on_event(routed.event, now)
+            if self._leadership.leading.is_set():  # the power log is the leader's to write
+                self._power.on_event(routed.event, now)
         elif routed.event is not None:
             await self._dispatcher.on_event(routed.event)
 
@@ -60,7 +64,8 @@ class Receiver:
             f"replaced); {reset.abandoned} missing seqs of the old one given up"
         )
         log.warning("node %s: %s", reset.node, why)
-        self._power.note(now, reset.node, "stream_reset", why)
+        if self._leadership.leading.is_set():
+            self._power.note(now, reset.node, "stream_reset", why)
 
     def _log_drop(self, now: float) -> None:
         reason = next(reversed(self.ingest.last_error))  # the reason just counted
