@@ -190,8 +190,12 @@ async def test_duplicates_are_stored_once_and_gaps_are_asked_for(coordinator, mo
         assert command.body == Resend(from_seq=5, to_seq=9)
         await send(5, 5)  # what the agent's spool would serve
     await eventually(lambda: stored_seqs(db_url, node) == list(range(15)), 20, "gap filled")
-    await eventually(lambda: coordinator.stats().get("duplicates") == 5, 20, "5 duplicates")
-    assert coordinator.stats()["samples_stored"] == 15  # rows, not deliveries (20)
+
+    def counted() -> bool:  # the figures are written every few seconds: wait for both
+        stats = coordinator.stats()
+        return stats.get("duplicates") == 5 and stats.get("samples_stored") == 15
+
+    await eventually(counted, 20, "5 duplicates and 15 rows (not 20 deliveries) counted")
 
 
 async def test_coordinator_killed_mid_stream_loses_and_doubles_nothing(

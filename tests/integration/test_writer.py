@@ -37,6 +37,10 @@ class FlakyEngine:
     def connect(self):
         return self.engine.connect()
 
+    @property
+    def dialect(self):
+        return self.engine.dialect
+
 
 @pytest.fixture
 def engine(tmp_path):
