@@ -77,6 +77,8 @@ class Leadership:
 
     async def run(self) -> None:
         try:
+            if not self.shared:
+                await self._try()  # record the lone process's lead (it leads already)
             while not self._stopping.requested:
                 if self.leading.is_set():
                     await self._check()
@@ -129,7 +131,12 @@ class Leadership:
         log.info("leading at epoch %d (%s)", self.epoch, self.holder)
 
     async def _check(self) -> None:
-        """Still holding the lock? A failed or hung check steps down at once."""
+        """Still holding the lock? A failed or hung check steps down at once. (A lone
+        process cannot lose the lead: it only notes the time.)"""
+        if not self.shared:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                await asyncio.to_thread(self._renew)
+            return
         try:
             async with asyncio.timeout(self.lease_s / 3):
                 still = await asyncio.to_thread(self._renew)

@@ -7,11 +7,17 @@ jobs submitted before, during and after end once each, and no sample is lost.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 
 import pytest
 
+from coordinator.daemon.leadership import Leadership
+from coordinator.store import leadership as leader_rows
+from coordinator.store.engine import create_engine, upgrade
+from shared.clock import SystemClock
+from shared.edge.tasks import Stopping
 from tests.integration.coordinator_support import CoordinatorProcess, stored_jobs, stored_seqs
 from tests.integration.test_jobs import eventually, start_agents, submit
 
@@ -122,3 +128,22 @@ async def test_a_lone_coordinator_on_sqlite_leads(mosquitto, tmp_path):
         assert f"epoch {found['epoch']}, since" in table
     finally:
         process.kill()
+
+
+async def test_a_lone_process_leads_at_once_and_never_steps_down(tmp_path, caplog):
+    engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    upgrade(engine)
+    stopping = Stopping()
+    leadership = Leadership(engine, SystemClock(), stopping, lease_s=0.3)
+    assert leadership.leading.is_set()  # before any message is handled
+    task = asyncio.create_task(leadership.run())
+    await asyncio.sleep(1.0)  # several checks
+    stopping.request()
+    await asyncio.wait_for(task, 5)
+    with engine.connect() as conn:
+        found = leader_rows.current(conn)
+    assert found is not None
+    assert (found.holder, found.epoch) == (leadership.holder, leadership.epoch)
+    assert found.renewed_at > found.since  # checked since
+    assert leadership.leading.is_set()
+    assert "no longer leading" not in caplog.text
