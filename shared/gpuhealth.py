@@ -47,7 +47,7 @@ DEGRADING_XIDS: dict[int, str] = {
 }
 PCIE_REPLAYS_PER_SAMPLE = 100  # more new replays than this in one interval: a bad link
 HOLD_S = 60.0  # a GPU is judged better only after this long without relapse
-RANK = {"ok": 0, "degraded": 1, "failed": 2}
+RANK = {Health.OK: 0, Health.DEGRADED: 1, Health.FAILED: 2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from shared.errors import SchemaError
 from shared.fields import check_float, check_int, check_list, check_str
+from shared.gpuhealth import Health
 from shared.metrics import BY_NAME, MAX_VECTOR_LEN, Metric, Scope
 from shared.wire import (
     Choice,
@@ -32,7 +33,7 @@ COMMAND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SLEEP_METHODS = frozenset({"systemctl-suspend", "rtcwake", "command", "dry-run"})
 WAKE_METHODS = frozenset({"wol", "ipmi", "command"})
 NODE_STATES = frozenset({"online", "sleeping", "offline"})
-GPU_HEALTH = frozenset({"ok", "degraded", "failed"})
+GPU_HEALTH = frozenset(h.value for h in Health)
 EVENT_KINDS = frozenset(
     {"job_started", "job_finished", "job_lost", "job_running", "sleep_ack", "sleep_refused"}
 )
@@ -123,12 +124,12 @@ class GpuSample(Message):
     index: int = field(Int(0, MAX_GPUS - 1))
     uuid: str = field(Str(96))
     metrics: dict[str, Any] = field(MetricValues(Scope.GPU))
-    health: str = field(Choice(GPU_HEALTH), default="ok")
+    health: str = field(Choice(GPU_HEALTH), default=Health.OK.value)
     reason: str = field(Str(256), default="")
 
     def to_wire(self) -> dict[str, Any]:
         data = Message.to_wire(self)
-        if self.health == "ok" and not self.reason:
+        if self.health == Health.OK and not self.reason:
             del data["health"], data["reason"]
         return data
 

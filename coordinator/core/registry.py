@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coordinator.core.nodestate import MEANING, NodeState
+from shared.gpuhealth import Health
 from shared.messages import Hello, Status, TelemetryBatch
 
 
@@ -26,6 +27,7 @@ class NodeView:
     drains: dict[int, str] = field(default_factory=dict)  # GPU index (-1: node) -> reason
 
 
+HEALTHY = (Health.OK.value, "")  # (health, reason) of a GPU not listed as unwell
 MAX_HEALTH_CHANGES = 10_000  # waiting to be stored; the node's state is never lost, only log
 
 
@@ -65,7 +67,7 @@ def summarise(batch: TelemetryBatch) -> dict[str, Any]:
     """What `dormouse nodes` shows, from the newest sample of a batch."""
     sample = batch.samples[-1]
     gpu_utils = [g.metrics.get("gpu_util_pct") for g in sample.gpus]
-    unwell = {str(g.index): [g.health, g.reason] for g in sample.gpus if g.health != "ok"}
+    unwell = {str(g.index): [g.health, g.reason] for g in sample.gpus if g.health != Health.OK}
     known = [u for u in gpu_utils if u is not None]
     metrics = sample.metrics
     return {
@@ -137,8 +139,8 @@ class Registry:
     def _note_health(self, node: NodeView, before: dict[int, tuple[str, str]], ts: float) -> None:
         after = gpu_health(node)
         for index in sorted(before.keys() | after.keys()):
-            health, reason = after.get(index, ("ok", ""))
-            if before.get(index, ("ok", "")) != (health, reason):
+            health, reason = after.get(index, HEALTHY)
+            if before.get(index, HEALTHY) != (health, reason):
                 self.health_changes.append(GpuHealthChange(ts, node.name, index, health, reason))
                 self.health_counts[health] += 1
         del self.health_changes[:-MAX_HEALTH_CHANGES]  # a long store outage: keep the newest

@@ -16,6 +16,7 @@ from coordinator.core.registry import NodeView, Registry, gpu_health
 from coordinator.core.tick import Shape
 from coordinator.placement.model import ClusterSnapshot, NodeSnapshot
 from coordinator.placement.state import ClusterState
+from shared.gpuhealth import Health
 from shared.messages import Hello
 
 
@@ -47,8 +48,11 @@ def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot
     return replace(
         node,
         drained=-1 in view.drains,
-        unusable_gpus=frozenset({i for i, (h, _) in unwell.items() if h == "failed"} | drained),
-        degraded_gpus=frozenset(i for i, (h, _) in unwell.items() if h == "degraded") - drained,
+        unusable_gpus=frozenset(
+            {i for i, (h, _) in unwell.items() if h == Health.FAILED} | drained
+        ),
+        degraded_gpus=frozenset(i for i, (h, _) in unwell.items() if h == Health.DEGRADED)
+        - drained,
     )
 
 

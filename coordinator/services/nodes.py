@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from coordinator.core.registry import NodeView, gpu_health
+from coordinator.core.registry import HEALTHY, NodeView, gpu_health
 from coordinator.core.tick import LATENCY_SAMPLES, quantile
 from coordinator.store import drains as drain_rows
 from coordinator.store import leadership as leader_rows
@@ -20,6 +20,7 @@ from coordinator.store.drains import NODE
 from coordinator.store.leadership import Leader
 from coordinator.store.power import WAKE_TIMES
 from shared.errors import NotFound
+from shared.gpuhealth import Health
 
 LATEST_FIELDS = (
     "cpu_util_pct",
@@ -51,8 +52,8 @@ def summary(view: NodeView) -> dict[str, Any]:
         **{k: latest[k] for k in LATEST_FIELDS if k in latest},
         "drained": NODE in view.drains,
         "gpus_drained": sum(1 for i in view.drains if i != NODE),
-        "gpus_failed": unwell.count("failed"),
-        "gpus_degraded": unwell.count("degraded"),
+        "gpus_failed": unwell.count(Health.FAILED),
+        "gpus_degraded": unwell.count(Health.DEGRADED),
     }
 
 
@@ -63,8 +64,8 @@ def gpu_rows(view: NodeView) -> list[dict[str, Any]]:
     return [
         {
             "index": i,
-            "health": unwell.get(i, ("ok", ""))[0],
-            "reason": unwell.get(i, ("ok", ""))[1],
+            "health": unwell.get(i, HEALTHY)[0],
+            "reason": unwell.get(i, HEALTHY)[1],
             "drained": i in view.drains,
             "drain_reason": view.drains.get(i),
         }
