@@ -45,14 +45,13 @@ def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot
         return node
     unwell = gpu_health(view)
     drained = {i for i in view.drains if i >= 0}
+    failed = {i for i, (health, _) in unwell.items() if health == Health.FAILED}
+    degraded = {i for i, (health, _) in unwell.items() if health == Health.DEGRADED}
     return replace(
         node,
         drained=-1 in view.drains,
-        unusable_gpus=frozenset(
-            {i for i, (h, _) in unwell.items() if h == Health.FAILED} | drained
-        ),
-        degraded_gpus=frozenset(i for i, (h, _) in unwell.items() if h == Health.DEGRADED)
-        - drained,
+        unusable_gpus=frozenset(failed | drained),
+        degraded_gpus=frozenset(degraded - drained),
     )
 
 
