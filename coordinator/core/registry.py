@@ -148,7 +148,9 @@ class Registry:
     def adopt(self, stored: list[NodeView]) -> None:
         """At a takeover: the power states the last leader stored (this process only
         ingested meanwhile, so it knows samples but not sleeps and wakes); every node counts
-        as changed, so the kept placement and power states are rebuilt."""
+        as changed, so the kept placement and power states are rebuilt. The health changes
+        noted meanwhile are dropped: the last leader stored them."""
+        self.health_changes.clear()
         for view in stored:
             node = self.nodes.get(view.name)
             if node is None:

@@ -71,7 +71,7 @@ class Dispatcher:
 
     async def tick(self, now: float) -> JobsPass:
         await self._apply_held()
-        await self._sync_health()
+        await self._read_drains()
         active = await asyncio.to_thread(self._load)
         active = await self._expire(active, now)
         await self._cancel(active, now)
@@ -84,28 +84,15 @@ class Dispatcher:
         self.last = JobsPass(active, plan, held)
         return self.last
 
-    async def _sync_health(self) -> None:
-        """Store the GPU health changes the registry saw; read the operators' drains (a
-        `dormouse drain` from any machine acts at the next pass). A store outage keeps the
-        changes for the next try."""
-        changes = list(self._registry.health_changes)
+    async def _read_drains(self) -> None:
+        """The operators' drains, every pass: a `dormouse drain` from any machine acts at
+        the next one."""
 
-        def io() -> dict[str, dict[int, str]]:
-            with self._engine.begin() as conn:
-                drain_rows.record_health(conn, changes)
+        def read() -> dict[str, dict[int, str]]:
+            with self._engine.connect() as conn:
                 return drain_rows.all_drains(conn)
 
-        drains = await asyncio.to_thread(io)
-        del self._registry.health_changes[: len(changes)]
-        for change in changes:
-            log.warning(
-                "node %s GPU %d: %s%s",
-                change.node,
-                change.gpu_index,
-                change.kind,
-                f" ({change.reason})" if change.reason else "",
-            )
-        self._registry.set_drains(drains)
+        self._registry.set_drains(await asyncio.to_thread(read))
 
     def _load(self) -> list[JobRecord]:
         with self._engine.connect() as conn:

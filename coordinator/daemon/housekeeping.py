@@ -1,5 +1,6 @@
 """Once a second: the systemd watchdog, nodes gone silent, gap resends due again (or given
-up), node rows to the store; every few seconds the coordinator's figures for `dormouse status`."""
+up), node rows and GPU health events to the store; every few seconds the coordinator's
+figures for `dormouse status`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from coordinator.core.ingest import Ingest
 from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.receiver import Receiver
+from coordinator.store import drains as drain_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import stats as stat_rows
 from shared.clock import Clock
@@ -68,15 +70,24 @@ class Housekeeping:
             )
 
     def persist_nodes(self) -> None:
+        """Changed node rows and the GPU health changes seen, in one transaction; a store
+        outage keeps both for the next try."""
         registry = self._ingest.registry
         changed = registry.take_changed()
-        if changed:
-            try:
-                with self._engine.begin() as conn:
-                    node_rows.save_nodes(conn, changed)
-            except sa.exc.SQLAlchemyError:
-                registry.changed.update(v.name for v in changed)
-                raise
+        health = list(registry.health_changes)
+        if not changed and not health:
+            return
+        try:
+            with self._engine.begin() as conn:
+                node_rows.save_nodes(conn, changed)
+                drain_rows.record_health(conn, health)
+        except sa.exc.SQLAlchemyError:
+            registry.changed.update(v.name for v in changed)
+            raise
+        del registry.health_changes[: len(health)]
+        for change in health:
+            why = f" ({change.reason})" if change.reason else ""
+            log.warning("node %s GPU %d: %s%s", change.node, change.gpu_index, change.kind, why)
 
     def _write_stats(self, now: float) -> None:
         with self._engine.begin() as conn:

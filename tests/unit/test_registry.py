@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 from coordinator.core.nodestate import NodeState
@@ -145,3 +146,15 @@ def test_drains_touch_only_the_nodes_whose_drains_moved():
     assert seen == set()
     registry.set_drains({})
     assert (seen, registry.nodes["a"].drains) == ({"a"}, {})
+
+
+def test_a_takeover_drops_the_health_changes_the_last_leader_stored():
+    registry = Registry(offline_after_s=30)
+    registry.on_hello(factories.hello("gpu-01"), 0)
+    base = factories.telemetry("gpu-01", seq_first=0, count=2)
+    registry.on_telemetry(_with_gpu(base, 0, "failed", "XID 79: fell off the bus"), 1)
+    assert len(registry.health_changes) == 1  # a standby noted it; the leader stored it
+    stored = [dataclasses.replace(registry.nodes["gpu-01"], state=NodeState.ASLEEP)]
+    registry.adopt(stored)
+    assert registry.health_changes == []
+    assert registry.nodes["gpu-01"].state == NodeState.ASLEEP
