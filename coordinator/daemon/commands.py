@@ -61,7 +61,7 @@ class CommandSender:
             issued_at=now,
             expires_at=now + COMMAND_TTL_S,
             body=body,
-            epoch=self._leadership.epoch if self._leadership.shared else 0,
+            epoch=self._leadership.command_epoch,
         )
         try:
             await self.client.publish(

@@ -71,6 +71,12 @@ class Leadership:
         """Several processes may share the store (PostgreSQL): leadership is contested."""
         return self._engine.dialect.name == "postgresql"
 
+    @property
+    def command_epoch(self) -> int:
+        """The epoch the leader's commands carry: 0 for a lone process (the wire format from
+        before leadership, which agents do not fence)."""
+        return self.epoch if self.shared else 0
+
     def on_lead(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Awaited at each takeover, before the first pass: reload what the last leader kept."""
         self._on_lead.append(callback)
