@@ -300,6 +300,18 @@ class Http:
     )
 
 
+ROLE_ALL, ROLE_INGEST, ROLE_LEADER = "all", "ingest", "leader"
+ROLES = (ROLE_ALL, ROLE_INGEST, ROLE_LEADER)
+MQTT_RECEIVE_MAXIMUM = 65_535  # the protocol's bound (a two-byte property)
+
+
+def parse_receive_maximum(value: Any) -> int:
+    count = parse_count0(value)
+    if count > MQTT_RECEIVE_MAXIMUM:
+        raise ValueError(f"at most {MQTT_RECEIVE_MAXIMUM} (MQTT 5 Receive Maximum), got {count}")
+    return count
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoordinatorConfig:
     broker: BrokerUrl = setting(
@@ -329,6 +341,21 @@ class CoordinatorConfig:
     leader_lease: float = setting(
         10.0, parse_positive_seconds, "a standby takes over this long after the leader dies"
     )
+    role: str = setting(
+        ROLE_ALL,
+        parse_choice(*ROLES),
+        "all (one process does everything), ingest (telemetry to the store) or leader "
+        "(placement, power, gaps, rollups); ingest and leader need PostgreSQL",
+    )
+    share_group: str = setting(
+        "dormouse", parse_node, "the MQTT shared-subscription group ingest workers join"
+    )
+    receive_maximum: int = setting(
+        20_000,
+        parse_receive_maximum,
+        "MQTT 5: messages the broker may send unacknowledged (each is acknowledged once "
+        "stored); 0: MQTT 3.1.1, acknowledged on receipt (brokers without MQTT 5)",
+    )
     max_clock_skew: float = setting(
         300.0, parse_positive_seconds, "refuse samples stamped further ahead of this clock"
     )
@@ -353,3 +380,16 @@ class CoordinatorConfig:
     @property
     def db_url(self) -> str:
         return self.db or f"sqlite:///{self.data_dir / 'dormouse.db'}"
+
+    def role_problem(self) -> str | None:
+        """Why this role cannot run on this store: split roles share one PostgreSQL."""
+        if self.role == ROLE_ALL:
+            return None
+        if not self.db_url.startswith("postgresql"):
+            return (
+                f"role {self.role} needs a PostgreSQL store shared by every process "
+                "(SQLite allows only role all)"
+            )
+        if self.receive_maximum == 0:
+            return f"role {self.role} needs MQTT 5 (receive_maximum above 0)"
+        return None

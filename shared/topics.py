@@ -9,7 +9,6 @@ from shared.errors import TopicError
 from shared.fields import NAME_RE
 
 PREFIX = "dormouse/v1/nodes"
-SHARE_GROUP = "dormouse"
 
 
 class Kind(StrEnum):
@@ -57,10 +56,10 @@ def parse_topic(text: str) -> Topic:
     return Topic(validate_node(node), Kind(kind))
 
 
-def subscription(kind: Kind, *, node: str = "+", shared: bool = False) -> str:
-    """A filter for one kind, all nodes by default; `shared` spreads it over ingest workers
-    with an MQTT 5 shared subscription."""
+def subscription(kind: Kind, *, node: str = "+", group: str | None = None) -> str:
+    """A filter for one kind, all nodes by default; a `group` spreads it over the ingest
+    workers that join it (an MQTT 5 shared subscription: each message goes to one)."""
     if node != "+":
         validate_node(node)
     text = f"{PREFIX}/{node}/{kind.value}"
-    return f"$share/{SHARE_GROUP}/{text}" if shared else text
+    return f"$share/{validate_node(group)}/{text}" if group is not None else text

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from coordinator.core.registry import Registry
-from coordinator.core.seqs import Range, SeqTracker
+from coordinator.core.seqs import Range, Seqs
 from shared.codec import decode
 from shared.errors import DecodeError, TopicError
 from shared.messages import Event, Hello, Status, TelemetryBatch
@@ -48,7 +48,7 @@ class Routed:
 
 
 class Ingest:
-    def __init__(self, registry: Registry, seqs: SeqTracker, limits: Limits | None = None) -> None:
+    def __init__(self, registry: Registry, seqs: Seqs, limits: Limits | None = None) -> None:
         self.registry, self.seqs = registry, seqs
         self.limits = limits or Limits()
         self.received: Counter[str] = Counter()

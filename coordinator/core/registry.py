@@ -127,10 +127,30 @@ class Registry:
         node = self._node(batch.node, now)
         node.last_seen = now
         if node.latest.get("seq", -1) < batch.seq_last:  # a resent old batch is not "latest"
-            before = gpu_health(node)
-            node.latest = summarise(batch)
-            self._note_health(node, before, batch.samples[-1].ts)
-        newest = batch.samples[-1].ts
+            self._newest(node, summarise(batch))
+        self._sampling(node, batch.samples[-1].ts, now)
+
+    def on_live(self, name: str, seen_at: float, latest: dict[str, Any], now: float) -> None:
+        """A node's newest batch as an ingest worker stored it (the leader role reads no
+        telemetry): the same facts as `on_telemetry`, seen at the worker's `seen_at`."""
+        known = self.nodes.get(name)
+        if known is None:
+            return  # no hello heard yet: the leader takes nodes only from hellos and the store
+        if known.latest.get("seq") == latest["seq"] and (known.last_seen or 0) >= seen_at:
+            return  # a row read again (the feed looks back a little)
+        node = self._node(name, now)
+        node.last_seen = max(node.last_seen or seen_at, seen_at)
+        if node.latest.get("seq", -1) < latest["seq"]:
+            self._newest(node, latest)
+        self._sampling(node, latest["ts"], now)
+
+    def _newest(self, node: NodeView, latest: dict[str, Any]) -> None:
+        before = gpu_health(node)
+        node.latest = latest
+        self._note_health(node, before, latest["ts"])
+
+    def _sampling(self, node: NodeView, newest: float, now: float) -> None:
+        """A sample stamped `newest` arrived: a waking node is up, a sleeping one never slept."""
         if MEANING[node.state].resuming and newest > node.state_since:
             self._set_state(node, NodeState.ONLINE, now)  # samples from before it slept: no
         elif node.state is NodeState.SLEEPING and newest > node.state_since + self._offline_after_s:

@@ -16,6 +16,7 @@ nothing, so a forged seq near 2**63 cannot swallow the node's future.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass
@@ -58,6 +59,8 @@ class SeqTracker:
         self._nodes = {node: NodeSeqs(high) for node, high in stored_high.items()}
         self._retry_s, self._max_attempts, self._max_jump = retry_s, max_attempts, max_jump
         self.lost_seqs = 0  # given up on: the agent did not resend them
+        self.given_up = 0  # gaps given up after max_attempts
+        self.retries = 0  # asks after the first for the same gap
 
     def observe(
         self, node: str, first: int, last: int, now: float, stream_first: int = 0
@@ -136,8 +139,10 @@ class SeqTracker:
                 elif gap.attempts >= self._max_attempts:
                     lost.append((node, gap.first, gap.last))
                     self.lost_seqs += gap.last - gap.first + 1
+                    self.given_up += 1
                 else:
                     gap.asked_at, gap.attempts = now, gap.attempts + 1
+                    self.retries += 1
                     again.append((node, gap.first, gap.last))
                     kept.append(gap)
             seqs.gaps = kept
@@ -146,3 +151,42 @@ class SeqTracker:
     def missing(self, node: str) -> int:
         seqs = self._nodes.get(node)
         return sum(g.last - g.first + 1 for g in seqs.gaps) if seqs else 0
+
+
+GapRange = tuple[str, int, int]  # (node, first seq, last seq)
+
+
+class Seqs(Protocol):
+    """What ingest asks of a seq view: the tracker, or an ingest worker's `Untracked`."""
+
+    lost_seqs: int
+    given_up: int
+    retries: int
+
+    def observe(
+        self, node: str, first: int, last: int, now: float, stream_first: int = 0
+    ) -> Observation: ...
+
+    def due(self, now: float) -> tuple[list[GapRange], list[GapRange]]: ...
+
+    def missing(self, node: str) -> int: ...
+
+
+class Untracked:
+    """An ingest worker's view. With a shared subscription a worker sees only its share of
+    each node's batches, so a jump in seqs is usually another worker's batch, not a gap: it
+    stores every batch whole, the store's (node, seq) key drops what is there already, and
+    the leader finds real gaps in the store (`core.storegaps`)."""
+
+    lost_seqs = given_up = retries = 0
+
+    def observe(
+        self, node: str, first: int, last: int, now: float, stream_first: int = 0
+    ) -> Observation:
+        return Observation(fresh=((first, last),))
+
+    def due(self, now: float) -> tuple[list[GapRange], list[GapRange]]:
+        return [], []
+
+    def missing(self, node: str) -> int:
+        return 0

@@ -3,8 +3,9 @@
 The parts are built and wired by `coordinator.daemon.main.build`; this class only runs them
 as named tasks and stops them cleanly. Tasks: `mqtt` (the broker session, every message to
 the receiver), `writer` (batched inserts), `housekeeping` (watchdog, offline nodes, gap
-resends, node rows, stats), `maintenance` (rollups, retention) and `passes` (placement, then
-power, from the same snapshot).
+resends, node rows, stats), `maintenance` (rollups, retention), `leadership` and `passes`
+(placement, then power, from the same snapshot); an ingest worker runs only the first three,
+the leader role adds `live` (its view of telemetry, from the store).
 
 A database outage keeps samples in the writer's bounded buffer and retries; when the buffer
 is full the coordinator stops reading from the broker (which queues for its persistent
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,13 +29,14 @@ from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.figures import Figures
 from coordinator.daemon.housekeeping import Housekeeping
 from coordinator.daemon.leadership import Leadership
+from coordinator.daemon.live import LiveFeed
 from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.mqtt import MqttLink
 from coordinator.daemon.power_loop import PowerLoop
 from coordinator.daemon.receiver import Receiver
 from coordinator.daemon.writer import Writer
 from coordinator.power.energy import EnergyMeter
-from coordinator.settings import CoordinatorConfig
+from coordinator.settings import ROLE_INGEST, CoordinatorConfig
 from shared.clock import Clock
 from shared.edge.notify import Notifier
 from shared.edge.tasks import Stopping
@@ -60,6 +64,7 @@ class Parts:
     notifier: Notifier
     stopping: Stopping
     leadership: Leadership
+    live_feed: LiveFeed | None = None  # the leader role's telemetry, from the store
 
 
 class Coordinator:
@@ -69,17 +74,7 @@ class Coordinator:
     async def run(self, stop: asyncio.Event) -> None:
         p = self.parts
         async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(coro, name=name)
-                for name, coro in (
-                    ("mqtt", p.link.run()),
-                    ("writer", p.writer.run()),
-                    ("housekeeping", p.housekeeping.run()),
-                    ("maintenance", p.maintenance.run()),
-                    ("leadership", p.leadership.run()),
-                    ("passes", self._passes()),
-                )
-            ]
+            tasks = [group.create_task(coro, name=name) for name, coro in self._tasks()]
             p.notifier.ready()
             await stop.wait()
             p.stopping.request()
@@ -87,6 +82,25 @@ class Coordinator:
             for task in tasks:
                 task.cancel()
         await asyncio.to_thread(self.final_flush)
+
+    def _tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """This role's tasks: an ingest worker never leads, so it neither contends for the
+        lock nor runs the leader's passes and maintenance."""
+        p = self.parts
+        tasks = [
+            ("mqtt", p.link.run()),
+            ("writer", p.writer.run()),
+            ("housekeeping", p.housekeeping.run()),
+        ]
+        if p.config.role != ROLE_INGEST:
+            tasks += [
+                ("maintenance", p.maintenance.run()),
+                ("leadership", p.leadership.run()),
+                ("passes", self._passes()),
+            ]
+        if p.live_feed is not None:
+            tasks.append(("live", p.live_feed.run()))
+        return tasks
 
     def final_flush(self) -> None:
         """The writer task is gone: drain what it held, or say what could not be."""

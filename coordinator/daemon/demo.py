@@ -69,6 +69,7 @@ def settings(plan: Plan, port: int, wol_port: int, host_node: str) -> Coordinato
         base,
         broker=parse_broker_url(f"mqtt://127.0.0.1:{port}"),
         client_id="dormouse-demo-coordinator",
+        receive_maximum=0,  # amqtt speaks MQTT 3.1.1 only
         http=dataclasses.replace(base.http, listen=f"127.0.0.1:{free_port()}"),
         db=f"sqlite:///{plan.workdir / 'dormouse.db'}",
         data_dir=plan.workdir,

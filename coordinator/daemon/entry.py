@@ -31,11 +31,21 @@ def run(
         str | None, typer.Option(metavar="URL", help="MQTT broker, e.g. mqtt://host:1883")
     ] = None,
     db: DbOption = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            metavar="all|ingest|leader",
+            help="all (default), ingest (telemetry to the store) or leader; "
+            "ingest and leader need PostgreSQL (docs/scale-out.md)",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator daemon: ingest telemetry into the store."""
     from coordinator.daemon.main import serve  # noqa: PLC0415 - only `run` needs the daemon
 
-    settings = load(config, broker=broker, db=db)
+    settings = load(config, broker=broker, db=db, role=role)
+    if problem := settings.role_problem():
+        fail(problem)
     logs.configure(settings.log_level)
     with reported_errors(PROG):
         asyncio.run(serve(settings))

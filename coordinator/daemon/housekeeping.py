@@ -1,6 +1,9 @@
 """Once a second: the systemd watchdog, nodes gone silent, gap resends due again (or given
 up), node rows and GPU health events to the store; every few seconds the coordinator's
-figures for `dormouse status`."""
+figures for `dormouse status` and this process's own row (`coordinator_workers`).
+
+An ingest worker sees only its share of each node's telemetry, so it never marks a node
+offline; the leader role finds gaps in the store (`GapScan`) instead of in its stream."""
 
 from __future__ import annotations
 
@@ -12,17 +15,22 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from coordinator.core.ingest import Ingest
+from coordinator.daemon.gap_scan import GapScan
 from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.receiver import Receiver
+from coordinator.settings import ROLE_INGEST
 from coordinator.store import drains as drain_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import stats as stat_rows
+from coordinator.store import workers as worker_rows
 from shared.clock import Clock
 from shared.edge.notify import Notifier
 from shared.edge.tasks import Stopping
 
 log = logging.getLogger(__name__)
 STATS_EVERY = 5  # ticks
+GAP_SCAN_EVERY = 5  # ticks
+FORGET_WORKERS_S = 86400.0
 
 
 class Housekeeping:
@@ -38,10 +46,14 @@ class Housekeeping:
         stats: Callable[[], dict[str, float]],
         stopping: Stopping,
         leadership: Leadership,
+        role: str = "all",
+        gap_scan: GapScan | None = None,
     ) -> None:
         self._engine, self._ingest, self._receiver = engine, ingest, receiver
         self._notifier, self._clock, self._offline_after_s = notifier, clock, offline_after_s
         self._stats, self._stopping, self._leadership = stats, stopping, leadership
+        self._role, self._gap_scan = role, gap_scan
+        self._started = clock.now()
 
     async def run(self) -> None:
         tick = 0
@@ -50,17 +62,29 @@ class Housekeeping:
             self._notifier.watchdog()  # a stuck event loop stops this, and systemd restarts it
             tick += 1
             now = self._clock.now()
-            for node in self._ingest.registry.expire(now):
-                log.warning("node %s is offline: no telemetry for %gs", node, self._offline_after_s)
+            if self._role != ROLE_INGEST:
+                self._expire(now)
+            if tick % STATS_EVERY == 0:
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    await asyncio.to_thread(self._beat, now)
             if not self._leadership.leading.is_set():
                 continue  # a standby: the leader asks for gaps and writes node rows and stats
-            await self._gaps(now)
+            await self._gaps(now, tick)
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 await asyncio.to_thread(self.persist_nodes)
                 if tick % STATS_EVERY == 0:
                     await asyncio.to_thread(self._write_stats, now)
 
-    async def _gaps(self, now: float) -> None:
+    def _expire(self, now: float) -> None:
+        for node in self._ingest.registry.expire(now):
+            log.warning("node %s is offline: no telemetry for %gs", node, self._offline_after_s)
+
+    async def _gaps(self, now: float, tick: int) -> None:
+        if self._gap_scan is not None:
+            if tick % GAP_SCAN_EVERY == 0:
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    await self._gap_scan.scan(now)
+            return
         again, lost = self._ingest.seqs.due(now)
         for gap in again:
             await self._receiver.ask_resend(*gap)
@@ -88,6 +112,15 @@ class Housekeeping:
         for change in health:
             why = f" ({change.reason})" if change.reason else ""
             log.warning("node %s GPU %d: %s%s", change.node, change.gpu_index, change.kind, why)
+
+    def _beat(self, now: float) -> None:
+        """This process's row: its role and figures, for `dormouse status`'s workers."""
+        row = worker_rows.Worker(
+            self._leadership.holder, self._role, self._started, now, self._stats()
+        )
+        with self._engine.begin() as conn:
+            worker_rows.beat(conn, row)
+            worker_rows.forget(conn, now - FORGET_WORKERS_S)
 
     def _write_stats(self, now: float) -> None:
         with self._engine.begin() as conn:

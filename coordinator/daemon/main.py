@@ -14,14 +14,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from coordinator.core.ingest import Ingest, Limits
 from coordinator.core.registry import NodeView, Registry
-from coordinator.core.seqs import SeqTracker
+from coordinator.core.seqs import Seqs, SeqTracker, Untracked
+from coordinator.core.storegaps import StoreGaps
 from coordinator.core.tick import ResumeLatencies
 from coordinator.daemon.commands import CommandSender
 from coordinator.daemon.coordinator import Coordinator, Parts
 from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.figures import Figures
+from coordinator.daemon.gap_scan import GapScan
 from coordinator.daemon.housekeeping import Housekeeping
 from coordinator.daemon.leadership import Leadership
+from coordinator.daemon.live import Digest, LiveFeed
 from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.metrics_http import CoordinatorCollector
 from coordinator.daemon.mqtt import MqttLink
@@ -35,7 +38,7 @@ from coordinator.placement.state import ClusterState
 from coordinator.power.energy import EnergyMeter
 from coordinator.services import tariffs
 from coordinator.services.store import open_store, safe_url
-from coordinator.settings import CoordinatorConfig
+from coordinator.settings import ROLE_ALL, ROLE_INGEST, ROLE_LEADER, CoordinatorConfig
 from coordinator.store import nodes as node_rows
 from coordinator.store import samples as sample_rows
 from shared.clock import Clock, SystemClock
@@ -71,9 +74,14 @@ def build(
     estimate shared by placement and the power loop."""
     clock = clock or SystemClock()
     notifier = notifier or Notifier(env={})
+    role = config.role
     with engine.connect() as conn:
         registry = Registry(config.offline_after, node_rows.load_nodes(conn))
-        seqs = SeqTracker(sample_rows.stored_high(conn), retry_s=config.resend_retry)
+        seqs: Seqs = (
+            SeqTracker(sample_rows.stored_high(conn), retry_s=config.resend_retry)
+            if role == ROLE_ALL
+            else Untracked()
+        )
     limits = Limits(
         max_skew_s=config.max_clock_skew,
         max_age_s=config.retention.raw,
@@ -84,7 +92,7 @@ def build(
     leadership = Leadership(engine, clock, stopping, lease_s=config.leader_lease)
     sender = CommandSender(key, config.command_key_file, clock, leadership)
     latencies = ResumeLatencies()
-    writer = Writer(engine, config, clock)
+    writer = Writer(engine, config, clock, Digest() if role == ROLE_INGEST else None)
     energy = EnergyMeter(config.offline_after)
     dispatcher = Dispatcher(
         engine,
@@ -106,7 +114,14 @@ def build(
         clock=clock,
         leadership=leadership,
     )
-    figures = Figures(ingest, writer, receiver, dispatcher, power)
+    feed = LiveFeed(engine, registry, clock, stopping) if role == ROLE_LEADER else None
+    gap_scan = None
+    if feed is not None:
+        gaps = StoreGaps(retry_s=config.resend_retry)
+        gap_scan = GapScan(engine, registry, feed, gaps, receiver.ask_resend)
+    figures = Figures(
+        ingest, writer, receiver, dispatcher, power, gap_scan.gaps if gap_scan else None
+    )
     leadership.on_lead(functools.partial(adopt_nodes, engine, registry))
     parts = Parts(
         config=config,
@@ -128,9 +143,12 @@ def build(
             stats=figures.collect,
             stopping=stopping,
             leadership=leadership,
+            role=role,
+            gap_scan=gap_scan,
         ),
         maintenance=Maintenance(engine, config, clock, leadership),
         leadership=leadership,
+        live_feed=feed,
         figures=figures,
         notifier=notifier,
         stopping=stopping,
@@ -156,7 +174,8 @@ async def serve(config: CoordinatorConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log.info(
-        "coordinator: %d known nodes, store %s",
+        "coordinator (role %s): %d known nodes, store %s",
+        config.role,
         len(coordinator.parts.ingest.registry.nodes),
         safe_url(config.db_url),
     )

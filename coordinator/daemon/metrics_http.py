@@ -3,7 +3,8 @@ scrape, so nothing is kept twice. Off unless `metrics_listen` is set (e.g. 127.0
 
 Per node: state (one series per state, 1 for the current), CPU and GPU utilisation, power,
 energy; GPUs that are not healthy, drains, and health changes by kind. Ingest: messages
-received by kind, dropped by reason, samples stored and buffered, lag. Queue: jobs by state.
+received by kind, dropped by reason, samples stored and buffered, lag, resends asked, retried
+and given up, duplicates. Queue: jobs by state.
 Power: actions by kind (sleep, wake, failed, ...).
 """
 
@@ -32,6 +33,14 @@ NODE_FIGURES = (
         "dormouse_node_spool_memory_samples",
         "samples the agent holds in memory: its spool file takes no writes",
     ),
+)
+
+RESEND_FIGURES = (
+    ("resends_sent", "dormouse_resends_sent", "resend requests sent to agents"),
+    ("resend_retries", "dormouse_resend_retries", "requests for a gap asked before"),
+    ("gaps_given_up", "dormouse_gaps_given_up", "gaps given up after the last attempt"),
+    ("seqs_lost", "dormouse_seqs_lost", "samples given up: their agent did not resend them"),
+    ("duplicates", "dormouse_samples_duplicate", "samples received that were stored already"),
 )
 
 
@@ -129,6 +138,12 @@ class CoordinatorCollector(Collector):
             "dormouse_samples_buffered", "samples waiting for the store", value=writer.buffered
         )
         yield lag_summary(writer.lag)
+        yield from self._resends()
+
+    def _resends(self) -> Iterator[Metric]:
+        figures = self._coordinator.stats()
+        for key, name, doc in RESEND_FIGURES:
+            yield CounterMetricFamily(name, doc, value=figures.get(key, 0.0))
 
     def _queue(self) -> Iterator[Metric]:
         states = Counter(job.state.value for job in self._coordinator.parts.dispatcher.last.active)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from coordinator.core.ingest import Ingest, Reset
+from coordinator.core.ingest import Ingest, Reset, Routed
 from coordinator.core.ratelimit import RateLimiter
 from coordinator.daemon.commands import Sender
 from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.power_loop import PowerLoop
-from coordinator.daemon.writer import Writer
+from coordinator.daemon.writer import Ack, Writer
 from coordinator.power.energy import EnergyMeter
 from shared.clock import Clock
 from shared.messages import Resend
@@ -39,15 +39,22 @@ class Receiver:
         self._drop_log = RateLimiter(10.0)
         self.resends_sent = 0
 
-    async def handle(self, topic: str, payload: bytes) -> None:
+    async def handle(self, topic: str, payload: bytes, ack: Ack | None = None) -> None:
+        """`ack` tells the broker the message is done: telemetry once the writer has
+        committed it, anything else once handled here (a dropped message at once)."""
         dropped_before = self.ingest.dropped.total()
         now = self._clock.now()
         routed = self.ingest.handle(topic, payload, now)
         if self.ingest.dropped.total() != dropped_before:
             self._log_drop(now)
-        for batch in routed.batches:
+        for i, batch in enumerate(routed.batches, start=1):
             self._energy.add(batch.node, ((s.ts, s.metrics.get("power_w")) for s in batch.samples))
-            await self._writer.put(batch)
+            await self._writer.put(batch, ack if i == len(routed.batches) else None)
+        await self._route(routed, now)
+        if ack is not None and not routed.batches:
+            ack()
+
+    async def _route(self, routed: Routed, now: float) -> None:
         if routed.reset is not None:
             self._stream_reset(routed.reset, now)
         if routed.gap is not None:

@@ -1,7 +1,9 @@
 """Batches telemetry into transactions; holds it (bounded) while the database is down.
 
-When the buffer is full, `put` waits, so the MQTT task stops reading and the broker queues
-for the coordinator's persistent session rather than anything being dropped here.
+Each batch may come with an `ack`: called only once its samples are committed, so the
+broker is told a message is done only when losing this process can no longer lose it.
+When the buffer is full, `put` waits, so the MQTT task stops reading; unacknowledged, the
+broker sends no more than its receive maximum and queues the rest.
 """
 
 from __future__ import annotations
@@ -10,35 +12,48 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
 from coordinator.core.lag import LagStats
+from coordinator.daemon.live import Digest
 from coordinator.settings import CoordinatorConfig
+from coordinator.store import live as live_rows
 from coordinator.store import samples as sample_rows
 from shared.backoff import Backoff
 from shared.clock import Clock
 from shared.messages import TelemetryBatch
 
 log = logging.getLogger(__name__)
+Ack = Callable[[], None]
 
 
 class Writer:
     """Batches telemetry into transactions; holds it (bounded) while the database is down."""
 
-    def __init__(self, engine: sa.Engine, config: CoordinatorConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        config: CoordinatorConfig,
+        clock: Clock,
+        digest: Digest | None = None,
+    ) -> None:
         self._engine, self._config, self._clock = engine, config, clock
-        self._pending: deque[tuple[float, TelemetryBatch]] = deque()
+        self._digest = digest  # an ingest worker's: the leader's view, with each flush
+        self._pending: deque[tuple[float, TelemetryBatch, Ack | None]] = deque()
         self.buffered = 0
         self.stored = 0
+        self.duplicates = 0  # offered samples the store already held
         self.lag = LagStats()
         self._arrived = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
         self._full_logged = False
 
-    async def put(self, batch: TelemetryBatch) -> None:
-        """Queue a batch; waits (so the caller stops reading the broker) while full."""
+    async def put(self, batch: TelemetryBatch, ack: Ack | None = None) -> None:
+        """Queue a batch (`ack` is called once it is committed); waits (so the caller stops
+        reading the broker) while full."""
         if self.buffered >= self._config.max_buffered_samples:
             if not self._full_logged:
                 log.error(
@@ -49,7 +64,7 @@ class Writer:
                 self._full_logged = True
             self._space.clear()
             await self._space.wait()
-        self._pending.append((time.monotonic(), batch))
+        self._pending.append((time.monotonic(), batch, ack))
         self.buffered += len(batch.samples)
         self._arrived.set()
 
@@ -63,7 +78,7 @@ class Writer:
             if self.buffered < self._config.flush_samples and wait_s > 0:
                 await asyncio.sleep(wait_s)
             try:
-                await asyncio.to_thread(self.flush)
+                acks = await asyncio.to_thread(self.flush)
             except sa.exc.SQLAlchemyError as exc:
                 if not failing:
                     log.error(
@@ -74,28 +89,37 @@ class Writer:
                 failing = True
                 await asyncio.sleep(backoff.next_delay())
                 continue
+            for ack in acks:
+                ack()
             if failing:
                 log.warning("database writes resumed")
             failing = False
             backoff.reset()
 
-    def flush(self) -> None:
-        batches = [b for _, b in self._pending]
+    def flush(self) -> list[Ack]:
+        """Write what is pending in one transaction; the acks now due (the caller sends
+        them: from the event loop, which owns the MQTT client)."""
+        batches = [b for _, b, _ in self._pending]
         count = len(self._pending)
         if not batches:
             self._arrived.clear()
-            return
+            return []
+        live = self._digest.rows(batches, self._clock.now()) if self._digest else []
         with self._engine.begin() as conn:
-            sample_rows.insert_batches(conn, batches)
+            stored = sample_rows.insert_batches(conn, batches)
+            live_rows.write_live(conn, live)
+        if self._digest:
+            self._digest.written(live)
         committed = self._clock.now()
         self.lag.add(committed - s.ts for b in batches for s in b.samples)
-        for _ in range(count):
-            self._pending.popleft()
+        acks = [ack for _, _, ack in (self._pending.popleft() for _ in range(count)) if ack]
         written = sum(len(b.samples) for b in batches)
-        self.stored += written
+        self.stored += stored
+        self.duplicates += written - stored
         self.buffered -= written
         if not self._pending:
             self._arrived.clear()
         if self.buffered < self._config.max_buffered_samples:
             self._full_logged = False
             self._space.set()
+        return acks

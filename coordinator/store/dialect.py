@@ -16,16 +16,16 @@ def upsert(conn: sa.Connection, table: sa.Table) -> Any:
     return dialect.insert(table)
 
 
-def insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
     """Insert `rows`, skipping any whose primary key is stored already (or repeated among
-    them): exact dedupe on either engine. On PostgreSQL the rows go in with COPY, to a
-    temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`: about twice
-    the rate of a pipelined executemany (`docs/benchmarks.md`, "Bulk writes")."""
+    them): exact dedupe on either engine; returns the rows inserted. On PostgreSQL the rows
+    go in with COPY, to a temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING`: about twice the rate of a pipelined executemany (`docs/benchmarks.md`, "Bulk
+    writes")."""
     if not rows:
-        return
+        return 0
     if conn.dialect.name != "postgresql":
-        conn.execute(upsert(conn, table).on_conflict_do_nothing(), rows)
-        return
+        return int(conn.execute(upsert(conn, table).on_conflict_do_nothing(), rows).rowcount)
     columns = list(rows[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
     names = ", ".join(f'"{c}"' for c in columns)
@@ -48,4 +48,6 @@ def insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, An
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "  # noqa: S608 - names from the table's own columns
             "ON CONFLICT DO NOTHING"
         )
+        inserted = cursor.rowcount
         cursor.execute(f"TRUNCATE {staging}")
+    return inserted

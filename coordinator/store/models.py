@@ -226,3 +226,24 @@ leadership = sa.Table(  # who runs placement, power and maintenance (one row), a
     sa.Column("since", sa.Double, nullable=False),
     sa.Column("renewed_at", sa.Double, nullable=False),  # the holder's last check of its lock
 )
+
+node_live = sa.Table(  # each node's newest batch as an ingest worker saw it: the leader's view
+    "node_live",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("seen_at", sa.Double, nullable=False),  # the worker's clock when it stored it
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the batch's last seq
+    sa.Column("stream_first", sa.BigInteger, nullable=False),  # the agent's current spool
+    sa.Column("latest", sa.JSON, nullable=False),  # `core.registry.summarise` of the batch
+    sa.Index("ix_node_live_seen_at", "seen_at"),
+)
+
+workers = sa.Table(  # every `dormouse run` process, and what it has stored
+    "coordinator_workers",
+    Base.metadata,
+    sa.Column("id", sa.String(128), primary_key=True),  # host:pid
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("seen_at", sa.Double, nullable=False),
+    sa.Column("figures", sa.JSON, nullable=False),  # samples_stored, duplicates, lag_p99_s...
+)

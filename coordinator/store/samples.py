@@ -8,20 +8,22 @@ from typing import Any
 import sqlalchemy as sa
 
 from coordinator.core.rollups import bucket_start
+from coordinator.core.storegaps import Found, Mark
 from coordinator.store.dialect import insert_new, upsert
 from coordinator.store.models import gpu_samples, rollup_dirty, samples
 from coordinator.store.rollups import GPU_METRICS, MINUTE
 from shared.messages import TelemetryBatch
 from shared.metrics import Metric, Scope, metrics_in
 
-Insert = Callable[[sa.Connection, sa.Table, Sequence[dict[str, Any]]], None]
+Insert = Callable[[sa.Connection, sa.Table, Sequence[dict[str, Any]]], int]
 
 
 def insert_batches(
     conn: sa.Connection, batches: Sequence[TelemetryBatch], insert: Insert = insert_new
 ) -> int:
-    """Store samples; (node, seq) already stored are skipped. Returns samples offered.
-    (`insert` is the write: COPY on PostgreSQL; the benchmark passes its peer.)"""
+    """Store samples; (node, seq) already stored are skipped. Returns the samples stored
+    (the rest were duplicates). (`insert` is the write: COPY on PostgreSQL; the benchmark
+    passes its peer.)"""
     node_rows: list[dict[str, Any]] = []
     gpu_rows: list[dict[str, Any]] = []
     dirty: set[tuple[str, float]] = set()
@@ -51,14 +53,14 @@ def insert_batches(
                 for g in sample.gpus
             )
             dirty.add((batch.node, bucket_start(sample.ts, MINUTE)))
-    insert(conn, samples, node_rows)
+    stored = insert(conn, samples, node_rows)
     insert(conn, gpu_samples, gpu_rows)
     if dirty:
         conn.execute(
             upsert(conn, rollup_dirty).on_conflict_do_nothing(),
             [{"node": n, "bucket": b} for n, b in sorted(dirty)],
         )
-    return len(node_rows)
+    return stored
 
 
 def _value(metric: Metric, value: Any) -> Any:
@@ -70,3 +72,53 @@ def stored_high(conn: sa.Connection) -> dict[str, int]:
         sa.select(samples.c.node, sa.func.max(samples.c.seq)).group_by(samples.c.node)
     )
     return {node: int(high) for node, high in rows}
+
+
+MARKS_PER_QUERY = 1000
+
+
+def _marks(chunk: Sequence[Mark]) -> Any:
+    return sa.values(
+        sa.column("node", sa.String),
+        sa.column("above", sa.BigInteger),
+        sa.column("horizon", sa.Double),
+        name="marks",
+    ).data([(m.node, m.above, m.horizon) for m in chunk])
+
+
+def _above(marks: Any) -> Any:
+    return sa.and_(
+        samples.c.node == marks.c.node,
+        samples.c.seq > marks.c.above,
+        samples.c.ts <= marks.c.horizon,
+    )
+
+
+def found_above(conn: sa.Connection, marks: Sequence[Mark]) -> dict[str, Found]:
+    """Per node: how many samples are stored above its mark, and the highest (PostgreSQL:
+    a VALUES list joined on the (node, seq) key, so each node costs one index range)."""
+    found: dict[str, Found] = {}
+    for i in range(0, len(marks), MARKS_PER_QUERY):
+        values = _marks(marks[i : i + MARKS_PER_QUERY])
+        rows = conn.execute(
+            sa.select(samples.c.node, sa.func.count(), sa.func.max(samples.c.seq))
+            .select_from(samples.join(values, _above(values)))
+            .group_by(samples.c.node)
+        )
+        found |= {node: Found(int(count), int(high)) for node, count, high in rows}
+    return found
+
+
+def seqs_above(conn: sa.Connection, marks: Sequence[Mark]) -> dict[str, list[int]]:
+    """The stored seqs above each node's mark, ascending (for the nodes with holes)."""
+    seqs: dict[str, list[int]] = {m.node: [] for m in marks}
+    for i in range(0, len(marks), MARKS_PER_QUERY):
+        values = _marks(marks[i : i + MARKS_PER_QUERY])
+        rows = conn.execute(
+            sa.select(samples.c.node, samples.c.seq)
+            .select_from(samples.join(values, _above(values)))
+            .order_by(samples.c.node, samples.c.seq)
+        )
+        for node, seq in rows:
+            seqs[node].append(int(seq))
+    return seqs

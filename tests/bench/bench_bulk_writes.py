@@ -27,9 +27,10 @@ from coordinator.store.engine import create_engine, upgrade
 from tests import factories
 
 
-def executemany(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(dialect.upsert(conn, table).on_conflict_do_nothing(), rows)
+def executemany(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    return int(conn.execute(dialect.upsert(conn, table).on_conflict_do_nothing(), rows).rowcount)
 
 
 def store(url: str, schema: str) -> sa.Engine:

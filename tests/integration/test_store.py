@@ -52,11 +52,11 @@ def batch(node: str, seq_first: int, points: list[tuple[float, float, float]]) -
 
 
 def test_migrations_reach_head_and_match_the_models(engine):
-    assert current_revision(engine) == head_revision() == "0008"
+    assert current_revision(engine) == head_revision() == "0009"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], "models and migrations differ: add a migration"
-    assert upgrade(engine) == "0008"  # idempotent
+    assert upgrade(engine) == "0009"  # idempotent
 
 
 def test_redelivered_samples_are_stored_once(engine):
@@ -237,8 +237,10 @@ def test_bulk_writes_store_each_node_seq_once_with_every_value(engine):
     batch = factories.telemetry(node="n1", seq_first=10, count=4)
     again = factories.telemetry(node="n1", seq_first=12, count=4)  # 12, 13 repeated
     with engine.begin() as conn:
-        sample_rows.insert_batches(conn, [batch, again, batch])  # repeats within one write
-        sample_rows.insert_batches(conn, [again])  # and across writes
+        stored = [
+            sample_rows.insert_batches(conn, [batch, again, batch]),  # repeats within a write
+            sample_rows.insert_batches(conn, [again]),  # and across writes
+        ]
     with engine.connect() as conn:
         stored = conn.execute(
             sa.select(models.samples).where(models.samples.c.node == "n1").order_by("seq")
@@ -246,6 +248,7 @@ def test_bulk_writes_store_each_node_seq_once_with_every_value(engine):
         rows = [dict(r) for r in stored]
         gpus = conn.execute(sa.select(sa.func.count()).select_from(models.gpu_samples)).scalar()
     assert [r["seq"] for r in rows] == list(range(10, 16))
+    assert stored == [6, 0]  # what each write stored: the rest were duplicates
     assert gpus == 6
     first = rows[0]
     assert first["ts"] == batch.samples[0].ts  # floats exact

@@ -49,6 +49,8 @@ def test_unknown_kind_is_refused():
 def test_subscriptions():
     assert subscription(Kind.TELEMETRY) == "dormouse/v1/nodes/+/telemetry"
     assert subscription(Kind.CMD, node="n1") == "dormouse/v1/nodes/n1/cmd"
-    assert subscription(Kind.TELEMETRY, shared=True) == (
-        "$share/dormouse/dormouse/v1/nodes/+/telemetry"
+    assert subscription(Kind.TELEMETRY, group="ingest") == (
+        "$share/ingest/dormouse/v1/nodes/+/telemetry"
     )
+    with pytest.raises(TopicError, match="bad node name"):
+        subscription(Kind.TELEMETRY, group="a/b")  # a group is one topic level

@@ -1,0 +1,62 @@
+"""The leader role's gap resends: `core.storegaps` over what the store holds, every few
+seconds (PostgreSQL; the `all` role tracks seqs as they arrive, `core.seqs`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+from coordinator.core.registry import Registry
+from coordinator.core.storegaps import Mark, StoreGaps
+from coordinator.daemon.live import LiveFeed
+from coordinator.store import samples as sample_rows
+
+log = logging.getLogger(__name__)
+Ask = Callable[[str, int, int], Awaitable[None]]
+T = TypeVar("T")
+
+
+class GapScan:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        registry: Registry,
+        feed: LiveFeed,
+        gaps: StoreGaps,
+        ask: Ask,
+    ) -> None:
+        self._engine, self._registry, self._feed = engine, registry, feed
+        self.gaps, self._ask = gaps, ask
+
+    async def scan(self, now: float) -> None:
+        newest = {
+            name: (int(v.latest["seq"]), self._feed.streams.get(name, 0), float(v.latest["ts"]))
+            for name, v in self._registry.nodes.items()
+            if v.latest.get("seq") is not None
+        }
+        marks = self.gaps.plan(newest)
+        if not marks:
+            return
+        found = await asyncio.to_thread(self._read, sample_rows.found_above, marks)
+        holey = [
+            m for m in marks if m.node in found and not self.gaps.contiguous(m.node, found[m.node])
+        ]
+        if not holey:
+            return
+        seqs = await asyncio.to_thread(self._read, sample_rows.seqs_above, holey)
+        for mark in holey:
+            verdict = self.gaps.judge(mark.node, seqs[mark.node], now)
+            for gap in verdict.ask:
+                await self._ask(*gap)
+            for node, first, last in verdict.lost:
+                log.error(
+                    "seqs %d..%d of %s are lost: the agent did not resend them", first, last, node
+                )
+
+    def _read(self, query: Callable[[sa.Connection, list[Mark]], T], marks: list[Mark]) -> T:
+        with self._engine.connect() as conn:
+            return query(conn, marks)

@@ -1,0 +1,54 @@
+"""Each node's newest batch as an ingest worker stored it (`node_live`): how a leader that
+reads no telemetry itself learns which nodes are alive, their latest figures, GPU health and
+which sample stream (spool) their agent is on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from coordinator.store.dialect import upsert
+from coordinator.store.models import node_live
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    node: str
+    seen_at: float  # the worker's clock when it stored the batch
+    seq: int  # the batch's last seq
+    stream_first: int
+    latest: dict[str, Any]
+
+
+def write_live(conn: sa.Connection, rows: Sequence[Live]) -> None:
+    """Upsert one row per node; a row only moves forward (a resent old batch, or a slower
+    worker's older one, never replaces a newer one)."""
+    if not rows:
+        return
+    statement = upsert(conn, node_live)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["node"],
+            set_={c: statement.excluded[c] for c in ("seen_at", "seq", "stream_first", "latest")},
+            where=node_live.c.seq < statement.excluded.seq,
+        ),
+        [
+            {
+                "node": r.node,
+                "seen_at": r.seen_at,
+                "seq": r.seq,
+                "stream_first": r.stream_first,
+                "latest": r.latest,
+            }
+            for r in sorted(rows, key=lambda r: r.node)  # one lock order for every worker
+        ],
+    )
+
+
+def read_live(conn: sa.Connection, since: float) -> list[Live]:
+    """Rows stored at or after `since` (by the storing worker's clock)."""
+    rows = conn.execute(sa.select(node_live).where(node_live.c.seen_at >= since))
+    return [Live(r.node, r.seen_at, r.seq, r.stream_first, r.latest) for r in rows]
