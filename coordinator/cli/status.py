@@ -1,4 +1,5 @@
-"""`dormouse status`: the coordinator's figures as it last wrote them, and the store's size."""
+"""`dormouse status`: the coordinator's figures as it last wrote them, the store's size, the
+leading process and every process (ingest workers too) heard from lately."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
     ]
     if found.leader is not None:
         rows.append(leader_row(found.leader, as_json=as_json))
+    if found.workers:
+        rows.append(workers_row(found.workers, as_json=as_json))
     print_rows(rows, ["key", "value", "updated"], as_json=as_json)
 
 
@@ -52,3 +55,29 @@ def leader_row(leader: node_service.Leader, *, as_json: bool) -> dict[str, Any]:
 
 def register(root: typer.Typer) -> None:
     root.command("status", rich_help_panel=PANEL)(status)
+
+
+WORKER_FIGURES = ("samples_stored", "duplicates", "samples_buffered", "lag_p99_s")
+
+
+def workers_row(workers: tuple[node_service.Worker, ...], *, as_json: bool) -> dict[str, Any]:
+    """Every `dormouse run` process heard from lately: role and what it has stored."""
+    listed = [
+        {
+            "id": w.id,
+            "role": w.role,
+            "started_at": w.started_at,
+            "seen_at": w.seen_at,
+            **{k: w.figures.get(k, 0.0) for k in WORKER_FIGURES},
+        }
+        for w in workers
+    ]
+    value: object = listed
+    if not as_json:
+        value = "; ".join(
+            f"{w['id']} ({w['role']}): {cell(w['samples_stored'])} stored, "
+            f"lag p99 {cell(w['lag_p99_s'])} s"
+            for w in listed
+        )
+    newest = max(w.seen_at for w in workers)
+    return {"key": "workers", "value": value, "updated": newest if as_json else iso(newest)}

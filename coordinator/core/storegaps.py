@@ -33,6 +33,16 @@ class Mark:
 
 
 @dataclass(frozen=True, slots=True)
+class Newest:
+    """A node's newest batch as the leader knows it."""
+
+    seq: int  # its last seq
+    stream: int  # the agent's stream (spool) it belongs to
+    ts: float  # its newest sample's stamp (the agent's clock)
+    seen_at: float  # when a worker stored it (the coordinators' clock)
+
+
+@dataclass(frozen=True, slots=True)
 class Found:
     """What the store holds of a node above its mark: count and highest seq."""
 
@@ -64,18 +74,22 @@ class StoreGaps:
         self.retries = 0  # asks after the first for the same gap
         self.stream_resets = 0
 
-    def plan(self, newest: dict[str, tuple[int, int, float]]) -> list[Mark]:
-        """Marks to scan, from each node's newest known (seq, stream_first, ts); a node seen
-        for the first time starts `LOOKBACK_SEQS` below its newest seq."""
+    def plan(self, newest: dict[str, Newest], now: float) -> list[Mark]:
+        """Marks to scan, from what is known of each node's newest batch; a node seen for the
+        first time starts `LOOKBACK_SEQS` below its newest seq. Samples are settled once
+        later ones are stored `settle_s` after them, or once the node has been quiet that
+        long (a node that stops sending, asleep or gone, still has its last holes asked for)."""
         marks = []
-        for node, (seq, stream, ts) in sorted(newest.items()):
+        for node, last in sorted(newest.items()):
             known = self.nodes.get(node)
             if known is None:
-                known = self.nodes[node] = NodeMark(max(seq - LOOKBACK_SEQS, stream - 1), stream)
-            elif stream > known.stream:
-                self._new_stream(known, stream)
-            if seq > known.mark:
-                marks.append(Mark(node, known.mark, ts - self._settle_s))
+                start = max(last.seq - LOOKBACK_SEQS, last.stream - 1)
+                known = self.nodes[node] = NodeMark(start, last.stream)
+            elif last.stream > known.stream:
+                self._new_stream(known, last.stream)
+            if last.seq > known.mark:
+                quiet = now - last.seen_at >= self._settle_s
+                marks.append(Mark(node, known.mark, last.ts - (0 if quiet else self._settle_s)))
         return marks
 
     def _new_stream(self, known: NodeMark, stream: int) -> None:

@@ -11,7 +11,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from coordinator.core.registry import Registry
-from coordinator.core.storegaps import Mark, StoreGaps
+from coordinator.core.storegaps import Mark, Newest, StoreGaps
 from coordinator.daemon.live import LiveFeed
 from coordinator.store import samples as sample_rows
 
@@ -34,11 +34,16 @@ class GapScan:
 
     async def scan(self, now: float) -> None:
         newest = {
-            name: (int(v.latest["seq"]), self._feed.streams.get(name, 0), float(v.latest["ts"]))
+            name: Newest(
+                int(v.latest["seq"]),
+                self._feed.streams.get(name, 0),
+                float(v.latest["ts"]),
+                v.last_seen or now,
+            )
             for name, v in self._registry.nodes.items()
             if v.latest.get("seq") is not None
         }
-        marks = self.gaps.plan(newest)
+        marks = self.gaps.plan(newest, now)
         if not marks:
             return
         found = await asyncio.to_thread(self._read, sample_rows.found_above, marks)

@@ -4,6 +4,7 @@ and `dormouse status` show (the daemon writes both)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +17,15 @@ from coordinator.store import leadership as leader_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
 from coordinator.store import stats as stat_rows
+from coordinator.store import workers as worker_rows
 from coordinator.store.drains import NODE
 from coordinator.store.leadership import Leader
 from coordinator.store.power import WAKE_TIMES
+from coordinator.store.workers import Worker
 from shared.errors import NotFound
 from shared.gpuhealth import Health
 
+WORKERS_SEEN_S = 60.0  # `dormouse status` lists processes that wrote their row this recently
 LATEST_FIELDS = (
     "cpu_util_pct",
     "mem_used_bytes",
@@ -34,7 +38,7 @@ LATEST_FIELDS = (
 )
 
 
-__all__ = ["Leader", "Status", "UnknownNode"]
+__all__ = ["Leader", "Status", "UnknownNode", "Worker"]
 
 
 class UnknownNode(NotFound):
@@ -78,6 +82,7 @@ class Status:
     figures: dict[str, tuple[float, float]]  # key -> (value, when the daemon wrote it)
     store_bytes: int | None
     leader: Leader | None = None  # the process leading now (or last), from the store
+    workers: tuple[Worker, ...] = ()  # processes heard from in the last WORKERS_SEEN_S
 
 
 def summaries(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -91,12 +96,14 @@ def names(engine: sa.Engine) -> list[str]:
         return node_rows.known_nodes(conn)
 
 
-def status(engine: sa.Engine) -> Status:
+def status(engine: sa.Engine, now: float | None = None) -> Status:
+    seen_since = (time.time() if now is None else now) - WORKERS_SEEN_S
     with engine.connect() as conn:
         return Status(
             stat_rows.read_stats(conn),
             stat_rows.store_size_bytes(conn),
             leader_rows.current(conn),
+            tuple(worker_rows.recent(conn, seen_since)),
         )
 
 

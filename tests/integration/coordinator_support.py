@@ -25,6 +25,7 @@ class CoordinatorProcess:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    prelude: str = ""  # Python run in the process before the CLI (a fault at an edge)
 
     def __post_init__(self) -> None:
         self.client_id = f"coord-{uuid.uuid4().hex[:8]}"
@@ -50,9 +51,11 @@ class CoordinatorProcess:
 
     def start(self) -> None:
         log = (self.workdir / "coordinator.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "coordinator", "run"], env=self.env(), stdout=log, stderr=log
-        )
+        command = [sys.executable, "-m", "coordinator", "run"]
+        if self.prelude:
+            start = "import sys; from coordinator.main import main; sys.argv[0] = 'dormouse'"
+            command = [sys.executable, "-c", f"{self.prelude}\n{start}; main()", "run"]
+        self.process = subprocess.Popen(command, env=self.env(), stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while not store_ready(self.db_url):  # migrated, or say why not
             assert self.alive(), self.log()

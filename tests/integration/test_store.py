@@ -237,7 +237,7 @@ def test_bulk_writes_store_each_node_seq_once_with_every_value(engine):
     batch = factories.telemetry(node="n1", seq_first=10, count=4)
     again = factories.telemetry(node="n1", seq_first=12, count=4)  # 12, 13 repeated
     with engine.begin() as conn:
-        stored = [
+        counts = [
             sample_rows.insert_batches(conn, [batch, again, batch]),  # repeats within a write
             sample_rows.insert_batches(conn, [again]),  # and across writes
         ]
@@ -248,7 +248,7 @@ def test_bulk_writes_store_each_node_seq_once_with_every_value(engine):
         rows = [dict(r) for r in stored]
         gpus = conn.execute(sa.select(sa.func.count()).select_from(models.gpu_samples)).scalar()
     assert [r["seq"] for r in rows] == list(range(10, 16))
-    assert stored == [6, 0]  # what each write stored: the rest were duplicates
+    assert counts == [6, 0]  # what each write stored: the rest were duplicates
     assert gpus == 6
     first = rows[0]
     assert first["ts"] == batch.samples[0].ts  # floats exact

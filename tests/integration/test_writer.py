@@ -76,6 +76,29 @@ async def test_outage_holds_retries_and_loses_nothing(engine):
     assert writer.stored == 40
 
 
+async def test_a_batch_is_acknowledged_only_once_committed(engine):
+    flaky = FlakyEngine(engine)
+    config = dataclasses.replace(CoordinatorConfig(), flush_interval=0.05)
+    writer = Writer(flaky, config, SystemClock())
+    task = asyncio.create_task(writer.run())
+    acked: list[int] = []
+    flaky.down = True
+    for i in range(3):
+        batch = factories.telemetry(node="n1", seq_first=2 * i, count=2)
+        await writer.put(batch, lambda i=i: acked.append(i))
+    await writer.put(factories.telemetry(node="n1", seq_first=0, count=2))  # no ack: QoS 0
+    await asyncio.sleep(0.5)
+    assert flaky.failures >= 1
+    assert acked == []  # nothing is acknowledged while it could still be lost
+    flaky.down = False
+    async with asyncio.timeout(15):
+        while writer.buffered:
+            await asyncio.sleep(0.05)
+    task.cancel()
+    assert acked == [0, 1, 2] and count(engine) == 6
+    assert (writer.stored, writer.duplicates) == (6, 2)  # the store's own count
+
+
 async def test_a_full_buffer_stops_taking_until_writes_resume(engine):
     flaky = FlakyEngine(engine)
     config = dataclasses.replace(CoordinatorConfig(), flush_interval=0.05, max_buffered_samples=10)

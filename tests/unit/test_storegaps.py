@@ -1,0 +1,96 @@
+"""The leader role's gaps, found in what the store holds (`core.storegaps`), hand-checked."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coordinator.core.storegaps import LOOKBACK_SEQS, Found, Mark, Newest, StoreGaps, missing
+
+T0 = 1_000_000.0
+
+
+def test_missing_names_each_hole_between_the_mark_and_the_highest():
+    assert missing(10, [11, 12, 15, 16, 20]) == [(13, 14), (17, 19)]
+    assert missing(10, [11, 12]) == []
+    assert missing(10, []) == []
+    assert missing(10, [14]) == [(11, 13)]
+
+
+@given(st.sets(st.integers(1, 200)))
+def test_missing_and_stored_cover_the_range_exactly(stored):
+    seqs = sorted(stored)
+    holes = missing(0, seqs)
+    named = {s for lo, hi in holes for s in range(lo, hi + 1)}
+    assert not named & stored
+    assert named | stored == set(range(1, seqs[-1] + 1)) if seqs else not named
+
+
+def test_a_new_node_is_scanned_from_its_lookback_and_settled_samples_only():
+    gaps = StoreGaps(settle_s=10.0)
+    marks = gaps.plan({"n1": Newest(5_000, 1_000, T0, T0)}, T0)
+    assert marks == [Mark("n1", 5_000 - LOOKBACK_SEQS, T0 - 10.0)]
+    young = gaps.plan({"n2": Newest(1_050, 1_000, T0, T0)}, T0)  # never below its stream's first seq
+    assert young == [Mark("n2", 999, T0 - 10.0)]
+
+
+def test_a_quiet_node_is_scanned_up_to_its_newest_sample():
+    gaps = StoreGaps(settle_s=10.0)
+    gaps.plan({"n1": Newest(500, 0, T0, T0)}, T0)
+    (mark,) = gaps.plan({"n1": Newest(500, 0, T0, T0)}, T0 + 10)  # nothing since for 10 s
+    assert mark.horizon == T0  # its last holes are settled too
+
+
+def test_a_contiguous_node_moves_its_mark_and_is_not_scanned_until_it_sends_more():
+    gaps = StoreGaps()
+    gaps.plan({"n1": Newest(500, 0, T0, T0)}, T0)
+    assert gaps.contiguous("n1", Found(count=300, high=500))
+    assert gaps.nodes["n1"].mark == 500
+    assert gaps.plan({"n1": Newest(500, 0, T0 + 1, T0 + 1)}, T0 + 1) == []
+    assert [m.above for m in gaps.plan({"n1": Newest(505, 0, T0 + 5, T0 + 5)}, T0 + 5)] == [500]
+    assert not gaps.contiguous("n1", Found(count=3, high=505))  # 2 of 501..505 missing
+
+
+def test_a_hole_is_asked_for_every_retry_then_given_up_and_counted():
+    gaps = StoreGaps(retry_s=30.0, max_attempts=3)
+    gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)  # mark 100
+    seqs = [s for s in range(101, 401) if s not in (150, 151)]
+    first = gaps.judge("n1", seqs, T0)
+    assert first.ask == [("n1", 150, 151)] and first.lost == []
+    assert gaps.nodes["n1"].mark == 149  # held below the open hole
+    assert gaps.judge("n1", seqs[48:], T0 + 10).ask == []  # not due again yet
+    again = gaps.judge("n1", seqs[48:], T0 + 31)
+    assert again.ask == [("n1", 150, 151)] and gaps.retries == 1
+    gaps.judge("n1", seqs[48:], T0 + 62)  # the third ask
+    lost = gaps.judge("n1", seqs[48:], T0 + 93)
+    assert lost.ask == [] and lost.lost == [("n1", 150, 151)]
+    assert (gaps.lost_seqs, gaps.given_up) == (2, 1)
+    assert gaps.nodes["n1"].mark == 400  # past it: never asked for again
+
+
+def test_a_hole_filled_in_part_keeps_its_attempts_for_the_rest():
+    gaps = StoreGaps(retry_s=30.0, max_attempts=2)
+    gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)
+    gaps.judge("n1", [s for s in range(101, 401) if not 150 <= s <= 159], T0)
+    resent = [s for s in range(150, 401) if not 155 <= s <= 159]  # half of it came back
+    assert gaps.judge("n1", resent, T0 + 31).ask == [("n1", 155, 159)]
+    assert gaps.judge("n1", resent[5:], T0 + 62).lost == [("n1", 155, 159)]
+    assert gaps.lost_seqs == 5
+
+
+def test_a_filled_hole_clears_and_the_mark_moves_on():
+    gaps = StoreGaps()
+    gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)
+    gaps.judge("n1", [s for s in range(101, 401) if s != 200], T0)
+    assert gaps.missing("n1") == 1
+    assert gaps.contiguous("n1", Found(count=400 - 199, high=400))
+    assert gaps.missing("n1") == 0 and gaps.nodes["n1"].mark == 400
+
+
+def test_a_new_stream_gives_up_the_old_ones_holes_and_asks_nothing_below_it():
+    gaps = StoreGaps()
+    gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)
+    gaps.judge("n1", [s for s in range(101, 401) if s not in (200, 201, 202)], T0)
+    marks = gaps.plan({"n1": Newest(9_000_010, 9_000_000, T0 + 60, T0 + 60)}, T0 + 60)
+    assert marks == [Mark("n1", 8_999_999, T0 + 50)]
+    assert (gaps.stream_resets, gaps.lost_seqs, gaps.missing("n1")) == (1, 3, 0)
