@@ -33,9 +33,11 @@ def leader(coordinator: CoordinatorProcess) -> dict | None:
     return rows.get("leader")
 
 
-def pair(pg_store, mosquitto, tmp_path) -> list[CoordinatorProcess]:
+def pair(pg_store, mosquitto, tmp_path, role: str = "all") -> list[CoordinatorProcess]:
+    """Two processes that may lead (and, with role leader, one ingest worker after them)."""
     made = []
-    for name in ("a", "b"):
+    roles = {"a": role, "b": role} | ({"w": "ingest"} if role == "leader" else {})
+    for name, its_role in roles.items():
         (tmp_path / name).mkdir()
         process = CoordinatorProcess(
             db_url=pg_store,
@@ -44,6 +46,7 @@ def pair(pg_store, mosquitto, tmp_path) -> list[CoordinatorProcess]:
             extra_env={
                 "DORMOUSE_LEADER_LEASE": f"{LEASE_S:g}s",
                 "DORMOUSE_JOBS_SCHEDULE_INTERVAL": "0.2s",
+                "DORMOUSE_ROLE": its_role,
             },
         )
         process.start()  # one after the other: the first migrates the store
@@ -53,11 +56,14 @@ def pair(pg_store, mosquitto, tmp_path) -> list[CoordinatorProcess]:
 
 @pytest.mark.pg
 @pg_only
+@pytest.mark.parametrize("role", ["all", "leader"])
 async def test_the_standby_takes_over_within_the_lease_and_nothing_runs_twice(
-    db_url, mosquitto, tmp_path
+    db_url, mosquitto, tmp_path, role
 ):
+    """`all`: two processes that each ingest everything; `leader`: two leaders that read
+    telemetry from the store, and an ingest worker that writes it."""
     pg_store = db_url
-    first, second = pair(pg_store, mosquitto, tmp_path)
+    first, second, *ingest = pair(pg_store, mosquitto, tmp_path, role)
     fleet = start_agents(mosquitto, tmp_path, [2, 2])
     try:
         before = await eventually(lambda: leader(first), 20, "a leader")
@@ -109,8 +115,8 @@ async def test_the_standby_takes_over_within_the_lease_and_nothing_runs_twice(
     finally:
         for agent in fleet:
             agent.kill()
-        first.kill()
-        second.kill()
+        for process in (first, second, *ingest):
+            process.kill()
     log = standby.log()
     assert "leading at epoch" in log
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from coordinator.services import nodes as node_service
 from coordinator.store import nodes as node_rows
 from coordinator.store import samples as sample_rows
 from coordinator.store import stats as stat_rows
+from coordinator.store import workers as worker_rows
 from tests import factories
 
 runner = CliRunner()
@@ -192,6 +194,45 @@ def test_run_refuses_a_bad_db_url(monkeypatch):
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 2
     assert "db (from environment DORMOUSE_DB): not a database URL" in result.output
+
+
+def test_run_refuses_a_split_role_on_sqlite_and_an_unknown_role(monkeypatch, tmp_path):
+    monkeypatch.setenv("DORMOUSE_DB", f"sqlite:///{tmp_path / 'd.db'}")
+    result = runner.invoke(app, ["run", "--role", "ingest"])
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(
+        "role ingest needs a PostgreSQL store shared by every process (SQLite allows only role all)"
+    )
+    monkeypatch.setenv("DORMOUSE_ROLE", "worker")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "role (from environment DORMOUSE_ROLE): expected one of all, ingest, leader" in (
+        result.output
+    )
+    assert not (tmp_path / "d.db").exists()  # refused before anything was made
+
+
+def test_status_lists_the_processes_heard_from_lately(store):
+    now = time.time()
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        for id_, role, seen, stored in (
+            ("h:1", "leader", now, 0.0),
+            ("h:2", "ingest", now - 1, 600.0),
+            ("h:3", "ingest", now - 3600, 5.0),  # gone an hour ago: not listed
+        ):
+            figures = {"samples_stored": stored, "lag_p99_s": 0.5}
+            worker_rows.beat(conn, worker_rows.Worker(id_, role, now - 60, seen, figures))
+    engine.dispose()
+    rows = {r["key"]: r for r in json.loads(runner.invoke(app, ["status", "--json"]).output)}
+    listed = rows["workers"]["value"]
+    assert [(w["id"], w["role"], w["samples_stored"]) for w in listed] == [
+        ("h:1", "leader", 0.0),
+        ("h:2", "ingest", 600.0),
+    ]
+    assert rows["workers"]["updated"] == pytest.approx(now)
+    table = runner.invoke(app, ["status"]).output
+    assert "h:2 (ingest): 600 stored" in table
 
 
 def test_one_node_in_full(store):
