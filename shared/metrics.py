@@ -136,4 +136,7 @@ MAX_VECTOR_LEN = 4096
 
 
 def metrics_in(scope: Scope) -> tuple[Metric, ...]:
-    return tuple(m for m in METRICS if m.scope is scope)
+    return _IN_SCOPE[scope]
+
+
+_IN_SCOPE = {s: tuple(m for m in METRICS if m.scope is s) for s in Scope}  # asked per sample

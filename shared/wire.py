@@ -128,11 +128,8 @@ class Message:
     WIRE_OMIT: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            check = f.metadata.get("check")
-            if check is not None:
-                normal = check(getattr(self, f.name), f.name)
-                object.__setattr__(self, f.name, normal)
+        for name, check in _checks(type(self)):
+            object.__setattr__(self, name, check(getattr(self, name), name))
         self.validate()
 
     def validate(self) -> None:
@@ -149,18 +146,43 @@ class Message:
     def from_wire(cls, data: object, path: str = "") -> Self:
         reader = FieldReader(data, path)
         kwargs = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name in cls.WIRE_OMIT:
-                continue
-            has_default = f.default is not dataclasses.MISSING
-            value = reader.raw(f.name, optional=has_default)
+        for name, has_default in _wire_fields(cls):
+            value = reader.raw(name, optional=has_default)
             if value is not None or not has_default:
-                kwargs[f.name] = value
+                kwargs[name] = value
         reader.done()
         try:
             return cls(**kwargs)
         except SchemaError as exc:
             raise SchemaError(f"{path}.{exc}" if path else str(exc)) from None
+
+
+_CHECKS: dict[type, tuple[tuple[str, Check], ...]] = {}
+_WIRE_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _checks(cls: type[Message]) -> tuple[tuple[str, Check], ...]:
+    """Each checked field of a message class (read once per class, not per message)."""
+    found = _CHECKS.get(cls)
+    if found is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        found = _CHECKS[cls] = tuple(
+            (f.name, f.metadata["check"]) for f in fields if "check" in f.metadata
+        )
+    return found
+
+
+def _wire_fields(cls: type[Message]) -> tuple[tuple[str, bool], ...]:
+    """(name, has a default) of each field on the wire, once per class."""
+    found = _WIRE_FIELDS.get(cls)
+    if found is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        found = _WIRE_FIELDS[cls] = tuple(
+            (f.name, f.default is not dataclasses.MISSING)
+            for f in fields
+            if f.name not in cls.WIRE_OMIT
+        )
+    return found
 
 
 def to_plain(value: Any) -> Any:

@@ -2,9 +2,9 @@
 with its samples, a digest of every node's newest batch (`node_live`), and the leader's
 `LiveFeed` reads the rows that moved into its registry once a second.
 
-A node's row is written at most every `every_s` (a node alive is all the leader needs
-then), at once when its GPU health or sample stream changes: at 10,000 nodes x 1 Hz and
-5 s that is 2,000 upserts a second beside the 10,000 sample rows.
+A node's row is written at most every `every_s` (`offline_after / 3`: a node alive is all
+the leader needs then), at once when its GPU health or sample stream changes: at 10,000
+nodes x 1 Hz and the default 10 s that is 1,000 upserts a second beside 10,000 sample rows.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from shared.edge.tasks import Stopping
 from shared.messages import TelemetryBatch
 
 log = logging.getLogger(__name__)
-DIGEST_EVERY_S = 5.0
 LOOKBACK_S = 3.0  # rows are stamped by their worker's clock, committed a little later
 
 
 class Digest:
     """Which nodes' rows an ingest worker writes with this flush (pure)."""
 
-    def __init__(self, every_s: float = DIGEST_EVERY_S) -> None:
+    def __init__(self, every_s: float) -> None:
         self._every_s = every_s
         self._written: dict[str, tuple[float, int, object]] = {}
 

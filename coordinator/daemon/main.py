@@ -24,7 +24,7 @@ from coordinator.daemon.figures import Figures
 from coordinator.daemon.gap_scan import GapScan
 from coordinator.daemon.housekeeping import Housekeeping
 from coordinator.daemon.leadership import Leadership
-from coordinator.daemon.live import DIGEST_EVERY_S, Digest, LiveFeed
+from coordinator.daemon.live import Digest, LiveFeed
 from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.metrics_http import CoordinatorCollector
 from coordinator.daemon.mqtt import MqttLink
@@ -92,7 +92,7 @@ def build(
     leadership = Leadership(engine, clock, stopping, lease_s=config.leader_lease)
     sender = CommandSender(key, config.command_key_file, clock, leadership)
     latencies = ResumeLatencies()
-    digest = Digest(min(DIGEST_EVERY_S, config.offline_after / 3)) if role == ROLE_INGEST else None
+    digest = Digest(config.offline_after / 3) if role == ROLE_INGEST else None
     writer = Writer(engine, config, clock, digest)
     energy = EnergyMeter(config.offline_after)
     dispatcher = Dispatcher(

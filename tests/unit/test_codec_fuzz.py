@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.codec import KIND_OF, decode, encode, pack_map
-from shared.errors import DecodeError
-from shared.messages import Event, GpuSample, Sample, Status, TelemetryBatch
+from shared.errors import DecodeError, SchemaError
+from shared.messages import Event, GpuSample, MetricValues, Sample, Status, TelemetryBatch
+from shared.metrics import Scope, metrics_in
 from shared.topics import Kind
 from tests import factories
 
@@ -142,3 +143,30 @@ def test_generated_status_and_event_round_trip(state, ts, detail):
     event = Event(node="n", ts=ts, kind="sleep_ack", detail=detail)
     assert decode(encode(status), Kind.STATUS, "n") == status
     assert decode(encode(event), Kind.EVENTS, "n") == event
+
+
+NODE_METRICS = sorted(m.name for m in metrics_in(Scope.NODE))
+metric_maps = st.dictionaries(
+    st.sampled_from(NODE_METRICS) | st.text(max_size=8),
+    st.none()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.lists(st.floats(-10, 200) | st.integers(-5, 5) | st.floats(), max_size=4)
+    | st.lists(st.floats(0, 100), max_size=4)
+    | st.text(max_size=4),
+    max_size=8,
+)
+
+
+@FUZZ
+@given(metric_maps)
+def test_the_fast_metric_check_agrees_with_the_strict_one(value):
+    """`MetricValues._plain` takes only what the strict checks would take, unchanged."""
+    check = MetricValues(Scope.NODE)
+    fast = check._plain(value)
+    try:
+        strict = {n: check._value_of(n, v, n) for n, v in value.items()}
+    except SchemaError:
+        assert fast is None
+        return
+    assert fast is None or fast == strict

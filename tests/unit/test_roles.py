@@ -115,7 +115,7 @@ def test_the_leader_learns_liveness_latest_and_health_from_the_digest():
     registry = Registry(30)
     registry.on_hello(factories.hello("n1"), NOW)
     watched = registry.watch()
-    latest = Digest().rows([sick(factories.telemetry("n1", 10))], NOW)[0].latest
+    latest = Digest(10.0).rows([sick(factories.telemetry("n1", 10))], NOW)[0].latest
     registry.on_live("n1", NOW - 1, latest, NOW)
     view = registry.nodes["n1"]
     assert (view.last_seen, view.latest["seq"]) == (NOW - 1, 11)
