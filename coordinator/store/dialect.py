@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,14 +37,15 @@ def insert_new(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, An
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
+        values = operator.itemgetter(*columns)
+        as_json = [i for i, c in enumerate(columns) if c in json_columns]
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c]
-                        for c in columns
-                    ]
-                )
+                cells = list(values(row)) if len(columns) > 1 else [values(row)]
+                for i in as_json:
+                    if cells[i] is not None:
+                        cells[i] = json.dumps(cells[i])
+                copy.write_row(cells)
         cursor.execute(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "  # noqa: S608 - names from the table's own columns
             "ON CONFLICT DO NOTHING"
