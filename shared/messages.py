@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -112,8 +113,7 @@ def _plain_vector(metric: Metric, items: list[Any]) -> bool:
         return True
     if len(items) > MAX_VECTOR_LEN or set(map(type, items)) != {int if metric.integer else float}:
         return False
-    total = sum(items)
-    return total == total and metric.lo <= min(items) and max(items) <= metric.hi
+    return not math.isnan(sum(items)) and metric.lo <= min(items) and max(items) <= metric.hi
 
 
 def _scalar(metric: Metric, value: Any, path: str) -> float | int:

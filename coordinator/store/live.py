@@ -25,10 +25,14 @@ class Live:
 
 def write_live(conn: sa.Connection, rows: Sequence[Live]) -> None:
     """Upsert one row per node; a row only moves forward (a resent old batch, or a slower
-    worker's older one, never replaces a newer one)."""
+    worker's older one, never replaces a newer one). On PostgreSQL `seen_at` is the
+    server's clock, not the worker's: the leader reads rows newer than the last it saw, and
+    workers on several machines must agree on what "newer" means."""
     if not rows:
         return
     statement = upsert(conn, node_live)
+    if conn.dialect.name == "postgresql":
+        statement = statement.values(seen_at=sa.func.extract("epoch", sa.func.clock_timestamp()))
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=["node"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -12,12 +14,14 @@ from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
 from coordinator.core.series import SeriesQuery
 from coordinator.store import leadership as leader_rows
+from coordinator.store import live as live_rows
 from coordinator.store import models
 from coordinator.store import nodes as node_rows
 from coordinator.store import rollups as rollup_rows
 from coordinator.store import samples as sample_rows
 from coordinator.store import series as series_rows
 from coordinator.store import stats as stat_rows
+from coordinator.store import workers as worker_rows
 from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
 from coordinator.store.models import Base, rollup_dirty, rollup_hour, rollup_minute, samples
 from shared.messages import GpuSample, Sample, TelemetryBatch
@@ -254,3 +258,33 @@ def test_bulk_writes_store_each_node_seq_once_with_every_value(engine):
     assert first["ts"] == batch.samples[0].ts  # floats exact
     assert first["cpu_core_util_pct"] == [10.0, 15.0]  # a vector, as JSON
     assert (first["mem_used_bytes"], first["power_w"], first["jobs_running"]) == (2**33, None, 1)
+
+
+def test_node_live_rows_only_move_forward_and_are_read_by_when_stored(engine):
+    def row(node: str, seq: int) -> live_rows.Live:
+        return live_rows.Live(node, time.time(), seq, 0, {"seq": seq, "ts": factories.TS})
+
+    before = time.time() - 1
+    with engine.begin() as conn:
+        live_rows.write_live(conn, [row("n1", 10), row("n2", 3)])
+    with engine.begin() as conn:
+        live_rows.write_live(conn, [row("n1", 9)])  # an older batch: kept out
+    with engine.connect() as conn:
+        found = {r.node: r for r in live_rows.read_live(conn, before)}
+        later = live_rows.read_live(conn, time.time() + 60)
+    assert {n: (r.seq, r.latest["seq"]) for n, r in found.items()} == {"n1": (10, 10), "n2": (3, 3)}
+    assert all(abs(r.seen_at - time.time()) < 30 for r in found.values())
+    assert later == []
+
+
+def test_worker_rows_are_listed_while_recent_and_forgotten_later(engine):
+    with engine.begin() as conn:
+        for id_, seen in (("h:1", 1_000.0), ("h:2", 2_000.0)):
+            worker_rows.beat(conn, worker_rows.Worker(id_, "ingest", 900.0, seen, {"x": 1.0}))
+        worker_rows.beat(conn, worker_rows.Worker("h:1", "ingest", 900.0, 2_500.0, {"x": 2.0}))
+        assert [(w.id, w.figures) for w in worker_rows.recent(conn, 1_500.0)] == [
+            ("h:1", {"x": 2.0}),
+            ("h:2", {"x": 1.0}),
+        ]
+        assert worker_rows.forget(conn, 2_200.0) == 1
+        assert [w.id for w in worker_rows.recent(conn, 0.0)] == ["h:1"]

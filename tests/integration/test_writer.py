@@ -95,7 +95,8 @@ async def test_a_batch_is_acknowledged_only_once_committed(engine):
         while writer.buffered:
             await asyncio.sleep(0.05)
     task.cancel()
-    assert acked == [0, 1, 2] and count(engine) == 6
+    assert acked == [0, 1, 2]
+    assert count(engine) == 6
     assert (writer.stored, writer.duplicates) == (6, 2)  # the store's own count
 
 

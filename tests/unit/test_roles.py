@@ -39,7 +39,7 @@ def test_split_roles_need_postgresql_and_mqtt_5():
 
 
 def test_role_and_receive_maximum_are_checked_when_loaded():
-    with pytest.raises(ConfigError, match="role .*expected one of all, ingest, leader"):
+    with pytest.raises(ConfigError, match=r"role .*expected one of all, ingest, leader"):
         load_config(CoordinatorConfig, overrides={"role": "worker"})
     with pytest.raises(ConfigError, match="at most 65535"):
         load_config(CoordinatorConfig, overrides={"receive_maximum": 70_000})
@@ -67,7 +67,8 @@ def test_ingest_sessions_are_clean_and_distinct_others_kept():
     assert ingest["properties"].ReceiveMaximum == 500
     assert ingest["properties"].packetType == PacketTypes.CONNECT
     kept = session_kwargs(config(role="leader"))
-    assert kept["clean_start"] is False and kept["properties"].SessionExpiryInterval > 0
+    assert kept["clean_start"] is False
+    assert kept["properties"].SessionExpiryInterval > 0
     assert session_kwargs(config(receive_maximum=0)) == {
         "clean_session": False,
         "max_queued_incoming_messages": 50_000,
@@ -123,6 +124,7 @@ def test_the_leader_learns_liveness_latest_and_health_from_the_digest():
     assert watched == {"n1"}
     watched.clear()
     registry.on_live("n1", NOW - 1, latest, NOW + 1)  # the same row read again
-    assert watched == set() and len(registry.health_changes) == 1
+    assert watched == set()
+    assert len(registry.health_changes) == 1
     registry.on_live("ghost", NOW, latest, NOW)  # no hello: not taken
     assert "ghost" not in registry.nodes

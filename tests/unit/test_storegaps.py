@@ -30,7 +30,9 @@ def test_a_new_node_is_scanned_from_its_lookback_and_settled_samples_only():
     gaps = StoreGaps(settle_s=10.0)
     marks = gaps.plan({"n1": Newest(5_000, 1_000, T0, T0)}, T0)
     assert marks == [Mark("n1", 5_000 - LOOKBACK_SEQS, T0 - 10.0)]
-    young = gaps.plan({"n2": Newest(1_050, 1_000, T0, T0)}, T0)  # never below its stream's first seq
+    young = gaps.plan(
+        {"n2": Newest(1_050, 1_000, T0, T0)}, T0
+    )  # never below its stream's first seq
     assert young == [Mark("n2", 999, T0 - 10.0)]
 
 
@@ -56,14 +58,17 @@ def test_a_hole_is_asked_for_every_retry_then_given_up_and_counted():
     gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)  # mark 100
     seqs = [s for s in range(101, 401) if s not in (150, 151)]
     first = gaps.judge("n1", seqs, T0)
-    assert first.ask == [("n1", 150, 151)] and first.lost == []
+    assert first.ask == [("n1", 150, 151)]
+    assert first.lost == []
     assert gaps.nodes["n1"].mark == 149  # held below the open hole
     assert gaps.judge("n1", seqs[48:], T0 + 10).ask == []  # not due again yet
     again = gaps.judge("n1", seqs[48:], T0 + 31)
-    assert again.ask == [("n1", 150, 151)] and gaps.retries == 1
+    assert again.ask == [("n1", 150, 151)]
+    assert gaps.retries == 1
     gaps.judge("n1", seqs[48:], T0 + 62)  # the third ask
     lost = gaps.judge("n1", seqs[48:], T0 + 93)
-    assert lost.ask == [] and lost.lost == [("n1", 150, 151)]
+    assert lost.ask == []
+    assert lost.lost == [("n1", 150, 151)]
     assert (gaps.lost_seqs, gaps.given_up) == (2, 1)
     assert gaps.nodes["n1"].mark == 400  # past it: never asked for again
 
@@ -84,7 +89,8 @@ def test_a_filled_hole_clears_and_the_mark_moves_on():
     gaps.judge("n1", [s for s in range(101, 401) if s != 200], T0)
     assert gaps.missing("n1") == 1
     assert gaps.contiguous("n1", Found(count=400 - 199, high=400))
-    assert gaps.missing("n1") == 0 and gaps.nodes["n1"].mark == 400
+    assert gaps.missing("n1") == 0
+    assert gaps.nodes["n1"].mark == 400
 
 
 def test_a_new_stream_gives_up_the_old_ones_holes_and_asks_nothing_below_it():
