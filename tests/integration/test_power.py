@@ -250,4 +250,5 @@ class TestNeverWakes:
         assert "dormouse clear" in refused.stderr
         cleared = coordinator.run_cli("clear", b)
         assert cleared.returncode == 0, cleared.stderr
-        assert states(coordinator)[b] == "asleep"
+        # answered by the power pass; the node row follows within a housekeeping second
+        await eventually(lambda: states(coordinator)[b] == "asleep", 5, "b's row asleep")

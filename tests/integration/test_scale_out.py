@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
+from coordinator.store import rollups as rollup_rows
 from tests.integration.coordinator_support import CoordinatorProcess, stored_seqs
 from tests.integration.test_jobs import eventually, start_agents
 
@@ -71,6 +73,39 @@ async def every_node_contiguous(db_url: str, fleet, timeout_s: float) -> dict[st
     return found
 
 
+def rollups_match_the_samples(db_url: str) -> int:
+    """Roll up every minute the workers marked, as the leader does, and compare each
+    node-minute's CPU figures with a direct aggregation of the stored samples."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            while rollup_rows.roll_up(conn, before=time.time() + 3600):
+                pass
+        with engine.connect() as conn:
+            rolled = {
+                (r.node, r.bucket): (r.count, round(r.avg, 6))
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT node, bucket, count, avg FROM rollup_minute "
+                        "WHERE metric = 'cpu_util_pct' AND gpu_index = -1"
+                    )
+                )
+            }
+            direct = {
+                (r.node, float(r.bucket)): (r.n, round(r.avg, 6))
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT node, floor(ts / 60) * 60 AS bucket, count(*) AS n, "
+                        "avg(cpu_util_pct) AS avg FROM samples GROUP BY 1, 2"
+                    )
+                )
+            }
+    finally:
+        engine.dispose()
+    assert rolled == direct
+    return len(rolled)
+
+
 def stop_gracefully(fleet) -> None:
     """SIGTERM: each agent sends what its spool holds before it exits."""
     for agent in fleet:
@@ -116,6 +151,7 @@ async def test_two_ingest_workers_split_twenty_agents_and_store_each_seq_once(
     assert total == count_samples(db_url) == sum(shares["ingest"])  # each (node, seq) once
     figures = leader.stats()
     assert figures["seqs_lost"] == 0
+    assert rollups_match_the_samples(db_url) >= 20  # exact, whichever worker wrote a sample
     for worker in ingest:
         assert "Message queue is full" not in worker.log()
     nodes = {r["node"]: r for r in leader.cli("nodes")}
