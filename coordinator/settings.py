@@ -30,6 +30,7 @@ from shared.config import (
     setting,
     table_items,
 )
+from shared.units import parse_duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/dormouse/coordinator.toml")
 
@@ -134,6 +135,14 @@ def parse_listen(value: Any) -> str:
     return text
 
 
+def parse_seconds0(value: Any) -> float:
+    """A duration that may be 0 (off)."""
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"must be 0 or more, got {value!r}")
+    return seconds
+
+
 def parse_count0(value: Any) -> int:
     number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
@@ -193,6 +202,11 @@ class Power:
     resume_timeout_floor: float = setting(
         60.0, parse_positive_seconds, "the learned resume timeout is never shorter than this"
     )
+    first_wake_timeout: float = setting(
+        900.0,
+        parse_seconds0,
+        "until a node's own wakes are measured, its resume timeout is at least this (0: off)",
+    )
     never_sleep: frozenset[str] = setting(frozenset(), parse_names, "nodes never put to sleep")
     resume_latency: float = setting(
         60.0, parse_positive_seconds, "assumed resume time until wakes have been measured"
@@ -223,6 +237,7 @@ class Power:
             resume_timeout_s=self.resume_timeout,
             resume_timeout_factor=self.resume_timeout_factor,
             resume_timeout_floor_s=self.resume_timeout_floor,
+            first_wake_timeout_s=self.first_wake_timeout,
             never_sleep=self.never_sleep,
         )
 

@@ -93,6 +93,7 @@ def node_power(
     can_sleep: bool = True,
     can_wake: bool = True,
     resume_p95_s: float | None = None,
+    first_wakes: bool = False,
 ) -> NodePower:
     """What the power policy sees of one node; `idle_before` is the last pass's `idle_since`
     (an idle timer only runs while the node is online). An affinity call restarts the timer:
@@ -119,6 +120,7 @@ def node_power(
         can_sleep=can_sleep,
         can_wake=can_wake,
         resume_p95_s=resume_p95_s,
+        first_wakes=first_wakes,
     )
 
 
@@ -191,6 +193,11 @@ class ResumeLatencies:
 
     def own(self, node: str) -> tuple[float, ...]:
         return tuple(self._by_node.get(node, ()))
+
+    def first_wakes(self, node: str) -> bool:
+        """Too few of the node's own wakes measured to speak for it (its figures are its
+        shape's or the fleet's, if any): the power policy's `first_wake_timeout` applies."""
+        return len(self._by_node.get(node, ())) < MIN_LATENCIES
 
     def estimate(self, node: str, default_s: float, shape: str | None = None) -> float:
         """What deadline planning allows for a wake: the p95, so 19 wakes in 20 are in time."""

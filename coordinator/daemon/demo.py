@@ -86,6 +86,7 @@ def settings(plan: Plan, port: int, wol_port: int, host_node: str) -> Coordinato
             max_sleeps_per_min=30,
             resume_timeout=30.0,
             resume_timeout_floor=10.0,
+            first_wake_timeout=0.0,  # the demo's 30 s from the first wake
             resume_latency=2.0,
             never_sleep=frozenset({host_node}),
             wol_broadcast="127.255.255.255",

@@ -267,6 +267,7 @@ class PowerLoop:
             can_sleep=bool(view.hello and view.hello.sleep_methods),
             can_wake=wakers.wake_method(view.hello, self._config) is not None,
             resume_p95_s=self._latencies.quantile(view.name, 0.95, tick.hello_shape(view.hello)),
+            first_wakes=self._latencies.first_wakes(view.name),
         )
         self._idle[view.name] = power.idle_since
         return power

@@ -85,7 +85,7 @@ class PowerBook:
             )
             return self._idle, (due, node.name)
         if node.state is NodeState.WAKING:
-            due = node.state_since + resume_timeout(node.resume_p95_s, policy)[0]
+            due = node.state_since + resume_timeout(node, policy)[0]
             return self._waking, (due, node.name)
         if node.state is NodeState.ASLEEP:
             return self._asleep, (node.state_since + policy.min_asleep_time_s, node.name)

@@ -34,6 +34,7 @@ class PowerPolicy:
     resume_timeout_s: float = 300.0  # without measured wakes, or with the factor at 0
     resume_timeout_factor: float = 3.0  # with them: this x the p95 wake time ...
     resume_timeout_floor_s: float = 60.0  # ... but never less than this
+    first_wake_timeout_s: float = 900.0  # at least this until a node's own wakes are measured
     never_sleep: frozenset[str] = frozenset()
 
 
@@ -52,6 +53,7 @@ class NodePower:
     can_sleep: bool = True  # the agent offers a sleep method
     can_wake: bool = True  # the coordinator has a way to wake it
     resume_p95_s: float | None = None  # learned wake time (its own, its shape's, the fleet's)
+    first_wakes: bool = False  # its own wakes are not measured yet (the p95 is borrowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +249,22 @@ def wakes_for_pool(
     return actions
 
 
-def resume_timeout(p95: float | None, policy: PowerPolicy) -> tuple[float, str]:
+def resume_timeout(node: NodePower, policy: PowerPolicy) -> tuple[float, str]:
     """How long a woken node may take, and why: k x its learned p95 wake time (a slow but
     healthy node is not failed, a dead fast one is noticed sooner), never under the floor;
-    the fixed `resume_timeout` until wakes have been measured."""
+    the fixed `resume_timeout` until wakes have been measured. A node whose own wakes are
+    not measured yet gets at least `first_wake_timeout`: figures borrowed from its shape or
+    the fleet (or none) say nothing of how slow this one is, and failing a slow new node
+    keeps it out for an hour (the fixed timeout did that to every slow node)."""
+    limit, why = learned_timeout(node.resume_p95_s, policy)
+    unknown = policy.resume_timeout_factor > 0 and node.first_wakes
+    if unknown and policy.first_wake_timeout_s > limit:
+        return policy.first_wake_timeout_s, "first_wake_timeout: its own wakes not measured"
+    return limit, why
+
+
+def learned_timeout(p95: float | None, policy: PowerPolicy) -> tuple[float, str]:
+    """k x `p95`, never under the floor; the fixed timeout without one (or with k at 0)."""
     if p95 is None or policy.resume_timeout_factor <= 0:
         return policy.resume_timeout_s, "resume_timeout"
     why = f"{policy.resume_timeout_factor:g} x p95 {p95:.0f}s"
@@ -263,7 +277,7 @@ def resume_timeout(p95: float | None, policy: PowerPolicy) -> tuple[float, str]:
 def failures(nodes: Iterable[NodePower], policy: PowerPolicy, now: float) -> list[Action]:
     actions = []
     for n in nodes:
-        limit, why = resume_timeout(n.resume_p95_s, policy)
+        limit, why = resume_timeout(n, policy)
         if n.state is NodeState.WAKING and now - n.state_since > limit:
             took = now - n.state_since
             reason = f"not back {took:.0f}s after the wake (timeout {limit:.0f}s: {why})"

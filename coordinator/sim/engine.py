@@ -297,7 +297,11 @@ class Simulation:
         for waking in self._book.waking():
             node = self._by_name[waking]
             p95 = self._latencies.quantile(waking, 0.95, node.kind.name)
-            if node.power is not None and node.power.resume_p95_s != p95:
+            first = self._latencies.first_wakes(waking)
+            if node.power is not None and (node.power.resume_p95_s, node.power.first_wakes) != (
+                p95,
+                first,
+            ):
                 node.power = None
                 self._power_dirty[waking] = None
 
@@ -466,6 +470,7 @@ class Simulation:
                 now=now,
                 policy=self._power,
                 resume_p95_s=self._latencies.quantile(node.name, 0.95, node.kind.name),
+                first_wakes=self._latencies.first_wakes(node.name),
             )
             node.idle_since = node.power.idle_since
         return node.power

@@ -60,6 +60,7 @@ def coordinator(db_url, mosquitto, tmp_path, wol_port, never_sleep):
             "DORMOUSE_POWER_MAX_SLEEPS_PER_MIN": "10",
             "DORMOUSE_POWER_RESUME_TIMEOUT": "6s",
             "DORMOUSE_POWER_RESUME_TIMEOUT_FLOOR": "6s",  # once wakes here are measured
+            "DORMOUSE_POWER_FIRST_WAKE_TIMEOUT": "0s",  # the fixed 6 s for unmeasured nodes
             "DORMOUSE_POWER_NEVER_SLEEP": ",".join(never_sleep),
             "DORMOUSE_POWER_WOL_BROADCAST": "127.255.255.255",
             "DORMOUSE_POWER_WOL_PORT": str(wol_port),

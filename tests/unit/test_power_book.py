@@ -76,7 +76,7 @@ def test_next_due_is_the_earliest_timer_after_now(fleet, recent, wakes_wanted):
                 max(n.idle_since + policy.idle_after_s, n.state_since + policy.min_awake_time_s)
             )
         elif n.state is NodeState.WAKING:
-            due.append(n.state_since + resume_timeout(n.resume_p95_s, policy)[0] + 1e-6)
+            due.append(n.state_since + resume_timeout(n, policy)[0] + 1e-6)
         elif n.state is NodeState.ASLEEP and wakes_wanted:
             due.append(n.state_since + policy.min_asleep_time_s)
     if len(recent) >= policy.max_sleeps_per_min and recent:

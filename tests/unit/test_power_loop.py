@@ -36,7 +36,7 @@ async def test_a_failed_node_that_turns_up_late_teaches_its_wake_time(empty_stor
     with empty_store.begin() as conn:
         node_rows.save_nodes(conn, [asleep])
     latencies = ResumeLatencies()
-    config = Power(resume_timeout=300.0, wake_command="true {node}")
+    config = Power(resume_timeout=300.0, first_wake_timeout=0.0, wake_command="true {node}")
     loop = PowerLoop(empty_store, registry, config, Quiet(), latencies)
     assert await loop._wake("slow", "a job", T0)
     await loop.tick(T0 + 301, JobsPass())  # not back within the fixed 300 s

@@ -174,7 +174,24 @@ def test_a_slow_but_healthy_node_is_not_failed_under_its_learned_timeout() -> No
     assert [a.kind for a in decide([waking], [], fixed, NOW)] == ["fail"]
     learned = replace(waking, resume_p95_s=500.0)
     assert decide([learned], [], SLOW, NOW) == []
-    assert resume_timeout(500.0, SLOW) == (1500.0, "3 x p95 500s")
+    assert resume_timeout(learned, SLOW) == (1500.0, "3 x p95 500s")
+
+
+def test_a_new_node_gets_the_first_wake_timeout_until_its_own_wakes_are_measured() -> None:
+    """A node resuming in 500 s whose shape's p95 (15 s) is all that is known: the learned
+    timeout would fail it at 60 s; until its own wakes count, it gets first_wake_timeout."""
+    new = NodePower(name="new", state=NodeState.WAKING, state_since=NOW - 500, resume_p95_s=15.0)
+    first = replace(SLOW, first_wake_timeout_s=900.0)
+    assert decide([replace(new, first_wakes=True)], [], first, NOW) == []
+    assert resume_timeout(replace(new, first_wakes=True), first) == (
+        900.0,
+        "first_wake_timeout: its own wakes not measured",
+    )
+    assert [a.kind for a in decide([new], [], first, NOW)] == ["fail"]  # its own p95 15 s
+    silent = replace(new, first_wakes=True, state_since=NOW - 901)
+    assert [a.kind for a in decide([silent], [], first, NOW)] == ["fail"]  # dead: noticed
+    off = replace(first, first_wake_timeout_s=0.0)
+    assert [a.kind for a in decide([replace(new, first_wakes=True)], [], off, NOW)] == ["fail"]
 
 
 def test_a_dead_fast_node_is_noticed_within_its_learned_timeout() -> None:

@@ -80,7 +80,10 @@ def test_a_deadline_only_an_early_wake_can_meet():
 def test_a_wake_that_fails_is_noticed_after_resume_timeout_and_another_node_runs_the_job():
     fleet = [kind("bad", wake_failure=1.0), kind("good")]
     trace = [job("j", 500, 100)]
-    outcome = Simulation([job("warm", 0, 1), *trace], fleet, POLICIES["dormouse"], POLICY).run()
+    fixed_first = dataclasses.replace(POLICY, first_wake_timeout_s=0.0)  # resume_timeout: 50 s
+    outcome = Simulation(
+        [job("warm", 0, 1), *trace], fleet, POLICIES["dormouse"], fixed_first
+    ).run()
     result = summarise(outcome)
     j = outcome.jobs[1]
     # both asleep from 101 (idle 100 s after the warm-up job); bad (first by name) woken at
@@ -216,22 +219,28 @@ def test_fleet_file():
 def test_a_slow_node_is_failed_once_then_learned_where_the_fixed_timeout_fails_it_every_time():
     """Wakes take 500 s; the fixed timeout is 300 s; one node, jobs a day apart. Under
     dormouse-flat every wake fails (cleared after an hour, woken again for the same job, failed
-    again): no job after the first ever runs. dormouse fails the first wakes too (nothing
-    measured yet), learns each 500 s resume when the node turns up late, and once it has the
-    three a node needs (MIN_LATENCIES) waits 3 x 500 s: every job runs."""
+    again): no job after the first ever runs. dormouse gives an unmeasured node
+    first_wake_timeout (900 s) and fails nothing; without it (0), it fails the first wakes
+    (nothing measured yet), learns each 500 s resume when the node turns up late, and once it
+    has the three a node needs (MIN_LATENCIES) waits 3 x 500 s: every job runs either way."""
     slow = kind(resume_latency_s=500)
     policy = dataclasses.replace(
         POLICY, resume_timeout_s=300, resume_timeout_factor=3.0, resume_timeout_floor_s=60
     )
     trace = [job(f"j{i}", 1000 + 86_400 * i, 100) for i in range(5)]
+    no_first = dataclasses.replace(policy, first_wake_timeout_s=0.0)
     runs = {
-        name: Simulation(trace, [slow], POLICIES[name], policy, clear_after_s=3600).run()
-        for name in ("dormouse", "dormouse-flat")
+        (name, p.first_wake_timeout_s): Simulation(
+            trace, [slow], POLICIES[name], p, clear_after_s=3600
+        ).run()
+        for name, p in (("dormouse", policy), ("dormouse", no_first), ("dormouse-flat", policy))
     }
-    flat, learned = summarise(runs["dormouse-flat"]), summarise(runs["dormouse"])
+    flat = summarise(runs["dormouse-flat", 900.0])
     assert flat.completed == 1  # the first: the node starts awake
     assert flat.wrongly_failed == flat.failures > 5
-    assert (learned.completed, learned.failures, learned.wrongly_failed) == (5, 3, 3)
+    first, late = summarise(runs["dormouse", 900.0]), summarise(runs["dormouse", 0.0])
+    assert (first.completed, first.failures, first.wrongly_failed) == (5, 0, 0)
+    assert (late.completed, late.failures, late.wrongly_failed) == (5, 3, 3)
 
 
 def test_a_forecast_spare_pool_is_awake_for_an_hour_that_was_busy_last_week():
