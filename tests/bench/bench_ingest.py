@@ -134,20 +134,25 @@ def drop(url: str) -> None:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
 
+def coordinator_env(url: str, port: int, work: Path) -> dict[str, str]:
+    """A benchmark coordinator's environment: this store and broker, quiet, no offlines."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DORMOUSE_")},
+        "DORMOUSE_DB": url,
+        "DORMOUSE_BROKER": f"mqtt://127.0.0.1:{port}",
+        "DORMOUSE_DATA_DIR": str(work),
+        "DORMOUSE_COMMAND_KEY_FILE": str(work / "key"),
+        "DORMOUSE_LOG_LEVEL": "warning",
+        "DORMOUSE_OFFLINE_AFTER": "1h",
+    }
+
+
 def ingest_run(kind: str, node_count: int, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker, port = start_broker(work)
         url = db_url(kind, work)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("DORMOUSE_")},
-            "DORMOUSE_DB": url,
-            "DORMOUSE_BROKER": f"mqtt://127.0.0.1:{port}",
-            "DORMOUSE_DATA_DIR": str(work),
-            "DORMOUSE_COMMAND_KEY_FILE": str(work / "key"),
-            "DORMOUSE_LOG_LEVEL": "warning",
-            "DORMOUSE_OFFLINE_AFTER": "1h",
-        }
+        env = coordinator_env(url, port, work)
         coordinator = subprocess.Popen([sys.executable, "-m", "coordinator", "run"], env=env)
         time.sleep(3)
         names = [f"sim{n:05d}" for n in range(node_count)]

@@ -35,7 +35,7 @@ from coordinator.store.models import samples, workers
 from shared.codec import encode
 from shared.messages import Hello, TelemetryBatch
 from shared.topics import Kind, subscription, topic
-from tests.bench.bench_ingest import PG, drop, realistic_sample, start_broker
+from tests.bench.bench_ingest import PG, coordinator_env, drop, realistic_sample, start_broker
 
 BATCH = 5  # samples per batch, one batch per node every BATCH seconds
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -110,14 +110,7 @@ def schema_url() -> str:
 
 
 def coordinator(url: str, port: int, work: Path, role: str, name: str) -> subprocess.Popen[bytes]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DORMOUSE_")},
-        "DORMOUSE_DB": url,
-        "DORMOUSE_BROKER": f"mqtt://127.0.0.1:{port}",
-        "DORMOUSE_DATA_DIR": str(work),
-        "DORMOUSE_COMMAND_KEY_FILE": str(work / "key"),
-        "DORMOUSE_LOG_LEVEL": "warning",
-        "DORMOUSE_OFFLINE_AFTER": "1h",
+    env = coordinator_env(url, port, work) | {
         "DORMOUSE_ROLE": role,
         "DORMOUSE_CLIENT_ID": name,
     }
