@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -89,6 +91,41 @@ def acker(client: aiomqtt.Client, message: aiomqtt.Message) -> Ack | None:
     return ack
 
 
+READ_CHUNK = 256 * 1024
+
+
+def buffer_reads(paho: mqtt.Client) -> None:
+    """Read the socket in chunks and handle every whole packet they hold per wake-up.
+
+    paho reads each packet in three or more `recv` calls (command byte, each length byte,
+    body) and aiomqtt's reader handles one packet per readable event: at thousands of
+    messages a second that is most of an ingest worker's CPU. Here `recv` takes what the
+    socket has (up to 256 KiB) into a buffer the packet reads are served from, and a
+    wake-up goes on reading while the buffer holds bytes (the socket will not wake us for
+    them). paho's private `_sock_recv` and `loop_read` are replaced on this one client; a
+    paho without them is left as it is."""
+    recv, read = getattr(paho, "_sock_recv", None), getattr(paho, "loop_read", None)
+    if recv is None or read is None:
+        return
+    buffered = bytearray()
+
+    def sock_recv(size: int) -> bytes:
+        if not buffered:
+            buffered.extend(recv(READ_CHUNK))  # EAGAIN, a closed socket: as paho's own
+        taken = bytes(buffered[:size])
+        del buffered[:size]
+        return taken
+
+    def loop_read(max_packets: int = 1) -> MQTTErrorCode:
+        rc = read(max_packets)
+        while buffered and rc == MQTTErrorCode.MQTT_ERR_SUCCESS and paho.socket():
+            rc = read(max_packets)
+        return rc
+
+    paho._sock_recv = sock_recv  # type: ignore[method-assign,assignment]
+    paho.loop_read = loop_read  # type: ignore[method-assign]
+
+
 class MqttLink:
     def __init__(
         self,
@@ -112,8 +149,9 @@ class MqttLink:
                     keepalive=30,
                 )
                 # before CONNECT: a kept session's queued messages come right after CONNACK
-                paho = client._client
+                paho = client._client  # aiomqtt wraps neither manual acks nor reads
                 paho.manual_ack_set(self._config.receive_maximum > 0)
+                buffer_reads(paho)
                 async with client:
                     self._sender.client = client
                     if connected is not True:
