@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from coordinator.core.rollups import bucket_start
 from coordinator.core.storegaps import Found, Mark
-from coordinator.store.dialect import insert_new, upsert
+from coordinator.store.dialect import insert_new
 from coordinator.store.models import gpu_samples, rollup_dirty, samples
 from coordinator.store.rollups import GPU_METRICS, MINUTE
 from shared.messages import TelemetryBatch
-from shared.metrics import Metric, Scope, metrics_in
+from shared.metrics import Scope, metrics_in
 
 Insert = Callable[[sa.Connection, sa.Table, Sequence[dict[str, Any]]], int]
 
@@ -30,17 +30,9 @@ def insert_batches(
     for batch in batches:
         for i, sample in enumerate(batch.samples):
             seq = batch.seq_first + i
-            node_rows.append(
-                {
-                    "node": batch.node,
-                    "seq": seq,
-                    "ts": sample.ts,
-                    **{
-                        m.name: _value(m, sample.metrics.get(m.name))
-                        for m in metrics_in(Scope.NODE)
-                    },
-                }
-            )
+            row = {"node": batch.node, "seq": seq, "ts": sample.ts}
+            row.update(zip(NODE_COLUMNS, map(sample.metrics.get, NODE_COLUMNS), strict=True))
+            node_rows.append(row)
             gpu_rows.extend(
                 {
                     "node": batch.node,
@@ -55,16 +47,11 @@ def insert_batches(
             dirty.add((batch.node, bucket_start(sample.ts, MINUTE)))
     stored = insert(conn, samples, node_rows)
     insert(conn, gpu_samples, gpu_rows)
-    if dirty:
-        conn.execute(
-            upsert(conn, rollup_dirty).on_conflict_do_nothing(),
-            [{"node": n, "bucket": b} for n, b in sorted(dirty)],
-        )
+    insert(conn, rollup_dirty, [{"node": n, "bucket": b} for n, b in sorted(dirty)])
     return stored
 
 
-def _value(metric: Metric, value: Any) -> Any:
-    return list(value) if metric.vector and value is not None else value
+NODE_COLUMNS = tuple(m.name for m in metrics_in(Scope.NODE))  # vectors go in as tuples
 
 
 def stored_high(conn: sa.Connection) -> dict[str, int]:
