@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lz4.frame
 import msgpack
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from shared.errors import DecodeError, SchemaError
 from shared.messages import Event, GpuSample, MetricValues, Sample, Status, TelemetryBatch
 from shared.metrics import Scope, metrics_in
 from shared.topics import Kind
+from shared.wire import Message
 from tests import factories
 
 KINDS = st.sampled_from(list(Kind))
@@ -170,3 +172,32 @@ def test_the_fast_metric_check_agrees_with_the_strict_one(value):
         assert fast is None
         return
     assert fast is None or fast == strict
+
+
+sample_maps = st.dictionaries(
+    st.sampled_from(["ts", "metrics", "gpus", "extra"]),
+    st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-5, 2**40)
+    | st.none()
+    | metric_maps
+    | st.lists(st.integers(0, 3), max_size=2)
+    | st.floats(0, 1e11),
+    max_size=4,
+)
+
+
+@FUZZ
+@given(
+    sample_maps | st.builds(lambda m, ts: {"ts": ts, "metrics": m}, metric_maps, st.floats(0, 1e11))
+)
+def test_the_fast_sample_path_agrees_with_the_field_checks(data):
+    """`Sample.from_wire` builds the common shape in one pass; the field checks (the
+    generic `Message.from_wire`) must give the same sample, or refuse it alike."""
+    checked = Message.from_wire.__func__
+    try:
+        strict = checked(Sample, data)
+    except SchemaError:
+        with pytest.raises(SchemaError):
+            Sample.from_wire(data)
+        return
+    assert Sample.from_wire(data) == strict
