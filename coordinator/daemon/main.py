@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -167,9 +168,23 @@ async def adopt_nodes(engine: sa.Engine, registry: Registry) -> None:
     registry.adopt(await asyncio.to_thread(load))
 
 
+GC_THRESHOLDS = (10_000, 20, 20)  # CPython's defaults are (700, 10, 10)
+
+
+def tune_gc() -> None:
+    """Fewer garbage-collector passes for a process that decodes thousands of messages a
+    second: what start-up built (modules, the registry) is frozen out of every pass, and
+    the youngest generation is collected every 10,000 allocations, not 700. Measured on an
+    ingest worker: 0.51 -> 0.45 CPU seconds per 10,000 samples (`docs/benchmarks.md`)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(config: CoordinatorConfig) -> None:
     engine = open_store(config, migrate_empty=True)
     coordinator = build(config, engine, key=load_key(config), notifier=Notifier())
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
