@@ -396,8 +396,9 @@ class CoordinatorConfig:
     def db_url(self) -> str:
         return self.db or f"sqlite:///{self.data_dir / 'dormouse.db'}"
 
-    def role_problem(self) -> str | None:
-        """Why this role cannot run on this store: split roles share one PostgreSQL."""
+    def cross_check(self) -> str | None:
+        """What settings valid one by one cannot do together (`dormouse run` and `dormouse
+        config check` refuse it): split roles share one PostgreSQL and need MQTT 5."""
         if self.role == ROLE_ALL:
             return None
         if not self.db_url.startswith("postgresql"):

@@ -44,7 +44,7 @@ def run(
     from coordinator.daemon.main import serve  # noqa: PLC0415 - only `run` needs the daemon
 
     settings = load(config, broker=broker, db=db, role=role)
-    if problem := settings.role_problem():
+    if problem := settings.cross_check():
         fail(problem)
     logs.configure(settings.log_level)
     with reported_errors(PROG):

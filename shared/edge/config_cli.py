@@ -52,7 +52,11 @@ def config_app(schema: type[Any], default_path: Path, prog: str) -> typer.Typer:
     def check(config: ConfigOption = None) -> None:
         """Exit 0 if the configuration loads, else 2 with a one-line reason."""
         with reported_errors(prog):
-            load_from_cli(schema, default_path, config)
+            loaded = load_from_cli(schema, default_path, config)
+        cross_check = getattr(loaded, "cross_check", None)  # settings that clash together
+        if cross_check is not None and (problem := cross_check()):
+            typer.echo(f"{prog}: error: {problem}", err=True)
+            raise typer.Exit(2)
         source = config_path(config, default_path)
         typer.echo(f"ok: {source if source else 'embedded defaults'}")
 

@@ -210,6 +210,10 @@ def test_run_refuses_a_split_role_on_sqlite_and_an_unknown_role(monkeypatch, tmp
         result.output
     )
     assert not (tmp_path / "d.db").exists()  # refused before anything was made
+    monkeypatch.setenv("DORMOUSE_ROLE", "leader")
+    checked = runner.invoke(app, ["config", "check"])
+    assert checked.exit_code == 2
+    assert "role leader needs a PostgreSQL store" in checked.output
 
 
 def test_status_lists_the_processes_heard_from_lately(store):

@@ -31,10 +31,10 @@ def config(**values: object) -> CoordinatorConfig:
 
 
 def test_split_roles_need_postgresql_and_mqtt_5():
-    assert config().role_problem() is None
-    assert "needs a PostgreSQL store" in (config(role="ingest").role_problem() or "")
-    assert config(role="leader", db=PG).role_problem() is None
-    no_v5 = config(role="ingest", db=PG, receive_maximum=0).role_problem()
+    assert config().cross_check() is None
+    assert "needs a PostgreSQL store" in (config(role="ingest").cross_check() or "")
+    assert config(role="leader", db=PG).cross_check() is None
+    no_v5 = config(role="ingest", db=PG, receive_maximum=0).cross_check()
     assert no_v5 == "role ingest needs MQTT 5 (receive_maximum above 0)"
 
 
