@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, start_http_server
 
 from coordinator.core.ingest import Ingest, Limits
+from coordinator.core.live import Digest
 from coordinator.core.registry import NodeView, Registry
 from coordinator.core.seqs import Seqs, SeqTracker, Untracked
 from coordinator.core.storegaps import StoreGaps
@@ -25,7 +26,7 @@ from coordinator.daemon.figures import Figures
 from coordinator.daemon.gap_scan import GapScan
 from coordinator.daemon.housekeeping import Housekeeping
 from coordinator.daemon.leadership import Leadership
-from coordinator.daemon.live import Digest, LiveFeed
+from coordinator.daemon.live import LiveFeed
 from coordinator.daemon.maintenance import Maintenance
 from coordinator.daemon.metrics_http import CoordinatorCollector
 from coordinator.daemon.mqtt import MqttLink

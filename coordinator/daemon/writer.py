@@ -17,7 +17,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from coordinator.core.lag import LagStats
-from coordinator.daemon.live import Digest
+from coordinator.core.live import Digest
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import live as live_rows
 from coordinator.store import samples as sample_rows

@@ -1,26 +1,15 @@
-"""Each node's newest batch as an ingest worker stored it (`node_live`): how a leader that
-reads no telemetry itself learns which nodes are alive, their latest figures, GPU health and
-which sample stream (spool) their agent is on."""
+"""Each node's newest batch as an ingest worker stored it (`node_live`, rows of
+`core.live.Live`): the leader role's view of the fleet."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
+from coordinator.core.live import Live
 from coordinator.store.dialect import upsert
 from coordinator.store.models import node_live
-
-
-@dataclass(frozen=True, slots=True)
-class Live:
-    node: str
-    seen_at: float  # the worker's clock when it stored the batch
-    seq: int  # the batch's last seq
-    stream_first: int
-    latest: dict[str, Any]
 
 
 def write_live(conn: sa.Connection, rows: Sequence[Live]) -> None:
@@ -53,6 +42,6 @@ def write_live(conn: sa.Connection, rows: Sequence[Live]) -> None:
 
 
 def read_live(conn: sa.Connection, since: float) -> list[Live]:
-    """Rows stored at or after `since` (by the storing worker's clock)."""
+    """Rows stored at or after `since` (`seen_at`: the server's clock on PostgreSQL)."""
     rows = conn.execute(sa.select(node_live).where(node_live.c.seen_at >= since))
     return [Live(r.node, r.seen_at, r.seq, r.stream_first, r.latest) for r in rows]

@@ -231,7 +231,7 @@ node_live = sa.Table(  # each node's newest batch as an ingest worker saw it: th
     "node_live",
     Base.metadata,
     sa.Column("node", NODE_NAME, primary_key=True),
-    sa.Column("seen_at", sa.Double, nullable=False),  # the worker's clock when it stored it
+    sa.Column("seen_at", sa.Double, nullable=False),  # when stored (PostgreSQL: server clock)
     sa.Column("seq", sa.BigInteger, nullable=False),  # the batch's last seq
     sa.Column("stream_first", sa.BigInteger, nullable=False),  # the agent's current spool
     sa.Column("latest", sa.JSON, nullable=False),  # `core.registry.summarise` of the batch

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from coordinator.core.live import Live
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
@@ -261,8 +262,8 @@ def test_bulk_writes_store_each_node_seq_once_with_every_value(engine):
 
 
 def test_node_live_rows_only_move_forward_and_are_read_by_when_stored(engine):
-    def row(node: str, seq: int) -> live_rows.Live:
-        return live_rows.Live(node, time.time(), seq, 0, {"seq": seq, "ts": factories.TS})
+    def row(node: str, seq: int) -> Live:
+        return Live(node, time.time(), seq, 0, {"seq": seq, "ts": factories.TS})
 
     before = time.time() - 1
     with engine.begin() as conn:

@@ -10,9 +10,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 
 from coordinator.core.ingest import Ingest
+from coordinator.core.live import Digest
 from coordinator.core.registry import Registry
 from coordinator.core.seqs import Untracked
-from coordinator.daemon.live import Digest
 from coordinator.daemon.mqtt import client_id, session_kwargs, subscriptions
 from coordinator.settings import CoordinatorConfig
 from shared.codec import encode
