@@ -24,20 +24,20 @@ class Figures:
 
     def collect(self) -> dict[str, float]:
         lag = self.writer.lag.quantiles()
-        seqs, gaps = self.ingest.seqs, self.gaps
+        resends = self.gaps or self.ingest.seqs  # whoever finds the gaps counts them
         values: dict[str, float] = {
             "samples_stored": self.writer.stored,
             "samples_buffered": self.writer.buffered,
             "duplicates": self.ingest.duplicates + self.writer.duplicates,
             "resends_sent": self.receiver.resends_sent,
-            "resend_retries": gaps.retries if gaps else seqs.retries,
-            "gaps_given_up": gaps.given_up if gaps else seqs.given_up,
+            "resend_retries": resends.retries,
+            "gaps_given_up": resends.given_up,
             "jobs_placed": self.dispatcher.placed,
             "jobs_held_for_tariff": len(self.dispatcher.last.held),
             HELD_NO_KEY: float(self.dispatcher.held is not None),
             **{f"power_{k}": v for k, v in sorted(self.power.counts.items())},
-            "seqs_lost": gaps.lost_seqs if gaps else seqs.lost_seqs,
-            "stream_resets": gaps.stream_resets if gaps else self.ingest.stream_resets,
+            "seqs_lost": resends.lost_seqs,
+            "stream_resets": self.gaps.stream_resets if self.gaps else self.ingest.stream_resets,
             "lag_p50_s": lag[0.5],
             "lag_p90_s": lag[0.9],
             "lag_p99_s": lag[0.99],

@@ -18,7 +18,7 @@ from coordinator.core.ingest import Ingest
 from coordinator.daemon.gap_scan import GapScan
 from coordinator.daemon.leadership import Leadership
 from coordinator.daemon.receiver import Receiver
-from coordinator.settings import ROLE_INGEST
+from coordinator.settings import ROLE_ALL, ROLE_INGEST
 from coordinator.store import drains as drain_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import stats as stat_rows
@@ -46,7 +46,7 @@ class Housekeeping:
         stats: Callable[[], dict[str, float]],
         stopping: Stopping,
         leadership: Leadership,
-        role: str = "all",
+        role: str = ROLE_ALL,
         gap_scan: GapScan | None = None,
     ) -> None:
         self._engine, self._ingest, self._receiver = engine, ingest, receiver

@@ -296,12 +296,12 @@ class Simulation:
         self._latencies.record(name, seconds, shape)
         for waking in self._book.waking():
             node = self._by_name[waking]
-            p95 = self._latencies.quantile(waking, 0.95, node.kind.name)
-            first = self._latencies.first_wakes(waking)
-            if node.power is not None and (node.power.resume_p95_s, node.power.first_wakes) != (
-                p95,
-                first,
-            ):
+            learned = (
+                self._latencies.quantile(waking, 0.95, node.kind.name),
+                self._latencies.first_wakes(waking),
+            )
+            power = node.power
+            if power is not None and (power.resume_p95_s, power.first_wakes) != learned:
                 node.power = None
                 self._power_dirty[waking] = None
 
