@@ -128,7 +128,7 @@ class Message:
     WIRE_OMIT: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
-        for name, check in _checks(type(self)):
+        for name, check in _layout(type(self)).checks:
             object.__setattr__(self, name, check(getattr(self, name), name))
         self.validate()
 
@@ -146,7 +146,7 @@ class Message:
     def from_wire(cls, data: object, path: str = "") -> Self:
         reader = FieldReader(data, path)
         kwargs = {}
-        for name, has_default in _wire_fields(cls):
+        for name, has_default in _layout(cls).wire:
             value = reader.raw(name, optional=has_default)
             if value is not None or not has_default:
                 kwargs[name] = value
@@ -157,30 +157,28 @@ class Message:
             raise SchemaError(f"{path}.{exc}" if path else str(exc)) from None
 
 
-_CHECKS: dict[type, tuple[tuple[str, Check], ...]] = {}
-_WIRE_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What a message class's fields ask of each message, read once per class."""
+
+    checks: tuple[tuple[str, Check], ...]  # (name, check) of each checked field
+    wire: tuple[tuple[str, bool], ...]  # (name, has a default) of each field on the wire
 
 
-def _checks(cls: type[Message]) -> tuple[tuple[str, Check], ...]:
-    """Each checked field of a message class (read once per class, not per message)."""
-    found = _CHECKS.get(cls)
+_LAYOUTS: dict[type, Layout] = {}
+
+
+def _layout(cls: type[Message]) -> Layout:
+    found = _LAYOUTS.get(cls)
     if found is None:
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        found = _CHECKS[cls] = tuple(
-            (f.name, f.metadata["check"]) for f in fields if "check" in f.metadata
-        )
-    return found
-
-
-def _wire_fields(cls: type[Message]) -> tuple[tuple[str, bool], ...]:
-    """(name, has a default) of each field on the wire, once per class."""
-    found = _WIRE_FIELDS.get(cls)
-    if found is None:
-        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        found = _WIRE_FIELDS[cls] = tuple(
-            (f.name, f.default is not dataclasses.MISSING)
-            for f in fields
-            if f.name not in cls.WIRE_OMIT
+        found = _LAYOUTS[cls] = Layout(
+            tuple((f.name, f.metadata["check"]) for f in fields if "check" in f.metadata),
+            tuple(
+                (f.name, f.default is not dataclasses.MISSING)
+                for f in fields
+                if f.name not in cls.WIRE_OMIT
+            ),
         )
     return found
 
