@@ -5,7 +5,8 @@ connected client to the command sender.
 MQTT 5 (`receive_maximum` > 0): paho's automatic PUBACK is off; the receiver acknowledges a
 message once it is handled and, for telemetry, once its samples are committed. The broker
 sends at most `receive_maximum` unacknowledged messages and queues the rest, so a process
-that falls behind stops the flow instead of dropping what the broker counted delivered.
+that falls behind stops the flow instead of dropping what the broker counted delivered
+(Mosquitto 2.0.11 overshoots that bound under steady traffic: docs/scale-out.md).
 
 Sessions: `all` and `leader` keep a persistent session (the broker queues for them while
 they restart); an ingest worker's is clean, so while it is gone the broker hands its share
@@ -30,13 +31,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from coordinator.daemon.commands import CommandSender
+from coordinator.daemon.writer import Ack
 from coordinator.settings import ROLE_INGEST, ROLE_LEADER, CoordinatorConfig
 from shared.backoff import Backoff
 from shared.edge.tasks import Stopped, Stopping
 from shared.topics import Kind, subscription
 
 log = logging.getLogger(__name__)
-Ack = Callable[[], None]
 Handler = Callable[[str, bytes, Ack | None], Awaitable[None]]
 SESSION_KEPT_S = 0xFFFFFFFF  # MQTT 5: a persistent session never expires
 V311_QUEUE = 50_000  # MQTT 3.1.1 only: messages held in memory before aiomqtt drops

@@ -96,8 +96,8 @@ def names(engine: sa.Engine) -> list[str]:
         return node_rows.known_nodes(conn)
 
 
-def status(engine: sa.Engine, now: float | None = None) -> Status:
-    seen_since = (time.time() if now is None else now) - WORKERS_SEEN_S
+def status(engine: sa.Engine) -> Status:
+    seen_since = time.time() - WORKERS_SEEN_S
     with engine.connect() as conn:
         return Status(
             stat_rows.read_stats(conn),
