@@ -90,6 +90,12 @@ def candidate_starts(rate: Rate, now: float, latest: float, runtime: float) -> l
     return sorted(starts)
 
 
+def cheapest_start(rate: Rate, earliest: float, latest: float, runtime: float) -> float:
+    """The start in [earliest, latest] where the run costs least (ties: the earliest)."""
+    starts = candidate_starts(rate, earliest, max(earliest, latest), runtime)
+    return min(starts, key=lambda s: (round(rate.integral(s, s + runtime), 9), s))
+
+
 class Calendar:
     """CPUs and GPUs booked by held jobs, per hour."""
 

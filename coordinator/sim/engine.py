@@ -14,7 +14,10 @@ ends. Baselines: `always-on` (EDF, never sleeps), `always-on-fifo` (submit order
 reach placement without deadlines), `round-robin` (submit order, the next node in turn
 that fits, never sleeps), `dormouse-flat` (dormouse with the fixed `resume_timeout`, not the
 learned one). A failed node that comes back late counts as `wrongly_failed`, and its wake
-time is learned (it stays failed until the operator clears it, as in the daemon).
+time is learned (it stays failed until the operator clears it, as in the daemon). The
+host does not know it was failed: from a wake that will succeed it draws awake power, failed
+or not, and once cleared it is heard from at once (online); a wake that never brings the
+host back draws awake power until the node is failed, sleep power after.
 """
 
 from __future__ import annotations
@@ -97,12 +100,14 @@ class SimNode:
     tasks: int = 0
     toggles: list[float] = field(default_factory=list)
     wake_id: int = 0
+    host_up: bool = True  # powered: up, or resuming from a wake that will succeed
+    late: bool = False  # failed, then heard from: the wake was slower than the timeout
     snapshot: NodeSnapshot | None = None  # cached until the node changes
     power: NodePower | None = None
     on_change: Callable[[str], None] | None = None  # the simulation notes what changed
 
     def power_w(self) -> float:
-        if not MEANING[self.state].draws_awake_power:
+        if not (self.host_up or MEANING[self.state].draws_awake_power):
             return self.kind.asleep_w
         kind = self.kind
         used = self.used_gpus / kind.gpus if kind.gpus else self.used_cpus / kind.cpus
@@ -122,6 +127,7 @@ class SimNode:
     def set_state(self, state: NodeState, t: float) -> None:
         self.advance(t)
         self.state, self.state_since = state, t
+        self.late = False
         self.changed()
 
     def changed(self) -> None:
@@ -283,11 +289,25 @@ class Simulation:
             elif node.state is NodeState.FAILED:  # back after all: learn how slow it is
                 self._learn(name, now - woken_at, node.kind.name)
                 self.outcome.wrongly_failed += 1
+                node.late = True  # up and idle, though placement may not use it
+            elif node.state is NodeState.ASLEEP and node.host_up:  # cleared before it was back
+                self._learn(name, now - woken_at, node.kind.name)
+                node.set_state(NodeState.ONLINE, now)
+                node.idle_since = now
         elif kind == CLEAR:
-            node = self._by_name[data]
-            if node.state is NodeState.FAILED:
-                node.set_state(NodeState.ASLEEP, now)
+            self._clear(self._by_name[data], now)
         return 0
+
+    def _clear(self, node: SimNode, now: float) -> None:
+        """The operator's `dormouse clear`: the node is asleep until heard from, and one that
+        is back is heard from at once (online, idle)."""
+        if node.state is not NodeState.FAILED:
+            return
+        if node.late:
+            node.set_state(NodeState.ONLINE, now)
+            node.idle_since = now
+        else:
+            node.set_state(NodeState.ASLEEP, now)
 
     def _learn(self, name: str, seconds: float, shape: str) -> None:
         """A wake time measured: the nodes waking now get their timeouts from the new
@@ -490,6 +510,7 @@ class Simulation:
         node = self._by_name[action.node]
         if action.kind == "sleep":
             node.set_state(NodeState.ASLEEP, now)  # suspend modelled as instant
+            node.host_up = False
             node.toggles.append(now)
             self._sleeps.append(now)
             self.outcome.sleeps += 1
@@ -499,7 +520,8 @@ class Simulation:
             node.wake_id += 1
             self.outcome.wakes += 1
             kind = node.kind
-            if self._rng.random() >= kind.wake_failure:
+            node.host_up = self._rng.random() >= kind.wake_failure
+            if node.host_up:
                 jitter = self._rng.uniform(-kind.resume_jitter_s, kind.resume_jitter_s)
                 back = now + max(0.0, kind.resume_latency_s + jitter)
                 self._push(back, RESUME, (node.name, node.wake_id, now))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from coordinator.power.defer import cheapest_start
 from coordinator.power.energy import J_PER_KWH
+from coordinator.power.tariff import Rate
 from coordinator.sim.engine import Outcome, SimNode
+from coordinator.sim.fleet import NodeType
+from coordinator.sim.trace import TraceJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,26 @@ def lower_bound_j(outcome: Outcome, end: float) -> float:
         busy_j += share * job.runtime_s * kind.busy_w
     node_s = sum(1 for _ in outcome.nodes) * (end - outcome.start)
     return busy_j + max(0.0, node_s - busy_node_s) * kind.asleep_w
+
+
+def hold_bound_pct(jobs: Sequence[TraceJob], rate: Rate, kind: NodeType) -> float:
+    """The most that holding jobs can lower the price of their own energy, in percent of
+    starting each at its submission: every job with a deadline started at its cheapest
+    moment that still meets it, with room for all and instant wakes. Holding moves only when
+    jobs run, so no start-time policy saves more on the jobs' energy than this; each job
+    weighs its share of a `kind` node, as its power does."""
+    now = best = 0.0
+    for job in jobs:
+        if job.runtime_s <= 0:
+            continue
+        share = job.gpus / kind.gpus if kind.gpus and job.gpus else job.cpus / kind.cpus
+        start, runtime = job.submit_s, job.runtime_s
+        at_once = rate.integral(start, start + runtime)
+        if job.deadline_s is not None:
+            start = cheapest_start(rate, start, job.deadline_s - runtime, runtime)
+        now += share * at_once
+        best += share * rate.integral(start, start + runtime)
+    return 100.0 * (1 - best / now) if now > 0 else 0.0
 
 
 def most_in_an_hour(node: SimNode) -> int:

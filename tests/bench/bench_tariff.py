@@ -8,9 +8,16 @@ half resuming in 1 min +- 20 s and half in 8 min +- 2 min, 1 % of wakes failing;
 `day_night_2to1.csv` (08:00-20:00 at 0.20, the night at 0.10; trace time 0 is a Monday
 00:00); the coordinator's default [power] and [cost] knobs. Three runs over the same trace:
 `dormouse` (learned wake times, holds for the cheap window), the peer `dormouse-flat`
-(today's fixed policy: the fixed resume timeout, no holds) and `always-on`.
+(today's fixed policy: the fixed resume timeout, no holds), `always-on`, and `no hold`
+(dormouse with holds off: what the learned wake times alone change).
 Goals: energy cost >= 10 % below dormouse-flat and >= 40 % below always-on; deadline hits no
 worse than dormouse-flat's by more than 0.5 point; no node wrongly failed.
+
+Columns: `vs flat` and `vs on`, dormouse's cost below each peer's; `learn`, the no-hold run's
+cost below dormouse-flat's (the learned wake times' share of `vs flat`); `holds`, dormouse's
+cost below the no-hold run's (the holds' share); `bound`, the most any start-time policy
+could take off the jobs' own energy cost (`metrics.hold_bound_pct`: each job at its cheapest
+start before its deadline, room for all): `holds` cannot exceed it.
 """
 
 from __future__ import annotations
@@ -21,16 +28,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from coordinator.power.tariff import parse_rate
+from coordinator.power.tariff import Rate, parse_rate
 from coordinator.settings import Cost, Power
 from coordinator.sim.engine import POLICIES, Outcome, Simulation
 from coordinator.sim.fleet import NodeType, default_type
-from coordinator.sim.metrics import Summary, summarise
+from coordinator.sim.metrics import Summary, hold_bound_pct, summarise
 from coordinator.sim.trace import TraceJob
 from tests.bench.bench_simulator import FILES, GPUS, TRACES, fleet_size, traces
 
 HERE = Path(__file__).parent
-RUNS = ("dormouse", "dormouse-flat", "always-on")
+RUNS = ("dormouse", "dormouse-flat", "always-on", "no hold")
 
 
 def fleet(jobs: list[TraceJob]) -> list[NodeType]:
@@ -43,12 +50,16 @@ def fleet(jobs: list[TraceJob]) -> list[NodeType]:
     return [fast, slow]
 
 
-def run(jobs: list[TraceJob], kinds: list[NodeType], name: str) -> tuple[Outcome, float]:
+def tariff() -> Rate:
     with (HERE / "day_night_2to1.csv").open() as lines:
-        tariff = parse_rate(lines, "day_night_2to1.csv")
+        return parse_rate(lines, "day_night_2to1.csv")
+
+
+def run(jobs: list[TraceJob], kinds: list[NodeType], name: str) -> tuple[Outcome, float]:
+    policy = replace(POLICIES["dormouse"], defer=False) if name == "no hold" else POLICIES[name]
     started = time.perf_counter()
     simulation = Simulation(
-        jobs, kinds, POLICIES[name], Power().policy(), tariff=tariff, defer=Cost().defer_policy()
+        jobs, kinds, policy, Power().policy(), tariff=tariff(), defer=Cost().defer_policy()
     )
     outcome = simulation.run()
     return outcome, time.perf_counter() - started
@@ -63,18 +74,20 @@ def main() -> None:
           "half 8 min to resume")  # fmt: skip
     print(
         f"{'trace':<10} {'nodes':>5} {'cost':>9} {'flat':>9} {'vs flat':>8} {'vs on':>7} "
-        f"{'hits':>7} {'flat':>7} {'d pts':>6} {'held':>6} {'wrong':>5} {'flat wrong':>10} "
-        f"{'s':>6}"
+        f"{'learn':>6} {'holds':>6} {'bound':>6} {'hits':>7} {'flat':>7} {'d pts':>6} "
+        f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6}"
     )
     for name, jobs in traces(args.traces, args.files):
         kinds = fleet(jobs)
         results = {policy: run(jobs, kinds, policy) for policy in RUNS}
         end = max(outcome.end for outcome, _ in results.values())  # energy to a common end
-        ours, flat, on = (summarise(results[p][0], end) for p in RUNS)
+        ours, flat, on, learned = (summarise(results[p][0], end) for p in RUNS)
         hits, flat_hits = ours.deadline_hits_pct or 0.0, flat.deadline_hits_pct or 0.0
+        bound = hold_bound_pct(jobs, tariff(), kinds[0])
         print(
             f"{name:<10} {sum(k.count for k in kinds):>5} {ours.energy_cost:>9,.0f} "
             f"{flat.energy_cost:>9,.0f} {pct(ours, flat):>7.1f}% {pct(ours, on):>6.1f}% "
+            f"{pct(learned, flat):>5.1f}% {pct(ours, learned):>5.1f}% {bound:>5.1f}% "
             f"{hits:>6.2f}% {flat_hits:>6.2f}% {hits - flat_hits:>+6.2f} {ours.held:>6} "
             f"{ours.wrongly_failed:>5} {flat.wrongly_failed:>10} {results['dormouse'][1]:>6.1f}"
         )

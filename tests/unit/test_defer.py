@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 
 from coordinator.placement.model import Job, Request
-from coordinator.power.defer import DeferPolicy, Fleet, Holds, plan_start
+from coordinator.power.defer import DeferPolicy, Fleet, Holds, cheapest_start, plan_start
 from coordinator.power.tariff import parse_rate
 from coordinator.sim.engine import POLICIES, Simulation
-from coordinator.sim.metrics import summarise
+from coordinator.sim.metrics import hold_bound_pct, summarise
 from coordinator.sim.trace import TraceJob
 from tests.unit.test_simulator import POLICY, kind
 from tests.unit.test_tariff import day_night
@@ -133,3 +133,31 @@ def test_the_simulator_holds_a_job_for_the_night_and_meets_its_deadline():
     assert ours.energy_cost == pytest.approx(day + night)
     # busy an hour at each price, then idle (the run has ended) to the same end, 22:00:10
     assert peer.energy_cost == pytest.approx(3600 * 200 * kwh * 0.3 + 3610 * 100 * kwh * 0.1)
+
+
+def test_the_cheapest_start_before_a_deadline_by_hand():
+    # 18:00, 2 h, latest start 22:00: 20:00 costs 2 x 0.1 (18:00 would cost 2 x 0.2)
+    assert cheapest_start(RATE, 18 * H, 22 * H, 2 * H) == 20 * H
+    # 07:00, 2 h, latest start 11:00: at once costs 0.1 + 0.2, any later start 0.4
+    assert cheapest_start(RATE, 7 * H, 11 * H, 2 * H) == 7 * H
+    # no room to move (latest before earliest): at once
+    assert cheapest_start(RATE, 19 * H, 18 * H, 2 * H) == 19 * H
+
+
+def test_the_hold_bound_by_hand():
+    """Two 1-GPU jobs on 8-GPU nodes, deadline 3 x runtime. 07:00 + 2 h: at once (0.3)
+    is cheapest; 18:00 + 2 h: at once 0.4, at 20:00 0.2. Together 0.7 -> 0.5: 28.6 %
+    lower. A job without a deadline is not held (it adds its cost to both sides)."""
+    node = kind(gpus=8)
+    jobs = [
+        TraceJob("a", 7 * H, 2 * H, 1, 1, 0, 13 * H),
+        TraceJob("b", 18 * H, 2 * H, 1, 1, 0, 24 * H),
+    ]
+    assert hold_bound_pct(jobs, RATE, node) == pytest.approx(100 * (1 - 0.5 / 0.7))
+    free = TraceJob("c", 18 * H, 2 * H, 1, 1, 0, None)  # 0.4 at once, and held never
+    assert hold_bound_pct([*jobs, free], RATE, node) == pytest.approx(100 * (1 - 0.9 / 1.1))
+    # shares: an 8-GPU job weighs 8 of the 1-GPU one
+    big = TraceJob("d", 18 * H, 2 * H, 8, 8, 0, 24 * H)
+    assert hold_bound_pct([jobs[0], big], RATE, node) == pytest.approx(
+        100 * (1 - (0.3 + 8 * 0.2) / (0.3 + 8 * 0.4))
+    )

@@ -218,8 +218,9 @@ def test_fleet_file():
 
 def test_a_slow_node_is_failed_once_then_learned_where_the_fixed_timeout_fails_it_every_time():
     """Wakes take 500 s; the fixed timeout is 300 s; one node, jobs a day apart. Under
-    dormouse-flat every wake fails (cleared after an hour, woken again for the same job, failed
-    again): no job after the first ever runs. dormouse gives an unmeasured node
+    dormouse-flat every wake fails: the node is back 200 s later but failed, and each job after
+    the first waits for the operator's clear an hour after the failure (300 + 3600 s). dormouse
+    gives an unmeasured node
     first_wake_timeout (900 s) and fails nothing; without it (0), it fails the first wakes
     (nothing measured yet), learns each 500 s resume when the node turns up late, and once it
     has the three a node needs (MIN_LATENCIES) waits 3 x 500 s: every job runs either way."""
@@ -236,11 +237,30 @@ def test_a_slow_node_is_failed_once_then_learned_where_the_fixed_timeout_fails_i
         for name, p in (("dormouse", policy), ("dormouse", no_first), ("dormouse-flat", policy))
     }
     flat = summarise(runs["dormouse-flat", 900.0])
-    assert flat.completed == 1  # the first: the node starts awake
-    assert flat.wrongly_failed == flat.failures > 5
+    assert flat.completed == 5
+    assert flat.wrongly_failed == flat.failures == 4  # the first job: the node starts awake
+    assert flat.mean_wait_s == pytest.approx((0 + 4 * (300 + 3600)) / 5)
     first, late = summarise(runs["dormouse", 900.0]), summarise(runs["dormouse", 0.0])
     assert (first.completed, first.failures, first.wrongly_failed) == (5, 0, 0)
     assert (late.completed, late.failures, late.wrongly_failed) == (5, 3, 3)
+
+
+def test_a_node_failed_wrongly_draws_idle_power_once_back_and_is_online_when_cleared():
+    """The host does not know it was failed: back 500 s after the wake, it idles at full
+    idle power until the operator clears it (an hour after the failure), then it is heard
+    from and runs the job that wanted it."""
+    slow = kind(resume_latency_s=500)
+    policy = dataclasses.replace(POLICY, resume_timeout_s=300)
+    trace = [job("a", 0, 100), job("b", 1000, 100)]
+    outcome = Simulation(trace, [slow], POLICIES["dormouse-flat"], policy, clear_after_s=3600).run()
+    b = outcome.jobs[1]
+    assert (b.start_s, b.end_s) == (pytest.approx(4900), pytest.approx(5000))
+    # a 0..100 at 200 W; idle 100..200 at 100 W; asleep 200..1000 at 10 W; waking
+    # 1000..1300 at 100 W; failed, still resuming then back, idle 1300..4900 at 100 W;
+    # cleared, b 4900..5000 at 200 W
+    expected = 20_000 + 10_000 + 8_000 + 30_000 + 360_000 + 20_000
+    assert outcome.nodes[0].energy_j == pytest.approx(expected)
+    assert (outcome.failures, outcome.wrongly_failed) == (1, 1)
 
 
 def test_a_forecast_spare_pool_is_awake_for_an_hour_that_was_busy_last_week():
