@@ -101,7 +101,9 @@ class AgentConfig:
         'with sleep_method "dry-run": wake by itself after this long',
     )
     simulated_load: bool = setting(
-        False, parse_bool, "demo/test fleets on one host: report CPU from this agent's jobs"
+        False,
+        parse_bool,
+        "demo/test fleets on one host: CPU from this agent's jobs, no host GPUs or RAPL",
     )
     offer_cpus: int = setting(0, parse_count0, "CPUs offered to jobs (0: all the host has)")
     offer_mem: int = setting(0, parse_bytes, "memory offered to jobs (0: all the host has)")

@@ -29,14 +29,19 @@ def build_samplers(
     nvml: Any = None,
     simulated_load: bool = False,
 ) -> list[Sampler]:
-    cpu: Sampler = (
-        SimulatedCpuSampler(jobs_running) if simulated_load else CpuSampler(proc_root, sys_root)
-    )
+    """`simulated_load`: one of several demo/test nodes on one host. Its CPU follows its own
+    jobs, and it has none of the host's GPUs or power sensors: every simulated node would
+    otherwise offer the same GPUs to jobs and count the same joules."""
+    if simulated_load:
+        cpu: Sampler = SimulatedCpuSampler(jobs_running)
+        hardware: list[Sampler] = []
+    else:
+        cpu = CpuSampler(proc_root, sys_root)
+        hardware = [GpuSampler(nvml), RaplSampler(sys_root)]
     return [
         cpu,
         MemorySampler(proc_root),
-        GpuSampler(nvml),
-        RaplSampler(sys_root),
+        *hardware,
         ConnectionsSampler(service_ports, proc_root),
         JobsSampler(jobs_running),
         SpoolSampler(spool_held),

@@ -4,8 +4,9 @@ An in-process MQTT broker (amqtt, a real broker), the coordinator on a SQLite fi
 working directory, one real agent for this host and a few simulated agents (dry-run sleep:
 they leave the broker and wait for a Wake-on-LAN packet on loopback), a few jobs with
 deadlines, and a live table while idle nodes fall asleep and jobs wake them. On the way
-out (the duration, Ctrl-C or SIGTERM) every process it started is stopped, found by the
-working directory in its command line, and a summary is printed.
+out (the duration, Ctrl-C or SIGTERM) every process it started is stopped by its process
+group (the agents it spawned, then the jobs they left, from the ids their job directories
+record), and a summary is printed.
 """
 
 from __future__ import annotations
