@@ -13,15 +13,14 @@ import typer
 from agent import __version__
 from agent.install import AGENT_DAEMON
 from agent.samplers.base import Availability
-from agent.samplers.gpu import GpuSampler
 from agent.sampling import take_sample
 from agent.service import (
     check_broker,
     check_jobs,
     check_key,
     check_spool,
+    close_samplers,
     host_samplers,
-    of_type,
     serve,
 )
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
@@ -94,7 +93,7 @@ def sample(
     samplers = host_samplers(settings)
     time.sleep(seconds)
     taken = take_sample(samplers, time.time())
-    of_type(samplers, GpuSampler).close()
+    close_samplers(samplers)
     if as_json:
         typer.echo(json.dumps(taken.to_wire(), indent=2))
         return
@@ -113,7 +112,7 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     settings = load(config)
     samplers = host_samplers(settings)
     results = [s.check() for s in samplers]
-    of_type(samplers, GpuSampler).close()
+    close_samplers(samplers)
     results += [
         asyncio.run(check_broker(settings)),
         check_spool(settings),

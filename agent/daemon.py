@@ -183,11 +183,21 @@ class Agent:
             await self.runner.queued.wait()
 
     async def _command_loop(self, client: aiomqtt.Client) -> None:
+        own = topic(self.config.node, Kind.CMD)
         async for message in client.messages:
+            if not message.topic.matches(own):
+                self._not_subscribed(message.topic.value)
+                continue
             command = self._accept(message.payload)
             if command is not None:
                 await self._execute(client, command)
             self._stopping.check()  # before waiting, maybe long, for the next command
+
+    def _not_subscribed(self, name: str) -> None:
+        """A broker sent what this agent never subscribed to (amqtt, the demo's broker, sends
+        other nodes' retained hellos to a resumed session): not a command, not refused."""
+        self.refused["not_subscribed"] += 1
+        self._once.info(("not_subscribed",), "ignoring a message on %s: not subscribed", name)
 
     def _accept(self, payload: object) -> Command | None:
         """The command if it decodes and verifies; refusals are counted and logged once each."""

@@ -60,6 +60,18 @@ def of_type(samplers: list[Sampler], kind: type[T]) -> T:
     return next(s for s in samplers if isinstance(s, kind))
 
 
+def gpu_sampler(samplers: list[Sampler]) -> GpuSampler | None:
+    """The GPU sampler; None on a simulated node, which has none of the host's GPUs."""
+    return next((s for s in samplers if isinstance(s, GpuSampler)), None)
+
+
+def close_samplers(samplers: list[Sampler]) -> None:
+    """Let go of NVML (the one sampler that holds a library open)."""
+    gpu = gpu_sampler(samplers)
+    if gpu is not None:
+        gpu.close()
+
+
 def load_verifier(
     config: AgentConfig, started_at: float, accepted: Accepted | None = None
 ) -> Verifier | None:
@@ -118,17 +130,18 @@ async def serve(config: AgentConfig) -> None:
         spool = open_spool(config, clock)
         stack.callback(spool.close)
         samplers = host_samplers(config, runner.count, lambda: spool.held)
-        gpu, memory = of_type(samplers, GpuSampler), of_type(samplers, MemorySampler)
+        gpu, memory = gpu_sampler(samplers), of_type(samplers, MemorySampler)
 
         def hello() -> Hello:
+            gpus = gpu.inventory() if gpu is not None else ()
             return build_hello(
-                config, ts=clock.now(), mem_total_bytes=memory.total_bytes(), gpus=gpu.inventory()
+                config, ts=clock.now(), mem_total_bytes=memory.total_bytes(), gpus=gpus
             )
 
         accepted = open_accepted(config)
         if isinstance(accepted, FileAccepted):
             stack.callback(accepted.close)
-        stack.callback(gpu.close)
+        stack.callback(close_samplers, samplers)
         agent = Agent(
             config,
             samplers=samplers,
