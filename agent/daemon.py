@@ -195,8 +195,8 @@ class Agent:
 
     def _not_subscribed(self, name: str) -> None:
         """A broker sent what this agent never subscribed to (amqtt, the demo's broker, sends
-        other nodes' retained hellos to a resumed session): not a command, not refused."""
-        self.refused["not_subscribed"] += 1
+        other nodes' retained hellos to a resumed session): not a command, so not counted
+        among refused commands; said once and dropped."""
         self._once.info(("not_subscribed",), "ignoring a message on %s: not subscribed", name)
 
     def _accept(self, payload: object) -> Command | None:
