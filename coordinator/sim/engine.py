@@ -280,23 +280,25 @@ class Simulation:
         elif kind == RESUME:
             name, wake_id, woken_at = data
             node = self._by_name[name]
-            if node.wake_id != wake_id:
-                return 0
-            if node.state is NodeState.WAKING:
-                self._learn(name, now - woken_at, node.kind.name)
-                node.set_state(NodeState.ONLINE, now)
-                node.idle_since = now
-            elif node.state is NodeState.FAILED:  # back after all: learn how slow it is
-                self._learn(name, now - woken_at, node.kind.name)
-                self.outcome.wrongly_failed += 1
-                node.late = True  # up and idle, though placement may not use it
-            elif node.state is NodeState.ASLEEP and node.host_up:  # cleared before it was back
-                self._learn(name, now - woken_at, node.kind.name)
-                node.set_state(NodeState.ONLINE, now)
-                node.idle_since = now
+            if node.wake_id == wake_id:
+                self._resumed(node, woken_at, now)
         elif kind == CLEAR:
             self._clear(self._by_name[data], now)
         return 0
+
+    def _resumed(self, node: SimNode, woken_at: float, now: float) -> None:
+        """The host is back: its wake time is learned whatever the coordinator made of it. A
+        failed node stays failed (up and idle, though placement may not use it); a waking one,
+        or one cleared to asleep before it was back, is heard from: online."""
+        cleared_early = node.state is NodeState.ASLEEP and node.host_up
+        if not (cleared_early or node.state in {NodeState.WAKING, NodeState.FAILED}):
+            return
+        self._learn(node.name, now - woken_at, node.kind.name)
+        if node.state is NodeState.FAILED:
+            self.outcome.wrongly_failed += 1
+            node.late = True
+        else:
+            self._online(node, now)
 
     def _clear(self, node: SimNode, now: float) -> None:
         """The operator's `dormouse clear`: the node is asleep until heard from, and one that
@@ -304,10 +306,14 @@ class Simulation:
         if node.state is not NodeState.FAILED:
             return
         if node.late:
-            node.set_state(NodeState.ONLINE, now)
-            node.idle_since = now
+            self._online(node, now)
         else:
             node.set_state(NodeState.ASLEEP, now)
+
+    @staticmethod
+    def _online(node: SimNode, now: float) -> None:
+        node.set_state(NodeState.ONLINE, now)
+        node.idle_since = now
 
     def _learn(self, name: str, seconds: float, shape: str) -> None:
         """A wake time measured: the nodes waking now get their timeouts from the new

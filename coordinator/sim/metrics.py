@@ -74,7 +74,7 @@ def lower_bound_j(outcome: Outcome, end: float) -> float:
     busy_node_s = busy_j = 0.0
     for run in outcome.jobs:
         job = run.trace
-        share = job.gpus / kind.gpus if kind.gpus and job.gpus else job.cpus / kind.cpus
+        share = _share(job, kind)
         busy_node_s += share * job.runtime_s
         busy_j += share * job.runtime_s * kind.busy_w
     node_s = sum(1 for _ in outcome.nodes) * (end - outcome.start)
@@ -91,7 +91,7 @@ def hold_bound_pct(jobs: Sequence[TraceJob], rate: Rate, kind: NodeType) -> floa
     for job in jobs:
         if job.runtime_s <= 0:
             continue
-        share = job.gpus / kind.gpus if kind.gpus and job.gpus else job.cpus / kind.cpus
+        share = _share(job, kind)
         start, runtime = job.submit_s, job.runtime_s
         at_once = rate.integral(start, start + runtime)
         if job.deadline_s is not None:
@@ -105,6 +105,11 @@ def most_in_an_hour(node: SimNode) -> int:
     """The most sleeps and wakes of the node within any hour."""
     times = node.toggles
     return max((bisect.bisect_left(times, t + 3600.0) - i for i, t in enumerate(times)), default=0)
+
+
+def _share(job: TraceJob, kind: NodeType) -> float:
+    """The share of a `kind` node the job takes: by GPUs, or by CPUs for a CPU job."""
+    return job.gpus / kind.gpus if kind.gpus and job.gpus else job.cpus / kind.cpus
 
 
 def _met(end_s: float | None, deadline_s: float | None) -> bool:
