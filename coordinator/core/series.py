@@ -22,3 +22,16 @@ class SeriesQuery:
     since: float
     until: float
     step_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FleetQuery:
+    """A metric over many nodes, grouped: `agg` combines the members of a group (nodes, or
+    every GPU of them for a GPU metric, or only GPU `gpu`) at each step."""
+
+    metric: Metric
+    since: float
+    until: float
+    step_s: float
+    agg: str
+    gpu: int | None = None

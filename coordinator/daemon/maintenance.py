@@ -1,5 +1,6 @@
 """Rollups and retention, every `rollup_interval`: finished minutes and hours are rolled up,
-then each tier loses what it no longer keeps, in bounded batches."""
+the next days' partitions made, then each tier loses what it no longer keeps (whole days
+dropped, the rest in bounded batches by index)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import sqlalchemy as sa
 
 from coordinator.daemon.leadership import Leadership
 from coordinator.settings import CoordinatorConfig
+from coordinator.store import retention
 from coordinator.store import rollups as rollup_rows
-from coordinator.store.models import gpu_samples, rollup_hour, rollup_minute, samples
 from shared.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -34,19 +35,24 @@ class Maintenance:
             await asyncio.sleep(self._config.rollup_interval)
 
     def maintain(self, now: float) -> None:
-        """Roll up finished minutes, then delete what each tier no longer keeps."""
+        """Roll up finished minutes and hours, then delete what each tier no longer keeps."""
+        before = now - self._config.rollup_grace
         while True:
             with self._engine.begin() as conn:
-                if rollup_rows.roll_up(conn, before=now - self._config.rollup_grace) == 0:
+                if rollup_rows.roll_up(conn, before, self._config.offline_after) == 0:
                     break
         keep = self._config.retention
-        for table, keep_s in (
-            (samples, keep.raw),
-            (gpu_samples, keep.raw),
-            (rollup_minute, keep.minute),
-            (rollup_hour, keep.hour),
+        with self._engine.begin() as conn:
+            for tier in (retention.RAW, retention.MINUTES):
+                retention.ensure_partitions(
+                    conn, tier, now - retention.DAY, now + retention.DAYS_AHEAD * retention.DAY
+                )
+        for tier, keep_s in (
+            (retention.RAW, keep.raw),
+            (retention.MINUTES, keep.minute),
+            (retention.HOURS, keep.hour),
         ):
             while True:
                 with self._engine.begin() as conn:
-                    if rollup_rows.delete_before(conn, table, now - keep_s, keep.delete_batch) == 0:
+                    if retention.expire(conn, tier, now - keep_s, keep.delete_batch) == 0:
                         break

@@ -9,11 +9,8 @@ counts as neither energy nor awake time.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 Interval = tuple[float, float]
 J_PER_KWH = 3.6e6
@@ -27,43 +24,54 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
-class Integrated:
-    energy_j: float
-    awake_s: float
-    weighted: tuple[float, ...] = ()  # per rate: sum of joules x the rate when drawn
+class UsageBucket:
+    """A node's energy over [start, end), as the rollups keep it: the steps between its
+    samples that end in the bucket (the rules above), and its power samples' sum."""
 
-
-class RateAt(Protocol):
-    def at(self, t: float) -> float: ...
+    start: float
+    end: float
+    energy_j: float = 0.0
+    awake_s: float = 0.0
+    metered: bool = False  # some step was measured (a counter or a power reading)
+    power_sum_w: float = 0.0
+    power_n: int = 0
 
 
 def increase(previous: float, current: float) -> float:
     return current - previous if current >= previous else current
 
 
-def integrate(
-    readings: Sequence[Reading], max_gap_s: float, rates: Sequence[RateAt] = ()
-) -> Integrated:
-    """`readings` in time order. Each of `rates` (a tariff, a carbon intensity) weighs the
-    energy between two samples by its value at their midpoint (samples are seconds apart,
-    a tariff's steps are an hour or more)."""
-    energy = awake = 0.0
-    weighted = [0.0] * len(rates)
-    for before, after in itertools.pairwise(readings):
-        dt = after.ts - before.ts
-        if dt <= 0 or dt > max_gap_s:
-            continue
-        awake += dt
-        if before.counter_j is not None and after.counter_j is not None:
-            step = increase(before.counter_j, after.counter_j)
-        elif after.power_w is not None:
-            step = after.power_w * dt
-        else:
-            continue
-        energy += step
-        for i, rate in enumerate(rates):
-            weighted[i] += step * rate.at(before.ts + dt / 2)
-    return Integrated(energy, awake, tuple(weighted))
+def bucketed(readings: Sequence[Reading], width_s: float, max_gap_s: float) -> list[UsageBucket]:
+    """`readings` (time order) as buckets of `width_s`, each step between two readings in
+    the bucket of the later one: the reference for the store's vectorised rollup
+    (`core.aggregates.usage`), which a test holds to it."""
+    found: dict[float, UsageBucket] = {}
+    previous: Reading | None = None
+    for reading in readings:
+        start = reading.ts // width_s * width_s
+        b = found.get(start) or UsageBucket(start, start + width_s)
+        energy, awake, metered = b.energy_j, b.awake_s, b.metered
+        dt = reading.ts - previous.ts if previous else 0.0
+        if previous is not None and 0 < dt <= max_gap_s:
+            awake += dt
+            if previous.counter_j is not None and reading.counter_j is not None:
+                energy += increase(previous.counter_j, reading.counter_j)
+                metered = True
+            elif reading.power_w is not None:
+                energy += reading.power_w * dt
+                metered = True
+        has_power = reading.power_w is not None
+        found[start] = UsageBucket(
+            start,
+            start + width_s,
+            energy,
+            awake,
+            metered,
+            b.power_sum_w + (reading.power_w if has_power else 0.0),  # type: ignore[operator]
+            b.power_n + has_power,
+        )
+        previous = reading
+    return [found[k] for k in sorted(found)]
 
 
 def clip(intervals: Iterable[Interval], start: float, end: float) -> list[Interval]:
@@ -96,21 +104,6 @@ def asleep_intervals(events: Iterable[tuple[float, str]], end: float) -> list[In
     if since is not None:
         intervals.append((since, end))
     return intervals
-
-
-def idle_power_w(readings: Iterable[Reading], busy: Sequence[Interval]) -> float | None:
-    """Mean power of the samples taken while no job ran: what the node burns doing nothing.
-    `busy` as `clip` returns it (sorted, merged)."""
-    starts = [a for a, _ in busy]
-    idle = [
-        r.power_w for r in readings if r.power_w is not None and not _inside(r.ts, starts, busy)
-    ]
-    return sum(idle) / len(idle) if idle else None
-
-
-def _inside(ts: float, starts: list[float], intervals: Sequence[Interval]) -> bool:
-    at = bisect.bisect_right(starts, ts) - 1
-    return at >= 0 and ts <= intervals[at][1]
 
 
 class EnergyMeter:

@@ -16,11 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 from coordinator.power.energy import (
     J_PER_KWH,
-    Reading,
+    Interval,
+    UsageBucket,
     asleep_intervals,
     clip,
-    idle_power_w,
-    integrate,
     length,
 )
 from coordinator.power.tariff import Rate
@@ -46,7 +45,7 @@ class NodeUse:
     cpus: int = 0
     gpus: int = 0
     mem_bytes: int = 0
-    readings: Sequence[Reading] = ()
+    buckets: Sequence[UsageBucket] = ()  # oldest first
     power_events: Sequence[tuple[float, str]] = ()  # (ts, kind), oldest first
     jobs: Sequence[JobUse] = ()
 
@@ -149,17 +148,30 @@ class Budget:
         return self.projected > self.limit
 
 
+def idle_power_w(buckets: Sequence[UsageBucket], busy: Sequence[Interval]) -> float | None:
+    """Mean power of the buckets no job ran in (nor began or ended in): what the node burns
+    doing nothing."""
+    idle = [b for b in buckets if not any(a <= b.end and b.start <= z for a, z in busy)]
+    count = sum(b.power_n for b in idle)
+    return sum(b.power_sum_w for b in idle) / count if count else None
+
+
 def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> NodeReport:
-    readings = [r for r in node.readings if start <= r.ts <= end]
+    """From the node's buckets begun in [start, end] (a sample at `end` opens one); each
+    bucket's energy priced at the tariff (and carbon) of its middle (buckets are minutes
+    or hours, tariffs' steps an hour or more)."""
+    buckets = [b for b in node.buckets if start <= b.start <= end]
     rates = [r for r in (model.tariff, model.carbon) if r is not None]
-    energy = integrate(readings, model.max_gap_s, rates)
-    weighted = dict(zip(("tariff", "carbon"), _present(model, energy.weighted), strict=True))
+    energy_j = sum(b.energy_j for b in buckets)
+    awake_s = sum(b.awake_s for b in buckets)
+    weighed = [sum(b.energy_j * r.at((b.start + b.end) / 2) for b in buckets) for r in rates]
+    weighted = dict(zip(("tariff", "carbon"), _present(model, weighed), strict=True))
     asleep = length(clip(asleep_intervals(node.power_events, end), start, end))
     busy = clip(((j.started_at, j.finished_at or end) for j in node.jobs), start, end)
-    learned_w = idle_power_w(readings, busy)
+    learned_w = idle_power_w(buckets, busy)
     idle_w = model.idle_power_w if learned_w is None else learned_w
-    metered = any(r.power_w is not None or r.counter_j is not None for r in readings)
-    kwh = energy.energy_j / J_PER_KWH
+    metered = any(b.metered or b.power_n for b in buckets)
+    kwh = energy_j / J_PER_KWH
     fixed = model.fixed_per_hour(node.name) * (end - start) / 3600
     busy_s = length(busy)
     priced = weighted["tariff"]
@@ -171,12 +183,10 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
         energy_cost=energy_cost,
         fixed_cost=fixed,
         cost=energy_cost + fixed,
-        awake_h=energy.awake_s / 3600,
+        awake_h=awake_s / 3600,
         asleep_h=asleep / 3600,
         busy_h=busy_s / 3600,
-        utilisation_pct=100 * min(busy_s, energy.awake_s) / energy.awake_s
-        if energy.awake_s
-        else None,
+        utilisation_pct=100 * min(busy_s, awake_s) / awake_s if awake_s else None,
         idle_power_w=idle_w,
         saved_kwh=asleep / 3600 * max(0.0, idle_w - model.sleep_power_w) / 1000,
         metered=metered,

@@ -41,9 +41,11 @@ def build(
 ) -> Report:
     """The report of the last `window_s`, with the budget's period when one is configured."""
     model = cost_model(settings, price_kwh)
-    first = period_bounds(settings.cost.budget_period, now)[0]
+    first = now - window_s
+    if settings.cost.budget:  # the budget's period is read only when there is a budget
+        first = min(first, period_bounds(settings.cost.budget_period, now)[0])
     with engine.connect() as conn:
-        usage = load_usage(conn, min(now - window_s, first), now)
+        usage = load_usage(conn, first, now)
     result = report(usage, model, now - window_s, now)
     if settings.cost.budget:
         spent = budget(usage, model, settings.cost.budget, settings.cost.budget_period, now)

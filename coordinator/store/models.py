@@ -1,4 +1,5 @@
-"""Tables. Raw sample columns come from the metric registry (`shared/metrics.py`); the
+"""Tables. Raw samples are chunks (`core.chunks`), which need no column per metric; the
+rollup tables have a column per metric of the registry (`shared/metrics.py`): the
 migrations freeze them, and a test fails if the two drift apart."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.metrics import Metric, Scope, metrics_in
+from shared.metrics import METRICS, Metric
 
 NODE_NAME = sa.String(64)
 
@@ -22,14 +23,9 @@ class Base(DeclarativeBase):
     )
 
 
-def metric_column(metric: Metric) -> sa.Column[Any]:
-    if metric.vector:
-        kind: sa.types.TypeEngine[Any] = sa.JSON()
-    elif metric.integer:
-        kind = sa.BigInteger()
-    else:
-        kind = sa.Double()
-    return sa.Column(metric.name, kind, nullable=True)
+def rollup_column(metric: Metric) -> sa.Column[Any]:
+    """A metric's aggregates in a rollup row: `core.aggregates` packs them."""
+    return sa.Column(metric.name, sa.LargeBinary, nullable=True)
 
 
 class Node(Base):
@@ -46,55 +42,69 @@ class Node(Base):
     latest: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
 
-samples = sa.Table(
-    "samples",
+chunk_schemas = sa.Table(  # the metric names a chunk's columns follow (`core.chunks.Schema`)
+    "chunk_schemas",
     Base.metadata,
-    sa.Column("node", NODE_NAME, primary_key=True),
-    sa.Column("seq", sa.BigInteger, primary_key=True),
-    sa.Column("ts", sa.Double, nullable=False),
-    *(metric_column(m) for m in metrics_in(Scope.NODE)),
-    sa.Index("ix_samples_node_ts", "node", "ts"),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("names", sa.JSON, nullable=False),
 )
 
-gpu_samples = sa.Table(
-    "gpu_samples",
+raw_chunks = sa.Table(  # a run of one node's samples (`core.chunks`): the raw tier
+    "raw_chunks",
     Base.metadata,
     sa.Column("node", NODE_NAME, primary_key=True),
-    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("seq_first", sa.BigInteger, primary_key=True),
+    sa.Column("ts_first", sa.Double, primary_key=True),  # PostgreSQL: the partition key
+    sa.Column("seq_last", sa.BigInteger, nullable=False),
+    sa.Column("ts_last", sa.Double, nullable=False),
+    sa.Column("schema_id", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("ix_raw_chunks_ts_first", "ts_first"),
+    sa.Index("ix_raw_chunks_node_ts_first", "node", "ts_first"),
+    postgresql_partition_by="RANGE (ts_first)",
+)
+
+gpu_uuids = sa.Table(  # the GPUs each node has reported (chunks keep only their indices)
+    "gpu_uuids",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
     sa.Column("gpu_index", sa.SmallInteger, primary_key=True),
-    sa.Column("uuid", sa.String(96), nullable=False),
-    sa.Column("ts", sa.Double, nullable=False),
-    *(metric_column(m) for m in metrics_in(Scope.GPU)),
-    sa.Index("ix_gpu_samples_node_ts", "node", "ts"),
+    sa.Column("uuid", sa.String(96), primary_key=True),
+    sa.Column("first_ts", sa.Double, nullable=False),
 )
 
 
-def rollup_table(name: str) -> sa.Table:
-    """One row per (node, GPU or -1 for the node, metric, bucket start)."""
+def rollup_table(name: str, **partitioning: Any) -> sa.Table:
+    """One row per node and bucket: each metric's aggregates (one entry for a node metric,
+    one per GPU of `gpus` for a GPU metric) and the node's energy over the bucket."""
     return sa.Table(
         name,
         Base.metadata,
         sa.Column("node", NODE_NAME, primary_key=True),
-        sa.Column("gpu_index", sa.SmallInteger, primary_key=True),
-        sa.Column("metric", sa.String(64), primary_key=True),
         sa.Column("bucket", sa.Double, primary_key=True),
-        sa.Column("count", sa.Integer, nullable=False),
-        sa.Column("avg", sa.Double),
-        sa.Column("min", sa.Double),
-        sa.Column("max", sa.Double),
-        sa.Column("delta", sa.Double),  # counters: the increase over the bucket
+        sa.Column("gpus", sa.LargeBinary, nullable=False),  # the GPU indices, one byte each
+        sa.Column("usage", sa.LargeBinary, nullable=False),  # `core.aggregates.Usage`
+        *(rollup_column(m) for m in METRICS if not m.vector),
         sa.Index(f"ix_{name}_bucket", "bucket"),
+        **partitioning,
     )
 
 
-rollup_minute = rollup_table("rollup_minute")
-rollup_hour = rollup_table("rollup_hour")
+rollup_minute = rollup_table("minute_rollups", postgresql_partition_by="RANGE (bucket)")
+rollup_hour = rollup_table("hour_rollups")
 
 rollup_dirty = sa.Table(
     "rollup_dirty",
     Base.metadata,
     sa.Column("node", NODE_NAME, primary_key=True),
     sa.Column("bucket", sa.Double, primary_key=True),  # a minute whose raw samples changed
+)
+
+rollup_dirty_hour = sa.Table(
+    "rollup_dirty_hour",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("bucket", sa.Double, primary_key=True),  # an hour whose minutes changed
 )
 
 stats = sa.Table(

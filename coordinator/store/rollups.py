@@ -1,137 +1,152 @@
-"""Per-minute and per-hour rollups of the raw samples, and retention per tier."""
+"""Per-minute and per-hour rollups, and what reads them back.
+
+A minute is rolled up once it has ended (and again if late samples mark it dirty) from the
+node's chunks of that minute and the one before (counters and energy start there): one
+index range per node, decoded and aggregated with numpy (`core.aggregates`). An hour is
+rolled up from its minute rows once it has ended, not every minute.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from coordinator.core.rollups import Aggregate, bucket_start, counter, gauge, merge
-from coordinator.store.models import gpu_samples, rollup_dirty, rollup_hour, rollup_minute, samples
-from shared.metrics import BY_NAME, Kind, Metric, Scope, metrics_in
+from coordinator.core import aggregates
+from coordinator.core.aggregates import Bucket
+from coordinator.core.rollups import bucket_start
+from coordinator.store.dialect import upsert
+from coordinator.store.models import rollup_dirty, rollup_dirty_hour, rollup_hour, rollup_minute
+from coordinator.store.samples import read_blocks
+from shared.metrics import METRICS
 
 MINUTE, HOUR = 60.0, 3600.0
-NODE_METRICS = [m for m in metrics_in(Scope.NODE) if not m.vector]
-GPU_METRICS = list(metrics_in(Scope.GPU))
+METRIC_NAMES = tuple(m.name for m in METRICS if not m.vector)
+NODES_PER_QUERY = 500
 
 
-def roll_up(conn: sa.Connection, before: float, limit: int = 5000) -> int:
-    """Recompute the minute rollups of every dirty (node, minute) that ended before
-    `before`, then the hours they fall in. Returns the number of minutes done."""
+def roll_up(conn: sa.Connection, before: float, max_gap_s: float, limit: int = 5000) -> int:
+    """Roll up up to `limit` dirty minutes that ended before `before`, then the ended
+    hours they dirtied. Returns the minutes done."""
     dirty = conn.execute(
         sa.select(rollup_dirty.c.node, rollup_dirty.c.bucket)
         .where(rollup_dirty.c.bucket + MINUTE <= before)
-        .order_by(rollup_dirty.c.bucket)
+        .order_by(rollup_dirty.c.bucket, rollup_dirty.c.node)
         .limit(limit)
     ).all()
     by_bucket: dict[float, list[str]] = defaultdict(list)
-    for node, bucket in dirty:
-        by_bucket[bucket].append(node)
-    hours: dict[float, set[str]] = defaultdict(set)
-    for bucket, nodes in by_bucket.items():
-        _replace(conn, rollup_minute, bucket, nodes, minute_rows(conn, bucket, nodes))
-        hours[bucket_start(bucket, HOUR)].update(nodes)
-    for hour, in_hour in hours.items():
-        names = sorted(in_hour)
-        _replace(conn, rollup_hour, hour, names, hour_rows(conn, hour, names))
+    for node, minute in dirty:
+        by_bucket[minute].append(node)
+    for minute, nodes in by_bucket.items():
+        for i in range(0, len(nodes), NODES_PER_QUERY):
+            roll_minute(conn, minute, nodes[i : i + NODES_PER_QUERY], max_gap_s)
     if dirty:
         conn.execute(
             sa.delete(rollup_dirty).where(
                 sa.tuple_(rollup_dirty.c.node, rollup_dirty.c.bucket).in_(dirty)
             )
         )
+        hours = sorted({(n, bucket_start(m, HOUR)) for n, m in dirty})
+        conn.execute(
+            upsert(conn, rollup_dirty_hour).on_conflict_do_nothing(),
+            [{"node": n, "bucket": h} for n, h in hours],
+        )
+    roll_hours(conn, before)
     return len(dirty)
 
 
-def _replace(
-    conn: sa.Connection,
-    table: sa.Table,
-    bucket: float,
-    nodes: list[str],
-    rows: list[dict[str, Any]],
+def roll_minute(conn: sa.Connection, minute: float, nodes: Sequence[str], max_gap_s: float) -> None:
+    lookback = max(MINUTE, max_gap_s)
+    blocks = read_blocks(conn, nodes, minute - lookback, minute + MINUTE)
+    rows = []
+    for node in nodes:
+        found = aggregates.gather(blocks.get(node, []))
+        keep = found.ts >= minute - lookback
+        part = aggregates.bucket(_rows_where(found, keep), minute, minute + MINUTE, max_gap_s)
+        if part is not None:
+            rows.append(row_of(node, minute, part))
+    replace(conn, rollup_minute, minute, list(nodes), rows)
+
+
+def _rows_where(rows: aggregates.Rows, keep: Any) -> aggregates.Rows:
+    return aggregates.Rows(rows.ts[keep], rows.node[keep], rows.gpu[keep], rows.gpus,
+                           rows.counter_j[keep])  # fmt: skip
+
+
+def roll_hours(conn: sa.Connection, before: float, limit: int = 5000) -> int:
+    """Each dirty hour that has ended, from its minutes."""
+    dirty = conn.execute(
+        sa.select(rollup_dirty_hour.c.node, rollup_dirty_hour.c.bucket)
+        .where(rollup_dirty_hour.c.bucket + HOUR <= before)
+        .order_by(rollup_dirty_hour.c.bucket)
+        .limit(limit)
+    ).all()
+    by_hour: dict[float, list[str]] = defaultdict(list)
+    for node, hour in dirty:
+        by_hour[hour].append(node)
+    for hour, nodes in by_hour.items():
+        for i in range(0, len(nodes), NODES_PER_QUERY):
+            names = nodes[i : i + NODES_PER_QUERY]
+            parts = read_buckets(conn, rollup_minute, names, hour, hour + HOUR, METRIC_NAMES)
+            rows = [
+                row_of(node, hour, aggregates.merge([b for _, b in parts[node]]))
+                for node in names
+                if parts.get(node)
+            ]
+            replace(conn, rollup_hour, hour, names, rows)
+    if dirty:
+        conn.execute(
+            sa.delete(rollup_dirty_hour).where(
+                sa.tuple_(rollup_dirty_hour.c.node, rollup_dirty_hour.c.bucket).in_(dirty)
+            )
+        )
+    return len(dirty)
+
+
+def row_of(node: str, bucket: float, part: Bucket) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "node": node,
+        "bucket": bucket,
+        "gpus": bytes(part.gpus),
+        "usage": aggregates.pack_usage(part.usage),
+    }
+    for name in METRIC_NAMES:
+        values = part.metrics.get(name)
+        present = values is not None and bool((values[:, aggregates.COUNT] > 0).any())
+        row[name] = aggregates.pack(values) if values is not None and present else None
+    return row
+
+
+def replace(
+    conn: sa.Connection, table: sa.Table, bucket: float, nodes: list[str], rows: list[dict]
 ) -> None:
     conn.execute(sa.delete(table).where(table.c.bucket == bucket, table.c.node.in_(nodes)))
     if rows:
         conn.execute(sa.insert(table), rows)
 
 
-def _row(node: str, gpu: int, metric: Metric, bucket: float, agg: Aggregate) -> dict[str, Any]:
-    return {
-        "node": node,
-        "gpu_index": gpu,
-        "metric": metric.name,
-        "bucket": bucket,
-        "count": agg.count,
-        "avg": agg.avg,
-        "min": agg.min,
-        "max": agg.max,
-        "delta": agg.delta,
-    }
-
-
-def aggregate(metric: Metric, previous: float | None, values: list[float]) -> Aggregate:
-    return counter(previous, values) if metric.kind is Kind.COUNTER else gauge(values)
-
-
-def minute_rows(conn: sa.Connection, bucket: float, nodes: list[str]) -> list[dict[str, Any]]:
-    """Aggregates of one minute for some nodes; counters start from the last value in the
-    minute before (a sample older than that is not looked for)."""
-    rows = []
-    for table, metrics, key in (
-        (samples, NODE_METRICS, None),
-        (gpu_samples, GPU_METRICS, gpu_samples.c.gpu_index),
-    ):
-        series: dict[tuple[str, int], list[Any]] = defaultdict(list)
-        columns = [
-            table.c.node,
-            key if key is not None else sa.literal(-1),
-            table.c.ts,
-            *(table.c[m.name] for m in metrics),
-        ]
-        query = (
-            sa.select(*columns)
-            .where(
-                table.c.node.in_(nodes), table.c.ts >= bucket - MINUTE, table.c.ts < bucket + MINUTE
-            )
-            .order_by(table.c.node, table.c.seq)
+def read_buckets(  # noqa: PLR0917 - the query's parts, read as a sentence
+    conn: sa.Connection,
+    table: sa.Table,
+    nodes: Sequence[str] | None,
+    since: float,
+    until: float,
+    metrics: Iterable[str],
+) -> dict[str, list[tuple[float, Bucket]]]:
+    """Per node, (bucket start, aggregates of `metrics`) in [since, until), oldest first
+    (`nodes` None: every node)."""
+    names = list(metrics)
+    query = sa.select(
+        table.c.node, table.c.bucket, table.c.gpus, table.c.usage, *(table.c[n] for n in names)
+    ).where(table.c.bucket >= since, table.c.bucket < until)
+    if nodes is not None:
+        query = query.where(table.c.node.in_(nodes))
+    found: dict[str, list[tuple[float, Bucket]]] = defaultdict(list)
+    for node, start, gpus, use, *blobs in conn.execute(query.order_by(table.c.bucket)):
+        values = {n: aggregates.unpack(b) for n, b in zip(names, blobs, strict=True) if b}
+        found[node].append(
+            (float(start), Bucket(tuple(gpus), values, aggregates.unpack_usage(use)))
         )
-        for node, gpu, ts, *values in conn.execute(query):
-            series[(node, gpu)].append((ts, values))
-        for (node, gpu), points in series.items():
-            before = [v for ts, v in points if ts < bucket]
-            inside = [v for ts, v in points if ts < bucket + MINUTE and ts >= bucket]
-            for i, metric in enumerate(metrics):
-                values = [v[i] for v in inside if v[i] is not None]
-                previous = next((v[i] for v in reversed(before) if v[i] is not None), None)
-                if values:
-                    rows.append(
-                        _row(node, gpu, metric, bucket, aggregate(metric, previous, values))
-                    )
-    return rows
-
-
-def hour_rows(conn: sa.Connection, hour: float, nodes: list[str]) -> list[dict[str, Any]]:
-    parts: dict[tuple[str, int, str], list[Aggregate]] = defaultdict(list)
-    query = sa.select(rollup_minute).where(
-        rollup_minute.c.node.in_(nodes),
-        rollup_minute.c.bucket >= hour,
-        rollup_minute.c.bucket < hour + HOUR,
-    )
-    for row in conn.execute(query).mappings():
-        parts[(row["node"], row["gpu_index"], row["metric"])].append(
-            Aggregate(row["count"], row["avg"], row["min"], row["max"], row["delta"])
-        )
-    return [
-        _row(node, gpu, BY_NAME[metric], hour, merge(aggs))
-        for (node, gpu, metric), aggs in parts.items()
-    ]
-
-
-def delete_before(conn: sa.Connection, table: sa.Table, cutoff: float, batch: int) -> int:
-    """Delete up to `batch` rows older than `cutoff` (by ts or bucket); returns how many."""
-    time_column = table.c.ts if "ts" in table.c else table.c.bucket
-    key = list(table.primary_key.columns)
-    doomed = sa.select(*key).where(time_column < cutoff).limit(batch)
-    result = conn.execute(sa.delete(table).where(sa.tuple_(*key).in_(doomed)))
-    return int(result.rowcount or 0)
+    return found

@@ -1,5 +1,7 @@
-"""What `dormouse report` reads: per node its samples as readings, its power events, its
-jobs, and its capacity from the last hello."""
+"""What `dormouse report` reads: per node its energy by bucket from the rollups (hours,
+and minutes at the window's newer edge where the hour is not rolled up), its power events,
+its jobs, and its capacity from the last hello. It never reads a raw sample: its cost grows
+with nodes x buckets, and the newest minutes not rolled up yet are not in it."""
 
 from __future__ import annotations
 
@@ -7,14 +9,16 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
-from coordinator.power.energy import Reading
+from coordinator.core.aggregates import AWAKE, COUNT, ENERGY, METERED, VALUE, Bucket
+from coordinator.power.energy import UsageBucket
 from coordinator.power.report import JobUse, NodeUse
 from coordinator.store import nodes as node_rows
-from coordinator.store.models import gpu_samples, jobs, power_events, samples
+from coordinator.store.models import jobs, power_events, rollup_hour, rollup_minute
+from coordinator.store.rollups import HOUR, MINUTE, read_buckets
 
 
 def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
-    readings = _readings(conn, start, end)
+    buckets = _buckets(conn, start, end)
     events: dict[str, list[tuple[float, str]]] = defaultdict(list)
     query = sa.select(power_events.c.node, power_events.c.ts, power_events.c.kind).where(
         power_events.c.ts <= end
@@ -23,7 +27,7 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
         events[node].append((ts, kind))
     used = _jobs(conn, start, end)
     views = {v.name: v for v in node_rows.load_nodes(conn)}
-    names = sorted(set(views) | set(readings) | set(events) | set(used))
+    names = sorted(set(views) | set(buckets) | set(events) | set(used))
     found = []
     for name in names:
         hello = views[name].hello if name in views else None
@@ -33,7 +37,7 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
                 cpus=hello.cpus if hello else 0,
                 gpus=len(hello.gpus) if hello else 0,
                 mem_bytes=hello.mem_total_bytes if hello else 0,
-                readings=readings.get(name, []),
+                buckets=buckets.get(name, []),
                 power_events=events.get(name, []),
                 jobs=used.get(name, []),
             )
@@ -41,43 +45,38 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
     return found
 
 
-def _readings(conn: sa.Connection, start: float, end: float) -> dict[str, list[Reading]]:
-    """Counters summed per sample: RAPL package + DRAM + every GPU's energy; None unless the
-    package counter is there and every GPU of the sample has one."""
-    gpu = (
-        sa.select(
-            gpu_samples.c.node,
-            gpu_samples.c.seq,
-            sa.func.count().label("gpus"),
-            sa.func.count(gpu_samples.c.gpu_energy_j).label("with_energy"),
-            sa.func.sum(gpu_samples.c.gpu_energy_j).label("gpu_j"),
-        )
-        .where(gpu_samples.c.ts.between(start, end))
-        .group_by(gpu_samples.c.node, gpu_samples.c.seq)
-        .subquery()
-    )
-    query = (
-        sa.select(
-            samples.c.node,
-            samples.c.ts,
-            samples.c.power_w,
-            samples.c.rapl_package_energy_j,
-            samples.c.rapl_dram_energy_j,
-            gpu.c.gpus,
-            gpu.c.with_energy,
-            gpu.c.gpu_j,
-        )
-        .outerjoin(gpu, sa.and_(gpu.c.node == samples.c.node, gpu.c.seq == samples.c.seq))
-        .where(samples.c.ts.between(start, end))
-        .order_by(samples.c.node, samples.c.ts)
-    )
-    found: dict[str, list[Reading]] = defaultdict(list)
-    for node, ts, power, package, dram, gpus, with_energy, gpu_j in conn.execute(query):
-        counter = None
-        if package is not None and (gpus or 0) == (with_energy or 0):
-            counter = package + (dram or 0.0) + (gpu_j or 0.0)
-        found[node].append(Reading(ts, power, counter))
+def _buckets(conn: sa.Connection, start: float, end: float) -> dict[str, list[UsageBucket]]:
+    """Hours wholly in [start, end), then minutes for the rest (each node's hours stop where
+    its newest hour row does)."""
+    found: dict[str, list[UsageBucket]] = defaultdict(list)
+    first_hour = -(-start // HOUR) * HOUR
+    hours = read_buckets(conn, rollup_hour, None, first_hour, end - HOUR + 1e-6, ["power_w"])
+    covered: dict[str, tuple[float, float]] = {}
+    for node, rows in hours.items():
+        found[node].extend(_usage(b, HOUR, part) for b, part in rows)
+        covered[node] = (rows[0][0], rows[-1][0] + HOUR)
+    minutes = read_buckets(conn, rollup_minute, None, start, end, ["power_w"])
+    for node, rows in minutes.items():
+        lo, hi = covered.get(node, (end, end))
+        found[node].extend(_usage(b, MINUTE, part) for b, part in rows if not lo <= b < hi)
+        found[node].sort(key=lambda u: u.start)
     return found
+
+
+def _usage(start: float, width: float, part: Bucket) -> UsageBucket:
+    usage = part.usage
+    power = part.metrics.get("power_w")
+    count = 0 if power is None else int(power[0][COUNT])
+    mean = 0.0 if power is None or not count else float(power[0][VALUE])
+    return UsageBucket(
+        start=start,
+        end=start + width,
+        energy_j=float(usage[ENERGY]),
+        awake_s=float(usage[AWAKE]),
+        metered=bool(usage[METERED]),
+        power_sum_w=mean * count,
+        power_n=count,
+    )
 
 
 def _jobs(conn: sa.Connection, start: float, end: float) -> dict[str, list[JobUse]]:

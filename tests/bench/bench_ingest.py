@@ -26,14 +26,16 @@ import uuid
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
+from coordinator.core.aggregates import pack, pack_usage
 from coordinator.core.series import SeriesQuery
 from coordinator.store import series as series_rows
 from coordinator.store.engine import create_engine, upgrade
-from coordinator.store.models import rollup_minute, samples, stats
+from coordinator.store.models import raw_chunks, rollup_minute, stats
 from shared.codec import encode
 from shared.messages import Hello, Sample, TelemetryBatch
 from shared.metrics import BY_NAME
@@ -170,7 +172,13 @@ def ingest_run(kind: str, node_count: int, seconds: float) -> dict[str, float]:
         stored, deadline = 0, time.time() + 60
         while time.time() < deadline:
             with engine.connect() as conn:
-                stored = conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar_one()
+                stored = conn.execute(
+                    sa.select(
+                        sa.func.coalesce(
+                            sa.func.sum(raw_chunks.c.seq_last - raw_chunks.c.seq_first + 1), 0
+                        )
+                    )
+                ).scalar_one()
             if stored >= counter.value:
                 break
             time.sleep(1)
@@ -209,16 +217,11 @@ def history_run(kind: str, nodes: int = 100, days: int = 7, queries: int = 50) -
             chunk = [
                 {
                     "node": f"sim{n:05d}",
-                    "gpu_index": -1,
-                    "metric": m,
                     "bucket": end - 60.0 * k,
-                    "count": 60,
-                    "avg": float(k % 100),
-                    "min": 0.0,
-                    "max": 100.0,
-                    "delta": None,
+                    "gpus": b"",
+                    "usage": pack_usage(np.zeros(3)),
+                    **{m: pack(np.array([[60, float(k % 100), 0.0, 100.0]])) for m in metrics},
                 }
-                for m in metrics
                 for k in range(days * 1440)
             ]
             with engine.begin() as conn:

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from coordinator.store.engine import create_engine, upgrade
-from coordinator.store.models import samples, workers
+from coordinator.store.models import raw_chunks, workers
 from shared.codec import encode
 from shared.messages import Hello, TelemetryBatch
 from shared.topics import Kind, subscription, topic
@@ -144,7 +144,13 @@ def run(node_count: int, worker_count: int, seconds: float) -> dict[str, float]:
         stored, deadline = 0, time.time() + 90
         while time.time() < deadline:
             with engine.connect() as conn:
-                stored = conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar_one()
+                stored = conn.execute(
+                    sa.select(
+                        sa.func.coalesce(
+                            sa.func.sum(raw_chunks.c.seq_last - raw_chunks.c.seq_first + 1), 0
+                        )
+                    )
+                ).scalar_one()
             if stored >= sent:
                 break
             time.sleep(0.5)

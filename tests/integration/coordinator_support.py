@@ -123,9 +123,12 @@ def stored_seqs(db_url: str, node: str) -> list[int]:
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT seq FROM samples WHERE node = :n ORDER BY seq"), {"n": node}
+                sa.text(
+                    "SELECT seq_first, seq_last FROM raw_chunks WHERE node = :n ORDER BY seq_first"
+                ),
+                {"n": node},
             )
-            return [int(r[0]) for r in rows]
+            return [seq for first, last in rows for seq in range(int(first), int(last) + 1)]
     except sa.exc.SQLAlchemyError:
         return []  # not created yet
     finally:

@@ -9,11 +9,14 @@ import asyncio
 import signal
 import time
 import uuid
+from collections import defaultdict
 
 import pytest
 import sqlalchemy as sa
 
+from coordinator.core import aggregates
 from coordinator.store import rollups as rollup_rows
+from coordinator.store import samples as sample_rows
 from tests.integration.coordinator_support import CoordinatorProcess, stored_seqs
 from tests.integration.test_jobs import eventually, start_agents
 
@@ -52,7 +55,8 @@ def count_samples(db_url: str) -> int:
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT count(*) FROM samples")).scalar_one())
+            query = "SELECT coalesce(sum(seq_last - seq_first + 1), 0) FROM raw_chunks"
+            return int(conn.execute(sa.text(query)).scalar_one())
     finally:
         engine.dispose()
 
@@ -79,27 +83,21 @@ def rollups_match_the_samples(db_url: str) -> int:
     engine = sa.create_engine(db_url)
     try:
         with engine.begin() as conn:
-            while rollup_rows.roll_up(conn, before=time.time() + 3600):
+            while rollup_rows.roll_up(conn, time.time() + 3600, 30.0):
                 pass
         with engine.connect() as conn:
-            rolled = {
-                (r.node, r.bucket): (r.count, round(r.avg, 6))
-                for r in conn.execute(
-                    sa.text(
-                        "SELECT node, bucket, count, avg FROM rollup_minute "
-                        "WHERE metric = 'cpu_util_pct' AND gpu_index = -1"
-                    )
-                )
-            }
-            direct = {
-                (r.node, float(r.bucket)): (r.n, round(r.avg, 6))
-                for r in conn.execute(
-                    sa.text(
-                        "SELECT node, floor(ts / 60) * 60 AS bucket, count(*) AS n, "
-                        "avg(cpu_util_pct) AS avg FROM samples GROUP BY 1, 2"
-                    )
-                )
-            }
+            rolled = {}
+            for node, bucket, blob in conn.execute(
+                sa.text("SELECT node, bucket, cpu_util_pct FROM minute_rollups")
+            ):
+                count, avg = aggregates.unpack(blob)[0][:2]
+                rolled[(node, float(bucket))] = (int(count), round(float(avg), 3))
+            values = defaultdict(list)
+            for node, blocks in sample_rows.read_blocks(conn, None, 0, 2e10).items():
+                for block in blocks:
+                    for ts, cpu in zip(block.ts, block.values[:, 1], strict=True):
+                        values[(node, float(ts // 60 * 60))].append(float(cpu))
+            direct = {k: (len(v), round(sum(v) / len(v), 3)) for k, v in values.items()}
     finally:
         engine.dispose()
     assert rolled == direct
