@@ -113,8 +113,8 @@ def stored_ranges(
                 *_overlapping(raw_chunks.c, values.c.lo, values.c.hi),
             ),
         )
-        for node, seq_a, seq_b in conn.execute(query):
-            held[node].append((int(seq_a), int(seq_b)))
+        for row in conn.execute(query):
+            held[row[0]].append((int(row[1]), int(row[2])))
     return held
 
 
