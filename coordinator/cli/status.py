@@ -25,7 +25,9 @@ def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
     held = jobs_service.placement_held(engine, load(config).command_key_file)
     if held is not None:
         typer.echo(f"{PROG}: warning: jobs are not being placed: {held}", err=True)
-    figures = [*sorted(found.figures.items()), ("store_bytes", (found.store_bytes, time.time()))]
+    now = time.time()
+    sizes = [(k, (v, now)) for k, v in (found.tier_bytes or {}).items()]
+    figures = [*sorted(found.figures.items()), ("store_bytes", (found.store_bytes, now)), *sizes]
     rows = [
         {
             "key": k,

@@ -204,7 +204,14 @@ async def get_status(api: Api, request: Request) -> JSONResponse:
         jobs_service.placement_held, api.engine, api.settings.command_key_file
     )
     figures = {k: {"value": v, "updated": at} for k, (v, at) in sorted(found.figures.items())}
-    return ok({"figures": figures, "store_bytes": found.store_bytes, "placement_held": held})
+    return ok(
+        {
+            "figures": figures,
+            "store_bytes": found.store_bytes,
+            **(found.tier_bytes or {}),
+            "placement_held": held,
+        }
+    )
 
 
 async def pick(api: Api, request: Request) -> JSONResponse:

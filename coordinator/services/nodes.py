@@ -16,6 +16,7 @@ from coordinator.store import drains as drain_rows
 from coordinator.store import leadership as leader_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
+from coordinator.store import retention
 from coordinator.store import stats as stat_rows
 from coordinator.store import workers as worker_rows
 from coordinator.store.drains import NODE
@@ -83,6 +84,7 @@ class Status:
     store_bytes: int | None
     leader: Leader | None = None  # the process leading now (or last), from the store
     workers: tuple[Worker, ...] = ()  # processes heard from in the last WORKERS_SEEN_S
+    tier_bytes: dict[str, int] | None = None  # store_bytes_raw, _minute, _hour
 
 
 def summaries(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -104,6 +106,10 @@ def status(engine: sa.Engine) -> Status:
             stat_rows.store_size_bytes(conn),
             leader_rows.current(conn),
             tuple(worker_rows.recent(conn, seen_since)),
+            {
+                f"store_bytes_{name}": retention.size_bytes(conn, tier)
+                for name, tier in zip(("raw", "minute", "hour"), retention.TIERS, strict=True)
+            },
         )
 
 
