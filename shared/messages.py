@@ -204,8 +204,10 @@ def _plain_sample(cls: type[Sample], data: object) -> Any:
     if type(data) is not dict or not data.keys() <= SAMPLE_KEYS:
         return None
     ts = data.get("ts")
-    if type(ts) is not float or not TS.lo <= ts <= TS.hi or data.get("gpus"):
+    if type(ts) is not float or not TS.lo <= ts <= TS.hi:
         return None
+    if "gpus" in data and (type(data["gpus"]) is not list or data["gpus"]):
+        return None  # GPUs, or something the checks will refuse by name
     metrics = NODE_VALUES._plain(data.get("metrics"))
     if metrics is None:
         return None

@@ -7,20 +7,22 @@ import io
 import json
 import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from coordinator.cli.common import PROG, DbOption, fail, load, positive_duration, store
-from coordinator.core.series import SeriesQuery
+from coordinator.core.series import FleetQuery, SeriesQuery
 from coordinator.services import history
 from coordinator.settings import CoordinatorConfig
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_rows, reported_errors
 from shared.metrics import BY_NAME, METRICS, Metric, Scope
-from shared.units import parse_duration
+from shared.units import iso, parse_duration
 
 PANEL = "Reports"
 
@@ -48,7 +50,24 @@ def history_command(
     metric: Annotated[
         str | None, typer.Option(metavar="METRIC", help="metric name (--list-metrics)")
     ] = None,
-    gpu: Annotated[int, typer.Option(help="GPU index, for GPU metrics")] = 0,
+    gpu: Annotated[
+        int | None,
+        typer.Option(help="GPU index, for GPU metrics (one node: 0; --by: every GPU)"),
+    ] = None,
+    nodes: Annotated[
+        str | None, typer.Option(metavar="GLOB", help="the nodes whose name matches (--by)")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(metavar="K=V", help="only nodes with this label (repeatable; --by)"),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            metavar="node|label:KEY|fleet",
+            help="one series per group (default without --node: fleet)",
+        ),
+    ] = None,
     since: Annotated[
         str, typer.Option(metavar="WHEN", help="start: 24h (ago) or ISO-8601")
     ] = "24h",
@@ -61,7 +80,8 @@ def history_command(
     agg: Annotated[
         str,
         typer.Option(
-            metavar="avg|min|max", help="how a step is summed up (counters show the increase)"
+            metavar="avg|min|max|sum|p95",
+            help="how a step is summed up (counters: the increase); --by also sum and p95",
         ),
     ] = "avg",
     output: Annotated[
@@ -73,7 +93,8 @@ def history_command(
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
-    """A time series of one metric of one node, from the coarsest tier that serves the step."""
+    """A time series of one metric of one node, or one per group of nodes (--by), from the
+    coarsest tier that serves the step."""
     output = "json" if as_json else output
     if list_metrics:
         print_rows(
@@ -93,7 +114,17 @@ def history_command(
         )
         return
     settings = load(config, db=db)
-    query = build_query(settings, node, metric, gpu, since, until, step, agg, output)
+    if by is not None or node is None:
+        ask = Grouped(by or "fleet", node or nodes, parse_labels(label or []))
+        query_fleet = build_fleet(metric, gpu, since, until, step, agg, output)
+        with reported_errors(PROG):
+            answer = history.grouped(
+                store(config, db), query_fleet, ask.by, ask.nodes, ask.labels,
+                settings.retention, time.time(),
+            )  # fmt: skip
+        show_grouped(answer, output, png)
+        return
+    query = build_query(settings, node, metric, gpu or 0, since, until, step, agg, output)
     engine = store(config, db)
     with reported_errors(PROG):
         tier, table = history.series(engine, query, agg, settings.retention, time.time())
@@ -112,9 +143,64 @@ def history_command(
         )
     if png is not None:
         try:
-            write_png(table, query.metric, query.node, str(png))
+            write_png({query.node: table}, query.metric, str(png))
         except RuntimeError as exc:
             fail(str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    by: str
+    nodes: str | None
+    labels: dict[str, str]
+
+
+def parse_labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--label {pair!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def check_metric(metric: str | None) -> Metric:
+    if metric is None:
+        fail("--metric is required (see --list-metrics)")
+    if metric not in BY_NAME or BY_NAME[metric].vector:
+        names = ", ".join(m.name for m in METRICS if not m.vector)
+        fail(f"unknown metric {metric!r}; metrics: {names}")
+    return BY_NAME[metric]
+
+
+def check_format(output: str) -> None:
+    if output not in {"table", "csv", "json", "plot"}:
+        fail("--format must be table, csv, json or plot")
+
+
+def build_fleet(
+    metric: str | None,
+    gpu: int | None,
+    since: str,
+    until: str,
+    step: str,
+    agg: str,
+    output: str,
+) -> FleetQuery:
+    definition = check_metric(metric)
+    if agg not in history.FLEET_AGGREGATES:
+        fail(f"--agg must be one of {', '.join(history.FLEET_AGGREGATES)}")
+    check_format(output)
+    now = time.time()
+    return FleetQuery(
+        metric=definition,
+        since=parse_when(since, now),
+        until=parse_when(until, now),
+        step_s=positive_duration(step, "--step"),
+        agg=agg,
+        gpu=gpu if definition.scope is Scope.GPU else None,
+    )
 
 
 def build_query(
@@ -128,26 +214,63 @@ def build_query(
     agg: str,
     output: str,
 ) -> SeriesQuery:
-    if node is None or metric is None:
-        fail("--node and --metric are required (see --list-metrics)")
-    if metric not in BY_NAME or BY_NAME[metric].vector:
-        names = ", ".join(m.name for m in METRICS if not m.vector)
-        fail(f"unknown metric {metric!r}; metrics: {names}")
+    definition = check_metric(metric)
     if agg not in history.AGGREGATES:
-        fail(f"--agg must be one of {', '.join(history.AGGREGATES)}")
-    if output not in {"table", "csv", "json", "plot"}:
-        fail("--format must be table, csv, json or plot")
+        fail(f"--agg must be one of {', '.join(history.AGGREGATES)} (sum, p95: with --by)")
+    check_format(output)
     now = time.time()
     step_s = positive_duration(step, "--step")
-    definition = BY_NAME[metric]
     return SeriesQuery(
-        node=node,
+        node=str(node),
         metric=definition,
         gpu_index=gpu if definition.scope is Scope.GPU else -1,
         since=parse_when(since, now),
         until=parse_when(until, now),
         step_s=step_s,
     )
+
+
+def group_name(group: dict[str, object]) -> str:
+    return ",".join(f"{k}={v}" for k, v in group.items()) or "fleet"
+
+
+def flat(answer: dict[str, Any]) -> list[dict[str, object]]:
+    """The series as rows: time, ts, group, value."""
+    return [
+        {"time": iso(ts), "ts": ts, "group": group_name(s["group"]), "value": value}
+        for s in answer["series"]
+        for ts, value in s["points"]
+    ]
+
+
+def show_grouped(answer: dict[str, Any], output: str, png: Path | None) -> None:
+    rows = flat(answer)
+    if output == "json":
+        typer.echo(json.dumps(answer, indent=2))
+    elif output == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=["time", "ts", "group", "value"])
+        writer.writeheader()
+        writer.writerows(rows)
+        typer.echo(out.getvalue(), nl=False)
+    elif output == "plot":
+        metric = BY_NAME[answer["metric"]]
+        for series in answer["series"]:
+            typer.echo(f"[{group_name(series['group'])}]")
+            table = [{"time": iso(ts), "value": v} for ts, v in series["points"]]
+            typer.echo(to_bars(table, metric))
+    else:
+        title = f"{answer['metric']} ({answer['unit']}), {answer['tier']} tier"
+        print_rows(rows, ["time", "group", "value"], as_json=False, title=title)
+    if png is not None:
+        lines = {
+            group_name(s["group"]): [{"ts": ts, "value": v} for ts, v in s["points"]]
+            for s in answer["series"]
+        }
+        try:
+            write_png(lines, BY_NAME[answer["metric"]], str(png))
+        except RuntimeError as exc:
+            fail(str(exc))
 
 
 def to_csv(table: list[dict[str, object]]) -> str:
@@ -180,8 +303,9 @@ def to_bars(table: list[dict[str, object]], metric: Metric, width: int = 50) -> 
     return "\n".join(lines)
 
 
-def write_png(table: list[dict[str, object]], metric: Metric, node: str, path: str) -> None:
-    """A line chart, with matplotlib (the `plot` extra)."""
+def write_png(lines: dict[str, list[dict[str, object]]], metric: Metric, path: str) -> None:
+    """A line chart, one line per series, with matplotlib (the `plot` extra). A step with
+    no point is a gap in the line, never a line drawn across it."""
     try:
         import matplotlib as mpl  # noqa: PLC0415 - optional, heavy: only for --png
 
@@ -191,11 +315,15 @@ def write_png(table: list[dict[str, object]], metric: Metric, node: str, path: s
         raise RuntimeError("--png needs matplotlib: pip install 'dormouse[plot]'") from None
     from matplotlib import dates  # noqa: PLC0415
 
-    times = [dates.date2num(datetime.fromtimestamp(_number(r["ts"]), UTC)) for r in table]
     figure, axes = plt.subplots(figsize=(10, 4))
-    axes.plot(times, [_number(r["value"]) for r in table])
+    for name, points in lines.items():
+        table = with_gaps(points)
+        times = [dates.date2num(datetime.fromtimestamp(_number(r["ts"]), UTC)) for r in table]
+        axes.plot(times, [_number(r["value"]) for r in table], label=name)
     axes.xaxis_date()
-    axes.set_title(f"{node}: {metric.name}")
+    axes.set_title(f"{', '.join(lines)}: {metric.name}")
+    if len(lines) > 1:
+        axes.legend()
     axes.set_ylabel(metric.unit)
     figure.autofmt_xdate()
     figure.savefig(path, dpi=100)
@@ -205,3 +333,19 @@ def write_png(table: list[dict[str, object]], metric: Metric, node: str, path: s
 def _number(value: object) -> float:
     """A point's value for a chart: a gap (no samples in the step) is NaN, not 0."""
     return float(value) if isinstance(value, int | float) else math.nan
+
+
+def with_gaps(table: list[dict[str, object]]) -> list[dict[str, object]]:
+    """A NaN point wherever consecutive points are further apart than the usual step, so
+    a chart breaks its line over a time with no samples."""
+    times = [_number(r["ts"]) for r in table]
+    gaps = [b - a for a, b in pairwise(times)]
+    if not gaps:
+        return table
+    usual = sorted(gaps)[len(gaps) // 2]
+    out: list[dict[str, object]] = [table[0]]
+    for row, gap, start in zip(table[1:], gaps, times[:-1], strict=True):
+        if gap > 1.5 * usual:
+            out.append({"ts": start + usual, "value": None})
+        out.append(row)
+    return out

@@ -35,3 +35,8 @@ class FleetQuery:
     step_s: float
     agg: str
     gpu: int | None = None
+
+    @property
+    def origin(self) -> float:
+        """Where step 0 starts: steps line up on multiples of the step (whole hours)."""
+        return self.since - self.since % self.step_s

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from coordinator.core.series import SeriesQuery
+from coordinator.core import fleet
+from coordinator.core.series import FleetQuery, SeriesQuery
 from coordinator.http import bodies
 from coordinator.http.bodies import Invalid
 from coordinator.http.cache import Fresh
@@ -28,7 +29,7 @@ from coordinator.services import power as power_service
 from coordinator.services import report as report_service
 from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
-from shared.metrics import BY_NAME, Scope
+from shared.metrics import BY_NAME, Metric, Scope
 
 MAX_BODY = 64 * 1024
 POWER_ACTIONS = ("sleep", "wake", "clear")
@@ -105,11 +106,7 @@ async def get_node(api: Api, request: Request) -> JSONResponse:
 
 async def node_history(api: Api, request: Request) -> JSONResponse:
     query = request.query_params
-    name = query.get("metric", "")
-    metric = BY_NAME.get(name)
-    if metric is None or metric.vector:
-        known = ", ".join(m.name for m in BY_NAME.values() if not m.vector)
-        raise Invalid("metric", f"unknown metric {name!r}; metrics: {known}")
+    metric = _metric(query.get("metric", ""))
     agg = query.get("agg", "avg")
     if agg not in history_service.AGGREGATES:
         raise Invalid("agg", f"expected one of {', '.join(history_service.AGGREGATES)}")
@@ -129,6 +126,49 @@ async def node_history(api: Api, request: Request) -> JSONResponse:
     )
     header = {"node": series.node, "metric": metric.name, "unit": metric.unit, "tier": tier}
     return ok(header | {"points": points})
+
+
+async def fleet_history(api: Api, request: Request) -> JSONResponse:
+    """`dormouse history --by`: one series per group of nodes (the same JSON)."""
+    query = request.query_params
+    metric = _metric(query.get("metric", ""))
+    agg = query.get("agg", "avg")
+    if agg not in history_service.FLEET_AGGREGATES:
+        raise Invalid("agg", f"expected one of {', '.join(history_service.FLEET_AGGREGATES)}")
+    by = query.get("by", "fleet")
+    try:
+        fleet.parse_by(by)
+    except ValueError as exc:
+        raise Invalid("by", str(exc)) from None
+    wanted = {}
+    for pair in query.getlist("label"):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise Invalid("label", f"{pair!r}: expected KEY=VALUE")
+        wanted[key] = value
+    gpu = bodies.count(query, "gpu", 0, 0, 1023) if "gpu" in query else None
+    now = api.clock.now()
+    asked = FleetQuery(
+        metric=metric,
+        since=now - bodies.duration(query, "since", "1h"),
+        until=now,
+        step_s=bodies.duration(query, "step", "1m"),
+        agg=agg,
+        gpu=gpu if metric.scope is Scope.GPU else None,
+    )
+    answer = await run_in_threadpool(
+        history_service.grouped, api.engine, asked, by, query.get("nodes"), wanted,
+        api.settings.retention, now,
+    )  # fmt: skip
+    return ok(answer)
+
+
+def _metric(name: str) -> Metric:
+    metric = BY_NAME.get(name)
+    if metric is None or metric.vector:
+        known = ", ".join(m.name for m in BY_NAME.values() if not m.vector)
+        raise Invalid("metric", f"unknown metric {name!r}; metrics: {known}")
+    return metric
 
 
 async def list_jobs(api: Api, request: Request) -> JSONResponse:
@@ -251,6 +291,17 @@ ENDPOINTS = (
         "one metric of one node over time (since: how far back; step: one point per step)",
         query=("metric", "since", "step", "agg", "gpu"),
         answers={404: "unknown node", 422: "bad query"},
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/history",
+        fleet_history,
+        "read",
+        "one metric over many nodes, one series per group (by: node, label:KEY or fleet;"
+        " nodes: a name glob; label: KEY=VALUE, repeatable; agg: avg, min, max, sum or p95;"
+        " gpu: one GPU index, default every GPU; since, step: durations, step 1m or more)",
+        query=("metric", "by", "nodes", "label", "agg", "since", "step", "gpu"),
+        answers={404: "no node matches", 422: "bad query"},
     ),
     Endpoint(
         "POST",

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from coordinator.core.series import Point, SeriesQuery
+from coordinator.core import fleet
+from coordinator.core.series import FleetQuery, Point, SeriesQuery
 from coordinator.settings import Retention
 from coordinator.store import nodes as node_rows
 from coordinator.store import series as series_rows
@@ -14,7 +15,8 @@ from shared.errors import DormouseError, NotFound
 from shared.metrics import Kind, Metric
 from shared.units import iso
 
-AGGREGATES = ("avg", "min", "max")
+AGGREGATES = ("avg", "min", "max")  # of one node's steps
+FLEET_AGGREGATES = fleet.AGGS  # of a group's members at each step
 
 
 def choose_tier(step_s: float, since: float, now: float, retention: Retention) -> str:
@@ -60,3 +62,45 @@ def series(
         tier = choose_tier(query.step_s, query.since, now, retention)
         points = series_rows.history(conn, query, tier)
     return tier, rows(points, query.metric, agg)
+
+
+class NoNodes(HistoryError, NotFound):
+    """A fleet query whose filters match no node."""
+
+
+def grouped(  # noqa: PLR0917 - the query's parts
+    engine: sa.Engine,
+    query: FleetQuery,
+    by: str,
+    pattern: str | None,
+    wanted: dict[str, str],
+    retention: Retention,
+    now: float,
+) -> dict[str, object]:
+    """`dormouse history --by`: one series per group, from the minute or hour tier (the
+    `--by` JSON: metric, unit, step_s, tier, series of {group, points})."""
+    try:
+        fleet.parse_by(by)
+    except ValueError as exc:
+        raise HistoryError(str(exc)) from None
+    tier = choose_tier(query.step_s, query.since, now, retention)
+    if tier == "raw":
+        raise HistoryError("--by reads the rollups: use a --step of 1m or more")
+    with engine.connect() as conn:
+        grouping = fleet.group(node_rows.node_labels(conn), pattern, wanted, by)
+        if not grouping.group_of:
+            raise NoNodes("no node matches --nodes/--label")
+        entries = series_rows.fleet(conn, query, tier, grouping.group_of)
+    counter = query.metric.kind is Kind.COUNTER
+    points = fleet.combine(entries, query.agg, counter)
+    found: list[list[list[float]]] = [[] for _ in grouping.groups]
+    for g, step, value in zip(points.group, points.step, points.value, strict=True):
+        found[g].append([query.origin + int(step) * query.step_s, float(value)])
+    series = [{"group": g, "points": p} for g, p in zip(grouping.groups, found, strict=True)]
+    return {
+        "metric": query.metric.name,
+        "unit": query.metric.unit,
+        "step_s": query.step_s,
+        "tier": tier,
+        "series": series,
+    }

@@ -60,6 +60,7 @@ raw_chunks = sa.Table(  # a run of one node's samples (`core.chunks`): the raw t
     sa.Column("schema_id", sa.BigInteger, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Index("ix_raw_chunks_ts_first", "ts_first"),
+    sa.Index("ix_raw_chunks_ts_last", "ts_last"),  # retention: what has wholly expired
     sa.Index("ix_raw_chunks_node_ts_first", "node", "ts_first"),
     postgresql_partition_by="RANGE (ts_first)",
 )

@@ -82,3 +82,9 @@ def load_summaries(conn: sa.Connection) -> list[NodeView]:
 
 def known_nodes(conn: sa.Connection) -> list[str]:
     return list(conn.execute(sa.select(Node.name).order_by(Node.name)).scalars())
+
+
+def node_labels(conn: sa.Connection) -> dict[str, dict[str, str]]:
+    """Every node's labels, from its hello (a node not heard from since has none)."""
+    rows = conn.execute(sa.select(Node.name, Node.hello).order_by(Node.name))
+    return {name: dict((hello or {}).get("labels") or {}) for name, hello in rows}

@@ -5,8 +5,8 @@ TimescaleDB's chunks, without the extension): the leader keeps partitions ready 
 ahead, and a day that has wholly expired is dropped, a catalogue change however many rows
 it held. Rows older than the last partition's start (a conversion's old data, a crafted
 stamp) land in a default partition. What is left to expire (the day the cutoff falls in,
-the default partition, every table on SQLite) is deleted by an index range on the time
-column, so a pass with nothing to expire reads no row.
+the default partition, every table on SQLite) is deleted by an index range on the time of
+each row's newest sample, so a pass with nothing to expire reads no row.
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ PARTITION_RE = re.compile(r"_p(\d+)$")
 @dataclass(frozen=True, slots=True)
 class Tier:
     table: sa.Table
-    time: str  # the column a row expires by
+    time: str  # the column the table is partitioned by (a row's oldest sample)
     partitioned: bool
     slack_s: float = 0.0  # a row's newest sample is at most this after its `time`
+    newest: str | None = None  # the indexed column of a row's newest sample, if not `time`
 
     def partition(self, day: float) -> str:
         return f"{self.table.name}_p{int(day // DAY)}"
 
 
-RAW = Tier(raw_chunks, "ts_first", partitioned=True, slack_s=CHUNK_SPAN_S)
+RAW = Tier(raw_chunks, "ts_first", partitioned=True, slack_s=CHUNK_SPAN_S, newest="ts_last")
 MINUTES = Tier(rollup_minute, "bucket", partitioned=True)
 HOURS = Tier(rollup_hour, "bucket", partitioned=False)
 TIERS = (RAW, MINUTES, HOURS)
@@ -93,21 +94,30 @@ def _create(conn: sa.Connection, tier: Tier, day: float) -> None:
 
 def expire(conn: sa.Connection, tier: Tier, cutoff: float, batch: int) -> int:
     """Remove the tier's rows whose every sample is older than `cutoff`: whole days by
-    dropping their partition, the rest up to `batch` rows by index. Returns the rows (or,
-    for a dropped day, 1 per partition) removed; 0 when nothing expired."""
+    dropping their partition, the rest by index (see `expiry`). Returns the rows (or, for
+    a dropped day, 1 per partition) removed; 0 when nothing expired."""
     removed = 0
     if conn.dialect.name == "postgresql" and tier.partitioned:
         for day, name in sorted(partitions(conn, tier).items()):
             if day + DAY + tier.slack_s <= cutoff:
                 conn.execute(sa.text(f"DROP TABLE {name}"))
                 removed += 1
-    table = tier.table
-    time = table.c[tier.time]
-    expired = [time < cutoff, *([table.c.ts_last < cutoff] if "ts_last" in table.c else [])]
-    doomed = sa.select(*table.primary_key.columns).where(*expired)
-    key = sa.tuple_(*table.primary_key.columns)
-    result = conn.execute(sa.delete(table).where(key.in_(doomed.limit(batch))))
+    result = conn.execute(expiry(tier, cutoff, batch, conn.dialect.name))
     return removed + int(result.rowcount or 0)
+
+
+def expiry(tier: Tier, cutoff: float, batch: int, dialect: str) -> sa.Delete:
+    """The tier's rows whose newest sample is older than `cutoff`, found by an index range
+    on that time, so only expired rows are read. PostgreSQL deletes them all at once (what
+    is left after dropping whole days is at most a day's); SQLite, whose writer locks the
+    whole file, up to `batch` rows a statement."""
+    table = tier.table
+    newest = table.c[tier.newest or tier.time]
+    if dialect == "postgresql":
+        return sa.delete(table).where(newest < cutoff)
+    rowid = sa.literal_column("rowid")
+    doomed = sa.select(rowid).select_from(table).where(newest < cutoff).limit(batch)
+    return sa.delete(table).where(rowid.in_(doomed.scalar_subquery()))
 
 
 def size_bytes(conn: sa.Connection, tier: Tier) -> int:

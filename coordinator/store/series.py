@@ -4,13 +4,14 @@ a metric over many nodes grouped (`--by fleet|node|label:K`)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import sqlalchemy as sa
 
 from coordinator.core import aggregates
-from coordinator.core.aggregates import COUNT, MAX, MIN, VALUE
+from coordinator.core.aggregates import COUNT, VALUE
+from coordinator.core.fleet import Entries
 from coordinator.core.rollups import Aggregate, bucket_start, merge
 from coordinator.core.series import FleetQuery, Point, SeriesQuery
 from coordinator.store.models import rollup_hour, rollup_minute
@@ -18,6 +19,7 @@ from coordinator.store.rollups import HOUR, MINUTE
 from coordinator.store.samples import read_blocks
 from shared.metrics import Kind, Metric, Scope
 
+NODES_LISTED = 1000  # more nodes than this: read every node's rows and keep theirs
 TABLES = {"minute": (rollup_minute, MINUTE), "hour": (rollup_hour, HOUR)}
 
 
@@ -89,66 +91,60 @@ def _from_raw(conn: sa.Connection, query: SeriesQuery, since: float) -> list[Poi
 
 
 def fleet(
-    conn: sa.Connection, query: FleetQuery, tier: str, group_of: Mapping[str, str]
-) -> dict[str, list[tuple[float, float]]]:
-    """Per group, (step start, value): each member's (node, or GPU of a GPU metric) value
-    over the step, combined across the group's members by `query.agg`. A step where no
-    member of a group has a sample has no point (a gap, never a line across it)."""
-    table, _ = TABLES[tier]
-    name = query.metric.name
-    select = sa.select(table.c.node, table.c.bucket, table.c.gpus, table.c[name]).where(
-        table.c.bucket >= query.since, table.c.bucket < query.until, table.c[name].is_not(None)
+    conn: sa.Connection, query: FleetQuery, tier: str, group_of: Mapping[str, int]
+) -> Entries:
+    """The entries of `query.metric` of the nodes in `group_of` (node: its group) from the
+    `tier` ("minute" or "hour"), and from the minute tier after the newest bucket found
+    there (an hour is rolled up only once it has ended)."""
+    table, width = TABLES[tier]
+    parts, newest = _entries(conn, table, width, query, group_of, query.since)
+    if tier == "hour" and newest < query.until:
+        tail, _ = _entries(conn, rollup_minute, MINUTE, query, group_of, newest)
+        parts = [*parts, *tail]
+    if not parts:
+        none = np.zeros(0, np.int64)
+        return Entries(none, none, none, np.zeros((0, 4)))
+    member, group, step, values = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+    return Entries(member, group, step, values)
+
+
+Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _entries(  # noqa: PLR0917 - the query's parts
+    conn: sa.Connection,
+    table: sa.Table,
+    width: float,
+    query: FleetQuery,
+    group_of: Mapping[str, int],
+    since: float,
+) -> tuple[list[Part], float]:
+    """([(member, group, step, values)], the end of the newest bucket read)."""
+    column = table.c[query.metric.name]
+    select = sa.select(table.c.node, table.c.bucket, table.c.gpus, column).where(
+        table.c.bucket >= since, table.c.bucket < query.until, column.is_not(None)
     )
-    if len(group_of) < 1000:
+    if len(group_of) <= NODES_LISTED:
         select = select.where(table.c.node.in_(list(group_of)))
-    members: dict[tuple[str, float], list[np.ndarray]] = defaultdict(list)
-    member_gpus: dict[tuple[str, float], list[tuple[int, ...]]] = defaultdict(list)
-    for node, start, gpus, blob in conn.execute(select):
-        if node not in group_of:
-            continue
-        key = (node, bucket_start(start, query.step_s))
-        members[key].append(aggregates.unpack(blob))
-        member_gpus[key].append(tuple(gpus))
-    per_step: dict[tuple[str, float], list[float]] = defaultdict(list)
-    counter = query.metric.kind is Kind.COUNTER
-    for (node, step), arrays in members.items():
-        for value in _member_values(arrays, member_gpus[(node, step)], query, counter):
-            per_step[(group_of[node], step)].append(value)
-    combine = COMBINE[query.agg]
-    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for (group, step), values in sorted(per_step.items(), key=lambda kv: kv[0][1]):
-        series[group].append((step, combine(np.array(values))))
-    return dict(series)
-
-
-def _member_values(
-    arrays: list[np.ndarray], gpus: list[tuple[int, ...]], query: FleetQuery, counter: bool
-) -> list[float]:
-    """A node's buckets in one step into one value per member (the node, or each GPU)."""
+    found = [row for row in conn.execute(select) if row[0] in group_of]
+    if not found:
+        return [], since
+    index = {name: i for i, name in enumerate(group_of)}
+    node = np.fromiter((index[row[0]] for row in found), np.int64, len(found))
+    group = np.fromiter((group_of[row[0]] for row in found), np.int64, len(found))
+    bucket = np.fromiter((row[1] for row in found), np.float64, len(found))
+    sizes = np.fromiter((len(row[3]) // 16 for row in found), np.int64, len(found))
+    values = np.frombuffer(b"".join(row[3] for row in found), np.float32).reshape(-1, 4)
+    row = np.repeat(np.arange(len(found)), sizes)
+    member = node[row]
     if query.metric.scope is Scope.GPU:
-        indices = sorted({g for found in gpus for g in found})
-        if query.gpu is not None:
-            indices = [g for g in indices if g == query.gpu]
-        aligned = []
-        for array, found in zip(arrays, gpus, strict=True):
-            out = np.zeros((len(indices), 4))
-            out[:, VALUE:] = np.nan
-            for i, g in enumerate(indices):
-                if g in found and found.index(g) < len(array):
-                    out[i] = array[found.index(g)]
-            aligned.append(out)
-        stacked = np.stack(aligned)
+        gpus = b"".join(r[2][:n].ljust(n, b"\xff") for r, n in zip(found, sizes, strict=True))
+        gpu = np.frombuffer(gpus, np.uint8).astype(np.int64)
+        member = member * 256 + gpu
+        wanted = np.ones(len(row), bool) if query.gpu is None else gpu == query.gpu
     else:
-        stacked = np.stack([a[:1] for a in arrays])
-    merged = aggregates.merge_arrays(stacked, counter)
-    field = {"min": MIN, "max": MAX}.get(query.agg, VALUE)
-    return [float(v) for v, n in zip(merged[:, field], merged[:, COUNT], strict=True) if n > 0]
-
-
-COMBINE: dict[str, Callable[[np.ndarray], float]] = {
-    "avg": lambda v: float(v.mean()),
-    "min": lambda v: float(v.min()),
-    "max": lambda v: float(v.max()),
-    "sum": lambda v: float(v.sum()),
-    "p95": lambda v: float(np.percentile(v, 95)),
-}
+        wanted = np.zeros(len(row), bool)
+        wanted[np.concatenate(([0], np.cumsum(sizes)[:-1]))] = True  # one entry per row
+    step = ((bucket - query.origin) // query.step_s).astype(np.int64)[row]
+    part = (member[wanted], group[row][wanted], step[wanted], values[wanted].astype(np.float64))
+    return [part], float(bucket.max()) + width

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -288,3 +289,48 @@ def test_worker_rows_are_listed_while_recent_and_forgotten_later(engine):
         ]
         assert worker_rows.forget(conn, 2_200.0) == 1
         assert [w.id for w in worker_rows.recent(conn, 0.0)] == ["h:1"]
+
+
+def test_two_writers_interleaving_one_nodes_batches_store_each_seq_once(engine, db_url):
+    """Split roles on one store: two ingest workers (their own engines, so their own
+    connections and transactions) given one node's batches interleaved, each with
+    overlapping resends of the other's; then the rollups equal a direct aggregation."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("split roles need PostgreSQL (SQLite has one writer)")
+    points = [(T0 + i, float(i % 23), 5000.0 + 11 * i) for i in range(600)]  # 10 min at 1 s
+    batches = [batch("n1", s, points[s : s + 20]) for s in range(0, 600, 20)]
+    resends = [batch("n1", s, points[s : s + 30]) for s in range(10, 570, 40)]  # overlaps
+    shares = [batches[0::2] + resends[1::2], batches[1::2] + resends[0::2]]
+
+    def worker(share: list[TelemetryBatch]) -> int:
+        own = create_engine(db_url)
+        stored_here = 0
+        try:
+            for one in share:
+                with own.begin() as conn:
+                    stored_here += sample_rows.insert_batches(conn, [one])
+        finally:
+            own.dispose()
+        return stored_here
+
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(worker, shares))
+    assert sum(counts) == 600
+    with engine.begin() as conn:
+        assert stored(conn) == 600
+        seqs = sorted(s for chunk in sample_rows.read_blocks(conn, ["n1"], 0, 2e9)["n1"]
+                      for s in range(chunk.seq_first, chunk.seq_first + len(chunk.ts)))  # fmt: skip
+        assert seqs == list(range(600))
+        roll_all(conn, T0 + 3600)
+        cpu = rolled(conn, rollup_minute, "n1", "cpu_util_pct")
+        energy = rolled(conn, rollup_minute, "n1", "rapl_package_energy_j")
+    for minute in range(10):
+        start = T0 + 60 * minute
+        inside = [p for p in points if start <= p[0] < start + 60]
+        expected = gauge([p[1] for p in inside])
+        assert tuple(cpu[start]) == pytest.approx(
+            (expected.count, expected.avg, expected.min, expected.max)
+        )
+        before = [p[2] for p in points if p[0] < start]
+        increase = counter(before[-1] if before else None, [p[2] for p in inside]).delta
+        assert energy[start][1] == pytest.approx(increase)

@@ -195,7 +195,9 @@ def test_a_tariff_prices_each_sample_when_drawn_and_a_held_job_shows_its_saving(
     # priced per minute bucket at its middle: the one step ending at 3600 s (10 s) falls in
     # the minute after the price change
     assert n.energy_cost == pytest.approx(0.1 * 0.2 + 0.1 * 0.1, rel=1e-3)
-    assert n.co2_kg == pytest.approx((0.1 * 400 + 0.1 * 100) / 1000, rel=1e-3)
+    first, second = 3590 * 100 / 3.6e6, 3610 * 100 / 3.6e6  # kWh priced at each rate
+    assert n.energy_cost == pytest.approx(first * 0.2 + second * 0.1, rel=1e-9)
+    assert n.co2_kg == pytest.approx((first * 400 + second * 100) / 1000, rel=1e-9)
     assert j.cost == pytest.approx(0.1 * 0.1)
     assert j.saved_cost == pytest.approx(0.1 * 0.2 - 0.1 * 0.1)  # against starting at 0
     assert j.saved_co2_kg == pytest.approx(0.1 * 300 / 1000)

@@ -142,19 +142,35 @@ async function energy() {
   $("energy").tBodies[0].replaceChildren(...rows);
 }
 
+const STEPS = { "1h": "1m", "6h": "5m", "1d": "15m", "7d": "2h" };
+
+// The fleet's history (node null: summed power, averaged utilisation) or one node's.
 async function chart(node) {
   state.chartNode = node;
   const metric = $("metric").value;
   const since = $("window").value;
-  const step = { "1h": "1m", "6h": "5m", "1d": "15m", "7d": "2h" }[since];
-  const data = await api(
-    "/api/v1/nodes/" + encodeURIComponent(node) + "/history?metric=" + metric + "&since=" + since + "&step=" + step
-  );
+  const step = STEPS[since];
+  const query = "metric=" + metric + "&since=" + since + "&step=" + step;
+  if (node === null) {
+    const agg = metric === "power_w" || metric === "mem_used_bytes" ? "sum" : "avg";
+    const data = await api("/api/v1/history?by=fleet&agg=" + agg + "&" + query);
+    const points = data.series.length ? data.series[0].points : [];
+    $("chart-title").textContent =
+      "fleet: " + metric + " (" + data.unit + ", " + agg + " over nodes), " + data.tier + " tier";
+    draw(points.map(([ts, value]) => ({ ts, value })), data.step_s);
+    return;
+  }
+  const data = await api("/api/v1/nodes/" + encodeURIComponent(node) + "/history?" + query);
   $("chart-title").textContent = node + ": " + metric + " (" + data.unit + "), " + data.tier + " tier";
-  draw(data.points);
+  draw(data.points, stepSeconds(step));
 }
 
-function draw(points) {
+function stepSeconds(step) {
+  return parseInt(step, 10) * { m: 60, h: 3600 }[step.slice(-1)];
+}
+
+// One polyline per run of points: a step with no samples (a node asleep) breaks the line.
+function draw(points, stepS) {
   const svg = $("chart");
   const ns = "http://www.w3.org/2000/svg";
   const known = points.filter((p) => typeof p.value === "number");
@@ -167,15 +183,22 @@ function draw(points) {
     svg.appendChild(text);
     return;
   }
-  const t0 = points[0].ts, t1 = points[points.length - 1].ts || t0 + 1;
+  const t0 = known[0].ts, t1 = known[known.length - 1].ts;
   const top = Math.max(...known.map((p) => p.value), 1e-9);
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", known.map((p) => {
-    const x = ((p.ts - t0) / Math.max(t1 - t0, 1)) * 590 + 5;
-    const y = 175 - (p.value / top) * 160;
-    return x.toFixed(1) + "," + y.toFixed(1);
-  }).join(" "));
-  svg.appendChild(line);
+  const runs = [[known[0]]];
+  for (let i = 1; i < known.length; i++) {
+    if (known[i].ts - known[i - 1].ts > stepS * 1.5) runs.push([]);
+    runs[runs.length - 1].push(known[i]);
+  }
+  for (const run of runs) {
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", run.map((p) => {
+      const x = ((p.ts - t0) / Math.max(t1 - t0, 1)) * 590 + 5;
+      const y = 175 - (p.value / top) * 160;
+      return x.toFixed(1) + "," + y.toFixed(1);
+    }).join(" "));
+    svg.appendChild(line);
+  }
   const label = document.createElementNS(ns, "text");
   label.setAttribute("x", "5");
   label.setAttribute("y", "12");
@@ -230,8 +253,10 @@ function start() {
     location.reload();
   });
   for (const id of ["metric", "window"]) {
-    $(id).addEventListener("change", () => state.chartNode && chart(state.chartNode).catch(() => {}));
+    $(id).addEventListener("change", () => chart(state.chartNode).catch(() => {}));
   }
+  $("chart-fleet").addEventListener("click", () => chart(null).catch(() => {}));
+  chart(null).catch(() => {});
   energy().catch(() => {});
   setInterval(() => energy().catch(() => {}), 60000);
   listen();

@@ -82,6 +82,7 @@ def upgrade() -> None:
         postgresql_partition_by="RANGE (ts_first)",
     )
     op.create_index(op.f("ix_raw_chunks_ts_first"), "raw_chunks", ["ts_first"])
+    op.create_index(op.f("ix_raw_chunks_ts_last"), "raw_chunks", ["ts_last"])
     op.create_index(op.f("ix_raw_chunks_node_ts_first"), "raw_chunks", ["node", "ts_first"])
     op.create_table(
         "gpu_uuids",
