@@ -115,7 +115,7 @@ def expiry(tier: Tier, cutoff: float, batch: int, dialect: str) -> sa.Delete:
     newest = table.c[tier.newest or tier.time]
     if dialect == "postgresql":
         return sa.delete(table).where(newest < cutoff)
-    rowid = sa.literal_column("rowid")
+    rowid: sa.ColumnElement[int] = sa.literal_column("rowid")
     doomed = sa.select(rowid).select_from(table).where(newest < cutoff).limit(batch)
     return sa.delete(table).where(rowid.in_(doomed.scalar_subquery()))
 
