@@ -4,9 +4,10 @@ tracker.
 A bad message is dropped and counted by reason; it never raises and never reaches the store.
 Beyond the schema (`Limits`): a node must say hello before anything else it sends is taken,
 and no more than `max_nodes` are known (forged names cannot grow memory or the nodes table);
-a batch stamped in the future past `max_skew_s` or older than `max_age_s` is not stored
-(its seqs count as seen, so it is not asked for again); a seq jump past the tracker's bound
-is refused; only the seqs the store lacks are written.
+a batch stamped in the future past `max_skew_s` or older than `max_age_s` is not stored and
+claims no seq (a crafted batch cannot move a node's watermark or stream); seqs or a stream
+start ahead of the samples' own stamps, and a seq jump past the tracker's bound, are
+refused; only the seqs the store lacks are written.
 """
 
 from __future__ import annotations
@@ -95,8 +96,12 @@ class Ingest:
 
     def _telemetry(self, batch: TelemetryBatch, now: float) -> Routed:
         where = f"{batch.node}: seqs {batch.seq_first}..{batch.seq_last}"
+        stamped = self._stamp_refusal(batch, now)
+        if stamped is not None:  # before the seqs: a refused batch claims none of them
+            detail = f"{where}: stamped {batch.samples[0].ts:.0f}, now {now:.0f}"
+            return self._drop(stamped, detail, len(batch.samples))
         if not self._plausible_stream(batch):
-            return self._drop("seq_jump", f"{where}: a stream starting after its samples")
+            return self._drop("seq_jump", f"{where}: seqs or stream ahead of their samples")
         seen = self.seqs.observe(
             batch.node, batch.seq_first, batch.seq_last, now, batch.stream_first
         )
@@ -111,11 +116,6 @@ class Ingest:
         if seen.reset_from is not None:
             self.stream_resets += 1
             reset = Reset(batch.node, seen.reset_from, seen.abandoned)
-        stamped = self._stamp_refusal(batch, now)
-        if stamped is not None:  # its seqs count as seen: not asked for again
-            detail = f"{where}: stamped {batch.samples[0].ts:.0f}, now {now:.0f}"
-            self._drop(stamped, detail, len(batch.samples))
-            return Routed(gap=gap, reset=reset)
         self.registry.on_telemetry(batch, now)
         return Routed(batches=fresh_parts(batch, seen.fresh), gap=gap, reset=reset)
 
@@ -136,9 +136,15 @@ class Ingest:
         return sum(1 for s in stored if s.ts > newest)
 
     def _plausible_stream(self, batch: TelemetryBatch) -> bool:
-        """A stream starts at the agent's clock in ms when its spool was made: not after
-        its own first sample (a forged seq near 2**63 would need a year far ahead)."""
-        return batch.stream_first <= (batch.samples[0].ts + self.limits.max_skew_s) * 1000
+        """A stream starts at the agent's clock in ms when its spool was made, and numbers
+        at most one sample a millisecond from there: neither its start nor any seq can be
+        ahead of the sample's own stamp in ms (checked against our clock first), so a forged
+        seq near 2**63 would need a year far ahead. The same check in every role."""
+        skew_ms = self.limits.max_skew_s * 1000
+        return (
+            batch.stream_first <= batch.samples[0].ts * 1000 + skew_ms
+            and batch.seq_last <= batch.samples[-1].ts * 1000 + skew_ms
+        )
 
     def _stamp_refusal(self, batch: TelemetryBatch, now: float) -> str | None:
         stamps = [s.ts for s in batch.samples]

@@ -9,6 +9,7 @@ import logging
 
 import sqlalchemy as sa
 
+from coordinator.core.live import Live
 from coordinator.core.registry import Registry
 from coordinator.store import live as live_rows
 from shared.clock import Clock
@@ -30,16 +31,24 @@ class LiveFeed:
         self.streams: dict[str, int] = {}  # each node's current stream, for the gap scan
 
     async def run(self) -> None:
+        """The store is read in a worker thread; the registry is touched only here, on the
+        event loop, which also iterates it (placement, power): never from two threads."""
         while not self._stopping.requested:
             await asyncio.sleep(1.0)
             try:
-                await asyncio.to_thread(self.read)
+                rows = await asyncio.to_thread(self.fetch)
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("node_live: cannot read the store (%s)", exc.__class__.__name__)
+                continue
+            self.apply(rows)
 
-    def read(self) -> int:
+    def fetch(self) -> list[Live]:
+        """The digests stored since the last read (blocking SQL: a worker thread's part)."""
         with self._engine.connect() as conn:
-            rows = live_rows.read_live(conn, self._since - LOOKBACK_S)
+            return live_rows.read_live(conn, self._since - LOOKBACK_S)
+
+    def apply(self, rows: list[Live]) -> int:
+        """Into the registry: call on the thread that owns it (the event loop's)."""
         now = self._clock.now()
         for row in rows:
             self._registry.on_live(row.node, row.seen_at, row.latest, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -334,3 +335,29 @@ def test_two_writers_interleaving_one_nodes_batches_store_each_seq_once(engine, 
         before = [p[2] for p in points if p[0] < start]
         increase = counter(before[-1] if before else None, [p[2] for p in inside]).delta
         assert energy[start][1] == pytest.approx(increase)
+
+
+async def test_the_leaders_live_feed_touches_the_registry_only_on_the_event_loop(engine):
+    """The leader crashed with "Set changed size during iteration": the feed's worker thread
+    added to the registry's changed-set while placement iterated it on the loop. Now the
+    thread only reads the store; every registry call happens on the loop's own thread."""
+    from coordinator.core.registry import Registry  # noqa: PLC0415
+    from coordinator.daemon.live import LiveFeed  # noqa: PLC0415
+    from shared.clock import SystemClock  # noqa: PLC0415
+    from shared.edge.tasks import Stopping  # noqa: PLC0415
+
+    stopping = Stopping()
+    callers: list[int] = []
+
+    class Spy(Registry):
+        def on_live(self, *args, **kwargs):
+            callers.append(threading.get_ident())
+            stopping.request()  # one pass is enough
+            return super().on_live(*args, **kwargs)
+
+    with engine.begin() as conn:
+        live_rows.write_live(conn, [Live("n1", time.time(), 5, 0, {"seq": 5, "ts": factories.TS})])
+    feed = LiveFeed(engine, Spy(offline_after_s=30.0), SystemClock(), stopping)
+    await feed.run()
+    assert callers == [threading.get_ident()]
+    assert feed.streams == {"n1": 0}

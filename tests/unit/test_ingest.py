@@ -73,14 +73,54 @@ def test_forged_names_cannot_grow_the_registry_past_max_nodes():
     ("first_ts", "reason"),
     [(factories.TS + 60 + 3600, "future_ts"), (0.0, "too_old")],  # 1970
 )
-def test_samples_stamped_far_from_our_clock_are_refused_and_not_asked_for_again(first_ts, reason):
+def test_samples_stamped_far_from_our_clock_are_refused_and_claim_no_seq(first_ts, reason):
+    """A refused batch claims none of its seqs: the real samples with those seqs are
+    stored when they come, not filed as duplicates."""
     target = said_hello(ingest(max_skew_s=300, max_age_s=86400), "n1")
     send(target, factories.telemetry("n1", seq_first=0, count=1))
     bad = TelemetryBatch(node="n1", seq_first=1, samples=(factories.sample(first_ts),))
     routed = send(target, bad)
     assert (routed.batches, routed.gap) == ((), None)
     assert target.dropped == {reason: 1}
-    assert send(target, factories.telemetry("n1", seq_first=2, count=1)).gap is None
+    real = send(target, factories.telemetry("n1", seq_first=1, count=2))
+    assert [(b.seq_first, b.seq_last) for b in real.batches] == [(1, 2)]
+    assert (real.gap, target.duplicates) == (None, 0)
+
+
+@pytest.mark.parametrize("tracked", [True, False])  # role all, and an ingest worker
+def test_one_crafted_batch_cannot_silence_a_node(tracked):
+    """The black-box case: a batch far in the future claiming a new stream high above the
+    node's. It is refused and moves nothing: the node's real samples keep being stored."""
+    from coordinator.core.seqs import Untracked  # noqa: PLC0415
+
+    seqs = SeqTracker({}) if tracked else Untracked()
+    target = said_hello(Ingest(Registry(30), seqs, Limits()), "n1")
+    send(target, factories.telemetry("n1", seq_first=0, count=3))
+    crafted = dataclasses.replace(
+        TelemetryBatch(
+            node="n1", seq_first=99_900_000_000_000, samples=(factories.sample(9.99e10),)
+        ),
+        stream_first=99_900_000_000_000,
+    )
+    assert send(target, crafted) == Routed()
+    assert target.dropped == {"future_ts": 1}
+    assert target.stream_resets == 0
+    later = send(target, factories.telemetry("n1", seq_first=3, count=5))
+    assert [(b.seq_first, b.seq_last) for b in later.batches] == [(3, 7)]
+    assert target.duplicates == 0
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_seqs_ahead_of_their_own_stamps_are_refused_in_every_role(tracked):
+    """An ingest worker (no seq tracker) stored seq 2**63 - 1; no agent can number that
+    far: a spool counts from its clock in ms, at most one sample a millisecond."""
+    from coordinator.core.seqs import Untracked  # noqa: PLC0415
+
+    seqs = SeqTracker({}) if tracked else Untracked()
+    target = said_hello(Ingest(Registry(30), seqs, Limits()), "n1")
+    for first in (2**63 - 1, int((factories.TS + 3600) * 1000)):
+        assert send(target, factories.telemetry("n1", seq_first=first, count=1)) == Routed()
+    assert target.dropped == {"seq_jump": 2}
 
 
 def test_a_forged_seq_near_the_top_is_refused_either_way():
