@@ -60,23 +60,31 @@ def _per_member(
     """(group, step, the value `agg` combines): one per member and step."""
     values = entries.values
     field = {"min": MIN, "max": MAX}.get(agg, VALUE)
-    has = (np.nan_to_num(values[:, COUNT]) > 0) & ~np.isnan(values[:, field])
-    member, group, step = entries.member[has], entries.group[has], entries.step[has]
-    values = values[has]
-    if not len(values):
-        return group, step, values[:, field]
-    n_steps = int(step.max()) + 1
-    keys, first, inverse = np.unique(member * n_steps + step, return_index=True,
-                                     return_inverse=True)  # fmt: skip
-    size = len(keys)
-    counts = np.bincount(inverse, values[:, COUNT], size)
-    if field != VALUE:
-        merged = _reduce("min" if field == MIN else "max", inverse, values[:, field], size)
-    elif counter:
-        merged = np.bincount(inverse, values[:, VALUE], size)
+    n_steps = int(entries.step.max()) + 1 if len(entries.step) else 1
+    keys, first, merged = merge_by(entries.member * n_steps + entries.step, values, counter)
+    has = (merged[:, COUNT] > 0) & ~np.isnan(merged[:, field])
+    return entries.group[first][has], (keys % n_steps)[has], merged[has, field]
+
+
+def merge_by(keys: np.ndarray, values: np.ndarray, counter: bool) -> tuple[np.ndarray, ...]:
+    """(distinct keys, where each first occurs, their merged (count, value, min, max)): a
+    key's entries' counts summed, values averaged weighted by count (a counter's increases
+    summed), min of mins, max of maxes; entries without samples count for nothing."""
+    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    size = len(unique)
+    counts = np.nan_to_num(values[:, COUNT])
+    value = np.where(counts > 0, np.nan_to_num(values[:, VALUE]), 0.0)
+    out = np.empty((size, 4))
+    out[:, COUNT] = np.bincount(inverse, counts, size)
+    if counter:
+        out[:, VALUE] = np.bincount(inverse, value, size)
     else:
-        merged = np.bincount(inverse, values[:, VALUE] * values[:, COUNT], size) / counts
-    return group[first], keys % n_steps, merged
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, VALUE] = np.bincount(inverse, value * counts, size) / out[:, COUNT]
+    for field, reduce in ((MIN, np.fmin), (MAX, np.fmax)):
+        out[:, field] = np.nan
+        reduce.at(out[:, field], inverse, np.where(counts > 0, values[:, field], np.nan))
+    return unique, first, out
 
 
 def _reduce(agg: str, inverse: np.ndarray, value: np.ndarray, size: int) -> np.ndarray:

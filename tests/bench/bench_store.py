@@ -139,7 +139,13 @@ def vacuum(url: str) -> None:
     """What a running store reaches: dead rows of replaced rollups reclaimed, stats fresh."""
     engine = sa.create_engine(url)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "VACUUM"))
+        if engine.dialect.name == "postgresql":  # this store's tables, not the database's
+            tables = conn.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            ).scalars()
+            conn.execute(sa.text(f"VACUUM ANALYZE {', '.join(tables)}"))
+        else:
+            conn.execute(sa.text("VACUUM"))
     engine.dispose()
 
 
@@ -371,6 +377,9 @@ def queries_part(kind: str, work: Path, nodes: int, template: dict[str, dict]) -
                 f"({len(answer)} series/points)"
             )
         report_command(url)
+        for conn in _conns.values():
+            conn.close()
+        _conns.clear()
         engine.dispose()
 
 

@@ -21,8 +21,8 @@ from shared.messages import Sample, TelemetryBatch
 DAY = 86400.0
 T0 = 1_763_856_000.0  # a UTC midnight
 DAYS = 10
-STEP = 10  # s between samples
-PER_CHUNK = 60  # samples per batch: a chunk of 10 min
+STEP = 60  # s between samples
+PER_CHUNK = 10  # samples per batch: a chunk of 10 min
 NODES = ("n1", "n2")
 
 
@@ -120,7 +120,7 @@ def test_a_pass_with_nothing_to_expire_reads_no_row(engine):
         expire_all(conn, retention.MINUTES, cutoff)
     if engine.dialect.name == "postgresql":  # the statistics autovacuum keeps in a live store
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("ANALYZE"))
+            conn.execute(sa.text("ANALYZE raw_chunks, minute_rollups, hour_rollups"))
     with engine.begin() as conn:
         for tier in retention.TIERS:
             statement = retention.expiry(tier, cutoff, 5000, conn.dialect.name)
