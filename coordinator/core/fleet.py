@@ -43,27 +43,45 @@ class Points:
 
 def combine(entries: Entries, agg: str, counter: bool) -> Points:
     """Members' steps first (see the module's docstring), then each group's members."""
+    return reduce_groups(*member_values(entries, agg, counter), agg)
+
+
+Values = tuple[np.ndarray, np.ndarray, np.ndarray]  # group, step, value: one per member-step
+
+
+def member_values(entries: Entries, agg: str, counter: bool, unique: bool = False) -> Values:
+    """(group, step, the value `agg` combines), one per member and step. `unique`: the
+    caller knows each member has at most one entry per step (a tier read at its own
+    width), so nothing needs merging (nor sorting)."""
     if agg not in AGGS:
         raise ValueError(f"agg must be one of {', '.join(AGGS)}")
-    group, step, value = _per_member(entries, agg, counter)
+    field = {"min": MIN, "max": MAX}.get(agg, VALUE)
+    if unique:
+        values = entries.values
+        has = (np.nan_to_num(values[:, COUNT]) > 0) & ~np.isnan(values[:, field])
+        return entries.group[has], entries.step[has], values[has, field]
+    n_steps = int(entries.step.max()) + 1 if len(entries.step) else 1
+    keys, first, merged = merge_by(entries.member * n_steps + entries.step, entries.values,
+                                   counter)  # fmt: skip
+    has = (merged[:, COUNT] > 0) & ~np.isnan(merged[:, field])
+    return entries.group[first][has], (keys % n_steps)[has], merged[has, field]
+
+
+def reduce_groups(group: np.ndarray, step: np.ndarray, value: np.ndarray, agg: str) -> Points:
+    """Each group's members' values at each step combined by `agg`: dense counting over
+    groups x steps (no sort), except p95."""
     if not len(value):
         empty = np.zeros(0, dtype=np.int64)
         return Points(empty, empty, np.zeros(0))
     n_steps = int(step.max()) + 1
-    keys, inverse = np.unique(group * n_steps + step, return_inverse=True)
-    return Points(keys // n_steps, keys % n_steps, _reduce(agg, inverse, value, len(keys)))
-
-
-def _per_member(
-    entries: Entries, agg: str, counter: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(group, step, the value `agg` combines): one per member and step."""
-    values = entries.values
-    field = {"min": MIN, "max": MAX}.get(agg, VALUE)
-    n_steps = int(entries.step.max()) + 1 if len(entries.step) else 1
-    keys, first, merged = merge_by(entries.member * n_steps + entries.step, values, counter)
-    has = (merged[:, COUNT] > 0) & ~np.isnan(merged[:, field])
-    return entries.group[first][has], (keys % n_steps)[has], merged[has, field]
+    index = group * n_steps + step
+    size = int(index.max()) + 1
+    present = np.bincount(index, None, size) > 0
+    if agg == "p95":
+        keys, inverse = np.unique(index, return_inverse=True)
+        return Points(keys // n_steps, keys % n_steps, _reduce(agg, inverse, value, len(keys)))
+    where = np.flatnonzero(present)
+    return Points(where // n_steps, where % n_steps, _reduce(agg, index, value, size)[where])
 
 
 def merge_by(keys: np.ndarray, values: np.ndarray, counter: bool) -> tuple[np.ndarray, ...]:
@@ -92,7 +110,8 @@ def _reduce(agg: str, inverse: np.ndarray, value: np.ndarray, size: int) -> np.n
     if agg == "sum":
         return np.bincount(inverse, value, size)
     if agg == "avg":
-        return np.bincount(inverse, value, size) / np.bincount(inverse, None, size)
+        with np.errstate(invalid="ignore"):  # labels no entry has: not read by the caller
+            return np.bincount(inverse, value, size) / np.bincount(inverse, None, size)
     if agg in {"min", "max"}:
         out = np.full(size, np.inf if agg == "min" else -np.inf)
         (np.minimum if agg == "min" else np.maximum).at(out, inverse, value)

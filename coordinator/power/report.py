@@ -14,8 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from coordinator.power.energy import (
     J_PER_KWH,
+    Buckets,
     Interval,
     UsageBucket,
     asleep_intervals,
@@ -45,7 +48,7 @@ class NodeUse:
     cpus: int = 0
     gpus: int = 0
     mem_bytes: int = 0
-    buckets: Sequence[UsageBucket] = ()  # oldest first
+    buckets: Buckets = field(default_factory=lambda: Buckets.of([]))  # oldest first
     power_events: Sequence[tuple[float, str]] = ()  # (ts, kind), oldest first
     jobs: Sequence[JobUse] = ()
 
@@ -148,29 +151,36 @@ class Budget:
         return self.projected > self.limit
 
 
-def idle_power_w(buckets: Sequence[UsageBucket], busy: Sequence[Interval]) -> float | None:
+def idle_power_w(
+    buckets: Buckets | Sequence[UsageBucket], busy: Sequence[Interval]
+) -> float | None:
     """Mean power of the buckets no job ran in (nor began or ended in): what the node burns
     doing nothing."""
-    idle = [b for b in buckets if not any(a <= b.end and b.start <= z for a, z in busy)]
-    count = sum(b.power_n for b in idle)
-    return sum(b.power_sum_w for b in idle) / count if count else None
+    columns = buckets if isinstance(buckets, Buckets) else Buckets.of(buckets)
+    idle = np.ones(len(columns), bool)
+    for a, z in busy:
+        idle &= ~((a <= columns.end) & (columns.start <= z))
+    count = float(columns.power_n[idle].sum())
+    return float(columns.power_sum_w[idle].sum()) / count if count else None
 
 
 def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> NodeReport:
     """From the node's buckets begun in [start, end] (a sample at `end` opens one); each
     bucket's energy priced at the tariff (and carbon) of its middle (buckets are minutes
     or hours, tariffs' steps an hour or more)."""
-    buckets = [b for b in node.buckets if start <= b.start <= end]
+    b = node.buckets
+    buckets = b.where((start <= b.start) & (b.start <= end))
     rates = [r for r in (model.tariff, model.carbon) if r is not None]
-    energy_j = sum(b.energy_j for b in buckets)
-    awake_s = sum(b.awake_s for b in buckets)
-    weighed = [sum(b.energy_j * r.at((b.start + b.end) / 2) for b in buckets) for r in rates]
+    energy_j = float(buckets.energy_j.sum())
+    awake_s = float(buckets.awake_s.sum())
+    middles = (buckets.start + buckets.end) / 2
+    weighed = [float((buckets.energy_j * r.at_each(middles)).sum()) for r in rates]
     weighted = dict(zip(("tariff", "carbon"), _present(model, weighed), strict=True))
     asleep = length(clip(asleep_intervals(node.power_events, end), start, end))
     busy = clip(((j.started_at, j.finished_at or end) for j in node.jobs), start, end)
     learned_w = idle_power_w(buckets, busy)
     idle_w = model.idle_power_w if learned_w is None else learned_w
-    metered = any(b.metered or b.power_n for b in buckets)
+    metered = bool(buckets.metered.any() or buckets.power_n.any())
     kwh = energy_j / J_PER_KWH
     fixed = model.fixed_per_hour(node.name) * (end - start) / 3600
     busy_s = length(busy)

@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from shared.errors import ConfigError
 
 DAY_S, WEEK_S = 86_400.0, 604_800.0
@@ -58,6 +60,13 @@ class Rate:
     @property
     def is_flat(self) -> bool:
         return len(set(self.values)) <= 1
+
+    def at_each(self, times: np.ndarray) -> np.ndarray:
+        """`at` of every time at once."""
+        t = times + self.origin_s
+        x = t % self.period_s if self.period_s else t
+        at = np.maximum(0, np.searchsorted(np.array(self.starts), x, side="right") - 1)
+        return np.array(self.values, dtype=np.float64)[at]
 
     def at(self, t: float) -> float:
         t += self.origin_s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import sqlalchemy as sa
 
 from coordinator.core import fleet
@@ -90,9 +91,11 @@ def grouped(  # noqa: PLR0917 - the query's parts
         grouping = fleet.group(node_rows.node_labels(conn), pattern, wanted, by)
         if not grouping.group_of:
             raise NoNodes("no node matches --nodes/--label")
-        entries = series_rows.fleet(conn, query, tier, grouping.group_of)
+        parts = series_rows.fleet(conn, query, tier, grouping.group_of)
     counter = query.metric.kind is Kind.COUNTER
-    points = fleet.combine(entries, query.agg, counter)
+    values = [fleet.member_values(e, query.agg, counter, unique) for e, unique in parts]
+    group, step, value = (np.concatenate([np.zeros(0), *(v[i] for v in values)]) for i in range(3))
+    points = fleet.reduce_groups(group.astype(np.int64), step.astype(np.int64), value, query.agg)
     found: list[list[list[float]]] = [[] for _ in grouping.groups]
     for g, step, value in zip(points.group, points.step, points.value, strict=True):
         found[g].append([query.origin + int(step) * query.step_s, float(value)])

@@ -98,22 +98,25 @@ def _from_raw(conn: sa.Connection, query: SeriesQuery, since: float) -> list[Poi
 
 def fleet(
     conn: sa.Connection, query: FleetQuery, tier: str, group_of: Mapping[str, int]
-) -> Entries:
+) -> list[tuple[Entries, bool]]:
     """The entries of `query.metric` of the nodes in `group_of` (node: its group) from the
     `tier` ("minute" or "hour"), and from the minute tier after the newest bucket found
-    there (an hour is rolled up only once it has ended)."""
+    there (an hour is rolled up only once it has ended); each part with whether it holds
+    at most one entry per member and step (`core.fleet.member_values`' `unique`). Their
+    steps never overlap when the step is the tier's width."""
     table, width = TABLES[tier]
     parts, newest = _entries(conn, table, width, query, group_of, query.since)
+    found = [(Entries(*part), query.step_s == width) for part in parts]
     if tier == "hour" and newest < query.until:
         tail, _ = _entries(conn, rollup_minute, MINUTE, query, group_of, newest)
-        parts = [*parts, *tail]
-    if not parts:
-        none = np.zeros(0, np.int64)
-        return Entries(none, none, none, np.zeros((0, 4)))
-    member, group, step, values = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
-    return Entries(member, group, step, values)
+        found += [(Entries(*part), False) for part in tail]
+    if any(not unique for _, unique in found) and query.step_s != width:
+        merged = Entries(*(np.concatenate([getattr(e, f) for e, _ in found]) for f in ENTRY))
+        return [(merged, False)]  # steps may overlap across parts: merge them together
+    return found
 
 
+ENTRY = ("member", "group", "step", "values")
 Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -132,7 +135,7 @@ def _entries(  # noqa: PLR0917 - the query's parts
     names, bucket, sizes, blobs, gpus = rows
     index = {name: i for i, name in enumerate(group_of)}
     node = np.array([index[n] for n in names], np.int64)
-    group = np.array([group_of[n] for n in names], np.int64)
+    group = np.array([group_of[n] for n in group_of], np.int64)[node]
     values = np.frombuffer(blobs, np.float32).reshape(-1, 4)
     row = np.repeat(np.arange(len(bucket)), sizes)
     member = node[row]
@@ -167,26 +170,28 @@ def _rows(
     gpu = query.metric.scope is Scope.GPU
     if conn.dialect.name == "postgresql":
         nothing = sa.literal(b"", sa.LargeBinary)
-        select = sa.select(
+        select = sa.select(  # numbers as binary (float8send): no text to parse
             table.c.node,
-            sa.func.array_agg(table.c.bucket),
-            sa.func.array_agg(sa.func.octet_length(column) / 16),
+            sa.func.string_agg(sa.func.float8send(table.c.bucket), nothing),
+            sa.func.string_agg(sa.func.int4send(sa.func.octet_length(column)), nothing),
             sa.func.string_agg(column, nothing),
             sa.func.string_agg(table.c.gpus if gpu else nothing, nothing),
         ).where(*where).group_by(table.c.node)  # fmt: skip
         found = [r for r in conn.execute(select) if r[0] in wanted]
-        names = [r[0] for r in found for _ in r[1]]
-        starts = [b for r in found for b in r[1]]
-        sizes = [n for r in found for n in r[2]]
+        counts = [len(r[1]) // 8 for r in found]
+        names = [r[0] for r, n in zip(found, counts, strict=True) for _ in range(n)]
+        starts = np.frombuffer(b"".join(r[1] for r in found), ">f8")
+        sizes = np.frombuffer(b"".join(r[2] for r in found), ">i4") // 16
         blobs, gpus = b"".join(r[3] for r in found), b"".join(r[4] for r in found)
     else:
         select = sa.select(table.c.node, table.c.bucket, column, table.c.gpus).where(*where)
-        found = [r for r in conn.execute(select) if r[0] in wanted]
-        names, starts = [r[0] for r in found], [r[1] for r in found]
-        sizes = [len(r[2]) // 16 for r in found]
-        blobs, gpus = b"".join(r[2] for r in found), b"".join(r[3] for r in found) if gpu else b""
+        rows = [r for r in conn.execute(select) if r[0] in wanted]
+        names = [r[0] for r in rows]
+        starts = np.array([r[1] for r in rows], np.float64)
+        sizes = np.array([len(r[2]) // 16 for r in rows], np.int64)
+        blobs, gpus = b"".join(r[2] for r in rows), b"".join(r[3] for r in rows) if gpu else b""
     if not names:
         return None
-    if gpu and len(gpus) != sum(sizes):
+    if gpu and len(gpus) != int(sizes.sum()):
         raise ValueError(f"{table.name}: a bucket's GPU entries and GPU indices differ")
-    return names, np.array(starts, np.float64), np.array(sizes, np.int64), blobs, gpus
+    return names, starts.astype(np.float64), sizes.astype(np.int64), blobs, gpus

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import sqlalchemy as sa
 
-from coordinator.core.aggregates import AWAKE, COUNT, ENERGY, METERED, VALUE, Bucket
-from coordinator.power.energy import UsageBucket
+from coordinator.core.aggregates import AWAKE, COUNT, ENERGY, METERED, VALUE
+from coordinator.power.energy import FIELDS, Buckets
 from coordinator.power.report import JobUse, NodeUse
 from coordinator.store import nodes as node_rows
 from coordinator.store.models import jobs, power_events, rollup_hour, rollup_minute
-from coordinator.store.rollups import HOUR, MINUTE, read_buckets
+from coordinator.store.rollups import HOUR, MINUTE
 
 
 def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
@@ -37,7 +38,7 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
                 cpus=hello.cpus if hello else 0,
                 gpus=len(hello.gpus) if hello else 0,
                 mem_bytes=hello.mem_total_bytes if hello else 0,
-                buckets=buckets.get(name, []),
+                buckets=buckets.get(name) or Buckets.of([]),
                 power_events=events.get(name, []),
                 jobs=used.get(name, []),
             )
@@ -45,38 +46,79 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
     return found
 
 
-def _buckets(conn: sa.Connection, start: float, end: float) -> dict[str, list[UsageBucket]]:
-    """Hours wholly in [start, end), then minutes for the rest (each node's hours stop where
-    its newest hour row does)."""
-    found: dict[str, list[UsageBucket]] = defaultdict(list)
+def _buckets(conn: sa.Connection, start: float, end: float) -> dict[str, Buckets]:
+    """Hours wholly in [start, end), then minutes where a node has no hour row: before the
+    first whole hour, and after the newest hour row (an hour is rolled up once it ended)."""
     first_hour = -(-start // HOUR) * HOUR
-    hours = read_buckets(conn, rollup_hour, None, first_hour, end - HOUR + 1e-6, ["power_w"])
-    covered: dict[str, tuple[float, float]] = {}
-    for node, rows in hours.items():
-        found[node].extend(_usage(b, HOUR, part) for b, part in rows)
-        covered[node] = (rows[0][0], rows[-1][0] + HOUR)
-    minutes = read_buckets(conn, rollup_minute, None, start, end, ["power_w"])
-    for node, rows in minutes.items():
+    hours = _read(conn, rollup_hour, HOUR, first_hour, end - HOUR + 1e-6)
+    covered = {node: (b.start[0], b.end[-1]) for node, b in hours.items() if len(b)}
+    newest = min((hi for _, hi in covered.values()), default=start)
+    minutes = _read(conn, rollup_minute, MINUTE, start, first_hour)
+    for node, later in _read(conn, rollup_minute, MINUTE, newest, end).items():
+        minutes[node] = _join(minutes.get(node), later)
+    found = dict(hours)
+    for node, part in minutes.items():
         lo, hi = covered.get(node, (end, end))
-        found[node].extend(_usage(b, MINUTE, part) for b, part in rows if not lo <= b < hi)
-        found[node].sort(key=lambda u: u.start)
+        found[node] = _join(found.get(node), part.where((part.start < lo) | (part.start >= hi)))
     return found
 
 
-def _usage(start: float, width: float, part: Bucket) -> UsageBucket:
-    usage = part.usage
-    power = part.metrics.get("power_w")
-    count = 0 if power is None else int(power[0][COUNT])
-    mean = 0.0 if power is None or not count else float(power[0][VALUE])
-    return UsageBucket(
-        start=start,
-        end=start + width,
-        energy_j=float(usage[ENERGY]),
-        awake_s=float(usage[AWAKE]),
-        metered=bool(usage[METERED]),
-        power_sum_w=mean * count,
-        power_n=count,
-    )
+def _join(a: Buckets | None, b: Buckets) -> Buckets:
+    if a is None:
+        return b
+    both = Buckets(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in FIELDS))
+    return both.where(np.argsort(both.start, kind="stable"))
+
+
+def _read(
+    conn: sa.Connection, table: sa.Table, width: float, since: float, until: float
+) -> dict[str, Buckets]:
+    """Each node's buckets of `table` in [since, until): energy, time awake, and its
+    power_w samples (count, mean), as arrays. PostgreSQL aggregates each node's rows into
+    one (bytes concatenated by the server): a week of a thousand nodes' hours is a
+    thousand rows to fetch, not 168,000."""
+    if since >= until:
+        return {}
+    where = [table.c.bucket >= since, table.c.bucket < until]
+    watts_of = sa.func.coalesce(sa.func.substring(table.c.power_w, 1, 16), NO_POWER)
+    if conn.dialect.name == "postgresql":
+        nothing = sa.literal(b"", sa.LargeBinary)
+        select = sa.select(
+            table.c.node,
+            sa.func.string_agg(sa.func.float8send(table.c.bucket), nothing),
+            sa.func.string_agg(table.c.usage, nothing),
+            sa.func.string_agg(watts_of, nothing),
+        ).where(*where).group_by(table.c.node)  # fmt: skip
+        rows = [(n, np.frombuffer(b, ">f8"), u, p) for n, b, u, p in conn.execute(select)]
+    else:
+        per_node: dict[str, list[tuple[float, bytes, bytes]]] = defaultdict(list)
+        select = sa.select(table.c.node, table.c.bucket, table.c.usage, watts_of).where(*where)
+        for node, bucket, use, watts in conn.execute(select):
+            per_node[node].append((bucket, use, watts))
+        rows = [
+            (n, np.array([r[0] for r in found]), b"".join(r[1] for r in found),
+             b"".join(r[2] for r in found))
+            for n, found in per_node.items()
+        ]  # fmt: skip
+    out = {}
+    for node, starts, usage, watts in rows:
+        use = np.frombuffer(usage, np.float64).reshape(-1, 3)
+        power = np.frombuffer(watts, np.float32).reshape(-1, 4).astype(np.float64)
+        count = np.nan_to_num(power[:, COUNT])
+        order = np.argsort(starts, kind="stable")
+        out[node] = Buckets(
+            start=starts.astype(np.float64),
+            end=starts + width,
+            energy_j=use[:, ENERGY],
+            awake_s=use[:, AWAKE],
+            metered=use[:, METERED] > 0,
+            power_sum_w=np.where(count > 0, np.nan_to_num(power[:, VALUE]) * count, 0.0),
+            power_n=count,
+        ).where(order)
+    return out
+
+
+NO_POWER = bytes(16)  # a bucket without power_w samples: count 0
 
 
 def _jobs(conn: sa.Connection, start: float, end: float) -> dict[str, list[JobUse]]:

@@ -51,7 +51,7 @@ from coordinator.store import rollups as rollup_rows  # noqa: E402
 from coordinator.store import samples as sample_rows  # noqa: E402
 from coordinator.store import series as series_rows  # noqa: E402
 from coordinator.store.engine import create_engine, upgrade  # noqa: E402
-from coordinator.store.models import Node, raw_chunks, rollup_hour, rollup_minute  # noqa: E402
+from coordinator.store.models import raw_chunks, rollup_hour, rollup_minute  # noqa: E402
 from shared.messages import TelemetryBatch  # noqa: E402
 from shared.metrics import BY_NAME  # noqa: E402
 from tests.bench.fleet_data import Node as Stream  # noqa: E402
@@ -393,17 +393,14 @@ def conn_of(engine: sa.Engine) -> sa.Connection:
 
 
 def fleet_query(engine: sa.Engine, now: float) -> list:
-    from coordinator.core import fleet  # noqa: PLC0415
+    """`dormouse history --metric gpu_util_pct --since 7d --step 1h` (the fleet), as the
+    CLI and the API run it, less the printing."""
+    from coordinator.services import history  # noqa: PLC0415
 
-    conn = conn_of(engine)
-    labels: dict[str, dict[str, str]] = {
-        name: {} for name in conn.execute(sa.select(Node.name)).scalars()
-    }
-    grouping = fleet.group(labels, None, {}, "fleet")
     query = FleetQuery(BY_NAME["gpu_util_pct"], now - 7 * DAY, now, HOUR, "avg")
-    entries = series_rows.fleet(conn, query, "hour", grouping.group_of)
-    points = fleet.combine(entries, "avg", counter=False)
-    return list(points.value)
+    answer = history.grouped(engine, query, "fleet", None, {}, KEEP, now)
+    series: list[dict] = answer["series"]  # type: ignore[assignment]
+    return series[0]["points"]
 
 
 def fill_rollups(engine: sa.Engine, nodes: int, now: float, template: dict[str, dict]) -> None:

@@ -361,3 +361,27 @@ async def test_the_leaders_live_feed_touches_the_registry_only_on_the_event_loop
     await feed.run()
     assert callers == [threading.get_ident()]
     assert feed.streams == {"n1": 0}
+
+
+@pytest.mark.parametrize("hours_done", [True, False])  # the newest hour rolled up, or not yet
+def test_report_usage_reads_hours_and_minutes_where_no_hour_is(engine, hours_done):
+    """100 W at 10 s from half past T0 for two hours: every step's energy is counted once,
+    from hour rows where they exist and minute rows for the rest (both dialects' reads)."""
+    from coordinator.store.usage import load_usage  # noqa: PLC0415
+
+    start, stop = T0 + 1800, T0 + 9000
+    samples = [
+        Sample(ts=ts, metrics={"power_w": 100.0}) for ts in np.arange(start, stop, 10.0).tolist()
+    ]
+    with engine.begin() as conn:
+        sample_rows.insert_batches(
+            conn, [TelemetryBatch(node="n1", seq_first=0, samples=tuple(samples))]
+        )
+        roll_all(conn, before=T0 + 4 * 3600 if hours_done else stop + 60)
+        hours = conn.execute(sa.select(sa.func.count()).select_from(rollup_hour)).scalar()
+        (used,) = load_usage(conn, start, T0 + 3 * 3600)
+    assert hours == (3 if hours_done else 2)
+    assert used.buckets.energy_j.sum() == pytest.approx((len(samples) - 1) * 10 * 100.0)
+    assert used.buckets.awake_s.sum() == pytest.approx((len(samples) - 1) * 10)
+    assert list(used.buckets.start) == sorted(used.buckets.start)
+    assert used.buckets.power_n.sum() == len(samples)

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from coordinator.power.energy import Reading, UsageBucket, asleep_intervals, bucketed, clip
+from coordinator.power.energy import (
+    Buckets,
+    Reading,
+    UsageBucket,
+    asleep_intervals,
+    bucketed,
+    clip,
+)
 from coordinator.power.report import (
     CostModel,
     JobUse,
@@ -47,7 +54,7 @@ def test_intervals():
         UsageBucket(60, 120, 0, 0, True, 99, 1),
         UsageBucket(120, 180, power_sum_w=120, power_n=6),
     ]
-    assert idle_power_w(minutes, [(70, 80)]) == 60.0
+    assert idle_power_w(Buckets.of(minutes), [(70, 80)]) == 60.0
 
 
 def fleet() -> list[NodeUse]:
@@ -70,7 +77,7 @@ def fleet() -> list[NodeUse]:
             name="n1",
             cpus=4,
             mem_bytes=8 * GIB,
-            buckets=bucketed(readings, 60, 30),
+            buckets=Buckets.of(bucketed(readings, 60, 30)),
             power_events=[
                 (1790.0, "sleep"),
                 (1800.0, "asleep"),
@@ -129,7 +136,8 @@ def test_unmeasured_energy_and_assumed_idle_power_are_said_with_the_figures():
     """A node without a power sensor shows 0 kWh beside a saving from the assumed idle
     power: the report says so instead of letting 0 read as a measurement."""
     unmetered = NodeUse(
-        name="n2", buckets=bucketed([Reading(float(t)) for t in range(0, 1801, 10)], 60, 30),
+        name="n2",
+        buckets=Buckets.of(bucketed([Reading(float(t)) for t in range(0, 1801, 10)], 60, 30)),
         power_events=[(1800.0, "asleep")],
     )  # fmt: skip
     result = report([*fleet(), unmetered], MODEL, 0.0, 3600.0)
@@ -183,7 +191,7 @@ def test_a_tariff_prices_each_sample_when_drawn_and_a_held_job_shows_its_saving(
         energy_j=360_000.0,
         submitted_at=0.0,
     )
-    node = NodeUse(name="n1", cpus=4, buckets=bucketed(readings, 60, 30), jobs=[job])
+    node = NodeUse(name="n1", cpus=4, buckets=Buckets.of(bucketed(readings, 60, 30)), jobs=[job])
     model = CostModel(
         price_kwh=99.0,  # not used: the tariff prices every hour
         tariff=Rate((0.0, 3600.0), (0.2, 0.1)),

@@ -59,7 +59,11 @@ def _rollup(name: str, partitioned: bool) -> None:
         sa.PrimaryKeyConstraint("node", "bucket", name=op.f(f"pk_{name}")),
         **({"postgresql_partition_by": "RANGE (bucket)"} if partitioned else {}),  # type: ignore[arg-type]
     )
-    op.create_index(op.f(f"ix_{name}_bucket"), name, ["bucket"])
+    op.create_index(
+        op.f(f"ix_{name}_bucket"), name, ["bucket"],
+        postgresql_include=["node", "gpus", "usage", "power_w", "cpu_util_pct",
+                            "mem_used_bytes", "gpu_util_pct"],
+    )  # fmt: skip
 
 
 def upgrade() -> None:
