@@ -29,9 +29,11 @@ from coordinator.services import power as power_service
 from coordinator.services import report as report_service
 from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
+from shared.errors import NotFound
 from shared.metrics import BY_NAME, Metric, Scope
 
 MAX_BODY = 64 * 1024
+MAX_DEPTH = 32  # the deepest a request body nests (jobs nest 3)
 POWER_ACTIONS = ("sleep", "wake", "clear")
 
 
@@ -82,16 +84,55 @@ def ok(payload: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(payload, status_code=status)
 
 
+class TooLarge(Invalid):
+    """A body past MAX_BODY: refused while it is read (413), never held whole."""
+
+
 async def body_of(request: Request) -> object:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise Invalid("body", f"larger than {MAX_BODY} bytes")
+    """The JSON body, read in pieces and refused as soon as it passes MAX_BODY, or nests
+    deeper than MAX_DEPTH (a 2 KB body of 1,000 brackets would exhaust the parser's
+    recursion)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise TooLarge("body", f"larger than {MAX_BODY} bytes")
+    raw = bytearray()
+    async for piece in request.stream():
+        raw += piece
+        if len(raw) > MAX_BODY:
+            raise TooLarge("body", f"larger than {MAX_BODY} bytes")
     if not raw:
         return None
+    if too_deep(raw):
+        raise Invalid("body", f"nested deeper than {MAX_DEPTH}")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Invalid("body", f"not JSON: {exc}") from None
+
+
+def too_deep(raw: bytes | bytearray) -> bool:
+    """Brackets nested past MAX_DEPTH (counted outside strings), before parsing."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    depth, quoted, escaped = 0, False, False
+    for byte in raw:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # a backslash escapes the next byte
+                escaped = True
+            elif byte == 0x22:
+                quoted = False
+            continue
+        if byte == 0x22:
+            quoted = True
+        elif byte in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif byte in b"]}":
+            depth -= 1
+    return False
 
 
 async def list_nodes(api: Api, request: Request) -> Response:
@@ -218,6 +259,8 @@ async def power_action(api: Api, request: Request) -> JSONResponse:
 
 async def power_request(api: Api, request: Request) -> JSONResponse:
     raw = request.path_params["request_id"]
+    if raw > 2**63 - 1:  # no such row can exist; the database would refuse the number
+        raise NotFound(f"no power request {raw}")
     outcome = await run_in_threadpool(power_service.outcome, api.engine, raw)
     return ok({"request": raw, "outcome": outcome})
 

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from coordinator.http import auth, openapi
-from coordinator.http.api import ENDPOINTS, Api, Endpoint
+from coordinator.http.api import ENDPOINTS, Api, Endpoint, TooLarge
 from coordinator.http.bodies import Invalid
 from coordinator.http.stream import stream
 from coordinator.services import tokens as token_service
@@ -25,6 +25,12 @@ from shared.errors import Conflict, DormouseError, NotFound
 log = logging.getLogger(__name__)
 CONSOLE = Path(__file__).parent / "console"
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="dormouse"'}
+CONSOLE_HEADERS = {  # the page loads only its own files, and no other site may frame it
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def error(status: int, code: str, reason: str, **extra: object) -> JSONResponse:
@@ -33,6 +39,8 @@ def error(status: int, code: str, reason: str, **extra: object) -> JSONResponse:
 
 
 def refused(exc: DormouseError) -> JSONResponse:
+    if isinstance(exc, TooLarge):
+        return error(413, "too_large", exc.why, field=exc.field)
     if isinstance(exc, Invalid):
         return error(422, "invalid", exc.why, field=exc.field)
     if isinstance(exc, NotFound):
@@ -78,7 +86,7 @@ def create_app(api: Api, *, stream_interval_s: float = 1.0) -> Starlette:
         return JSONResponse(openapi.document())
 
     async def console(request: Request) -> Response:
-        return FileResponse(CONSOLE / "index.html")
+        return FileResponse(CONSOLE / "index.html", headers=CONSOLE_HEADERS)
 
     routes = [
         *(route(api, e) for e in ENDPOINTS),

@@ -313,3 +313,32 @@ def test_console_and_its_files_are_served(service):
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
     deleted = client.delete("/api/v1/nodes", headers=auth(token["read"]))
     assert (deleted.status_code, deleted.json()["error"]) == (405, "method_not_allowed")
+
+
+def test_crafted_inputs_are_refused_never_a_500(service):
+    """Black-box finds: a body nested 1,000 deep (RecursionError), an id past 64 bits
+    (OverflowError), a body past the limit (read whole before), no console headers."""
+    client, engine, token = service
+    write = auth(token["write"]) | {"content-type": "application/json"}
+    for path in ("/api/v1/jobs", "/api/v1/pick"):
+        deep = client.post(path, content=b"[" * 1000 + b"]" * 1000, headers=write)
+        assert (deep.status_code, deep.json()["field"]) == (422, "body"), path
+        assert "nested deeper" in deep.json()["reason"]
+    quoted = client.post("/api/v1/jobs", content=json.dumps({"name": "[" * 100}), headers=write)
+    assert quoted.status_code == 422
+    assert quoted.json()["field"] != "body"  # brackets in a string are not nesting
+    huge = client.get("/api/v1/power/requests/99999999999999999999999", headers=auth(token["read"]))
+    assert huge.status_code == 404
+    declared = client.post("/api/v1/jobs", content=b" " * (200 * 1024), headers=write)
+    assert (declared.status_code, declared.json()["error"]) == (413, "too_large")
+
+    def pieces():  # no content-length: the limit applies while reading
+        for _ in range(200):
+            yield b" " * 1024
+
+    streamed = client.post("/api/v1/jobs", content=pieces(), headers=write)
+    assert streamed.status_code == 413
+    assert job_count(engine) == 0
+    page = client.get("/")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
