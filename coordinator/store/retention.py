@@ -122,15 +122,19 @@ def expiry(tier: Tier, cutoff: float, batch: int, dialect: str) -> sa.Delete:
 
 def size_bytes(conn: sa.Connection, tier: Tier) -> int:
     """The tier's bytes on disk: tables, partitions, indexes and TOAST."""
-    name = tier.table.name
+    return relation_bytes(conn, tier.table.name)
+
+
+def relation_bytes(conn: sa.Connection, name: str) -> int:
+    """A table's bytes on disk with its partitions, indexes and TOAST: on PostgreSQL the
+    table the search path finds (not a namesake in another schema)."""
     if conn.dialect.name == "postgresql":
         return int(
             conn.execute(
                 sa.text(
                     "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                    "WHERE c.relkind IN ('r', 'p') AND (c.relname = :name OR c.oid IN "
-                    "(SELECT inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = "
-                    "i.inhparent WHERE p.relname = :name))"
+                    "WHERE c.relkind IN ('r', 'p') AND (c.oid = to_regclass(:name) OR c.oid "
+                    "IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(:name)))"
                 ),
                 {"name": name},
             ).scalar_one()

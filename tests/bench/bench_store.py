@@ -109,31 +109,7 @@ def database(kind: str, work: Path, label: str) -> Iterator[str]:
 
 def table_bytes(conn: sa.Connection, names: list[str]) -> int:
     """Tables (with their partitions), indexes and TOAST, as on disk."""
-    total = 0
-    for name in names:
-        if conn.dialect.name == "postgresql":
-            total += int(
-                conn.execute(
-                    sa.text(
-                        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                        "WHERE c.relkind IN ('r', 'p') AND (c.relname = :n OR c.oid IN (SELECT "
-                        "inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
-                        "WHERE p.relname = :n))"
-                    ),
-                    {"n": name},
-                ).scalar_one()
-            )
-        else:
-            total += int(
-                conn.execute(
-                    sa.text(
-                        "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN "
-                        "(SELECT name FROM sqlite_master WHERE tbl_name = :n)"
-                    ),
-                    {"n": name},
-                ).scalar_one()
-            )
-    return total
+    return sum(retention.relation_bytes(conn, name) for name in names)
 
 
 def vacuum(url: str) -> None:
