@@ -308,13 +308,14 @@ def retention_part(kind: str, work: Path, nodes: int, minutes: int) -> None:
             f"max {max(timings) * 1000:.2f} ms"
         )
         with engine.begin() as conn:
-            before = len(retention.partitions(conn, retention.RAW))
+            pg = kind == "postgresql"
+            before = len(retention.partitions(conn, retention.RAW)) if pg else 0
             started = time.perf_counter()
             removed = 0  # the first day has wholly expired once its chunks' last 600 s have
             while n := retention.expire(conn, retention.RAW, T0 + DAY + 600, 5000):
                 removed += n
             took = time.perf_counter() - started
-            dropped = before - len(retention.partitions(conn, retention.RAW))
+            dropped = before - len(retention.partitions(conn, retention.RAW)) if pg else 0
         how = f"{dropped} partition dropped" if dropped else f"{removed:,} rows deleted"
         log(
             f"retention {kind}: expiring one day ({per_day:,} chunks) took "
