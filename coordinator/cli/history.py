@@ -19,6 +19,7 @@ from coordinator.cli.common import PROG, DbOption, fail, load, positive_duration
 from coordinator.core.series import FleetQuery, SeriesQuery
 from coordinator.services import history
 from coordinator.settings import CoordinatorConfig
+from shared.config import parse_labels as config_labels
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_rows, reported_errors
 from shared.metrics import BY_NAME, METRICS, Metric, Scope
@@ -156,13 +157,11 @@ class Grouped:
 
 
 def parse_labels(pairs: list[str]) -> dict[str, str]:
-    labels = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            fail(f"--label {pair!r}: expected KEY=VALUE")
-        labels[key] = value
-    return labels
+    """--label K=V (repeatable), checked as every label is (`shared.config`)."""
+    try:
+        return config_labels(",".join(pairs))
+    except ValueError as exc:
+        fail(f"--label: {exc}")
 
 
 def check_metric(metric: str | None) -> Metric:

@@ -29,6 +29,7 @@ from coordinator.services import power as power_service
 from coordinator.services import report as report_service
 from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
+from shared.config import parse_labels
 from shared.errors import NotFound
 from shared.metrics import BY_NAME, Metric, Scope
 
@@ -181,12 +182,10 @@ async def fleet_history(api: Api, request: Request) -> JSONResponse:
         fleet.parse_by(by)
     except ValueError as exc:
         raise Invalid("by", str(exc)) from None
-    wanted = {}
-    for pair in query.getlist("label"):
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise Invalid("label", f"{pair!r}: expected KEY=VALUE")
-        wanted[key] = value
+    try:
+        wanted = parse_labels(",".join(query.getlist("label")))
+    except ValueError as exc:
+        raise Invalid("label", str(exc)) from None
     gpu = bodies.count(query, "gpu", 0, 0, 1023) if "gpu" in query else None
     now = api.clock.now()
     asked = FleetQuery(
