@@ -117,6 +117,22 @@ def test_gpu_metrics_average_every_gpu_or_the_one_asked(engine):
     assert total == [[T0, pytest.approx(60.0)], [T0 + HOUR, pytest.approx(60.0)]]
 
 
+@pytest.mark.parametrize("knob", ["NODES_LISTED", "SHARD_ROWS"])
+def test_unlisted_nodes_and_split_reads_answer_the_same(engine, monkeypatch, knob):
+    """Past `NODES_LISTED` nodes the query names none and the reader drops other nodes'
+    buckets (their entries and GPU indices with them); past `SHARD_ROWS` buckets
+    PostgreSQL reads the window in concurrent shards. The answers stay the same."""
+    from coordinator.store import series  # noqa: PLC0415
+
+    monkeypatch.setattr(series, knob, 1)
+    every = by_group(ask(engine, "gpu_util_pct", "fleet", HOUR, nodes="a*"))[""]
+    assert every == [[T0, pytest.approx(15.0)], [T0 + HOUR, pytest.approx(15.0)]]
+    y = by_group(ask(engine, "gpu_util_pct", "fleet", HOUR, gpu=1, labels={"team": "y"}))[""]
+    assert y == [[T0, pytest.approx(35.0)]]
+    cpu = by_group(ask(engine, "cpu_util_pct", "label:team", HOUR))
+    assert cpu["team=y"] == [[T0, pytest.approx(50.0)]]
+
+
 def test_by_node_on_the_minute_tier_leaves_the_sleepers_gap(engine):
     nodes = by_group(ask(engine, "cpu_util_pct", "node", 600))
     assert [p[0] for p in nodes["node=a1"]] == [T0 + 600 * i for i in range(12)]
