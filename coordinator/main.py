@@ -1,70 +1,22 @@
-"""`dormouse`: the operator's command line, composed here from one module per noun.
-
-`coordinator/cli/` holds the commands that read or change the store through the services;
-`coordinator/daemon/entry.py` the two that start long-running work (`run`, `demo`), which
-import the daemon only when called. This module is where the two meet.
-"""
+"""`dormouse`: the entry point. It imports the app (`coordinator/cli/root.py`) only once it
+knows it must: `dormouse --version` answers from here, in the time Python takes to start."""
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import Any
 
 from coordinator import __version__
-from coordinator.cli import (
-    db,
-    history,
-    install,
-    jobs,
-    key,
-    nodes,
-    power,
-    report,
-    simulate,
-    status,
-    token,
-)
-from coordinator.cli.common import PROG
-from coordinator.daemon import entry
-from coordinator.settings import DEFAULT_CONFIG_PATH, CoordinatorConfig
-from shared.edge.config_cli import config_app
-from shared.edge.console import add_version_flag
-
-app = typer.Typer(
-    name=PROG,
-    help="Run a fleet of CPU/GPU servers cheaply.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-SETUP = "Setup"
-for noun, sub_app, panel in (
-    ("nodes", nodes.app, nodes.PANEL),
-    ("jobs", jobs.app, jobs.PANEL),
-    ("power", power.app, power.PANEL),
-    ("config", config_app(CoordinatorConfig, DEFAULT_CONFIG_PATH, PROG), SETUP),
-    ("key", key.app, SETUP),
-    ("db", db.app, SETUP),
-    ("token", token.app, SETUP),
-):
-    app.add_typer(sub_app, name=noun, rich_help_panel=panel)
-for module in (nodes, jobs, power):
-    module.shortcuts(app)
-for module in (status, history, report, simulate, entry, install):
-    module.register(app)
-
-
-VERSION = f"dormouse {__version__}"
-add_version_flag(app, VERSION)
-
-
-@app.command("version", rich_help_panel=SETUP)
-def version() -> None:
-    """Print the version."""
-    typer.echo(VERSION)
 
 
 def main() -> None:
     """Database errors that escape a command (the server went away mid-way) end in one line
     and exit 1, like every other error, not a traceback."""
+    if sys.argv[1:] in (["--version"], ["version"]):
+        print(f"dormouse {__version__}")
+        return
+    from coordinator.cli.root import PROG, app  # noqa: PLC0415 - see the module's docstring
+
     try:
         app()
     except Exception as exc:
@@ -72,5 +24,14 @@ def main() -> None:
             raise
         from coordinator.services.store import db_reason  # noqa: PLC0415 - only on error
 
-        typer.echo(f"{PROG}: error: db: {db_reason(exc)}", err=True)
+        print(f"{PROG}: error: db: {db_reason(exc)}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def __getattr__(name: str) -> Any:
+    """`from coordinator.main import app` (tests, scripts) still finds the app."""
+    if name == "app":
+        from coordinator.cli.root import app  # noqa: PLC0415
+
+        return app
+    raise AttributeError(name)

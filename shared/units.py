@@ -6,6 +6,7 @@ import math
 import re
 from datetime import UTC, datetime
 
+J_PER_KWH = 3.6e6  # joules in a kilowatt-hour
 _DURATION_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE_BYTES = {
     "": 1,

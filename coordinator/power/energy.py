@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 Interval = tuple[float, float]
-J_PER_KWH = 3.6e6
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from coordinator.power.energy import (
-    J_PER_KWH,
     Buckets,
     Interval,
     UsageBucket,
@@ -26,6 +25,7 @@ from coordinator.power.energy import (
     length,
 )
 from coordinator.power.tariff import Rate
+from shared.units import J_PER_KWH
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

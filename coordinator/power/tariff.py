@@ -24,10 +24,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DAY_S, WEEK_S = 86_400.0, 604_800.0
 EPOCH_TO_MONDAY_S = 3 * DAY_S  # 1970-01-01 was a Thursday
@@ -62,7 +64,10 @@ class Rate:
         return len(set(self.values)) <= 1
 
     def at_each(self, times: np.ndarray) -> np.ndarray:
-        """`at` of every time at once."""
+        """`at` of every time at once (numpy imported here: the config, which every command
+        reads, holds a Rate, and most commands never evaluate one over an array)."""
+        import numpy as np  # noqa: PLC0415
+
         t = times + self.origin_s
         x = t % self.period_s if self.period_s else t
         at = np.maximum(0, np.searchsorted(np.array(self.starts), x, side="right") - 1)

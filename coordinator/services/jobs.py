@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -24,8 +24,6 @@ from coordinator.placement.estimate import Estimate, estimate
 from coordinator.placement.filters import never_fits
 from coordinator.placement.model import ClusterSnapshot, Request
 from coordinator.placement.pick import Picked, Picker
-from coordinator.power.energy import J_PER_KWH
-from coordinator.power.report import CostModel
 from coordinator.services import tariffs
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import jobs as job_rows
@@ -33,6 +31,10 @@ from coordinator.store import nodes as node_rows
 from coordinator.store import picks as pick_rows
 from coordinator.store import stats as stat_rows
 from shared.errors import Conflict, DormouseError, NotFound
+from shared.units import J_PER_KWH
+
+if TYPE_CHECKING:  # numpy behind it: `dormouse status` and `jobs` need neither
+    from coordinator.power.report import CostModel
 
 HELD_NO_KEY = "placement_held_no_key"  # the coordinator's figure: 1 while it has no key
 NO_KEY_ADVICE = "`dormouse key generate`, copy it to every agent, restart the coordinator"

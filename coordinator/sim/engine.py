@@ -47,12 +47,12 @@ from coordinator.placement.select import assign_gpus
 from coordinator.placement.state import ClusterState
 from coordinator.power.book import PowerBook
 from coordinator.power.defer import DeferPolicy, Holds, fleet_of
-from coordinator.power.energy import J_PER_KWH
 from coordinator.power.forecast import DemandForecast
 from coordinator.power.policy import Action, NodePower, PowerPolicy, WakeWanted
 from coordinator.power.tariff import Rate
 from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
+from shared.units import J_PER_KWH
 
 SUBMIT, FINISH, RESUME, CLEAR, TICK = range(5)
 STOP_AFTER_S = 30 * 86400.0

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coordinator.power.defer import cheapest_start
-from coordinator.power.energy import J_PER_KWH
 from coordinator.power.tariff import Rate
 from coordinator.sim.engine import Outcome, SimNode
 from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
+from shared.units import J_PER_KWH
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from coordinator.core import aggregates, chunks
 from coordinator.core.live import Live
@@ -28,7 +29,13 @@ from coordinator.store import samples as sample_rows
 from coordinator.store import series as series_rows
 from coordinator.store import stats as stat_rows
 from coordinator.store import workers as worker_rows
-from coordinator.store.engine import create_engine, current_revision, head_revision, upgrade
+from coordinator.store.engine import (
+    alembic_config,
+    create_engine,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from coordinator.store.models import Base, raw_chunks, rollup_dirty, rollup_hour, rollup_minute
 from shared.messages import GpuSample, Sample, TelemetryBatch
 from shared.metrics import BY_NAME
@@ -108,6 +115,9 @@ def not_a_partition(name, kind, _parent) -> bool:
 
 def test_migrations_reach_head_and_match_the_models(engine):
     assert current_revision(engine) == head_revision() == "0010"
+    script = ScriptDirectory.from_config(alembic_config())  # head_revision reads file names
+    assert script.get_heads() == [head_revision()]
+    assert all(r.revision == r.path.split("/")[-1][:4] for r in script.walk_revisions())
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_name": not_a_partition})
         diff = compare_metadata(context, Base.metadata)

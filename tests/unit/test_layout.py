@@ -42,7 +42,10 @@ def loaded_by(*argv: str) -> set[str]:
 @pytest.mark.parametrize("argv", [("jobs", "--help"), ("nodes", "--help"), ("--help",)])
 def test_help_loads_no_daemon_mqtt_or_http(argv):
     modules = loaded_by(*argv)
-    assert "coordinator.cli.jobs" in modules  # the probe did load the CLI
+    assert "coordinator.main" in modules  # the probe did load the CLI
+    if argv[0] != "--help":  # a noun's help loads its module (and no other noun's)
+        assert f"coordinator.cli.{argv[0]}" in modules
+        assert {"coordinator.cli.jobs", "coordinator.cli.nodes"} - modules
     daemon = {
         m
         for m in modules
