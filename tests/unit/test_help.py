@@ -21,12 +21,14 @@ runner = CliRunner()
 
 def commands(app: typer.Typer) -> Iterator[tuple[typer.Typer, list[str], Any]]:
     """Every command and group under `app` (typer vendors click, so this reads its tree by
-    the attributes every click command has)."""
+    the methods every click group has: `list_commands` and `get_command`, which load the
+    root's lazy commands)."""
 
     def walk(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
         yield path, command
-        for name, sub in getattr(command, "commands", {}).items():
-            yield from walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # a group; the root's commands load lazily
+            for name in command.list_commands(None):
+                yield from walk(command.get_command(None, name), [*path, name])
 
     for path, command in walk(get_command(app), []):
         yield app, path, command
