@@ -49,8 +49,8 @@ def upgrade(engine: sa.Engine) -> str | None:
     """Migrate to the newest revision; returns the revision the store was at before."""
     from alembic import command  # noqa: PLC0415 - see alembic_config
 
-    before = current_revision(engine)
-    with engine.begin() as connection:
+    with engine.begin() as connection:  # read in the migration's transaction: no race
+        before = _revision(connection)
         command.upgrade(alembic_config(connection), "head")
     return before
 
@@ -59,10 +59,15 @@ def current_revision(engine: sa.Engine) -> str | None:
     """The store's revision, read as Alembic keeps it (`alembic_version`), None when the
     store is empty."""
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            return None
-        found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
-        revisions = list(found)
+        return _revision(connection)
+
+
+def _revision(connection: sa.Connection) -> str | None:
+    """The revision as `connection` sees it, inside whatever transaction it holds."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+    revisions = list(found)
     if len(revisions) > 1:
         raise RuntimeError(f"the store has several heads: {', '.join(revisions)}")
     return revisions[0] if revisions else None

@@ -7,6 +7,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sqlalchemy as sa
@@ -109,10 +110,11 @@ def fleet(
     at most one entry per member and step (`core.fleet.member_values`' `unique`). Their
     steps never overlap when the step is the tier's width."""
     table, width = TABLES[tier]
-    parts, newest = _entries(conn, table, width, query, group_of, query.since)
+    read = Read(table, width, query, group_of, query.since, query.until)
+    parts, newest = _entries(conn, read)
     found = [(Entries(*part), query.step_s == width) for part in parts]
     if tier == "hour" and newest < query.until:
-        tail, _ = _entries(conn, rollup_minute, MINUTE, query, group_of, newest)
+        tail, _ = _entries(conn, Read(rollup_minute, MINUTE, query, group_of, newest, query.until))
         found += [(Entries(*part), False) for part in tail]
     if any(not unique for _, unique in found) and query.step_s != width:
         merged = Entries(*(np.concatenate([getattr(e, f) for e, _ in found]) for f in ENTRY))
@@ -120,24 +122,42 @@ def fleet(
     return found
 
 
+@dataclass(frozen=True)
+class Read:
+    """One read of a rollup tier: its table and bucket width, the query, the nodes asked
+    for (node: its group) and the span of bucket starts, [since, until)."""
+
+    table: sa.Table
+    width: float
+    query: FleetQuery
+    group_of: Mapping[str, int]
+    since: float
+    until: float
+
+    @property
+    def listed(self) -> bool:
+        """Whether the nodes are named in the query; past `NODES_LISTED` every node's rows
+        are read and theirs kept, cheaper than a list of thousands in the plan."""
+        return len(self.group_of) <= NODES_LISTED
+
+    @property
+    def buckets(self) -> float:
+        """How many buckets the read spans at most (nodes x the tier's steps)."""
+        return len(self.group_of) * (self.until - self.since) / self.width
+
+
 ENTRY = ("member", "group", "step", "values")
 Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _entries(  # noqa: PLR0917 - the query's parts
-    conn: sa.Connection,
-    table: sa.Table,
-    width: float,
-    query: FleetQuery,
-    group_of: Mapping[str, int],
-    since: float,
-) -> tuple[list[Part], float]:
+def _entries(conn: sa.Connection, read: Read) -> tuple[list[Part], float]:
     """([(member, group, step, values)], the end of the newest bucket read). The values
     stay the stored float32, viewed, not copied: a week of a thousand 8-GPU nodes is 1.3 M
     entries, and each copy of them costs tens of milliseconds."""
-    rows = _rows(conn, table, query, group_of, since)
+    rows = _rows(conn, read)
     if rows is None:
-        return [], since
+        return [], read.since
+    query, group_of = read.query, read.group_of
     names, bucket, sizes, blobs, gpus = rows
     index = {name: i for i, name in enumerate(group_of)}
     node = np.fromiter(map(index.__getitem__, names), np.int64, len(names))
@@ -154,58 +174,43 @@ def _entries(  # noqa: PLR0917 - the query's parts
         if query.gpu is not None:
             wanted = gpu == query.gpu
             part = tuple(a[wanted] for a in part)
-    return [part], float(bucket.max()) + width
+    return [part], float(bucket.max()) + read.width
 
 
 Rows = tuple[list[str], np.ndarray, np.ndarray, bytes, bytes]
 
 
-def _rows(
-    conn: sa.Connection,
-    table: sa.Table,
-    query: FleetQuery,
-    group_of: Mapping[str, int],
-    since: float,
-) -> Rows | None:
-    """The buckets of `query.metric` in [since, until) of the nodes in `group_of`, as
-    parallel arrays: per bucket its node, start and entries; every bucket's entries and (for
-    a GPU metric) GPU indices, concatenated."""
-    if conn.dialect.name == "postgresql":
-        found = _pg_rows(conn, table, query, group_of, since)
-    else:
-        found = _sqlite_rows(conn, table, query, group_of, since)
+def _rows(conn: sa.Connection, read: Read) -> Rows | None:
+    """The buckets of the read's metric and span, as parallel arrays: per bucket its
+    node, start and entries; every bucket's entries and (for a GPU metric) GPU indices,
+    concatenated."""
+    read_rows = _pg_rows if conn.dialect.name == "postgresql" else _sqlite_rows
+    found = read_rows(conn, read)
     if found is None:
         return None
     sizes, gpus = found[2], found[4]
-    if query.metric.scope is Scope.GPU and len(gpus) != int(sizes.sum()):
-        raise ValueError(f"{table.name}: a bucket's GPU entries and GPU indices differ")
+    if read.query.metric.scope is Scope.GPU and len(gpus) != int(sizes.sum()):
+        raise ValueError(f"{read.table.name}: a bucket's GPU entries and GPU indices differ")
     return found
 
 
-def _pg_rows(
-    conn: sa.Connection,
-    table: sa.Table,
-    query: FleetQuery,
-    group_of: Mapping[str, int],
-    since: float,
-) -> Rows | None:
+def _pg_rows(conn: sa.Connection, read: Read) -> Rows | None:
     """A large read split by time into `SHARDS` reads run at once, each on its own pooled
     connection (as Thanos and Cortex split a long range query by interval): one
     PostgreSQL backend aggregates a week of a thousand nodes in ~150 ms, two in ~75 ms;
     four use a server's cores where it has more than two.
     Each bucket has one start, so each falls in exactly one shard."""
-    buckets = len(group_of) * (query.until - since) / (MINUTE if table is rollup_minute else HOUR)
-    if buckets < SHARD_ROWS:
-        parts = [_pg_read(conn, table, query, group_of, (since, query.until))]
+    if read.buckets < SHARD_ROWS:
+        parts = [_pg_read(conn, read)]
     else:
-        edges = np.linspace(since, query.until, SHARDS + 1).tolist()
+        edges = np.linspace(read.since, read.until, SHARDS + 1).tolist()
 
-        def read(span: tuple[float, float]) -> Rows | None:
+        def shard(span: tuple[float, float]) -> Rows | None:
             with conn.engine.connect() as own:
-                return _pg_read(own, table, query, group_of, span)
+                return _pg_read(own, replace(read, since=span[0], until=span[1]))
 
         with ThreadPoolExecutor(SHARDS) as pool:
-            parts = list(pool.map(read, itertools.pairwise(edges)))
+            parts = list(pool.map(shard, itertools.pairwise(edges)))
     found = [p for p in parts if p is not None]
     if not found:
         return None
@@ -218,20 +223,15 @@ def _pg_rows(
     )
 
 
-def _pg_read(
-    conn: sa.Connection,
-    table: sa.Table,
-    query: FleetQuery,
-    group_of: Mapping[str, int],
-    span: tuple[float, float],
-) -> Rows | None:
+def _pg_read(conn: sa.Connection, read: Read) -> Rows | None:
     """One row back, every bucket's fields aggregated into one value each by the server
     (all aggregates of one query level read the rows in the same order), in binary (no hex
     text to decode): no sort, and a few megabytes in one round. Node names (letters,
     digits, `._-`, as topics allow) are joined by newlines."""
     quote = conn.dialect.identifier_preparer.quote
-    name, column = quote(table.name), quote(query.metric.name)
-    gpus = "string_agg(gpus, ''::bytea)" if query.metric.scope is Scope.GPU else "NULL"
+    name, column = quote(read.table.name), quote(read.query.metric.name)
+    gpu = read.query.metric.scope is Scope.GPU
+    gpus = "string_agg(gpus, ''::bytea)" if gpu else "NULL"
     fields = (
         f"string_agg(node, E'\\n'), string_agg(float8send(bucket), ''::bytea), "
         f"string_agg(int4send(octet_length({column})), ''::bytea), "
@@ -239,17 +239,16 @@ def _pg_read(
     )
     where = f"bucket >= %s AND bucket < %s AND {column} IS NOT NULL"
     sql = f"SELECT {fields} FROM {name} WHERE {where}"  # noqa: S608 - names quoted from the schema
-    params: list[object] = list(span)
-    if len(group_of) <= NODES_LISTED:
+    params: list[object] = [read.since, read.until]
+    if read.listed:
         sql += " AND node = ANY(%s)"
-        params.append(list(group_of))
+        params.append(list(read.group_of))
     with conn.connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
         cursor.execute(sql, params)
         text, starts, sizes, blobs, indices = cursor.fetchone()
     if text is None:
         return None
     names = text.split("\n")
-    keep = None if len(group_of) <= NODES_LISTED else [n in group_of for n in names]
     rows = (
         names,
         np.frombuffer(starts, ">f8").astype(np.float64),
@@ -257,7 +256,9 @@ def _pg_read(
         bytes(blobs),
         bytes(indices or b""),
     )
-    return rows if keep is None else _keep(rows, np.array(keep, bool))
+    if read.listed:
+        return rows
+    return _keep(rows, np.array([n in read.group_of for n in names], bool))
 
 
 def _keep(rows: Rows, keep: np.ndarray) -> Rows | None:
@@ -272,23 +273,18 @@ def _keep(rows: Rows, keep: np.ndarray) -> Rows | None:
     return chosen, starts[keep], sizes[keep], values, indices
 
 
-def _sqlite_rows(
-    conn: sa.Connection,
-    table: sa.Table,
-    query: FleetQuery,
-    group_of: Mapping[str, int],
-    since: float,
-) -> Rows | None:
+def _sqlite_rows(conn: sa.Connection, read: Read) -> Rows | None:
     """A row per bucket (SQLite runs in-process: no wire to spare)."""
-    column = table.c[query.metric.name]
-    where = [table.c.bucket >= since, table.c.bucket < query.until, column.is_not(None)]
-    if len(group_of) <= NODES_LISTED:
-        where.append(table.c.node.in_(list(group_of)))
+    table = read.table
+    column = table.c[read.query.metric.name]
+    where = [table.c.bucket >= read.since, table.c.bucket < read.until, column.is_not(None)]
+    if read.listed:
+        where.append(table.c.node.in_(list(read.group_of)))
     select = sa.select(table.c.node, table.c.bucket, column, table.c.gpus).where(*where)
-    rows = [r for r in conn.execute(select) if r[0] in group_of]
+    rows = [r for r in conn.execute(select) if r[0] in read.group_of]
     if not rows:
         return None
-    gpu = query.metric.scope is Scope.GPU
+    gpu = read.query.metric.scope is Scope.GPU
     return (
         [r[0] for r in rows],
         np.array([r[1] for r in rows], np.float64),
