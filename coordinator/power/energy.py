@@ -57,7 +57,7 @@ class Buckets:
         return cls(*(np.array(c, dtype=bool if f == "metered" else np.float64)
                      for f, c in zip(FIELDS, columns, strict=True)))  # fmt: skip
 
-    def where(self, keep: np.ndarray) -> Buckets:
+    def where(self, keep: np.ndarray | slice) -> Buckets:
         return Buckets(*(getattr(self, f)[keep] for f in FIELDS))
 
     def __len__(self) -> int:

@@ -94,8 +94,7 @@ def grouped(  # noqa: PLR0917 - the query's parts
         parts = series_rows.fleet(conn, query, tier, grouping.group_of)
     counter = query.metric.kind is Kind.COUNTER
     values = [fleet.member_values(e, query.agg, counter, unique) for e, unique in parts]
-    group, step, value = (np.concatenate([np.zeros(0), *(v[i] for v in values)]) for i in range(3))
-    points = fleet.reduce_groups(group.astype(np.int64), step.astype(np.int64), value, query.agg)
+    points = fleet.reduce_groups(*_joined(values), query.agg)
     found: list[list[list[float]]] = [[] for _ in grouping.groups]
     for g, step, value in zip(points.group, points.step, points.value, strict=True):
         found[g].append([query.origin + int(step) * query.step_s, float(value)])
@@ -107,3 +106,14 @@ def grouped(  # noqa: PLR0917 - the query's parts
         "tier": tier,
         "series": series,
     }
+
+
+def _joined(values: list[fleet.Values]) -> fleet.Values:
+    """The parts' (group, step, value) as one, copied only when there are several: a
+    week of a thousand 8-GPU nodes is 1.3 M entries."""
+    if len(values) == 1:
+        return values[0]
+    if not values:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    group, step, value = (np.concatenate([v[i] for v in values]) for i in range(3))
+    return group, step, value

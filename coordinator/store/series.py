@@ -3,11 +3,9 @@ a metric over many nodes grouped (`--by fleet|node|label:K`)."""
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
@@ -17,14 +15,13 @@ from coordinator.core.aggregates import COUNT, VALUE
 from coordinator.core.fleet import Entries, merge_by
 from coordinator.core.rollups import Aggregate, bucket_start, merge
 from coordinator.core.series import FleetQuery, Point, SeriesQuery
+from coordinator.store import wide
 from coordinator.store.models import rollup_hour, rollup_minute
 from coordinator.store.rollups import HOUR, MINUTE
 from coordinator.store.samples import read_blocks
 from shared.metrics import Kind, Metric, Scope
 
 NODES_LISTED = 1000  # more nodes than this: read every node's rows and keep theirs
-SHARDS = 4  # concurrent reads of one large fleet query on PostgreSQL
-SHARD_ROWS = 20_000  # buckets (nodes x steps of the tier) from which a read is split
 TABLES = {"minute": (rollup_minute, MINUTE), "hour": (rollup_hour, HOUR)}
 
 
@@ -140,11 +137,6 @@ class Read:
         are read and theirs kept, cheaper than a list of thousands in the plan."""
         return len(self.group_of) <= NODES_LISTED
 
-    @property
-    def buckets(self) -> float:
-        """How many buckets the read spans at most (nodes x the tier's steps)."""
-        return len(self.group_of) * (self.until - self.since) / self.width
-
 
 ENTRY = ("member", "group", "step", "values")
 Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -195,67 +187,19 @@ def _rows(conn: sa.Connection, read: Read) -> Rows | None:
 
 
 def _pg_rows(conn: sa.Connection, read: Read) -> Rows | None:
-    """A large read split by time into `SHARDS` reads run at once, each on its own pooled
-    connection (as Thanos and Cortex split a long range query by interval): one
-    PostgreSQL backend aggregates a week of a thousand nodes in ~150 ms, two in ~75 ms;
-    four use a server's cores where it has more than two.
-    Each bucket has one start, so each falls in exactly one shard."""
-    if read.buckets < SHARD_ROWS:
-        parts = [_pg_read(conn, read)]
-    else:
-        edges = np.linspace(read.since, read.until, SHARDS + 1).tolist()
-
-        def shard(span: tuple[float, float]) -> Rows | None:
-            with conn.engine.connect() as own:
-                return _pg_read(own, replace(read, since=span[0], until=span[1]))
-
-        with ThreadPoolExecutor(SHARDS) as pool:
-            parts = list(pool.map(shard, itertools.pairwise(edges)))
-    found = [p for p in parts if p is not None]
-    if not found:
+    """The rows as one (`store.wide`): per bucket its size (bytes), its entries and, for a
+    GPU metric, its GPU indices; every node's rows past `NODES_LISTED`, theirs kept."""
+    column = conn.dialect.identifier_preparer.quote(read.query.metric.name)
+    indices = ("gpus",) if read.query.metric.scope is Scope.GPU else ()
+    fields = (f"int4send(octet_length({column}))", column, *indices)
+    scan = wide.Scan(read.table, fields, f"{column} IS NOT NULL")
+    nodes = list(read.group_of) if read.listed else len(read.group_of)
+    found = wide.read(conn, scan, (read.since, read.until), nodes, read.width)
+    if found is None:
         return None
-    return (
-        [name for part in found for name in part[0]],
-        np.concatenate([part[1] for part in found]),
-        np.concatenate([part[2] for part in found]),
-        b"".join(part[3] for part in found),
-        b"".join(part[4] for part in found),
-    )
-
-
-def _pg_read(conn: sa.Connection, read: Read) -> Rows | None:
-    """One row back, every bucket's fields aggregated into one value each by the server
-    (all aggregates of one query level read the rows in the same order), in binary (no hex
-    text to decode): no sort, and a few megabytes in one round. Node names (letters,
-    digits, `._-`, as topics allow) are joined by newlines."""
-    quote = conn.dialect.identifier_preparer.quote
-    name, column = quote(read.table.name), quote(read.query.metric.name)
-    gpu = read.query.metric.scope is Scope.GPU
-    gpus = "string_agg(gpus, ''::bytea)" if gpu else "NULL"
-    fields = (
-        f"string_agg(node, E'\\n'), string_agg(float8send(bucket), ''::bytea), "
-        f"string_agg(int4send(octet_length({column})), ''::bytea), "
-        f"string_agg({column}, ''::bytea), {gpus}"
-    )
-    where = f"bucket >= %s AND bucket < %s AND {column} IS NOT NULL"
-    sql = f"SELECT {fields} FROM {name} WHERE {where}"  # noqa: S608 - names quoted from the schema
-    params: list[object] = [read.since, read.until]
-    if read.listed:
-        sql += " AND node = ANY(%s)"
-        params.append(list(read.group_of))
-    with conn.connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
-        cursor.execute(sql, params)
-        text, starts, sizes, blobs, indices = cursor.fetchone()
-    if text is None:
-        return None
-    names = text.split("\n")
-    rows = (
-        names,
-        np.frombuffer(starts, ">f8").astype(np.float64),
-        np.frombuffer(sizes, ">i4").astype(np.int64) // 16,
-        bytes(blobs),
-        bytes(indices or b""),
-    )
+    names, starts, (sizes, blobs, *gpus) = found
+    entries = np.frombuffer(sizes, ">i4").astype(np.int64) // 16
+    rows = (names, starts, entries, blobs, gpus[0] if gpus else b"")
     if read.listed:
         return rows
     return _keep(rows, np.array([n in read.group_of for n in names], bool))

@@ -14,7 +14,8 @@ from coordinator.core.aggregates import AWAKE, COUNT, ENERGY, METERED, VALUE
 from coordinator.power.energy import FIELDS, Buckets
 from coordinator.power.report import JobUse, NodeUse
 from coordinator.store import nodes as node_rows
-from coordinator.store.models import jobs, power_events, rollup_hour, rollup_minute
+from coordinator.store import wide
+from coordinator.store.models import Node, jobs, power_events, rollup_hour, rollup_minute
 from coordinator.store.rollups import HOUR, MINUTE
 
 
@@ -74,48 +75,68 @@ def _read(
     conn: sa.Connection, table: sa.Table, width: float, since: float, until: float
 ) -> dict[str, Buckets]:
     """Each node's buckets of `table` in [since, until): energy, time awake, and its
-    power_w samples (count, mean), as arrays. PostgreSQL aggregates each node's rows into
-    one (bytes concatenated by the server): a week of a thousand nodes' hours is a
-    thousand rows to fetch, not 168,000."""
+    power_w samples (count, mean), as arrays. PostgreSQL sends the whole read as one row
+    (`store.wide`): a week of a thousand nodes' hours is one row to fetch, not 168,000,
+    and no sort on the server."""
     if since >= until:
         return {}
+    read = _pg_flat if conn.dialect.name == "postgresql" else _sqlite_flat
+    found = read(conn, table, width, since, until)
+    return {} if found is None else _per_node(*found, width)
+
+
+Flat = tuple[list[str], np.ndarray, bytes, bytes]  # per bucket: node, start; usage, power
+
+
+def _pg_flat(
+    conn: sa.Connection, table: sa.Table, width: float, since: float, until: float
+) -> Flat | None:
+    nodes = conn.execute(sa.select(sa.func.count()).select_from(Node)).scalar_one()
+    watts = f"coalesce(substring(power_w FROM 1 FOR 16), '\\x{NO_POWER.hex()}'::bytea)"
+    scan = wide.Scan(table, ("usage", watts))
+    found = wide.read(conn, scan, (since, until), max(nodes, 1), width)
+    if found is None:
+        return None
+    names, starts, (usage, power) = found
+    return names, starts, usage, power
+
+
+def _sqlite_flat(
+    conn: sa.Connection, table: sa.Table, _width: float, since: float, until: float
+) -> Flat | None:
+    watts = sa.func.coalesce(sa.func.substr(table.c.power_w, 1, 16), NO_POWER)
     where = [table.c.bucket >= since, table.c.bucket < until]
-    watts_of = sa.func.coalesce(sa.func.substring(table.c.power_w, 1, 16), NO_POWER)
-    if conn.dialect.name == "postgresql":
-        nothing = sa.literal(b"", sa.LargeBinary)
-        select = sa.select(
-            table.c.node,
-            sa.func.string_agg(sa.func.float8send(table.c.bucket), nothing),
-            sa.func.string_agg(table.c.usage, nothing),
-            sa.func.string_agg(watts_of, nothing),
-        ).where(*where).group_by(table.c.node)  # fmt: skip
-        rows = [(n, np.frombuffer(b, ">f8"), u, p) for n, b, u, p in conn.execute(select)]
-    else:
-        per_node: dict[str, list[tuple[float, bytes, bytes]]] = defaultdict(list)
-        select = sa.select(table.c.node, table.c.bucket, table.c.usage, watts_of).where(*where)
-        for node, bucket, use, watts in conn.execute(select):
-            per_node[node].append((bucket, use, watts))
-        rows = [
-            (n, np.array([r[0] for r in found]), b"".join(r[1] for r in found),
-             b"".join(r[2] for r in found))
-            for n, found in per_node.items()
-        ]  # fmt: skip
-    out = {}
-    for node, starts, usage, watts in rows:
-        use = np.frombuffer(usage, np.float64).reshape(-1, 3)
-        power = np.frombuffer(watts, np.float32).reshape(-1, 4).astype(np.float64)
-        count = np.nan_to_num(power[:, COUNT])
-        order = np.argsort(starts, kind="stable")
-        out[node] = Buckets(
-            start=starts.astype(np.float64),
-            end=starts + width,
-            energy_j=use[:, ENERGY],
-            awake_s=use[:, AWAKE],
-            metered=use[:, METERED] > 0,
-            power_sum_w=np.where(count > 0, np.nan_to_num(power[:, VALUE]) * count, 0.0),
-            power_n=count,
-        ).where(order)
-    return out
+    rows = list(
+        conn.execute(sa.select(table.c.node, table.c.bucket, table.c.usage, watts).where(*where))
+    )
+    if not rows:
+        return None
+    names, starts, usage, power = zip(*rows, strict=True)
+    return list(names), np.array(starts, np.float64), b"".join(usage), b"".join(power)
+
+
+def _per_node(
+    names: list[str], starts: np.ndarray, usage: bytes, watts: bytes, width: float
+) -> dict[str, Buckets]:
+    """The buckets split by node, each node's oldest first: sorted once, then sliced."""
+    codes: dict[str, int] = {}
+    code = np.fromiter((codes.setdefault(n, len(codes)) for n in names), np.int64, len(names))
+    order = np.lexsort((starts, code))
+    use = np.frombuffer(usage, np.float64).reshape(-1, 3)[order]
+    power = np.frombuffer(watts, np.float32).reshape(-1, 4)[order].astype(np.float64)
+    count = np.nan_to_num(power[:, COUNT])
+    start = starts[order]
+    every = Buckets(
+        start=start,
+        end=start + width,
+        energy_j=use[:, ENERGY],
+        awake_s=use[:, AWAKE],
+        metered=use[:, METERED] > 0,
+        power_sum_w=np.where(count > 0, np.nan_to_num(power[:, VALUE]) * count, 0.0),
+        power_n=count,
+    )
+    bounds = np.searchsorted(code[order], np.arange(len(codes) + 1))
+    return {name: every.where(slice(bounds[i], bounds[i + 1])) for name, i in codes.items()}
 
 
 NO_POWER = bytes(16)  # a bucket without power_w samples: count 0
