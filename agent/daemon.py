@@ -28,7 +28,7 @@ from shared.clock import Clock
 from shared.codec import decode, encode
 from shared.edge.notify import Notifier
 from shared.edge.tasks import Stopped, Stopping
-from shared.errors import CommandRejected, DecodeError
+from shared.errors import KEY_REASONS, CommandRejected, DecodeError, NoCommandKey
 from shared.messages import CancelJob, Command, Event, Hello, Resend, RunJob, Sleep, Status
 from shared.signing import Verifier
 from shared.topics import Kind, topic
@@ -189,7 +189,9 @@ class Agent:
                 self._not_subscribed(message.topic.value)
                 continue
             command = self._accept(message.payload)
-            if command is not None:
+            if isinstance(command, Event):
+                await client.publish(topic(self.config.node, Kind.EVENTS), encode(command), qos=1)
+            elif command is not None:
                 await self._execute(client, command)
             self._stopping.check()  # before waiting, maybe long, for the next command
 
@@ -199,17 +201,37 @@ class Agent:
         among refused commands; said once and dropped."""
         self._once.info(("not_subscribed",), "ignoring a message on %s: not subscribed", name)
 
-    def _accept(self, payload: object) -> Command | None:
-        """The command if it decodes and verifies; refusals are counted and logged once each."""
+    def _accept(self, payload: object) -> Command | Event | None:
+        """The command if it decodes and verifies; refusals are counted and logged once each.
+        A job this agent cannot verify for want of the key (none, or another) comes back as
+        a `command_refused` event to publish, so the coordinator places it elsewhere rather
+        than wait on it."""
         try:
             command = decode(payload, Kind.CMD, self.config.node)  # type: ignore[arg-type]
-            if self._verifier is None:
-                raise CommandRejected(f"no command key at {self.config.command_key_file}")
-            return self._verifier.verify(command)  # type: ignore[arg-type]
-        except (DecodeError, CommandRejected) as exc:
-            self.refused[exc.reason] += 1
-            self._once.warning(("refused", exc.reason), "command refused (%s): %s", exc.reason, exc)
+        except DecodeError as exc:
+            self._refused(exc.reason, exc)
             return None
+        try:
+            if self._verifier is None:
+                raise NoCommandKey(f"no command key at {self.config.command_key_file}")
+            return self._verifier.verify(command)  # type: ignore[arg-type]
+        except CommandRejected as exc:
+            self._refused(exc.reason, exc)
+            body = getattr(command, "body", None)
+            if exc.reason not in KEY_REASONS or not isinstance(body, RunJob):
+                return None
+            detail = f"{exc.reason}: {exc}"[:1024]
+            return Event(
+                node=self.config.node,
+                ts=self.clock.now(),
+                kind="command_refused",
+                job_id=body.job_id,
+                detail=detail,
+            )
+
+    def _refused(self, reason: str, exc: Exception) -> None:
+        self.refused[reason] += 1
+        self._once.warning(("refused", reason), "command refused (%s): %s", reason, exc)
 
     async def _execute(self, client: aiomqtt.Client, command: Command) -> None:
         body = command.body

@@ -30,8 +30,15 @@ def mac_addresses() -> tuple[str, ...]:
 
 
 def build_hello(
-    config: AgentConfig, *, ts: float, mem_total_bytes: int, gpus: tuple[GpuInfo, ...]
+    config: AgentConfig,
+    *,
+    ts: float,
+    mem_total_bytes: int,
+    gpus: tuple[GpuInfo, ...],
+    command_key: str,
 ) -> Hello:
+    """`command_key`: the id of the key commands are verified with, "" when there is none
+    (the coordinator then places nothing here and says why)."""
     return Hello(
         node=config.node,
         ts=ts,
@@ -44,4 +51,5 @@ def build_hello(
         labels=config.labels,
         sleep_methods=(config.sleep_method,),
         wake_methods=config.wake_methods,
+        command_key=command_key,
     )

@@ -132,15 +132,22 @@ async def serve(config: AgentConfig) -> None:
         samplers = host_samplers(config, runner.count, lambda: spool.held)
         gpu, memory = gpu_sampler(samplers), of_type(samplers, MemorySampler)
 
-        def hello() -> Hello:
-            gpus = gpu.inventory() if gpu is not None else ()
-            return build_hello(
-                config, ts=clock.now(), mem_total_bytes=memory.total_bytes(), gpus=gpus
-            )
-
         accepted = open_accepted(config)
         if isinstance(accepted, FileAccepted):
             stack.callback(accepted.close)
+        verifier = load_verifier(config, clock.now(), accepted)
+        key = verifier.key_id if verifier is not None else ""
+
+        def hello() -> Hello:
+            gpus = gpu.inventory() if gpu is not None else ()
+            return build_hello(
+                config,
+                ts=clock.now(),
+                mem_total_bytes=memory.total_bytes(),
+                gpus=gpus,
+                command_key=key,
+            )
+
         stack.callback(close_samplers, samplers)
         agent = Agent(
             config,
@@ -148,7 +155,7 @@ async def serve(config: AgentConfig) -> None:
             spool=spool,
             clock=clock,
             notifier=Notifier(),
-            verifier=load_verifier(config, clock.now(), accepted),
+            verifier=verifier,
             hello=hello,
             runner=runner,
             sleeper=Sleeper(config, config.macs or mac_addresses()),

@@ -67,6 +67,15 @@ class BadSignature(CommandRejected):
     reason = "signature"
 
 
+class NoCommandKey(CommandRejected):
+    """The agent has no command key installed: it can verify no command."""
+
+    reason = "no_key"
+
+
+KEY_REASONS = frozenset({NoCommandKey.reason, BadSignature.reason})  # cannot verify commands
+
+
 class CommandExpired(CommandRejected):
     reason = "expired"
 

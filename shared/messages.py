@@ -36,7 +36,15 @@ WAKE_METHODS = frozenset({"wol", "ipmi", "command"})
 NODE_STATES = frozenset({"online", "sleeping", "offline"})
 GPU_HEALTH = frozenset(h.value for h in Health)
 EVENT_KINDS = frozenset(
-    {"job_started", "job_finished", "job_lost", "job_running", "sleep_ack", "sleep_refused"}
+    {
+        "job_started",
+        "job_finished",
+        "job_lost",
+        "job_running",
+        "sleep_ack",
+        "sleep_refused",
+        "command_refused",  # the agent cannot verify a command (no key, another key)
+    }
 )
 TS = Float(0, 1e11)  # epoch seconds, finite and before the year 5138
 MAX_METRICS = 64  # entries in one metrics map
@@ -151,6 +159,15 @@ class Hello(Message):
     labels: dict[str, str] = field(MapOf(Name(), Str(256), 64), default_factory=dict)
     sleep_methods: tuple[str, ...] = field(ListOf(Choice(SLEEP_METHODS), 8), default=())
     wake_methods: tuple[str, ...] = field(ListOf(Choice(WAKE_METHODS), 8), default=())
+    # the id of the command key the agent verifies with (`signing.key_id`), "" when it has
+    # none; None from an agent older than key ids
+    command_key: str | None = field(Opt(Str(16)), default=None)
+
+    def to_wire(self) -> dict[str, Any]:
+        data = Message.to_wire(self)
+        if self.command_key is None:  # an old agent's hello, byte for byte
+            del data["command_key"]
+        return data
 
     def validate(self) -> None:
         indices = [g.index for g in self.gpus]
@@ -266,7 +283,7 @@ class Event(Message):
     detail: str = field(Str(1024), default="")
 
     def validate(self) -> None:
-        if self.kind.startswith("job_") and self.job_id is None:
+        if (self.kind.startswith("job_") or self.kind == "command_refused") and not self.job_id:
             raise SchemaError(f"job_id: missing, required for {self.kind}")
         if self.kind == "job_finished" and self.exit_code is None:
             raise SchemaError("exit_code: missing, required for job_finished")

@@ -29,6 +29,7 @@ from shared.messages import Command
 
 MIN_KEY_BYTES = 16
 DOMAIN = b"dormouse/v1/cmd"
+KEY_ID_LABEL = b"dormouse/v1/key-id"
 
 
 def generate_key() -> str:
@@ -42,6 +43,13 @@ def parse_key(text: str) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError(f"command key: at least {MIN_KEY_BYTES} characters are required")
     return key
+
+
+def key_id(key: bytes) -> str:
+    """The command key's fingerprint (16 hex characters), which agents and the coordinator
+    compare in the open (an agent's hello carries it): an HMAC of a fixed label, so it
+    reveals nothing of the key, and guessing the key from it is as hard as without it."""
+    return hmac.new(key, KEY_ID_LABEL, hashlib.sha256).hexdigest()[:16]
 
 
 def canonical_bytes(command: Command) -> bytes:
@@ -138,6 +146,7 @@ class Verifier:
         accepted: Accepted | None = None,
     ) -> None:
         self._key, self._node, self._clock = key, node, clock
+        self.key_id = key_id(key)  # said in the agent's hello
         self._max_skew_s, self._max_ttl_s, self._max_cached = max_skew_s, max_ttl_s, max_cached
         self._not_before = not_before
         self._accepted = MemoryAccepted() if accepted is None else accepted

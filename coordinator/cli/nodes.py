@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from coordinator.cli.common import PROG, DbOption, JsonOption, store
+from coordinator.cli.common import PROG, DbOption, JsonOption, load, store
+from coordinator.core.snapshot import REFUSING
 from coordinator.services import nodes as node_service
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_json, print_rows, reported_errors
@@ -17,7 +18,14 @@ from shared.units import iso
 PANEL = "Fleet"
 BASE_COLUMNS = ["node", "state", "last_seen", *node_service.LATEST_FIELDS]
 COLUMNS = [*BASE_COLUMNS, "health"]  # for people: drains and sick GPUs in one cell
-JSON_COLUMNS = [*BASE_COLUMNS, "drained", "gpus_drained", "gpus_failed", "gpus_degraded"]
+JSON_COLUMNS = [
+    *BASE_COLUMNS,
+    "drained",
+    "gpus_drained",
+    "gpus_failed",
+    "gpus_degraded",
+    "commands",
+]
 GPU_COLUMNS = ["index", "health", "reason", "drained", "drain_reason"]
 NodeArgument = Annotated[str, typer.Argument(metavar="NODE", help="node name")]
 GpuOption = Annotated[
@@ -38,7 +46,9 @@ def nodes(
     """One row per node: state, when last seen, and its latest sample."""
     if ctx.invoked_subcommand is not None:
         return
-    found = node_service.summaries(store(config, db))
+    settings = load(config, db=db)
+    own_key = node_service.own_key_id(settings.command_key_file)
+    found = node_service.summaries(store(config, db), own_key)
     rows = [readable(n, as_json=as_json) for n in found]
     print_rows(rows, JSON_COLUMNS if as_json else COLUMNS, as_json=as_json)
 
@@ -52,8 +62,10 @@ def readable(fields: dict[str, Any], *, as_json: bool) -> dict[str, Any]:
 
 
 def health_text(fields: dict[str, Any]) -> str:
-    """ "ok", or what keeps work off the node: "drained", "1 failed", "2 degraded"."""
+    """ "ok", or what keeps work off the node: "drained", "no command key", "1 GPU failed"."""
     parts = ["drained"] if fields.get("drained") else []
+    if fields.get("commands") in REFUSING:
+        parts.append(fields["commands"].replace("key", "command key"))
     for key, word in (
         ("gpus_failed", "failed"),
         ("gpus_drained", "drained"),
@@ -74,7 +86,8 @@ def show(
     """One node in full: state, capacity, how it sleeps and wakes, its latest sample."""
     engine = store(config, db)
     with reported_errors(PROG):
-        details = readable(node_service.detail(engine, name), as_json=as_json)
+        own_key = node_service.own_key_id(load(config, db=db).command_key_file)
+        details = readable(node_service.detail(engine, name, own_key), as_json=as_json)
     if as_json:
         print_json(details)
         return

@@ -146,6 +146,14 @@ def _lost(job: JobRecord, event: Event) -> Change:
     return lose(job, event.ts, event.detail or f"{event.node} no longer has it")
 
 
+def _refused(job: JobRecord, event: Event) -> Change | None:
+    """The agent cannot verify the job's `run` (no command key, another key): back in the
+    queue with its reason; its hello says so too, and placement now passes the node by."""
+    if job.state is not JobState.PLACED:
+        return None  # running already: a refusal of some later copy changes nothing
+    return unplace(job, f"{event.node} refused it: {event.detail}")
+
+
 def unplace(job: JobRecord, reason: str) -> Change:
     """A placed job whose node will not take it (it failed to resume): back in the queue."""
     again = dataclasses.replace(
@@ -215,4 +223,5 @@ _HANDLERS = {
     "job_running": _still_running,
     "job_finished": _finished,
     "job_lost": _lost,
+    "command_refused": _refused,
 }

@@ -29,7 +29,27 @@ def shape_of(hello: Hello) -> Shape:
     )
 
 
-def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot | None:
+KEY_OK, NO_KEY, OTHER_KEY = "ok", "no key", "other key"
+REFUSING = frozenset({NO_KEY, OTHER_KEY})  # its agent refuses every command: place nothing
+
+
+def key_state(agent_key: str | None, own_key: str | None) -> str:
+    """How a node's agent stands with the coordinator's commands, from the key id in its
+    hello and the coordinator's (`own_key`, None where this process cannot read the key):
+    "ok", "no key", "other key", "unknown" (an agent too old to say, or no hello yet) or
+    "unchecked" (the agent has a key; which, this process cannot tell)."""
+    if agent_key is None:
+        return "unknown"
+    if not agent_key:
+        return NO_KEY
+    if own_key is None:
+        return "unchecked"
+    return KEY_OK if agent_key == own_key else OTHER_KEY
+
+
+def node_snapshot(
+    view: NodeView, resume_latency_s: float = 0.0, own_key: str | None = None
+) -> NodeSnapshot | None:
     """None for a node that has not said hello yet: its capacity is unknown."""
     if view.hello is None:
         return None
@@ -41,6 +61,9 @@ def node_snapshot(view: NodeView, resume_latency_s: float = 0.0) -> NodeSnapshot
         util_pct=float(view.latest.get("cpu_util_pct") or 0.0),
         resume_latency_s=resume_latency_s,
     )
+    commands = key_state(view.hello.command_key, own_key)
+    if commands in REFUSING:
+        node = replace(node, commands_refused=commands)
     if not view.drains and not view.latest.get("gpu_health"):
         return node
     unwell = gpu_health(view)
@@ -59,9 +82,11 @@ def cluster_snapshot(
     views: Iterable[NodeView],
     jobs: Iterable[JobRecord],
     resume_latency: Callable[[str], float] = lambda _: 0.0,
+    own_key: str | None = None,
 ) -> ClusterSnapshot:
-    """`resume_latency` gives each node's expected resume time (learned from its wakes)."""
-    snapshots = (node_snapshot(v, resume_latency(v.name)) for v in views)
+    """`resume_latency` gives each node's expected resume time (learned from its wakes);
+    `own_key` the id of the coordinator's command key, where known."""
+    snapshots = (node_snapshot(v, resume_latency(v.name), own_key) for v in views)
     nodes = tuple(n for n in snapshots if n is not None)
     allocations = tuple(j.allocation() for j in jobs if j.state in ON_NODE and j.node)
     return ClusterSnapshot(nodes, allocations)
@@ -72,9 +97,14 @@ class KeptCluster:
     the registry saw change (its `watch` set), every node when a learned wake time moved
     (rare: a resume), and the allocations of the active jobs (added, moved, ended)."""
 
-    def __init__(self, registry: Registry, resume_latency: Callable[[str], float]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        resume_latency: Callable[[str], float],
+        own_key: str | None = None,
+    ) -> None:
         self.state = ClusterState()
-        self._registry, self._resume_latency = registry, resume_latency
+        self._registry, self._resume_latency, self._own_key = registry, resume_latency, own_key
         self._changed = registry.watch()
         self._changed.update(registry.nodes)  # the nodes it knew before
         self._latency_version = -1
@@ -86,7 +116,11 @@ class KeptCluster:
             self._changed.update(self._registry.nodes)
         for name in self._changed:
             view = self._registry.nodes.get(name)
-            node = None if view is None else node_snapshot(view, self._resume_latency(name))
+            node = (
+                None
+                if view is None
+                else node_snapshot(view, self._resume_latency(name), self._own_key)
+            )
             if node is None:
                 self.state.drop_node(name)
             else:

@@ -25,6 +25,7 @@ from coordinator.core.snapshot import KeptCluster
 from coordinator.core.tick import ResumeLatencies, hello_shape
 from coordinator.daemon.commands import Sender
 from coordinator.placement.scheduler import Plan, schedule
+from coordinator.placement.state import ClusterState
 from coordinator.power.defer import DeferPolicy, Hold, Holds, fleet_of
 from coordinator.settings import Jobs
 from coordinator.store import drains as drain_rows
@@ -55,7 +56,10 @@ class Dispatcher:
         latencies: ResumeLatencies,
         default_resume_s: float,
         holds: Holds | None = None,
+        own_key: str | None = None,
     ) -> None:
+        """`own_key`: the id of the command key (`signing.key_id`), to pass by the nodes
+        whose agents say they verify with another."""
         self._engine, self._registry, self._config = engine, registry, config
         self._sender, self._latencies, self._default_resume_s = sender, latencies, default_resume_s
         self.last = JobsPass()  # for `/metrics`
@@ -67,7 +71,8 @@ class Dispatcher:
         self._holds = holds or Holds(None, DeferPolicy())
         self._holds_logged: set[str] = set()
         self.placed = 0
-        self.cluster = KeptCluster(registry, self._resume_latency)  # kept across passes
+        self.cluster = KeptCluster(registry, self._resume_latency, own_key)  # across passes
+        self._refusing: dict[str, str] = {}  # node -> why its agent cannot verify, as logged
 
     async def tick(self, now: float) -> JobsPass:
         await self._apply_held()
@@ -146,6 +151,7 @@ class Dispatcher:
 
     async def _place(self, active: list[JobRecord], now: float) -> tuple[Plan, dict[str, Hold]]:
         state = self.cluster.sync(active, self._latencies.version)  # kept current for readers
+        self._log_refusing(state)
         if self.held is not None:
             if not self._held_logged:
                 log.error("not placing jobs: %s (`dormouse key generate`)", self.held)
@@ -170,6 +176,19 @@ class Dispatcher:
                 log.info("job %s waits for %s to wake", wake.job_id, wake.node)
         self._wakes_logged = {w.node for w in plan.wakes}  # said again if wanted again later
         return plan, held
+
+    def _log_refusing(self, state: ClusterState) -> None:
+        """A node whose agent cannot verify commands is said once (again if it changes)."""
+        refusing = {n.name: why for n in state.nodes.values() if (why := n.commands_refused)}
+        for name, why in refusing.items():
+            if self._refusing.get(name) != why:
+                log.warning(
+                    "placing nothing on %s: its agent cannot verify commands (%s: install "
+                    "the coordinator's command key there and restart the agent)",
+                    name,
+                    why,
+                )
+        self._refusing = refusing
 
     async def _log_holds(self, held: dict[str, Hold], now: float) -> None:
         """A job's hold is said once, in the log and as a job event (`dormouse job ID`)."""

@@ -48,6 +48,7 @@ from shared.config import read_key_file
 from shared.edge.notify import Notifier
 from shared.edge.tasks import Stopping
 from shared.errors import ConfigError
+from shared.signing import key_id
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def build(
         latencies=latencies,
         default_resume_s=config.power.resume_latency,
         holds=tariffs.holds(config.cost),
+        own_key=key_id(key) if key is not None else None,
     )
     power = PowerLoop(engine, registry, config.power, sender, latencies)
     receiver = Receiver(

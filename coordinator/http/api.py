@@ -59,8 +59,13 @@ class Api:
     def __post_init__(self) -> None:
         object.__setattr__(self, "fleet", Fresh(self._listing, self.fleet_max_age_s))
 
+    @property
+    def own_key(self) -> str | None:
+        """The command key's id, read when asked: a key installed later counts."""
+        return node_service.own_key_id(self.settings.command_key_file)
+
     def _listing(self) -> Listing:
-        nodes = node_service.summaries(self.engine)
+        nodes = node_service.summaries(self.engine, self.own_key)
         return Listing(nodes, json.dumps({"nodes": nodes}, separators=(",", ":")).encode())
 
 
@@ -143,7 +148,8 @@ async def list_nodes(api: Api, request: Request) -> Response:
 
 async def get_node(api: Api, request: Request) -> JSONResponse:
     name = request.path_params["node"]
-    return ok({"node": await run_in_threadpool(node_service.detail, api.engine, name)})
+    found = await run_in_threadpool(node_service.detail, api.engine, name, api.own_key)
+    return ok({"node": found})
 
 
 async def node_history(api: Api, request: Request) -> JSONResponse:

@@ -20,6 +20,11 @@ def not_drained(request: Request, node: NodeSnapshot, free: Free) -> str | None:
     return "drained" if node.drained else None
 
 
+def verifies_commands(request: Request, node: NodeSnapshot, free: Free) -> str | None:
+    """An agent that cannot verify the coordinator's commands would refuse the job."""
+    return None if node.commands_refused is None else "command key"
+
+
 def healthy_gpus(request: Request, node: NodeSnapshot, free: Free) -> str | None:
     """Enough free GPUs that are neither failed nor drained (`enough_gpus` ran first, so a
     refusal here is health's, not a plain shortage)."""
@@ -48,13 +53,19 @@ def labels_match(request: Request, node: NodeSnapshot, free: Free) -> str | None
 FILTERS: tuple[Filter, ...] = (
     node_available,
     not_drained,
+    verifies_commands,
     labels_match,
     enough_gpus,
     healthy_gpus,
     enough_cpus,
     enough_memory,
 )
-TRANSIENT: tuple[Filter, ...] = (node_available, not_drained, healthy_gpus)  # may pass later
+TRANSIENT: tuple[Filter, ...] = (  # may pass later
+    node_available,
+    not_drained,
+    verifies_commands,
+    healthy_gpus,
+)
 
 
 def rejection(request: Request, node: NodeSnapshot, free: Free) -> str | None:

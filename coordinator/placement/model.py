@@ -52,6 +52,7 @@ class NodeSnapshot:
     drained: bool = False  # an operator's `dormouse drain`: no new work
     unusable_gpus: frozenset[int] = NO_GPUS  # failed or drained: never handed out
     degraded_gpus: frozenset[int] = NO_GPUS  # handed out only when nothing healthy fits
+    commands_refused: str | None = None  # why its agent cannot verify commands (no key)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

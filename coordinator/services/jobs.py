@@ -21,10 +21,11 @@ from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.core.snapshot import cluster_snapshot
 from coordinator.placement.balance import BALANCE_FACTOR, Strategy
 from coordinator.placement.estimate import Estimate, estimate
-from coordinator.placement.filters import never_fits
+from coordinator.placement.filters import never_fits, rejection, whole
 from coordinator.placement.model import ClusterSnapshot, Request
 from coordinator.placement.pick import Picked, Picker
 from coordinator.services import tariffs
+from coordinator.services.nodes import own_key_id
 from coordinator.settings import CoordinatorConfig
 from coordinator.store import jobs as job_rows
 from coordinator.store import nodes as node_rows
@@ -63,9 +64,11 @@ def new_job_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def snapshot(conn: sa.Connection) -> tuple[ClusterSnapshot, list[JobRecord]]:
+def snapshot(
+    conn: sa.Connection, own_key: str | None = None
+) -> tuple[ClusterSnapshot, list[JobRecord]]:
     active = job_rows.active(conn)
-    return cluster_snapshot(node_rows.load_nodes(conn), active), active
+    return cluster_snapshot(node_rows.load_nodes(conn), active, own_key=own_key), active
 
 
 def placement_held(engine: sa.Engine, key_file: Path) -> str | None:
@@ -220,10 +223,27 @@ def detail(
     joules its agent charged it (its GPUs and CPU share), in kWh and priced at `model`'s
     tariff over its run."""
     record, events = describe(engine, job_id)
-    waiting = placement_held(engine, key_file) if record.state is JobState.PENDING else None
+    waiting = waiting_for(engine, record, key_file) if record.state is JobState.PENDING else None
     fields = asdict(record) | {"state": record.state.value, "waiting": waiting}
     fields |= {k: list(v) for k, v in fields.items() if isinstance(v, tuple | frozenset)}
     return {"job": fields, "events": events, **energy_of(record, model)}
+
+
+def waiting_for(engine: sa.Engine, record: JobRecord, key_file: Path) -> str | None:
+    """Why a pending job waits: the coordinator places nothing, or no node could take it
+    even empty (each node's first refusal, counted: "2 command key, 1 labels"); None when
+    some node could (it waits for room, a wake or a cheaper hour)."""
+    held = placement_held(engine, key_file)
+    if held is not None:
+        return held
+    with engine.connect() as conn:
+        cluster, _ = snapshot(conn, own_key_id(key_file))
+    request = record.as_job().request
+    reasons = Counter(rejection(request, node, whole(node)) for node in cluster.nodes)
+    if not reasons or None in reasons:
+        return None
+    counted = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    return f"no node can take it now ({counted})"
 
 
 def energy_of(record: JobRecord, model: CostModel | None) -> dict[str, float | None]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from coordinator.core.registry import HEALTHY, NodeView, gpu_health
+from coordinator.core.snapshot import key_state
 from coordinator.core.tick import LATENCY_SAMPLES, quantile
 from coordinator.store import drains as drain_rows
 from coordinator.store import leadership as leader_rows
@@ -23,8 +25,10 @@ from coordinator.store.drains import NODE
 from coordinator.store.leadership import Leader
 from coordinator.store.power import WAKE_TIMES
 from coordinator.store.workers import Worker
-from shared.errors import NotFound
+from shared.config import read_key_file
+from shared.errors import ConfigError, NotFound
 from shared.gpuhealth import Health
+from shared.signing import key_id
 
 WORKERS_SEEN_S = 60.0  # `dormouse status` lists processes that wrote their row this recently
 LATEST_FIELDS = (
@@ -46,9 +50,24 @@ class UnknownNode(NotFound):
     """A node the store has never heard from."""
 
 
-def summary(view: NodeView) -> dict[str, Any]:
-    """One node as `dormouse nodes --json` and `GET /api/v1/nodes` show it (times: epoch s)."""
+def own_key_id(key_file: Path) -> str | None:
+    """The id of the coordinator's command key, where this process may read the key file
+    (a user's CLI often may not: nodes then show "unchecked" rather than "ok")."""
+    try:
+        key = read_key_file(key_file)
+    except ConfigError:
+        return None
+    return None if key is None else key_id(key)
+
+
+def summary(
+    view: NodeView, own_key: str | None = None, agent_key: str | None = None
+) -> dict[str, Any]:
+    """One node as `dormouse nodes --json` and `GET /api/v1/nodes` show it (times: epoch s).
+    `commands`: whether its agent can verify the coordinator's commands (`key_state`), from
+    its hello or, read without it, `agent_key`."""
     latest = view.latest
+    agent = view.hello.command_key if view.hello is not None else agent_key
     unwell = [health for health, _ in gpu_health(view).values()]
     return {
         "node": view.name,
@@ -59,6 +78,7 @@ def summary(view: NodeView) -> dict[str, Any]:
         "gpus_drained": sum(1 for i in view.drains if i != NODE),
         "gpus_failed": unwell.count(Health.FAILED),
         "gpus_degraded": unwell.count(Health.DEGRADED),
+        "commands": key_state(agent, own_key),
     }
 
 
@@ -87,10 +107,11 @@ class Status:
     tier_bytes: dict[str, int] | None = None  # store_bytes_raw, _minute, _hour
 
 
-def summaries(engine: sa.Engine) -> list[dict[str, Any]]:
+def summaries(engine: sa.Engine, own_key: str | None = None) -> list[dict[str, Any]]:
     """Every node's summary, read without the hellos (the listings' fast path)."""
     with engine.connect() as conn:
-        return [summary(v) for v in node_rows.load_summaries(conn)]
+        keys = node_rows.command_keys(conn)
+        return [summary(v, own_key, keys.get(v.name)) for v in node_rows.load_summaries(conn)]
 
 
 def names(engine: sa.Engine) -> list[str]:
@@ -130,7 +151,7 @@ def wake_times(engine: sa.Engine, node: str, keep: int = LATENCY_SAMPLES) -> Wak
     return WakeTimes(len(seconds), quantile(seconds, 0.5), quantile(seconds, 0.95))
 
 
-def detail(engine: sa.Engine, name: str) -> dict[str, Any]:
+def detail(engine: sa.Engine, name: str, own_key: str | None = None) -> dict[str, Any]:
     """One node in full: its summary, since when in its state, its measured wakes, its hello."""
     with engine.connect() as conn:
         found = node_rows.load_nodes(conn, name)
@@ -140,7 +161,7 @@ def detail(engine: sa.Engine, name: str) -> dict[str, Any]:
         events = drain_rows.events(conn, node=name, limit=10)
     view = found[0]
     wakes = wake_times(engine, name)
-    return summary(view) | {
+    return summary(view, own_key) | {
         "state_since": view.state_since,
         "wakes_measured": wakes.count,
         "wake_p50_s": wakes.p50_s,

@@ -80,6 +80,12 @@ def load_summaries(conn: sa.Connection) -> list[NodeView]:
     ]
 
 
+def command_keys(conn: sa.Connection) -> dict[str, str | None]:
+    """Each node's command key id, read out of its hello's JSON (not the whole hello)."""
+    found = conn.execute(sa.select(Node.name, Node.hello["command_key"].as_string()))
+    return {name: key for name, key in found}  # noqa: C416 - rows, not pairs, to mypy
+
+
 def known_nodes(conn: sa.Connection) -> list[str]:
     return list(conn.execute(sa.select(Node.name).order_by(Node.name)).scalars())
 

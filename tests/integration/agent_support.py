@@ -36,10 +36,12 @@ class AgentProcess:
     interval: str = "0.1s"
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    key: str | None = KEY  # None: no key file at all
 
     def start(self) -> None:
-        self.key_file.write_text(KEY)
-        self.key_file.chmod(0o600)
+        if self.key is not None:
+            self.key_file.write_text(self.key)
+            self.key_file.chmod(0o600)
         env = {
             **os.environ,
             "DORMOUSE_COMMAND_KEY_FILE": str(self.key_file),

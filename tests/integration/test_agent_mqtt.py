@@ -10,8 +10,8 @@ import aiomqtt
 import pytest
 
 from shared.codec import encode
-from shared.messages import Command, Hello, Resend
-from shared.signing import sign
+from shared.messages import Command, Event, Hello, Resend, RunJob
+from shared.signing import key_id, sign
 from shared.topics import Kind, topic
 from tests.integration.agent_support import (
     KEY,
@@ -124,3 +124,44 @@ async def test_a_broken_spool_is_moved_aside_and_the_agent_keeps_publishing(agen
     assert f"moved to {aside}" in agent.log()
     assert "Traceback" not in agent.log()
     assert {b.stream_first for b in live.telemetry} == {min(live.seqs())}
+
+
+@pytest.mark.parametrize("key", [None, "o" * 32])
+async def test_an_agent_that_cannot_verify_says_so_in_its_hello_and_refuses_jobs_aloud(
+    mqtt_url, tmp_path, key
+):
+    """Without the key (or with another) the hello carries "" (or that key's id, not
+    the coordinator's), and a signed `run` comes back as a `command_refused` event with
+    the job's id and the reason, for the coordinator to place it elsewhere."""
+    agent = AgentProcess(
+        node=unique_node(), broker=mqtt_url, spool_dir=tmp_path / "spool",
+        key_file=tmp_path / "key", key=key,
+    )  # fmt: skip
+    live = Collector(agent.node)
+    try:
+        async with collecting(live, mqtt_url):
+            agent.start()
+            await wait_until(lambda: live.telemetry and live.other, 20, "hello and telemetry")
+            hello = next(m for kind, m, _ in live.other if kind is Kind.HELLO)
+            assert hello.command_key == ("" if key is None else key_id(key.encode()))
+            assert hello.command_key != key_id(KEY.encode())
+            now = live.telemetry[-1].samples[-1].ts
+            run = Command(
+                id="run-1", node=agent.node, issued_at=now, expires_at=now + 60,
+                body=RunJob(job_id="j-refused", argv=("true",)),
+            )  # fmt: skip
+            async with aiomqtt.Client(mqtt_url.host, mqtt_url.port) as client:
+                signed = encode(sign(run, KEY.encode()))
+                await client.publish(topic(agent.node, Kind.CMD), signed, qos=1)
+
+            def refusal() -> Event | None:
+                events = [m for kind, m, _ in live.other if kind is Kind.EVENTS]
+                return next((e for e in events if e.kind == "command_refused"), None)
+
+            await wait_until(refusal, 10, "the refusal event")
+        event = refusal()
+        assert event.job_id == "j-refused"
+        assert event.detail.startswith("no_key: no command key at" if key is None else "signature:")
+    finally:
+        agent.kill()
+        await clear_retained(mqtt_url, agent.node)

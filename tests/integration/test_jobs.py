@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 
-from tests.integration.agent_support import AgentProcess, unique_node
+from tests.integration.agent_support import KEY, AgentProcess, unique_node
 from tests.integration.coordinator_support import CoordinatorProcess, stored_jobs
 
 pytestmark = pytest.mark.mqtt
@@ -33,21 +33,25 @@ def coordinator(db_url, mosquitto, tmp_path):
 
 
 def start_agents(mosquitto, tmp_path, cpus: list[int]) -> list[AgentProcess]:
-    fleet = []
-    for offered in cpus:
-        node = unique_node()
-        (tmp_path / node).mkdir()
-        agent = AgentProcess(
-            node=node,
-            broker=mosquitto.url,
-            interval="0.2s",
-            spool_dir=tmp_path / node / "spool",
-            key_file=tmp_path / "key",
-            extra_env={"DORMOUSE_OFFER_CPUS": str(offered), "DORMOUSE_OFFER_MEM": "8G"},
-        )
-        agent.start()
-        fleet.append(agent)
-    return fleet
+    return [start_agent(mosquitto, tmp_path, offered) for offered in cpus]
+
+
+def start_agent(mosquitto, tmp_path, cpus: int, key: str | None = KEY) -> AgentProcess:
+    """An agent offering `cpus`: with the coordinator's key, or its own key file holding
+    `key` (None: no key file at all)."""
+    node = unique_node()
+    (tmp_path / node).mkdir()
+    agent = AgentProcess(
+        node=node,
+        broker=mosquitto.url,
+        interval="0.2s",
+        spool_dir=tmp_path / node / "spool",
+        key_file=tmp_path / "key" if key == KEY else tmp_path / node / "command.key",
+        key=key,
+        extra_env={"DORMOUSE_OFFER_CPUS": str(cpus), "DORMOUSE_OFFER_MEM": "8G"},
+    )
+    agent.start()
+    return agent
 
 
 async def eventually(check, timeout_s: float, what: str):
@@ -300,5 +304,44 @@ async def test_submit_refuses_what_no_node_could_ever_run(coordinator, mosquitto
         result = coordinator.run_cli("pick", "--label", "zone=nowhere")
         assert result.returncode == 3
         assert "could ever take" in result.stderr
+    finally:
+        stop(fleet)
+
+
+async def test_agents_that_cannot_verify_commands_get_no_job_and_say_why(
+    coordinator, mosquitto, tmp_path
+):
+    """A keyless agent and one with another key say so in their hellos (as a key id): the
+    coordinator places every job on the agent with its key, shows the other two as unable
+    to verify, and says so once in its log; a job only they could take waits and says why."""
+    keyless = start_agent(mosquitto, tmp_path, 4, key=None)
+    other = start_agent(mosquitto, tmp_path, 4, key="o" * 32)
+    fleet = [keyless, other]
+    try:
+        await online(coordinator, fleet)
+        nodes = {r["node"]: r for r in coordinator.cli("nodes")}
+        assert nodes[keyless.node]["commands"] == "no key"
+        assert nodes[other.node]["commands"] == "other key"
+        stuck = submit(coordinator, "--runtime", "1m", "--", "true")
+        await asyncio.sleep(1.5)  # several placement passes
+        shown = coordinator.cli("job", stuck)
+        assert shown["job"]["state"] == "pending", shown
+        assert shown["job"]["waiting"] == "no node can take it now (2 command key)"
+        fleet += start_agents(mosquitto, tmp_path, [4])
+        good = fleet[-1].node
+        await online(coordinator, fleet)
+        short = ["--runtime", "30s", "--", PY, "-c", "import time; time.sleep(0.2)"]
+        ids = [stuck, *await submit_many(coordinator, [short] * 5)]
+        rows = await eventually(when_all(coordinator, ids, {"succeeded"}), 60, "six succeeded")
+        assert {rows[i]["node"] for i in ids} == {good}
+        log = coordinator.log()
+        for agent in (keyless, other):
+            said = f"placing nothing on {agent.node}: its agent cannot verify commands"
+            assert log.count(said) == 1, log[-3000:]
+        assert "(no key:" in log
+        assert "(other key:" in log
+        human = coordinator.run_cli("nodes")
+        assert "no command key" in human.stdout
+        assert "other command key" in human.stdout
     finally:
         stop(fleet)

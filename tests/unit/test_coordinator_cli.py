@@ -74,6 +74,7 @@ def test_nodes_json_and_table(store):
             "gpus_drained": 0,
             "gpus_failed": 0,
             "gpus_degraded": 0,
+            "commands": "unknown",  # the factory's hello is an agent's from before key ids
         }
     ]
     table = runner.invoke(app, ["nodes"])

@@ -109,3 +109,12 @@ def test_allocation_ends_at_start_plus_estimate():
     alloc = RUNNING.allocation()
     assert (alloc.node, alloc.ends_at) == ("n1", 171.0)
     assert PLACED.allocation().ends_at == 170.0
+
+
+def test_a_refused_run_puts_a_placed_job_back_in_the_queue_with_the_agents_reason():
+    refused = event("command_refused", detail="no_key: no command key at /etc/dormouse/k")
+    again = jobstate.on_event(PLACED, refused)
+    assert (again.kind, again.job.state, again.job.node) == ("requeued", JobState.PENDING, None)
+    assert again.detail == "n1 refused it: no_key: no command key at /etc/dormouse/k"
+    assert jobstate.on_event(RUNNING, refused) is None  # it runs: a copy's refusal changes nothing
+    assert jobstate.on_event(PLACED, event("command_refused", node="n2", detail="x")) is None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView, Registry
-from coordinator.core.snapshot import KeptCluster, cluster_snapshot
+from coordinator.core.snapshot import KeptCluster, cluster_snapshot, key_state
 from coordinator.core.tick import ResumeLatencies
 from coordinator.placement.model import Power
 from coordinator.placement.state import PLACEABLE
@@ -81,3 +83,32 @@ def test_drains_and_gpu_health_reach_the_kept_cluster():
     node = kept.sync([], 0).nodes["gpu-01"]
     assert (node.degraded_gpus, node.unusable_gpus, node.drained) == (frozenset(), {0}, True)
     assert kept.state.snapshot() == cluster_snapshot(registry.nodes.values(), [])
+
+
+@pytest.mark.parametrize(
+    ("agent_key", "own_key", "state"),
+    [
+        ("", "abc", "no key"),
+        ("", None, "no key"),  # no key is no key, whoever asks
+        ("abc", "abc", "ok"),
+        ("abd", "abc", "other key"),
+        ("abd", None, "unchecked"),  # a CLI that cannot read the coordinator's key
+        (None, "abc", "unknown"),  # an agent from before key ids
+    ],
+)
+def test_key_state_from_the_hello_and_the_coordinators_key(agent_key, own_key, state):
+    assert key_state(agent_key, own_key) == state
+
+
+def test_the_kept_cluster_marks_nodes_whose_agents_cannot_verify_commands():
+    def view(name: str, command_key: str | None) -> NodeView:
+        hello = replace(factories.hello(name), command_key=command_key)
+        return NodeView(name=name, state=NodeState.ONLINE, state_since=TS, hello=hello)
+
+    nodes = [view("ok", "k1"), view("none", ""), view("other", "k2"), view("old", None)]
+    kept = KeptCluster(Registry(offline_after_s=30, nodes=nodes), lambda _: 0.0, "k1")
+    state = kept.sync([], 0)
+    refused = {n.name: n.commands_refused for n in state.nodes.values()}
+    assert refused == {"ok": None, "none": "no key", "other": "other key", "old": None}
+    rebuilt = cluster_snapshot(nodes, [], own_key="k1")
+    assert {n.name: n.commands_refused for n in rebuilt.nodes} == refused

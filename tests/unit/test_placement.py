@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from coordinator.placement.deadline import finish_estimate, meets_deadline
@@ -14,6 +16,7 @@ from coordinator.placement.filters import (
     never_fits,
     node_available,
     rejection,
+    verifies_commands,
 )
 from coordinator.placement.model import ClusterSnapshot, Free, Power, Request, free_capacity
 from coordinator.placement.pick import Picked, pick
@@ -290,3 +293,15 @@ def test_estimate_now_wake_queued_and_unknown():
 
     never = estimate(job("new", cpus=64), [], busy, 1000.0)
     assert (never.start, never.basis) == (None, "unknown")
+
+
+def test_a_node_whose_agent_cannot_verify_commands_gets_nothing_for_now():
+    """No key (or another key) on the agent: refused by `verifies_commands`, first after
+    power and drain; transient, since installing the key fixes it."""
+    keyless = replace(node("n"), commands_refused="no key")
+    assert verifies_commands(Request(), keyless, FREE) == "command key"
+    assert verifies_commands(Request(), node("n"), FREE) is None
+    assert rejection(Request(cpus=99), keyless, FREE) == "command key"
+    assert never_fits(Request(cpus=1), keyless) is None
+    plan = schedule([job("j", cpus=1)], ClusterSnapshot((keyless,)), 1000.0)
+    assert not plan.assignments

@@ -20,7 +20,7 @@ from shared.errors import (
     StaleEpoch,
 )
 from shared.messages import Command, Resend, RunJob, Sleep
-from shared.signing import Verifier, canonical_bytes, generate_key, parse_key, sign
+from shared.signing import Verifier, canonical_bytes, generate_key, key_id, parse_key, sign
 from shared.topics import Kind
 from tests import factories
 
@@ -185,3 +185,12 @@ def test_the_epoch_is_signed_and_epoch_0_is_the_old_wire_format():
     assert "epoch" not in at_epoch(0, "c2").to_wire()
     assert canonical_bytes(at_epoch(0, "c2")) == canonical_bytes(factories.command(cid="c2"))
     assert decode(encode(signed), Kind.CMD, "gpu-01") == signed
+
+
+def test_key_id_names_a_key_without_revealing_it():
+    key = generate_key().encode()
+    assert key_id(key) == key_id(key) == Verifier(key, "n1", ManualClock(0.0)).key_id
+    assert len(key_id(key)) == 16
+    assert int(key_id(key), 16) >= 0  # hex
+    assert key_id(key) not in key.decode()
+    assert key_id(key) != key_id(generate_key().encode())

@@ -50,6 +50,8 @@ const fmt = {
   dur: (s) => (s >= 3600 ? (s / 3600).toFixed(1) + " h" : Math.round(s / 60) + " min"),
 };
 
+const REFUSING = ["no key", "other key"]; // the node's `commands`: placement passes it by
+
 function renderFleet(nodes) {
   const body = $("fleet").tBodies[0];
   const rows = nodes.map((n) => {
@@ -58,7 +60,14 @@ function renderFleet(nodes) {
     tr.dataset.state = n.state;
     tr.id = "node-" + n.node;
     cell(tr, n.node);
-    cell(tr, "").appendChild(badge(n.state));
+    const states = cell(tr, "");
+    states.appendChild(badge(n.state));
+    if (REFUSING.includes(n.commands)) {
+      const refusing = badge(n.commands);
+      refusing.className = "state state-refusing";
+      refusing.title = "its agent cannot verify the coordinator's commands: no job is placed here";
+      states.appendChild(refusing);
+    }
     cell(tr, fmt.num(n.cpu_util_pct), "num");
     cell(tr, n.mem_total_bytes ? fmt.bytes(n.mem_used_bytes) + " / " + fmt.bytes(n.mem_total_bytes) : "", "num");
     cell(tr, n.gpus ?? "", "num");
