@@ -5,6 +5,7 @@ executable is on systemd's default PATH (a test keeps them equal and verifies bo
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from string import Template
 
 AGENT = Template("""\
@@ -105,6 +106,31 @@ WantedBy=multi-user.target
 
 def render(template: Template, executable: str, config: str) -> str:
     return template.substitute(exec=executable, config=config)
+
+
+HIDDEN = (  # (directories, the protection that hides them, what lets the service see them)
+    (("/home", "/root", "/run/user"), "ProtectHome=yes", "ProtectHome=read-only"),
+    (("/tmp", "/var/tmp"), "PrivateTmp=yes", "PrivateTmp=no"),  # noqa: S108 - paths to match
+)
+
+
+def relaxed(unit: str, executable: str) -> tuple[str, list[str]]:
+    """`unit` with each protection that would hide `executable` from the service (a venv
+    in a home directory or /tmp, as an install from a checkout makes) relaxed just enough,
+    and a note for the operator on each."""
+    path = PurePosixPath(executable)
+    notes = []
+    for where, strict, loose in HIDDEN:
+        under = next((d for d in where if path.is_relative_to(d)), None)
+        if under is None or strict not in unit:
+            continue
+        why = f"# {loose}: ExecStart is under {under}, which {strict} would hide"
+        unit = unit.replace(strict, f"{why}\n{loose}")
+        notes.append(
+            f"{executable} is under {under}: the unit says {loose} (install dormouse "
+            f"under /opt or /usr/local to keep {strict})"
+        )
+    return unit, notes
 
 
 def shipped(name: str) -> str:

@@ -17,7 +17,7 @@ import typer
 
 from shared.config import shown
 from shared.errors import ConfigError
-from shared.unitfiles import render
+from shared.unitfiles import relaxed, render
 
 UNIT_DIR = Path("etc/systemd/system")
 
@@ -27,6 +27,7 @@ class Installed:
     unit: Path
     config: Path
     config_written: bool
+    notes: tuple[str, ...] = ()  # protections relaxed in the unit, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +50,9 @@ def install(daemon: Daemon, root: Path, config: Path | None) -> Installed:
     unit, target = root / UNIT_DIR / daemon.unit_name, root / daemon.config_path
     try:
         unit.parent.mkdir(parents=True, exist_ok=True)
-        unit.write_text(
-            render(daemon.template, executable(daemon.program), f"/{daemon.config_path}")
-        )
+        program = executable(daemon.program)
+        text, notes = relaxed(render(daemon.template, program, f"/{daemon.config_path}"), program)
+        unit.write_text(text)
         unit.chmod(0o644)
         written = not target.exists()
         if written:
@@ -60,7 +61,7 @@ def install(daemon: Daemon, root: Path, config: Path | None) -> Installed:
             target.chmod(0o640)
     except OSError as exc:
         raise ConfigError(f"install: {exc.strerror}: {exc.filename}") from None
-    return Installed(unit, target, written)
+    return Installed(unit, target, written, tuple(notes))
 
 
 def commented_config(daemon: Daemon) -> str:
@@ -91,5 +92,7 @@ def say_installed(done: Installed, *then: str) -> None:
     """What was written, then the operator's next steps."""
     typer.echo(f"wrote {done.unit}")
     typer.echo(f"{'wrote' if done.config_written else 'kept the existing'} {done.config}")
+    for note in done.notes:
+        typer.echo(f"note: {note}")
     for i, step in enumerate(then):
         typer.echo(f"{'then: ' if i == 0 else '      '}{step}")

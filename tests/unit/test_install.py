@@ -17,8 +17,9 @@ from agent.settings import AgentConfig
 from coordinator.main import app as coordinator_app
 from coordinator.settings import CoordinatorConfig
 from shared.config import load_config
+from shared.edge import install as install_module
 from shared.edge.install import executable
-from shared.unitfiles import AGENT, COORDINATOR, render, shipped
+from shared.unitfiles import AGENT, COORDINATOR, relaxed, render, shipped
 
 ROOT = Path(__file__).parents[2]
 runner = CliRunner()
@@ -139,3 +140,37 @@ def test_systemd_analyze_verify_passes_on_both_units(tmp_path):
         assert "WatchdogSec=" in text
         assert "Restart=on-failure" in text
         assert "StateDirectory=" in text
+
+
+@pytest.mark.parametrize(
+    ("program", "expected", "kept"),
+    [
+        ("/opt/dormouse/bin/dormouse", [], ["ProtectHome=yes", "PrivateTmp=yes"]),
+        ("/home/ops/dormouse/.venv/bin/dormouse", ["ProtectHome=read-only"], ["PrivateTmp=yes"]),
+        ("/root/.venv/bin/dormouse", ["ProtectHome=read-only"], ["PrivateTmp=yes"]),
+        ("/tmp/x/.venv/bin/dormouse", ["PrivateTmp=no"], ["ProtectHome=yes"]),
+    ],
+)
+def test_a_unit_never_hides_its_own_executable(program, expected, kept):
+    """A venv under /home or /tmp (an install from a checkout) would be invisible to a
+    service with ProtectHome= or PrivateTmp=: the unit relaxes just that one, and says so."""
+    unit, notes = relaxed(render(COORDINATOR, program, "/etc/c.toml"), program)
+    for line in expected:
+        assert f"\n{line}\n" in unit
+    for line in kept:
+        assert f"\n{line}\n" in unit
+    assert len(notes) == len(expected)
+    assert all(program in note for note in notes)
+    agent, nothing = relaxed(render(AGENT, program, "/etc/a.toml"), program)
+    assert (agent, nothing) == (render(AGENT, program, "/etc/a.toml"), [])  # it has neither
+
+
+def test_install_from_a_home_directory_says_what_it_relaxed(tmp_path, monkeypatch):
+    monkeypatch.delenv("DORMOUSE_CONFIG", raising=False)
+    monkeypatch.setattr(install_module, "executable", lambda _: "/home/ops/.venv/bin/dormouse")
+    result = runner.invoke(coordinator_app, ["install", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "note: /home/ops/.venv/bin/dormouse is under /home: the unit says" in result.output
+    unit = (tmp_path / "etc/systemd/system/dormouse-coordinator.service").read_text()
+    assert "\nProtectHome=read-only\n" in unit
+    assert "\nProtectHome=yes" not in unit
