@@ -1,5 +1,6 @@
 """`dormouse status`: the coordinator's figures as it last wrote them, the store's size, the
-leading process and every process (ingest workers too) heard from lately."""
+leading process and every process (ingest workers too) heard from lately. `--json` prints
+the document `GET /api/v1/status` answers."""
 
 from __future__ import annotations
 
@@ -9,77 +10,49 @@ from typing import Any
 import typer
 
 from coordinator.cli.common import PROG, DbOption, JsonOption, load, store
-from coordinator.services import jobs as jobs_service
-from coordinator.services import nodes as node_service
+from coordinator.services import status as status_service
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import cell, print_rows
+from shared.edge.console import cell, print_json, print_rows
 from shared.units import iso
 
 PANEL = "Fleet"
+SIZES = ("store_bytes", "store_bytes_raw", "store_bytes_minute", "store_bytes_hour")
 
 
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Messages received, stored and dropped (by reason), lag and store size."""
     engine = store(config, db)
-    found = node_service.status(engine)
-    held = jobs_service.placement_held(engine, load(config).command_key_file)
-    if held is not None:
+    found = status_service.document(engine, load(config).command_key_file)
+    if (held := found["placement_held"]) is not None:
         typer.echo(f"{PROG}: warning: jobs are not being placed: {held}", err=True)
-    now = time.time()
-    sizes = [(k, (v, now)) for k, v in (found.tier_bytes or {}).items()]
-    figures = [*sorted(found.figures.items()), ("store_bytes", (found.store_bytes, now)), *sizes]
-    rows = [
-        {
-            "key": k,
-            "value": v if as_json else cell(v, bytes_=k.endswith("_bytes")),
-            "updated": at if as_json else iso(at),
-        }
-        for k, (v, at) in figures
+    if as_json:
+        print_json(found)
+        return
+    print_rows(rows(found, time.time()), ["key", "value", "updated"], as_json=False)
+
+
+def rows(found: dict[str, Any], now: float) -> list[dict[str, Any]]:
+    """The document as a table for people: figures, sizes in bytes' units, the leader and
+    the processes on a line each, times in ISO-8601."""
+    figures = [(k, f["value"], f["updated"]) for k, f in found["figures"].items()]
+    figures += [(k, found[k], now) for k in SIZES]
+    listed = [
+        {"key": k, "value": cell(v, bytes_=k.endswith("_bytes")), "updated": iso(at)}
+        for k, v, at in figures
     ]
-    if found.leader is not None:
-        rows.append(leader_row(found.leader, as_json=as_json))
-    if found.workers:
-        rows.append(workers_row(found.workers, as_json=as_json))
-    print_rows(rows, ["key", "value", "updated"], as_json=as_json)
-
-
-def leader_row(leader: node_service.Leader, *, as_json: bool) -> dict[str, Any]:
-    """The process leading (its lock checked at `updated`): id, epoch and since when."""
-    value: object = {"id": leader.holder, "epoch": leader.epoch, "since": leader.since}
-    if not as_json:
-        value = f"{leader.holder}, epoch {leader.epoch}, since {iso(leader.since)}"
-    return {
-        "key": "leader",
-        "value": value,
-        "updated": leader.renewed_at if as_json else iso(leader.renewed_at),
-    }
+    if (leader := found["leader"]) is not None:
+        text = f"{leader['id']}, epoch {leader['epoch']}, since {iso(leader['since'])}"
+        listed.append({"key": "leader", "value": text, "updated": iso(leader["renewed_at"])})
+    if workers := found["workers"]:
+        text = "; ".join(
+            f"{w['id']} ({w['role']}): {cell(w['samples_stored'])} stored, "
+            f"lag p99 {cell(w['lag_p99_s'])} s"
+            for w in workers
+        )
+        newest = max(w["seen_at"] for w in workers)
+        listed.append({"key": "workers", "value": text, "updated": iso(newest)})
+    return listed
 
 
 def register(root: typer.Typer) -> None:
     root.command("status", rich_help_panel=PANEL)(status)
-
-
-WORKER_FIGURES = ("samples_stored", "duplicates", "samples_buffered", "lag_p99_s")
-
-
-def workers_row(workers: tuple[node_service.Worker, ...], *, as_json: bool) -> dict[str, Any]:
-    """Every `dormouse run` process heard from lately: role and what it has stored."""
-    listed = [
-        {
-            "id": w.id,
-            "role": w.role,
-            "started_at": w.started_at,
-            "seen_at": w.seen_at,
-            **{k: w.figures.get(k, 0.0) for k in WORKER_FIGURES},
-        }
-        for w in workers
-    ]
-    value: object = listed
-    if not as_json:
-        value = "; ".join(
-            f"{w['id']} ({w['role']}): {cell(w['samples_stored'])} stored, "
-            f"lag p99 {cell(w['lag_p99_s'])} s"
-            for w in listed
-        )
-    newest = max(w.seen_at for w in workers)
-    return {"key": "workers", "value": value, "updated": newest if as_json else iso(newest)}

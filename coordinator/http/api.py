@@ -27,6 +27,7 @@ from coordinator.services import jobs as jobs_service
 from coordinator.services import nodes as node_service
 from coordinator.services import power as power_service
 from coordinator.services import report as report_service
+from coordinator.services import status as status_service
 from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
 from shared.config import parse_labels
@@ -287,19 +288,11 @@ async def get_report(api: Api, request: Request) -> JSONResponse:
 
 
 async def get_status(api: Api, request: Request) -> JSONResponse:
-    found = await run_in_threadpool(node_service.status, api.engine)
-    held = await run_in_threadpool(
-        jobs_service.placement_held, api.engine, api.settings.command_key_file
+    """The document `dormouse status --json` prints (`services.status`)."""
+    found = await run_in_threadpool(
+        status_service.document, api.engine, api.settings.command_key_file
     )
-    figures = {k: {"value": v, "updated": at} for k, (v, at) in sorted(found.figures.items())}
-    return ok(
-        {
-            "figures": figures,
-            "store_bytes": found.store_bytes,
-            **(found.tier_bytes or {}),
-            "placement_held": held,
-        }
-    )
+    return ok(found)
 
 
 async def pick(api: Api, request: Request) -> JSONResponse:

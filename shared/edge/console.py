@@ -97,7 +97,7 @@ def human_bytes(count: float) -> str:
 
 def print_json(value: Any) -> None:
     """One JSON document, for `--json` outputs that are not listings."""
-    typer.echo(json.dumps(value, indent=2, default=_plain))
+    typer.echo(json.dumps(_plain(value), indent=2))
 
 
 def _plain(value: Any) -> Any:

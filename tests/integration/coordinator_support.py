@@ -92,7 +92,7 @@ class CoordinatorProcess:
         )
 
     def stats(self) -> dict[str, float]:
-        return {row["key"]: row["value"] for row in self.cli("status")}
+        return {k: f["value"] for k, f in self.cli("status")["figures"].items()}
 
 
 def serving_metrics(

@@ -11,12 +11,14 @@ import time
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.http.api import ENDPOINTS, Api
 from coordinator.http.app import create_app
 from coordinator.http.openapi import openapi_path
+from coordinator.main import app
 from coordinator.placement.model import ClusterSnapshot
 from coordinator.placement.state import ClusterState
 from coordinator.services import tokens
@@ -146,7 +148,7 @@ def test_job_no_node_could_run_is_422_and_not_stored(service):
     assert job_count(engine) == 0
 
 
-def test_power_request_events_report_status_pick(service):
+def test_power_request_events_report_status_pick(service, db_url, tmp_path):
     client, engine, token = service
     asked = client.post("/api/v1/nodes/gpu-01/sleep", json={}, headers=auth(token["write"]))
     assert asked.status_code == 202, asked.text
@@ -166,6 +168,9 @@ def test_power_request_events_report_status_pick(service):
     assert set(report) >= {"nodes", "jobs", "totals", "caveats"}
     status = client.get("/api/v1/status", headers=auth(token["read"])).json()
     assert status["placement_held"].startswith("no command key")
+    key = {"DORMOUSE_COMMAND_KEY_FILE": str(tmp_path / "no.key")}
+    printed = CliRunner().invoke(app, ["status", "--json", "--db", db_url], env=key)
+    assert json.loads(printed.stdout) == status  # the same document, key for key
     picked = client.post("/api/v1/pick", json={"gpus": 1}, headers=auth(token["read"]))
     assert picked.json()["node"] == "gpu-01"
     none = client.post("/api/v1/pick", json={"gpus": 8}, headers=auth(token["read"]))

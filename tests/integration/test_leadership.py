@@ -29,8 +29,7 @@ pg_only = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # a 
 
 
 def leader(coordinator: CoordinatorProcess) -> dict | None:
-    rows = {r["key"]: r["value"] for r in coordinator.cli("status")}
-    return rows.get("leader")
+    return coordinator.cli("status")["leader"]
 
 
 def pair(pg_store, mosquitto, tmp_path, role: str = "all") -> list[CoordinatorProcess]:

@@ -47,8 +47,7 @@ def process(db_url, mosquitto, workdir, role: str, group: str, **env: str) -> Co
 
 
 def workers(coordinator: CoordinatorProcess) -> dict[str, dict]:
-    rows = {r["key"]: r["value"] for r in coordinator.cli("status")}
-    return {w["id"]: w for w in rows.get("workers", [])}
+    return {w["id"]: w for w in coordinator.cli("status")["workers"]}
 
 
 def count_samples(db_url: str) -> int:
