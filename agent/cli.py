@@ -26,13 +26,14 @@ from agent.service import (
 from agent.settings import DEFAULT_CONFIG_PATH, AgentConfig
 from shared.edge import logs
 from shared.edge.config_cli import ConfigOption, config_app, load_from_cli
-from shared.edge.console import add_version_flag, print_rows, reported_errors
+from shared.edge.console import OneLineErrors, add_version_flag, print_rows, reported_errors
 from shared.edge.install import ConfigFileOption, RootOption, install, say_installed
 from shared.units import parse_duration
 
 PROG = "dormouse-agent"
 app = typer.Typer(
     name=PROG,
+    cls=OneLineErrors,
     help="Sample this server, publish telemetry, run jobs, sleep when told.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

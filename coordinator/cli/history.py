@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from coordinator.cli.common import PROG, DbOption, fail, load, positive_duration, store
+from coordinator.core.fleet import parse_by
 from coordinator.core.series import FleetQuery, SeriesQuery
 from coordinator.services import history
 from coordinator.settings import CoordinatorConfig
@@ -32,8 +33,8 @@ def register(root: typer.Typer) -> None:
     root.command("history", rich_help_panel=PANEL)(history_command)
 
 
-def parse_when(text: str, now: float) -> float:
-    """ "24h" (ago), "now", or an ISO-8601 time."""
+def parse_when(text: str, now: float, flag: str) -> float:
+    """ "24h" (ago), "now", or an ISO-8601 time; a bad one names `flag`."""
     if text == "now":
         return now
     try:
@@ -43,7 +44,9 @@ def parse_when(text: str, now: float) -> float:
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise typer.BadParameter(f"{text!r}: expected a duration ago (24h) or ISO-8601") from None
+        raise typer.BadParameter(
+            f"{text!r}: expected a duration ago (24h) or ISO-8601", param_hint=flag
+        ) from None
 
 
 def history_command(
@@ -117,6 +120,10 @@ def history_command(
     settings = load(config, db=db)
     if by is not None or node is None:
         ask = Grouped(by or "fleet", node or nodes, parse_labels(label or []))
+        try:
+            parse_by(ask.by)  # before the store: a typo is told first
+        except ValueError as exc:
+            fail(str(exc))
         query_fleet = build_fleet(metric, gpu, since, until, step, agg, output)
         with reported_errors(PROG):
             answer = history.grouped(
@@ -194,8 +201,8 @@ def build_fleet(
     now = time.time()
     return FleetQuery(
         metric=definition,
-        since=parse_when(since, now),
-        until=parse_when(until, now),
+        since=parse_when(since, now, "--since"),
+        until=parse_when(until, now, "--until"),
         step_s=positive_duration(step, "--step"),
         agg=agg,
         gpu=gpu if definition.scope is Scope.GPU else None,
@@ -223,8 +230,8 @@ def build_query(
         node=str(node),
         metric=definition,
         gpu_index=gpu if definition.scope is Scope.GPU else -1,
-        since=parse_when(since, now),
-        until=parse_when(until, now),
+        since=parse_when(since, now, "--since"),
+        until=parse_when(until, now, "--until"),
         step_s=step_s,
     )
 

@@ -70,9 +70,12 @@ def parse_request(cpus: int, mem: str, gpus: int, labels: list[str] | None) -> R
         fail("--cpus and --gpus must be 0 or more")
     try:
         mem_bytes = parse_size(mem)
+    except ValueError as exc:
+        fail(f"--mem: {exc}")
+    try:
         wanted = parse_labels(",".join(labels or []))
     except (ValueError, TypeError) as exc:
-        fail(str(exc))
+        fail(f"--label: {exc}")
     return Request(cpus=cpus, mem_bytes=mem_bytes, gpus=gpus, labels=wanted)
 
 

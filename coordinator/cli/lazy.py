@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand
+
+from shared.edge.console import OneLineErrors
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ def load(name: str, entry: Lazy) -> Any:
     return typer.main.get_group(root).commands[name]
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(OneLineErrors):
     """A root group whose `COMMANDS` (set by the app) load on first use."""
 
     COMMANDS: ClassVar[dict[str, Lazy]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from shared.errors import DormouseError
 
@@ -143,3 +145,31 @@ def add_version_flag(app: typer.Typer, text: str) -> None:
     @app.callback()
     def root(version: bool = flag) -> None:
         """The options every command shares."""
+
+
+class OneLineErrors(TyperGroup):
+    """A root group whose usage errors (a bad value, a missing argument, an unknown command
+    or option) read as every other error does: `PROG: error: REASON (see `PATH --help`)`,
+    one line on stderr, exit 2, not click's boxed usage panel."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False  # errors come here; `Exit(code)` returns code
+        try:
+            code = super().main(*args, **kwargs)
+        except typer.TyperException as exc:  # click's ClickException, as typer vendors it
+            sys.exit(self._said(exc))
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def _said(self, exc: typer.TyperException) -> int:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the bare command: its help
+            typer.echo(ctx.get_help() if ctx is not None else "")
+            return 2
+        prog = self.name or Path(sys.argv[0]).name
+        reason = " ".join(exc.format_message().split())
+        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"{prog}: error: {reason}{see}", err=True)
+        return int(getattr(exc, "exit_code", 2))
