@@ -42,7 +42,7 @@ def report_command(
         str, typer.Option("--since", metavar="DURATION", help="how far back, e.g. 24h, 7d")
     ] = "7d",
     price_kwh: Annotated[
-        float | None, typer.Option("--price-kwh", help="energy price (default: [cost] price_kwh)")
+        float | None, typer.Option("--price-kwh", help="energy price (default: \\[cost] price_kwh)")
     ] = None,
     check_budget: Annotated[
         bool, typer.Option("--check-budget", help=f"exit {OVER_BUDGET} when over the budget")

@@ -76,11 +76,11 @@ def simulate(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Replay a job trace through dormouse's own placement and power policy.
+    r"""Replay a job trace through dormouse's own placement and power policy.
 
-    Energy is priced at --tariff (else `[cost] tariff`, else the flat `price_kwh`); trace
+    Energy is priced at --tariff (else `\[cost] tariff`, else the flat `price_kwh`); trace
     times are seconds from a Monday 00:00. `dormouse` holds jobs with slack for a cheaper
-    window (`[cost] defer_by`); `dormouse-flat` is the fixed policy (no holds, the fixed
+    window (`\[cost] defer_by`); `dormouse-flat` is the fixed policy (no holds, the fixed
     resume timeout)."""
     names = list(POLICIES) if compare else policy or ["dormouse"]
     if unknown := [n for n in names if n not in POLICIES]:

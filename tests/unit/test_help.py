@@ -5,6 +5,7 @@ every flag, `--help` included, which is why pyproject.toml keeps typer below it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,3 +50,17 @@ def test_help_names_every_option_without_bare_types(app, path, command):
     for param in command.params:
         if param.name != "help":
             assert param.help, f"{' '.join(path)} {param.name} has no help"
+
+
+UNESCAPED = re.compile(r"(?<!\\)\[[a-z_]+\]")  # `[cost]`: rich markup would eat it
+
+
+@pytest.mark.parametrize(
+    ("app", "path", "command"), CASES, ids=[" ".join(p) or "(root)" for _, p, _ in CASES]
+)
+def test_help_shows_square_brackets_literally(app, path, command):
+    """A config table named in help (`[cost] price_kwh`) must be escaped (`\\[cost]`), or
+    rich reads it as markup and prints `price_kwh` alone."""
+    texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+    assert not [t for t in texts if UNESCAPED.search(t)], " ".join(path)
+
