@@ -230,7 +230,9 @@ def check_jobs(config: AgentConfig) -> Availability:
         probe.write_text("")
         probe.unlink()
     except (ConfigError, OSError) as exc:
-        return Availability("jobs", False, f"{config.jobs_dir}: {exc}", True)
+        return Availability("jobs_dir", False, f"{config.jobs_dir}: {exc}", True)
     who = config.job_user or "the agent's user"
     running = count_running(config.jobs_dir)
-    return Availability("jobs", True, f"{config.jobs_dir}, run as {who}, {running} running", True)
+    return Availability(
+        "jobs_dir", True, f"{config.jobs_dir}, run as {who}, {running} running", True
+    )

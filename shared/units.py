@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 J_PER_KWH = 3.6e6  # joules in a kilowatt-hour
@@ -77,6 +78,23 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def format_bytes(count: float) -> str:
+    """1536 -> "1.5 KiB": binary units, as `free -h` and `df -h` print them."""
+    if abs(count) < 1024:
+        return f"{count:.0f} B"
+    size = count / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def format_labels(labels: Mapping[str, object]) -> str:
+    """{"rack": "r1", "zone": "a"} -> "rack=r1,zone=a", as `--label` takes them."""
+    return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
 def _non_negative(value: float, original: object) -> float:

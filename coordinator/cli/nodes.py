@@ -12,8 +12,8 @@ from coordinator.cli.common import PROG, DbOption, JsonOption, load, store
 from coordinator.core.snapshot import REFUSING
 from coordinator.services import nodes as node_service
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import print_json, print_rows, reported_errors
-from shared.units import iso
+from shared.edge.console import cell, print_json, print_rows, reported_errors
+from shared.units import format_bytes, iso
 
 PANEL = "Fleet"
 BASE_COLUMNS = ["node", "state", "last_seen", *node_service.LATEST_FIELDS]
@@ -93,14 +93,31 @@ def show(
         return
     gpus = details.pop("gpu_health")
     events = details.pop("gpu_events")
-    print_rows(
-        [{"field": k, "value": v} for k, v in details.items()], ["field", "value"], as_json=False
-    )
+    details |= hello_fields(details.pop("hello"))
+    rows = [{"field": k, "value": cell(v, bytes_=k.endswith("_bytes"))} for k, v in details.items()]
+    print_rows(rows, ["field", "value"], as_json=False)
     if gpus:
         print_rows(gpus, GPU_COLUMNS, as_json=False)
     if events:
         rows = [e | {"time": iso(e["ts"])} for e in events]
         print_rows(rows, ["time", "gpu_index", "kind", "reason"], as_json=False)
+
+
+def hello_fields(hello: dict[str, Any] | None) -> dict[str, Any]:
+    """The hello as a person reads it, a row per field (GPUs by model and memory), not as
+    one dict (`--json` keeps it whole)."""
+    if not hello:
+        return {"hello": "not yet: its capacity is unknown"}
+    models = [
+        f"{g['index']}: {g['name']} ({format_bytes(g['mem_total_bytes'])})"
+        for g in hello.get("gpus", [])
+    ]
+    keys = ("hostname", "agent_version", "cpus", "macs", "labels", "sleep_methods")
+    return {k: hello.get(k) for k in keys} | {
+        "wake_methods": hello.get("wake_methods"),
+        "gpu_models": models,
+        "hello_at": iso(hello["ts"]),
+    }
 
 
 @app.command("drain")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
@@ -25,7 +24,7 @@ from coordinator.sim.metrics import Summary, summarise
 from coordinator.sim.trace import TraceJob, TraceOptions, parse_trace
 from shared.config import describe
 from shared.edge.config_cli import ConfigOption
-from shared.edge.console import reported_errors
+from shared.edge.console import reported_errors, table_console
 from shared.errors import ConfigError
 
 REFERENCE = "always-on"
@@ -207,16 +206,17 @@ def report(summaries: dict[str, Summary], shown: list[str], *, as_json: bool) ->
         return
     out = Table(title="simulation (energy to a common end: the latest run's last job)")
     out.add_column("figure", no_wrap=True)
-    for name in shown:
-        out.add_column(name, justify="right")
+    for name in shown:  # in a narrow terminal, fold: a cut figure is a wrong figure
+        out.add_column(name, justify="right", overflow="fold")
     for key in next(iter(table.values())):
         out.add_row(key, *(_cell(table[name][key]) for name in shown))
-    Console().print(out)
+    table_console().print(out)
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+        text = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+        return text.removeprefix("-") if float(text.replace(",", "")) == 0 else text
     return f"{value:,}"

@@ -32,7 +32,7 @@ from coordinator.store import nodes as node_rows
 from coordinator.store import picks as pick_rows
 from coordinator.store import stats as stat_rows
 from shared.errors import Conflict, DormouseError, NotFound
-from shared.units import J_PER_KWH
+from shared.units import J_PER_KWH, format_bytes, format_labels
 
 if TYPE_CHECKING:  # numpy behind it: `dormouse status` and `jobs` need neither
     from coordinator.power.report import CostModel
@@ -107,10 +107,10 @@ def never_satisfiable(request: Request, cluster: ClusterSnapshot) -> str | None:
     why = ", ".join(f"{reason} on {n} node{'s' * (n > 1)}" for reason, n in counts.most_common())
     largest = max(cluster.nodes, key=lambda n: (len(n.gpus), n.cpus, n.mem_bytes))
     return (
-        f"no node in the fleet could ever run it ({why}): it asks {request.cpus} cpus, "
-        f"{request.mem_bytes} bytes, {request.gpus} GPUs, labels {request.labels or 'none'}; "
-        f"the largest node, {largest.name}, has {largest.cpus} cpus, {largest.mem_bytes} bytes, "
-        f"{len(largest.gpus)} GPUs"
+        f"no node in the fleet could ever run it ({why}): it asks {request.cpus} CPUs, "
+        f"{format_bytes(request.mem_bytes)}, {request.gpus} GPUs, labels "
+        f"{format_labels(request.labels) or 'none'}; the largest node, {largest.name}, has "
+        f"{largest.cpus} CPUs, {format_bytes(largest.mem_bytes)}, {len(largest.gpus)} GPUs"
     )
 
 

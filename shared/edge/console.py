@@ -16,6 +16,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from shared.errors import DormouseError
+from shared.units import format_bytes, format_labels
 
 
 def print_rows(
@@ -39,10 +40,16 @@ def print_rows(
         table.add_column(column, overflow="fold", no_wrap=i == 0)
     for row in rows:
         table.add_row(*(cell(row.get(c), bytes_=c.endswith("_bytes")) for c in columns))
+    table_console().print(table)
+
+
+def table_console() -> Console:
+    """The terminal's width for people; unbounded when piped (and COLUMNS unset), so a
+    `| grep` or a file sees whole rows, never `dormou…`."""
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=UNWRAPPED_WIDTH)
-    console.print(table)
+    return console
 
 
 UNWRAPPED_WIDTH = 10_000
@@ -72,29 +79,32 @@ def _is_number(value: Any) -> bool:
 
 def cell(value: Any, *, bytes_: bool = False) -> str:
     """A value as a table shows it: 2.0 -> "2", 82.3232 -> "82.32", 0.00123 -> "0.00123",
-    and byte counts (`bytes_`) as "1.5 GiB"."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    -0.0 -> "0", byte counts (`bytes_`) as "1.5 GiB", booleans as yes/no, maps as k=v,
+    lists joined; never a Python repr."""
+    if value is None or isinstance(value, bool | dict | list | tuple):
+        return _shaped(value, bytes_=bytes_)
+    if not isinstance(value, int | float):
         return str(value)
     if bytes_:
-        return human_bytes(value)
-    if isinstance(value, float) and value.is_integer():
+        return format_bytes(value)
+    return _number(value)
+
+
+def _shaped(value: Any, *, bytes_: bool) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return format_labels(value) or "-"
+    return ", ".join(cell(v, bytes_=bytes_) for v in value) or "-"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or value.is_integer():
         return str(int(value))
-    if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.3g}"
-    return str(value)
-
-
-def human_bytes(count: float) -> str:
-    if abs(count) < 1024:
-        return f"{count:.0f} B"
-    size = count / 1024
-    for unit in ("KiB", "MiB", "GiB"):
-        if abs(size) < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+    text = f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.3g}"
+    return "0" if float(text) == 0 else text  # never "-0.00"
 
 
 def print_json(value: Any) -> None:

@@ -69,9 +69,11 @@ def test_check_fails_when_the_spool_is_not_writable(monkeypatch, tmp_path):
 def test_check_fails_when_jobs_cannot_run(monkeypatch, tmp_path):
     monkeypatch.setenv("DORMOUSE_BROKER", "mqtt://127.0.0.1:1")
     monkeypatch.setenv("DORMOUSE_JOB_USER", "no-such-user-dormouse")
-    rows = {r["check"]: r for r in json.loads(runner.invoke(app, ["check", "--json"]).output)}
-    assert rows["jobs"]["ok"] is False
-    assert "no such user" in rows["jobs"]["detail"]
+    listed = json.loads(runner.invoke(app, ["check", "--json"]).output)
+    rows = {r["check"]: r for r in listed}
+    assert len(rows) == len(listed)  # one row per name: `jobs` (the sampler), `jobs_dir`
+    assert rows["jobs_dir"]["ok"] is False
+    assert "no such user" in rows["jobs_dir"]["detail"]
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,19 @@ def test_a_table_for_people(trace):
     assert "energy_kwh" in result.output
 
 
+def test_the_compare_table_piped_is_never_cut_nor_negative_zero(trace, monkeypatch):
+    """Piped (CliRunner is no terminal) with COLUMNS unset: every policy's name and figure
+    whole, as `| grep` needs them; a figure that rounds to zero says 0, not -0.000."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = invoke("--trace", trace, "--nodes", "4", "--compare", "--deadline-factor", "3")
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    for name in ("dormouse-flat", "always-on-fifo", "round-robin"):
+        assert name in result.output
+    assert "-0.000" not in result.output
+    assert max(len(line) for line in result.output.splitlines()) > 80  # one line per figure
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
