@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from coordinator.cli.demo_view import Show
 from coordinator.core.jobstate import JobRecord, JobState
+from coordinator.core.registry import NodeView
 from coordinator.daemon.coordinator import Coordinator
 from coordinator.daemon.demo_broker import start_broker
 from coordinator.daemon.main import build, http_server, load_key, run_with_http
@@ -197,18 +198,26 @@ async def stop_all(agents: list[subprocess.Popen[bytes]], workdir: Path, since: 
         agent.wait()
 
 
+def this_run(
+    views: Iterable[NodeView], jobs: Iterable[JobRecord], started: float
+) -> tuple[list[NodeView], list[JobRecord]]:
+    """The nodes heard from and the jobs submitted since `started`: a second run in the same
+    directory shares the store, and neither its live view nor its summary shows the first's."""
+    seen = [v for v in views if v.last_seen is not None and v.last_seen >= started]
+    return seen, [j for j in jobs if j.submitted_at >= started]
+
+
 def summary(coordinator: Coordinator, engine: sa.Engine, started: float) -> dict[str, Any]:
     """This run's figures only: a second run in the same directory shares the store, so jobs
     and nodes are counted from `started`."""
     now = time.time()
-    jobs = [j for j in jobs_service.listing(engine, [], limit=100_000) if j.submitted_at >= started]
+    views = coordinator.parts.ingest.registry.nodes.values()
+    seen, jobs = this_run(views, jobs_service.listing(engine, [], limit=100_000), started)
     config = coordinator.parts.config
     result = report_service.build(engine, config, window_s=now - started, now=now)
     figures = result.totals
     ended = [j for j in jobs if j.finished_at is not None]
     counts = coordinator.parts.power.counts
-    views = coordinator.parts.ingest.registry.nodes.values()
-    seen = [v for v in views if v.last_seen is not None and v.last_seen >= started]
     return {
         "seconds": round(now - started, 1),
         "nodes": len(seen),
@@ -276,8 +285,11 @@ async def run_demo(
         submitter = asyncio.create_task(submit_jobs(engine, plan, stop))
         deadline = time.monotonic() + plan.duration_s
         while not stop.is_set() and time.monotonic() < deadline:
-            views = list(coordinator.parts.ingest.registry.nodes.values())
-            jobs = jobs_service.listing(engine, [], limit=20)
+            views, jobs = this_run(
+                coordinator.parts.ingest.registry.nodes.values(),
+                jobs_service.listing(engine, [], limit=20),
+                started,
+            )
             show(views, jobs, deadline - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
