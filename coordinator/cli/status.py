@@ -37,7 +37,7 @@ def rows(found: dict[str, Any], now: float) -> list[dict[str, Any]]:
     figures = [(k, f["value"], f["updated"]) for k, f in found["figures"].items()]
     figures += [(k, found[k], now) for k in SIZES]
     listed = [
-        {"key": k, "value": cell(v, bytes_=k.endswith("_bytes")), "updated": iso(at)}
+        {"key": k, "value": cell(v, bytes_="_bytes" in k), "updated": iso(at)}
         for k, v, at in figures
     ]
     if (leader := found["leader"]) is not None:

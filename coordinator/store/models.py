@@ -49,6 +49,7 @@ chunk_schemas = sa.Table(  # the metric names a chunk's columns follow (`core.ch
     sa.Column("names", sa.JSON, nullable=False),
 )
 
+CHUNK_SPAN_S = 600.0  # a chunk never spans more: a node's chunks in a window are one range
 raw_chunks = sa.Table(  # a run of one node's samples (`core.chunks`): the raw tier
     "raw_chunks",
     Base.metadata,

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from coordinator.store.models import raw_chunks, rollup_hour, rollup_minute
-from coordinator.store.samples import CHUNK_SPAN_S
+from coordinator.store.models import CHUNK_SPAN_S, raw_chunks, rollup_hour, rollup_minute
 
 DAY = 86400.0
 DAYS_AHEAD = 3

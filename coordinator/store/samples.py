@@ -20,12 +20,17 @@ from coordinator.core import chunks
 from coordinator.core.rollups import bucket_start
 from coordinator.core.storegaps import Found, Mark
 from coordinator.store.dialect import insert_new, upsert
-from coordinator.store.models import chunk_schemas, gpu_uuids, raw_chunks, rollup_dirty
+from coordinator.store.models import (
+    CHUNK_SPAN_S,
+    chunk_schemas,
+    gpu_uuids,
+    raw_chunks,
+    rollup_dirty,
+)
 from shared.messages import MAX_SAMPLES, Sample, TelemetryBatch
 
 Insert = Callable[[sa.Connection, sa.Table, Sequence[dict[str, Any]]], int]
 MINUTE = 60.0
-CHUNK_SPAN_S = 600.0  # a chunk never spans more: a node's chunks in a window are one range
 _known: set[tuple[str, object]] = set()  # (database, uuid row or schema) written already
 
 

@@ -102,6 +102,9 @@ def test_status_json_times_are_epoch_and_the_table_reads_as_people_do(store):
     assert isinstance(stored["value"], int)  # a counter, though the store holds a float
     table = runner.invoke(app, ["status"]).output
     assert "120.0" not in table
+    sizes = [line for line in table.splitlines() if "store_bytes_" in line]
+    assert len(sizes) == 3
+    assert all(" B " in line or "KiB" in line or "MiB" in line for line in sizes), sizes
     assert re.search(r"store_bytes\s*│\s*[\d.]+ (KiB|MiB)", table)
 
 
