@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from agent.storefiles import checked
 from shared.messages import Command
 
 ACCEPTED_FILE = "accepted.sqlite3"
@@ -25,7 +26,7 @@ class FileAccepted:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = checked(sqlite3.connect(path, isolation_level=None))
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import msgpack
 
+from agent.storefiles import checked
 from shared.clock import Clock
 from shared.codec import VERSION, frame, unpack_map
 from shared.messages import Sample, TelemetryBatch
@@ -122,6 +123,8 @@ class Spool:
         if memory_only is None:
             directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(":memory:" if memory_only else self.path, isolation_level=None)
+        if memory_only is None:
+            checked(self._db)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut
         self._db.executescript(SCHEMA)

@@ -1,9 +1,10 @@
 """Opening the agent's SQLite files (the spool, the accepted commands) so that a broken one
 never ends the agent in a traceback loop under systemd:
 
-* a file that is not a database or is malformed is moved aside (`NAME.broken-UTCTIME`, with
-  its -wal and -shm) with one log line saying where, and a fresh one is made (for the spool,
-  a new sample stream, which the coordinator files as such);
+* a file that is not a database or is malformed (`PRAGMA quick_check` at open) is moved
+  aside (`NAME.broken-UTCTIME`, with its -wal and -shm) with one log line saying where, and
+  a fresh one is made (for the spool, a new sample stream, which the coordinator files as
+  such);
 * a file that cannot be opened or created (read-only, no space, permissions) is replaced by
   memory, said once; the agent keeps sampling;
 * a file locked by another process (a second agent on the same directory) stops the agent
@@ -40,6 +41,21 @@ def open_store(path: Path, what: str, opener: Callable[[], T], in_memory: Callab
     except OSError as exc:
         return _in_memory(path, what, exc.strerror or str(exc), in_memory)
     return opener()
+
+
+def checked(db: sqlite3.Connection) -> sqlite3.Connection:
+    """`db` once `PRAGMA quick_check` passes: a file whose header reads but whose pages do
+    not (random bytes over an index) fails here, at open, where `open_store` moves it
+    aside, rather than at the first query after every start."""
+    try:
+        found = [row[0] for row in db.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    if found != ["ok"]:
+        db.close()
+        raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(found[:3])}")
+    return db
 
 
 def _in_memory(path: Path, what: str, reason: str, in_memory: Callable[[str], T]) -> T:

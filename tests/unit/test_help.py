@@ -63,4 +63,3 @@ def test_help_shows_square_brackets_literally(app, path, command):
     rich reads it as markup and prints `price_kwh` alone."""
     texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
     assert not [t for t in texts if UNESCAPED.search(t)], " ".join(path)
-

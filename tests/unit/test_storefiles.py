@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
 
 import pytest
 
-from agent.service import open_accepted, open_spool
+from agent.service import check_spool, open_accepted, open_spool
 from agent.settings import AgentConfig
 from shared.clock import ManualClock
 from shared.errors import ConfigError
@@ -63,3 +64,33 @@ def test_a_spool_locked_by_another_agent_stops_with_one_line(config):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def corrupt_page(path, page: int) -> None:
+    """Random bytes over one page (an index root, for the spool's 3rd and 4th): the header
+    still reads, so the file opens; its pages do not."""
+    size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+    with path.open("r+b") as handle:
+        handle.seek((page - 1) * size)
+        handle.write(random.Random(page).randbytes(size))
+
+
+@pytest.mark.parametrize("page", [3, 4])
+def test_a_spool_with_a_corrupt_page_is_moved_aside_at_start_and_check_says_so(
+    config, page, caplog
+):
+    spool = open_spool(config, ManualClock(factories.TS))
+    for i in range(300):  # enough rows for an index of its own pages
+        spool.append(factories.sample(ts=factories.TS + i))
+    spool.flush()
+    spool.close()
+    corrupt_page(spool.path, page)
+    failed = check_spool(config)
+    assert (failed.ok, failed.required) == (False, True)
+    assert "malformed" in failed.detail or "corrupt" in failed.detail
+    with caplog.at_level(logging.ERROR):
+        fresh = open_spool(config, ManualClock(factories.TS + 400))
+    assert fresh.created
+    fresh.append(factories.sample(ts=factories.TS + 401))  # and it works
+    assert list(config.spool_dir.glob("spool.sqlite3.broken-*"))
+    assert "is unreadable" in caplog.text
