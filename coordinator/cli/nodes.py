@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from coordinator.cli.common import PROG, DbOption, JsonOption, load, store
+from coordinator.cli.common import (
+    PROG,
+    DbOption,
+    JsonOption,
+    fail,
+    load,
+    positive_duration,
+    store,
+)
 from coordinator.core.snapshot import REFUSING
 from coordinator.services import nodes as node_service
 from shared.edge.config_cli import ConfigOption
@@ -146,6 +154,38 @@ def undrain(
         done = node_service.undrain(store(config, db), name, gpu, time.time())
     what = name if gpu is None else f"{name} GPU {gpu}"
     typer.echo(f"undrained {what}" if done else f"{what} was not drained")
+
+
+@app.command("forget")
+def forget(
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="NODE...", help="nodes to forget")
+    ] = None,
+    stale: Annotated[
+        str | None,
+        typer.Option(metavar="DURATION", help="also every node not heard from for this long"),
+    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove nodes from the fleet (forged names, retired servers): their rows and every
+    coordinator's memory of them; their history stays until it expires. A node with a job
+    on it is kept (exit 1); a node still sending comes back."""
+    stale_s = positive_duration(stale, "--stale") if stale is not None else None
+    load(config, db=db)  # a bad config is told before a missing argument
+    if not names and stale_s is None:
+        fail("name the nodes to forget, or give --stale DURATION")
+    with reported_errors(PROG):
+        done = node_service.forget(store(config, db), names or [], stale_s, time.time())
+    if as_json:
+        print_json({"forgotten": done.forgotten, "refused": done.refused})
+    else:
+        typer.echo(f"forgot {len(done.forgotten)} node(s): {', '.join(done.forgotten) or '-'}")
+        for name, why in done.refused.items():
+            typer.echo(f"{PROG}: kept {name}: {why}", err=True)
+    if done.refused:
+        raise typer.Exit(1)
 
 
 def shortcuts(root: typer.Typer) -> None:

@@ -102,6 +102,19 @@ class Registry:
         self._watchers.append(names)
         return names
 
+    def forget(self, name: str, asked_at: float) -> bool:
+        """`dormouse nodes forget`: the node leaves memory (and counts no more towards
+        `max_nodes`), unless it was heard from after `asked_at`: a live node stays. The kept
+        placement and power states drop it at their next pass."""
+        node = self.nodes.get(name)
+        if node is None or (node.last_seen or 0.0) > asked_at:
+            return False
+        del self.nodes[name]
+        self.changed.discard(name)  # nothing of it to save
+        for names in self._watchers[1:]:
+            names.add(name)
+        return True
+
     def _touch(self, name: str) -> None:
         for names in self._watchers:
             names.add(name)

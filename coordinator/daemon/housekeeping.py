@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 STATS_EVERY = 5  # ticks
 GAP_SCAN_EVERY = 5  # ticks
 FORGET_WORKERS_S = 86400.0
+FORGETS_LOOKBACK_S = 60.0  # a forget asked from a host whose clock is behind is still read
+KEEP_FORGETS_S = 86400.0
 
 
 class Housekeeping:
@@ -54,6 +56,7 @@ class Housekeeping:
         self._stats, self._stopping, self._leadership = stats, stopping, leadership
         self._role, self._gap_scan = role, gap_scan
         self._started = clock.now()
+        self._forgets_read = self._started - FORGETS_LOOKBACK_S  # the store has none older
 
     async def run(self) -> None:
         tick = 0
@@ -64,6 +67,8 @@ class Housekeeping:
             now = self._clock.now()
             if self._role != ROLE_INGEST:
                 self._expire(now)
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                await self._forgets(now, tick)
             if tick % STATS_EVERY == 0:
                 with contextlib.suppress(sa.exc.SQLAlchemyError):
                     await asyncio.to_thread(self._beat, now)
@@ -74,6 +79,33 @@ class Housekeeping:
                 await asyncio.to_thread(self.persist_nodes)
                 if tick % STATS_EVERY == 0:
                     await asyncio.to_thread(self._write_stats, now)
+
+    async def _forgets(self, now: float, tick: int) -> None:
+        """`dormouse nodes forget`, asked through the store: the nodes leave this process's
+        memory (every role keeps its own); the leader deletes a row its own last save may
+        have written back, and notes older than a day."""
+        since = self._forgets_read - FORGETS_LOOKBACK_S
+
+        def read() -> list[tuple[str, float]]:
+            with self._engine.connect() as conn:
+                return node_rows.forgets_since(conn, since)
+
+        asked = await asyncio.to_thread(read)
+        dropped = [name for name, at in asked if self._ingest.registry.forget(name, at)]
+        for name in dropped:
+            log.info("forgot node %s (`dormouse nodes forget`)", name)
+        if asked:
+            self._forgets_read = max(self._forgets_read, asked[-1][1])
+        if not self._leadership.leading.is_set():
+            return
+
+        def write() -> None:
+            with self._engine.begin() as conn:
+                node_rows.drop_rows(conn, dropped)
+                if tick % STATS_EVERY == 0:
+                    node_rows.purge_forgets(conn, now - KEEP_FORGETS_S)
+
+        await asyncio.to_thread(write)
 
     def _expire(self, now: float) -> None:
         for node in self._ingest.registry.expire(now):

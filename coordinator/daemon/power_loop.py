@@ -145,7 +145,10 @@ class PowerLoop:
         """Transitions the registry saw (from agents) since the last pass, as events."""
         self._late_resumes(now)
         for name in changed:
-            view = self._registry.nodes[name]
+            view = self._registry.nodes.get(name)
+            if view is None:  # forgotten (`dormouse nodes forget`)
+                self._seen.pop(name, None)
+                continue
             before = self._seen.get(view.name)
             self._seen[view.name] = view.state
             if before is None or before == view.state:
@@ -207,6 +210,7 @@ class PowerLoop:
         for name in moved | changed:
             view = self._registry.nodes.get(name)
             if view is None:
+                self._book.drop(name)  # forgotten: never slept or woken again
                 continue
             jobs_on, gpus_on, last_call = usage.get(name, (0, 0, None))
             node_usage = Usage(

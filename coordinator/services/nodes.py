@@ -11,10 +11,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from coordinator.core.jobstate import ON_NODE
 from coordinator.core.registry import HEALTHY, NodeView, gpu_health
 from coordinator.core.snapshot import key_state
 from coordinator.core.tick import LATENCY_SAMPLES, quantile
 from coordinator.store import drains as drain_rows
+from coordinator.store import jobs as job_rows
 from coordinator.store import leadership as leader_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
@@ -199,3 +201,30 @@ def _check_target(conn: sa.Connection, name: str, gpu: int | None) -> None:
     if gpu not in indices:
         have = ", ".join(map(str, indices)) or "none"
         raise UnknownNode(f"node {name!r} has no GPU {gpu} (its GPUs: {have})")
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    forgotten: list[str]
+    refused: dict[str, str]  # node -> why it was kept
+
+
+def forget(engine: sa.Engine, names: list[str], stale_s: float | None, now: float) -> Forgotten:
+    """`dormouse nodes forget`: the named nodes, and with `stale_s` every node not heard
+    from for that long, leave the fleet (their rows, and every coordinator's memory); their
+    history stays until it expires. A node with a job placed or running on it is kept
+    (cancel the job first), as is one heard from since the forget was asked (it is alive,
+    and its next save writes it back)."""
+    with engine.begin() as conn:
+        views = {v.name: v for v in node_rows.load_summaries(conn)}
+        if unknown := [n for n in names if n not in views]:
+            known = ", ".join(views) or "none yet"
+            raise UnknownNode(f"unknown node {unknown[0]!r}; nodes: {known}")
+        wanted = set(names)
+        if stale_s is not None:
+            wanted |= {n for n, v in views.items() if (v.last_seen or 0.0) < now - stale_s}
+        busy = {j.node for j in job_rows.active(conn) if j.state in ON_NODE and j.node}
+        refused = dict.fromkeys(sorted(wanted & busy), "a job is placed or running on it")
+        chosen = sorted(wanted - busy)
+        node_rows.forget(conn, chosen, now)
+    return Forgotten(chosen, refused)

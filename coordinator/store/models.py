@@ -256,6 +256,14 @@ node_live = sa.Table(  # each node's newest batch as an ingest worker saw it: th
     sa.Index("ix_node_live_seen_at", "seen_at"),
 )
 
+node_forgets = sa.Table(  # `dormouse nodes forget`: every process drops the node from memory
+    "node_forgets",
+    Base.metadata,
+    sa.Column("node", NODE_NAME, primary_key=True),
+    sa.Column("asked_at", sa.Double, nullable=False),
+    sa.Index("ix_node_forgets_asked_at", "asked_at"),
+)
+
 workers = sa.Table(  # every `dormouse run` process, and what it has stored
     "coordinator_workers",
     Base.metadata,

@@ -10,7 +10,7 @@ from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.store.dialect import upsert
 from coordinator.store.drains import all_drains
-from coordinator.store.models import Node
+from coordinator.store.models import Node, drains, node_forgets, node_live
 from shared.messages import Hello
 
 
@@ -94,3 +94,38 @@ def node_labels(conn: sa.Connection) -> dict[str, dict[str, str]]:
     """Every node's labels, from its hello (a node not heard from since has none)."""
     rows = conn.execute(sa.select(Node.name, Node.hello).order_by(Node.name))
     return {name: dict((hello or {}).get("labels") or {}) for name, hello in rows}
+
+
+def forget(conn: sa.Connection, names: Iterable[str], asked_at: float) -> None:
+    """Delete the nodes' rows (their live view and drains with them; their history stays
+    until it expires) and leave a note every coordinator process reads to drop them from
+    memory (`forgets_since`)."""
+    names = list(names)
+    if not names:
+        return
+    conn.execute(sa.delete(Node).where(Node.name.in_(names)))
+    for table in (node_live, drains):
+        conn.execute(sa.delete(table).where(table.c.node.in_(names)))
+    notes = [{"node": n, "asked_at": asked_at} for n in names]
+    conn.execute(upsert(conn, node_forgets).on_conflict_do_update(
+        index_elements=["node"], set_={"asked_at": asked_at}), notes)  # fmt: skip
+
+
+def forgets_since(conn: sa.Connection, since: float) -> list[tuple[str, float]]:
+    """(node, when asked) of the forgets asked after `since`, oldest first."""
+    query = sa.select(node_forgets.c.node, node_forgets.c.asked_at).where(
+        node_forgets.c.asked_at > since
+    )
+    return [(n, at) for n, at in conn.execute(query.order_by(node_forgets.c.asked_at))]
+
+
+def drop_rows(conn: sa.Connection, names: Iterable[str]) -> None:
+    """The rows of nodes a process has just dropped from memory, deleted again: its last
+    save may have written one back after the forget."""
+    names = list(names)
+    if names:
+        conn.execute(sa.delete(Node).where(Node.name.in_(names)))
+
+
+def purge_forgets(conn: sa.Connection, before: float) -> None:
+    conn.execute(sa.delete(node_forgets).where(node_forgets.c.asked_at < before))

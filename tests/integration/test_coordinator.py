@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import random
 import re
@@ -18,6 +19,13 @@ import lz4.frame
 import msgpack
 import pytest
 
+from coordinator.core.jobstate import JobRecord, JobState
+from coordinator.core.nodestate import NodeState
+from coordinator.core.registry import NodeView
+from coordinator.services import nodes as node_service
+from coordinator.store import jobs as job_rows
+from coordinator.store import nodes as node_rows
+from coordinator.store.engine import create_engine, upgrade
 from shared.clock import SystemClock
 from shared.codec import decode, encode, pack_map
 from shared.messages import Command, Resend
@@ -323,3 +331,66 @@ async def test_plausible_but_wrong_data_is_refused_counted_and_not_stored(
     assert node in known
     assert not known & set(forged)
     assert coordinator.alive(), coordinator.log()
+
+
+async def test_forgetting_forged_nodes_frees_max_nodes_for_a_real_one(db_url, mosquitto, tmp_path):
+    """Forged hellos fill `max_nodes` (3) and a real agent's samples are dropped; `dormouse
+    nodes forget` removes the forged ones from the store and from the running coordinator's
+    memory, and the real node is taken: stored and listed, the forged ones never again."""
+    coordinator = CoordinatorProcess(
+        db_url=db_url, broker=mosquitto.url, workdir=tmp_path,
+        extra_env={"DORMOUSE_MAX_NODES": "3"},
+    )  # fmt: skip
+    coordinator.start()
+    forged = [unique_node() for _ in range(3)]
+    (real,) = agents(mosquitto, tmp_path, 1)
+    try:
+        async with aiomqtt.Client(mosquitto.url.host, mosquitto.url.port) as client:
+            for name in forged:
+                await client.publish(topic(name, Kind.HELLO), encode(factories.hello(name)), qos=1)
+
+        def listed() -> set[str]:
+            return {row["node"] for row in coordinator.cli("nodes")}
+
+        await eventually(lambda: listed() == set(forged), 20, "the forged nodes stored")
+        real.start()
+        await eventually(
+            lambda: coordinator.stats().get("dropped_max_nodes", 0) > 0, 30, "max_nodes hit"
+        )
+        done = coordinator.run_cli("nodes", "forget", "--json", *forged)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"forgotten": sorted(forged), "refused": {}}
+        await eventually(lambda: "forgot node" in coordinator.log(), 10, "the forget applied")
+        real.kill(signal.SIGTERM)  # its hello was refused: the agent says it again on connect
+        real.start()
+        await eventually(lambda: listed() == {real.node}, 30, "the real node taken")
+        await eventually(lambda: len(stored_seqs(db_url, real.node)) > 5, 30, "its samples")
+        await asyncio.sleep(3)  # several passes: no forged row is written back
+        assert listed() == {real.node}
+    finally:
+        real.kill()
+        coordinator.kill()
+
+
+def test_a_node_with_a_job_on_it_is_not_forgotten(db_url, tmp_path):
+    engine = create_engine(db_url)
+    upgrade(engine)
+    views = [
+        NodeView(name=n, state=NodeState.ONLINE, state_since=0.0, last_seen=seen)
+        for n, seen in (("busy", 100.0), ("idle", 100.0), ("gone", 10.0))
+    ]
+    running = JobRecord(
+        id="j1", argv=("true",), submitted_at=50.0, state=JobState.RUNNING, node="busy"
+    )
+    with engine.begin() as conn:
+        node_rows.save_nodes(conn, views)
+        job_rows.insert(conn, running, 50.0)
+    done = node_service.forget(engine, ["busy", "idle"], stale_s=60.0, now=120.0)
+    assert done.forgotten == ["gone", "idle"]  # gone: unheard for 110 s > 60 s
+    assert done.refused == {"busy": "a job is placed or running on it"}
+    with engine.connect() as conn:
+        assert node_rows.known_nodes(conn) == ["busy"]
+        assert [n for n, _ in node_rows.forgets_since(conn, 0.0)] == ["gone", "idle"]
+    with pytest.raises(node_service.UnknownNode, match="unknown node 'nope'"):
+        node_service.forget(engine, ["nope"], None, 130.0)
+    engine.dispose()

@@ -158,3 +158,21 @@ def test_a_takeover_drops_the_health_changes_the_last_leader_stored():
     registry.adopt(stored)
     assert registry.health_changes == []
     assert registry.nodes["gpu-01"].state == NodeState.ASLEEP
+
+
+def test_forget_drops_a_quiet_node_and_keeps_one_heard_from_since():
+    """`dormouse nodes forget` asked at t=10: the forged node (a hello at 0, nothing since)
+    leaves memory, unsaved, and the kept states hear of it; the live one (a sample at 12)
+    stays."""
+    registry = Registry(offline_after_s=30)
+    watched = registry.watch()
+    registry.on_hello(factories.hello("forged"), 0)
+    registry.on_hello(factories.hello("live"), 0)
+    registry.on_telemetry(factories.telemetry("live", seq_first=0, count=1), 12)
+    watched.clear()
+    assert registry.forget("forged", asked_at=10.0)
+    assert not registry.forget("live", asked_at=10.0)
+    assert not registry.forget("never-heard-of", asked_at=10.0)
+    assert set(registry.nodes) == {"live"}
+    assert watched == {"forged"}  # placement and power drop it at their next pass
+    assert [v.name for v in registry.take_changed()] == ["live"]  # nothing of it saved
