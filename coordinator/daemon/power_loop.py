@@ -70,7 +70,7 @@ class PowerLoop:
         self._loaded = False
         self.counts: dict[str, int] = defaultdict(int)
         self._awaiting: dict[str, tuple[int, float]] = {}  # node -> (request id, sent at)
-        self._answers: list[tuple[int, str]] = []  # (request id, outcome) to write
+        self._answers: list[tuple[int, str, str]] = []  # (request id, node, outcome) to write
         self._book = PowerBook(self._policy)  # kept across passes: decide costs what is due
         self._changed = registry.watch()
         self._changed.update(registry.nodes)
@@ -107,7 +107,7 @@ class PowerLoop:
         self._event(now, event.node, event.kind, event.detail)
         asked = self._awaiting.pop(event.node, None)
         if asked is not None and event.kind in ANSWERS:
-            self._answers.append((asked[0], ANSWERS[event.kind].format(event.detail)))
+            self._answers.append((asked[0], event.node, ANSWERS[event.kind].format(event.detail)))
 
     def note(self, now: float, node: str, kind: str, reason: str) -> None:
         """A node event another part saw (a sample stream reset), kept in the event log."""
@@ -331,8 +331,9 @@ class PowerLoop:
         """Operator requests, refused with the reason when the policy forbids them. A sent
         sleep stays open until the agent answers (it may refuse: a job runs)."""
         self._unanswered(now)
-        while self._answers:
-            request_id, outcome = self._answers.pop(0)
+        while self._answers:  # an answered sleep's outcome, in the log as on the request
+            request_id, node, outcome = self._answers.pop(0)
+            self._event(now, node, "request_sleep", outcome)
             await asyncio.to_thread(self._finish, request_id, outcome, now)
         waiting = {request_id for request_id, _ in self._awaiting.values()}
         pending = [r for r in await asyncio.to_thread(self._open_requests) if r.id not in waiting]
@@ -342,18 +343,23 @@ class PowerLoop:
         nodes = list(by_name.values())
         for request in pending:
             outcome = await self._request(request, by_name, nodes, now)
-            self._event(now, request.node, f"request_{request.action}", outcome)
-            if request.action == "sleep" and outcome == "done":
+            if request.action == "sleep" and outcome == "done":  # sent: the agent decides
                 self._awaiting[request.node] = (request.id, now)
+                outcome = "sent: waiting for the agent's answer"
             else:
                 await asyncio.to_thread(self._finish, request.id, outcome, now)
+            self._event(now, request.node, f"request_{request.action}", outcome)
 
     def _unanswered(self, now: float) -> None:
         for node, (request_id, sent_at) in list(self._awaiting.items()):
             if now - sent_at > REQUEST_TTL_S:
                 del self._awaiting[node]
                 self._answers.append(
-                    (request_id, f"failed: sent, but {node} did not answer in {REQUEST_TTL_S:g}s")
+                    (
+                        request_id,
+                        node,
+                        f"failed: sent, but {node} did not answer in {REQUEST_TTL_S:g}s",
+                    )
                 )
 
     def _open_requests(self) -> list[PowerRequest]:

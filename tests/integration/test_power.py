@@ -195,6 +195,13 @@ async def test_operator_sleep_and_wake(coordinator, fleet, names):
     assert sent.returncode == 3, sent.stdout
     assert "refused by the agent" in sent.stderr
     assert "sleep_refused" in power_kinds(coordinator, a)
+    asked = [
+        e["reason"]
+        for e in coordinator.cli("power-events", "--node", a)
+        if e["kind"] == "request_sleep"
+    ]
+    assert any(r.startswith("refused by the agent") for r in asked), asked  # not "done"
+    assert not [r for r in asked if r == "done"], asked
     assert states(coordinator)[a] == "online"
     assert stored_jobs(coordinator.db_url)[busy]["state"] == "running"
     assert coordinator.run_cli("wake", "no-such-node").returncode == 2
