@@ -172,8 +172,14 @@ class Verifier:
             raise CommandExpired(f"command {command.id} is issued in the future (clock skew?)")
         if command.expires_at - command.issued_at > self._max_ttl_s:
             raise CommandExpired(f"command {command.id} lives longer than {self._max_ttl_s:g} s")
-        if self._not_before is not None and command.issued_at < self._not_before - self._max_skew_s:
+        if self._not_before is not None and command.issued_at < self._not_before - self._slack():
             raise CommandExpired(f"command {command.id} was issued before this agent started")
+
+    def _slack(self) -> float:
+        """How much older than the agent's start a command may be: the clock skew allowed,
+        while the record of accepted commands is intact; none once it is lost (a fresh or
+        in-memory store knows no command), since a replay then looks like any other."""
+        return self._max_skew_s if self._accepted.latest_issued_at() is not None else 0.0
 
     def _remember(self, command: Command) -> None:
         self._accepted.forget_expired(self._clock.now() - self._max_skew_s)

@@ -20,7 +20,15 @@ from shared.errors import (
     StaleEpoch,
 )
 from shared.messages import Command, Resend, RunJob, Sleep
-from shared.signing import Verifier, canonical_bytes, generate_key, key_id, parse_key, sign
+from shared.signing import (
+    MemoryAccepted,
+    Verifier,
+    canonical_bytes,
+    generate_key,
+    key_id,
+    parse_key,
+    sign,
+)
 from shared.topics import Kind
 from tests import factories
 
@@ -194,3 +202,19 @@ def test_key_id_names_a_key_without_revealing_it():
     assert int(key_id(key), 16) >= 0  # hex
     assert key_id(key) not in key.decode()
     assert key_id(key) != key_id(generate_key().encode())
+
+
+def test_a_replay_after_the_accepted_store_was_lost_is_refused(tmp_path, clock):
+    """The accepted store is lost (deleted, or in memory on a read-only spool): the agent
+    cannot tell a replay from a command sent before it restarted, so it takes nothing
+    issued before its own start, skew allowance or not; with its record intact, a command
+    a little older than the start (clock skew) still goes through."""
+    captured = signed(clock)  # issued now, captured on the broker
+    clock.advance(14)
+    lost = Verifier(KEY, "gpu-01", clock, not_before=clock.now(), accepted=MemoryAccepted())
+    with pytest.raises(CommandExpired, match="before this agent started"):
+        lost.verify(captured)
+    kept = MemoryAccepted()
+    kept.add(signed(clock, issued_offset=-20.0))
+    intact = Verifier(KEY, "gpu-01", clock, not_before=clock.now(), accepted=kept)
+    intact.verify(signed(clock, issued_offset=-5.0))
