@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.jobfiles import PID, REPORTED, RESULT, SPEC
+from shared.messages import TAIL_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,21 @@ def read_text(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
+
+
+def tails(directory: Path) -> dict[str, str]:
+    """The last `TAIL_CHARS` of the job's stdout and stderr (undecodable bytes replaced),
+    for its end event: read from the end of each file, however large it grew."""
+    found = {}
+    for stream in ("stdout", "stderr"):
+        try:
+            with (directory / stream).open("rb") as handle:
+                handle.seek(max(handle.seek(0, os.SEEK_END) - 4 * TAIL_CHARS, 0))
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            text = ""
+        found[f"{stream}_tail"] = text[-TAIL_CHARS:]
+    return found
 
 
 def unfinished(jobs_dir: Path) -> list[Path]:

@@ -260,12 +260,15 @@ class Runner:
             runtime_s=max(result.ended_at - tracked.spec.started_at, 0.0),
             energy_j=tracked.energy_j,
             detail="; ".join(notes),
+            **jobdir.tails(tracked.directory),
         )
         log.info("job %s ended: exit %d", tracked.spec.job_id, result.exit_code)
 
     def _lost(self, tracked: Tracked, reason: str) -> None:
         del self._jobs[tracked.spec.job_id]
-        self._emit("job_lost", tracked.spec.job_id, detail=reason)
+        self._emit(
+            "job_lost", tracked.spec.job_id, detail=reason, **jobdir.tails(tracked.directory)
+        )
         log.warning("job %s lost: %s", tracked.spec.job_id, reason)
 
     def delivered(self, event: Event) -> None:

@@ -29,6 +29,7 @@ MAX_GPUS = 64
 MAX_SAMPLES = 10_000
 MAX_ARGV = 1024
 MAX_ARG_LEN = 4096
+TAIL_CHARS = 4096  # of a job's stdout and of its stderr, with its end event
 MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 COMMAND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SLEEP_METHODS = frozenset({"systemctl-suspend", "rtcwake", "command", "dry-run"})
@@ -281,6 +282,17 @@ class Event(Message):
     runtime_s: float | None = field(Opt(Float(0, 1e9)), default=None)
     energy_j: float | None = field(Opt(Float(0, 1e15)), default=None)
     detail: str = field(Str(1024), default="")
+    # a job's end (`job_finished`, `job_lost`): the last `TAIL_CHARS` of its output, kept
+    # by the coordinator so it reads even while the node sleeps
+    stdout_tail: str = field(Str(TAIL_CHARS), default="")
+    stderr_tail: str = field(Str(TAIL_CHARS), default="")
+
+    def to_wire(self) -> dict[str, Any]:
+        data = Message.to_wire(self)
+        for name in ("stdout_tail", "stderr_tail"):
+            if not data[name]:  # an event without output: what agents sent before, exactly
+                del data[name]
+        return data
 
     def validate(self) -> None:
         if (self.kind.startswith("job_") or self.kind == "command_refused") and not self.job_id:

@@ -262,3 +262,13 @@ class Dispatcher:
         change = jobstate.on_event(job, event)
         if change is not None:
             await self._write(job, change, event.ts)
+        if (event.stdout_tail or event.stderr_tail) and job.node == event.node:
+            await asyncio.to_thread(self._save_output, event)
+
+    def _save_output(self, event: Event) -> None:
+        """The end of the job's output, from its end event: `dormouse jobs logs` reads it
+        while the node sleeps."""
+        with self._engine.begin() as conn:
+            job_rows.save_output(
+                conn, event.job_id or "", event.stdout_tail, event.stderr_tail, event.ts
+            )

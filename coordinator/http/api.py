@@ -237,6 +237,12 @@ async def get_job(api: Api, request: Request) -> JSONResponse:
     return ok(await run_in_threadpool(jobs_service.detail, api.engine, job_id, key_file))
 
 
+async def job_logs(api: Api, request: Request) -> JSONResponse:
+    """`dormouse jobs logs ID --json`: the end of its output, kept when it ended."""
+    job_id = request.path_params["job_id"]
+    return ok(await run_in_threadpool(jobs_service.logs, api.engine, job_id))
+
+
 async def cancel_job(api: Api, request: Request) -> JSONResponse:
     job_id = request.path_params["job_id"]
     record = await run_in_threadpool(jobs_service.cancel, api.engine, job_id, api.clock.now())
@@ -371,6 +377,14 @@ ENDPOINTS = (
         answers={201: "queued", 422: "bad field, or no node could ever run it"},
     ),
     Endpoint("GET", JOB, get_job, "read", "one job and its events", answers={404: "no such job"}),
+    Endpoint(
+        "GET",
+        f"{JOB}/logs",
+        job_logs,
+        "read",
+        "the end of a job's stdout and stderr (4 KiB each), kept when it ended (null before)",
+        answers={404: "no such job"},
+    ),
     Endpoint(
         "POST",
         f"{JOB}/cancel",

@@ -246,6 +246,27 @@ def waiting_for(engine: sa.Engine, record: JobRecord, key_file: Path) -> str | N
     return f"no node can take it now ({counted})"
 
 
+def logs(engine: sa.Engine, job_id: str) -> dict[str, Any]:
+    """A job's output as the coordinator holds it: the end of its stdout and stderr, kept
+    from its end event (`stdout`/`stderr` None until it ended), where it ran, and that
+    node's state now (asleep: the whole files wait on its disk)."""
+    with engine.connect() as conn:
+        job = job_rows.get(conn, job_id)
+        if job is None:
+            raise UnknownJob(f"no job {job_id!r}")
+        kept = job_rows.output(conn, job_id)
+        views = node_rows.load_summaries(conn) if job.node else []
+    node = next((v for v in views if v.name == job.node), None)
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "node": job.node,
+        "node_state": node.state.value if node is not None else None,
+        "stdout": kept[0] if kept else None,
+        "stderr": kept[1] if kept else None,
+    }
+
+
 def energy_of(record: JobRecord, model: CostModel | None) -> dict[str, float | None]:
     joules = record.energy_j
     kwh = None if joules is None else joules / J_PER_KWH

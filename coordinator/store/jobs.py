@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from coordinator.core.jobstate import ACTIVE, Change, JobRecord, JobState
-from coordinator.store.models import job_events, jobs
+from coordinator.store.dialect import upsert
+from coordinator.store.models import job_events, job_output, jobs
 
 _SET_BY_CLI_ONLY = {"id", "cancel_requested"}
 
@@ -128,3 +129,21 @@ def events(conn: sa.Connection, job_id: str) -> list[dict[str, Any]]:
         .order_by(job_events.c.id)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def save_output(conn: sa.Connection, job_id: str, stdout: str, stderr: str, at: float) -> None:
+    """The end of a job's output as its end event carried it (a redelivered event writes
+    the same again)."""
+    row = {"job_id": job_id, "stdout_tail": stdout, "stderr_tail": stderr, "ended_at": at}
+    statement = upsert(conn, job_output).on_conflict_do_update(
+        index_elements=["job_id"],
+        set_={k: v for k, v in row.items() if k != "job_id"},
+    )
+    conn.execute(statement, [row])
+
+
+def output(conn: sa.Connection, job_id: str) -> tuple[str, str] | None:
+    """(stdout, stderr) tails kept for the job; None when its end brought none."""
+    query = sa.select(job_output.c.stdout_tail, job_output.c.stderr_tail)
+    row = conn.execute(query.where(job_output.c.job_id == job_id)).first()
+    return None if row is None else (row[0], row[1])

@@ -153,6 +153,15 @@ jobs = sa.Table(
     sa.Index("ix_jobs_state", "state"),
 )
 
+job_output = sa.Table(  # the end of a job's output, from its end event (`dormouse jobs logs`)
+    "job_output",
+    Base.metadata,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("stdout_tail", sa.Text, nullable=False),
+    sa.Column("stderr_tail", sa.Text, nullable=False),
+    sa.Column("ended_at", sa.Double, nullable=False),
+)
+
 job_events = sa.Table(
     "job_events",
     Base.metadata,

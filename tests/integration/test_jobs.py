@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections import defaultdict
@@ -343,5 +344,39 @@ async def test_agents_that_cannot_verify_commands_get_no_job_and_say_why(
         human = coordinator.run_cli("nodes")
         assert "no command key" in human.stdout
         assert "other command key" in human.stdout
+    finally:
+        stop(fleet)
+
+
+async def test_the_end_of_a_jobs_output_is_kept_when_it_ends(coordinator, mosquitto, tmp_path):
+    """A job writes 10,000 lines: its end event carries the last 4 KiB of stdout and of
+    stderr, which the coordinator keeps (`dormouse jobs logs`, the API): readable however
+    the node is now. Before it ends, the command says where the output is, exit 1."""
+    fleet = start_agents(mosquitto, tmp_path, [2])
+    try:
+        await online(coordinator, fleet)
+        script = (
+            "import sys, time\n"
+            "for i in range(10000): print(f'line {i}')\n"
+            "print('oops: the end', file=sys.stderr)\n"
+            "time.sleep(2)\n"
+        )
+        job_id = submit(coordinator, "--runtime", "1m", "--", PY, "-c", script)
+        await eventually(in_state(coordinator, job_id, "running"), 30, "running")
+        early = coordinator.run_cli("jobs", "logs", job_id)
+        assert early.returncode == 1
+        assert f"is running: its output is on {fleet[0].node}" in early.stderr
+        await eventually(in_state(coordinator, job_id, "succeeded"), 30, "succeeded")
+        answer = coordinator.run_cli("jobs", "logs", job_id, "--json")
+        assert answer.returncode == 0, answer.stderr
+        kept = json.loads(answer.stdout)
+        assert kept["stdout"].endswith("line 9999\n")
+        assert 4000 < len(kept["stdout"]) <= 4096
+        assert kept["stderr"] == "oops: the end\n"
+        assert (kept["state"], kept["node"]) == ("succeeded", fleet[0].node)
+        last = coordinator.run_cli("jobs", "logs", job_id, "--tail", "2")
+        assert last.stdout.splitlines() == ["line 9998", "line 9999"]
+        err = coordinator.run_cli("jobs", "logs", job_id, "--stderr")
+        assert err.stdout.strip() == "oops: the end"
     finally:
         stop(fleet)
