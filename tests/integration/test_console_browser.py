@@ -5,6 +5,7 @@ a submitted job live without a reload. Screenshots go to artifacts/console/."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 
@@ -98,6 +99,9 @@ def test_console_live_fleet_sleep_and_job(served, browser):
         lambda d: all(row_state(d, n) == "online" for n in nodes), "both nodes online"
     )
     assert "token=" not in browser.current_url  # taken out of the address bar
+    summary = browser.find_element(By.ID, "summary").text
+    assert "0 W" not in summary  # these hosts measure no power: unknown, not zero
+    assert "power \u2013 (no node measures it)" in summary, summary
     read(
         browser,
         'document.querySelector(`#fleet tr[data-node="${arguments[0]}"]`).click()',
@@ -132,6 +136,8 @@ def test_console_live_fleet_sleep_and_job(served, browser):
     )
     row = read(browser, "return document.getElementById(arguments[0]).textContent", f"job-{job_id}")
     assert "web" in row
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row), row  # ISO-8601, 24 h
+    assert "1 min" in row  # its runtime estimate, 60 s
     browser.save_screenshot(str(shots / "3-job.png"))
     assert browser.execute_script("return performance.navigation.type") == 0  # never reloaded
     assert console_errors(browser) == []

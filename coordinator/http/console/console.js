@@ -42,12 +42,24 @@ function cell(row, value, className) {
   return td;
 }
 
+const UNKNOWN = "\u2013"; // an en dash: a value not known, never shown as 0
+const pad = (n) => String(n).padStart(2, "0");
 const fmt = {
-  num: (v, digits = 1) => (typeof v === "number" ? v.toFixed(digits) : ""),
-  time: (ts) => (ts ? new Date(ts * 1000).toLocaleString() : ""),
+  num: (v, digits = 1) => (typeof v === "number" ? v.toFixed(digits) : UNKNOWN),
+  // ISO-8601 in the browser's zone, 24 h, as the CLI prints times
+  time: (ts) => {
+    if (!ts) return UNKNOWN;
+    const d = new Date(ts * 1000);
+    const day = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+    return day + " " + pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  },
   ago: (ts) => (ts ? Math.max(0, Math.round(Date.now() / 1000 - ts)) + " s ago" : "never"),
-  bytes: (b) => (typeof b === "number" ? (b / 2 ** 30).toFixed(1) + " GiB" : ""),
-  dur: (s) => (s >= 3600 ? (s / 3600).toFixed(1) + " h" : Math.round(s / 60) + " min"),
+  bytes: (b) => (typeof b === "number" ? (b / 2 ** 30).toFixed(1) + " GiB" : UNKNOWN),
+  dur: (s) => {
+    if (typeof s !== "number") return UNKNOWN;
+    if (s < 60) return Math.round(s) + " s";
+    return s < 3600 ? Math.round(s / 60) + " min" : (s / 3600).toFixed(1) + " h";
+  },
 };
 
 const REFUSING = ["no key", "other key"]; // the node's `commands`: placement passes it by
@@ -69,7 +81,7 @@ function renderFleet(nodes) {
       states.appendChild(refusing);
     }
     cell(tr, fmt.num(n.cpu_util_pct), "num");
-    cell(tr, n.mem_total_bytes ? fmt.bytes(n.mem_used_bytes) + " / " + fmt.bytes(n.mem_total_bytes) : "", "num");
+    cell(tr, n.mem_total_bytes ? fmt.bytes(n.mem_used_bytes) + " / " + fmt.bytes(n.mem_total_bytes) : UNKNOWN, "num");
     cell(tr, n.gpus ?? "", "num");
     cell(tr, fmt.num(n.gpu_util_pct), "num");
     cell(tr, fmt.num(n.power_w), "num");
@@ -131,8 +143,15 @@ function render(fleet) {
   renderEvents(fleet.events);
   if (!performance.getEntriesByName("fleet-rendered").length) performance.mark("fleet-rendered");
   const awake = fleet.nodes.filter((n) => n.state === "online").length;
-  const watts = fleet.nodes.reduce((sum, n) => sum + (n.power_w || 0), 0);
-  $("summary").textContent = fleet.nodes.length + " nodes, " + awake + " awake, " + watts.toFixed(0) + " W";
+  $("summary").textContent = fleet.nodes.length + " nodes, " + awake + " awake, " + power(fleet.nodes);
+}
+
+// The fleet's measured draw: never "0 W" for nodes without a sensor, and how many it covers.
+function power(nodes) {
+  const measured = nodes.filter((n) => typeof n.power_w === "number");
+  if (!measured.length) return "power " + UNKNOWN + " (no node measures it)";
+  const watts = measured.reduce((sum, n) => sum + n.power_w, 0).toFixed(0) + " W";
+  return measured.length === nodes.length ? watts : watts + " (" + measured.length + " of " + nodes.length + " nodes measured)";
 }
 
 async function energy() {
@@ -145,7 +164,7 @@ async function energy() {
     cell(tr, fmt.num(t.kwh, 3), "num");
     cell(tr, fmt.num(t.cost, 2), "num");
     cell(tr, fmt.num(t.saved_kwh, 3) + " kWh (" + fmt.num(t.saved_cost, 2) + ")", "num");
-    cell(tr, t.co2_kg === null ? "" : fmt.num(t.co2_kg, 3), "num");
+    cell(tr, fmt.num(t.co2_kg, 3), "num");
     rows.push(tr);
   }
   $("energy").tBodies[0].replaceChildren(...rows);
