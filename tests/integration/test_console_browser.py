@@ -138,6 +138,14 @@ def test_console_live_fleet_sleep_and_job(served, browser):
     assert "web" in row
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row), row  # ISO-8601, 24 h
     assert "1 min" in row  # its runtime estimate, 60 s
+    browser.set_window_size(1280, 1000)
+    fits = (
+        "const s = document.getElementById('queue-panel');"
+        "const met = document.querySelector('#queue thead th:last-child').getBoundingClientRect();"
+        "return [s.scrollWidth <= s.clientWidth, met.right <= window.innerWidth, met.width > 0];"
+    )
+    assert read(browser, fits) == [True, True, True]  # deadline and met, no scrolling
+    browser.save_screenshot(str(shots / "4-jobs-1280.png"))
     browser.save_screenshot(str(shots / "3-job.png"))
     assert browser.execute_script("return performance.navigation.type") == 0  # never reloaded
     assert console_errors(browser) == []
