@@ -115,7 +115,7 @@ function renderJobs(jobs) {
     cell(tr, fmt.time(j.submitted));
     cell(tr, fmt.dur(j.runtime_s), "num");
     cell(tr, fmt.time(j.deadline));
-    cell(tr, j.deadline_met === null ? "" : j.deadline_met ? "yes" : "MISSED");
+    cell(tr, j.deadline_met === null ? UNKNOWN : j.deadline_met ? "yes" : "MISSED");
     return tr;
   });
   $("queue").tBodies[0].replaceChildren(...rows);
