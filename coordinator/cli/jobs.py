@@ -170,10 +170,12 @@ def _basis(basis: str, node: str | None) -> str:
     }[basis]
 
 
-def _row(job: JobRecord, as_json: bool) -> dict[str, Any]:
-    fields = jobs_service.summary(job)
+def _row(job: JobRecord, as_json: bool, held: str | None = None) -> dict[str, Any]:
+    fields = jobs_service.summary(job) | {"held": held}
     if as_json:
         return fields
+    if held is not None:
+        fields["state"] = held
     times = ("submitted", "started", "finished", "deadline")
     shown = {k: iso(fields[k]) for k in times if fields[k] is not None}
     return fields | shown | {"gpus": ",".join(map(str, fields["gpus"]))}
@@ -196,7 +198,9 @@ def jobs(
     engine = store(config, db)
     with reported_errors(PROG):
         found = jobs_service.listing(engine, state or [], limit)
-    print_rows([_row(j, as_json) for j in found], JOB_COLUMNS, as_json=as_json)
+        held = jobs_service.held_notes(engine, found)
+    rows = [_row(j, as_json, held.get(j.id)) for j in found]
+    print_rows(rows, [*JOB_COLUMNS, "held"] if as_json else JOB_COLUMNS, as_json=as_json)
 
 
 def job(
@@ -284,6 +288,17 @@ def pick(
         typer.echo(picked.node)
 
 
+def release(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="job id")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Start a job held for a cheaper (or cleaner) window at the next pass."""
+    with reported_errors(PROG):
+        jobs_service.release(store(config, db), job_id, time.time())
+    typer.echo(f"released {job_id}: it is placed at the coordinator's next pass")
+
+
 def logs(
     job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="job id")],
     stderr: Annotated[bool, typer.Option("--stderr", help="its stderr, not its stdout")] = False,
@@ -320,6 +335,7 @@ for _name, _command in (
     ("cancel", cancel),
     ("pick", pick),
     ("logs", logs),
+    ("release", release),
 ):
     app.command(_name)(_command)
 

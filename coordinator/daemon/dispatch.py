@@ -162,7 +162,10 @@ class Dispatcher:
         }
         margin = self._latencies.fleet_estimate(self._default_resume_s)
         jobs = [j.as_job() for j in pending.values()]
-        ready, held = self._holds.split(jobs, now, margin, lambda: fleet_of(state.snapshot()))
+        released = await self._released(pending)
+        ready, held = self._holds.split(
+            jobs, now, margin, lambda: fleet_of(state.snapshot()), released
+        )
         self._holds.keep_only(set(pending))
         await self._log_holds(held, now)
         plan = schedule(ready, state, now)
@@ -190,6 +193,19 @@ class Dispatcher:
                 )
         self._refusing = refusing
 
+    async def _released(self, pending: dict[str, JobRecord]) -> set[str]:
+        """The jobs held at the last pass that an operator asked to start now (read only
+        while some are held: most passes hold none)."""
+        asked = [job_id for job_id in self.last.held if job_id in pending]
+        if not asked:
+            return set()
+
+        def read() -> set[str]:
+            with self._engine.connect() as conn:
+                return job_rows.released(conn, asked)
+
+        return await asyncio.to_thread(read)
+
     async def _log_holds(self, held: dict[str, Hold], now: float) -> None:
         """A job's hold is said once, in the log and as a job event (`dormouse job ID`)."""
         new = {job_id: hold for job_id, hold in held.items() if job_id not in self._holds_logged}
@@ -200,7 +216,7 @@ class Dispatcher:
         def write() -> None:
             with self._engine.begin() as conn:
                 for job_id, hold in new.items():
-                    detail = f"until {iso(hold.until)}: {hold.reason}"
+                    detail = f"{hold.note()}: until {iso(hold.until)}, {hold.reason}"
                     job_rows.log_event(conn, job_id, ts=now, kind="held", node=None, detail=detail)
 
         await asyncio.to_thread(write)

@@ -243,6 +243,13 @@ async def job_logs(api: Api, request: Request) -> JSONResponse:
     return ok(await run_in_threadpool(jobs_service.logs, api.engine, job_id))
 
 
+async def release_job(api: Api, request: Request) -> JSONResponse:
+    """`dormouse jobs release ID`: a held job starts at the next pass (409: not pending)."""
+    job_id = request.path_params["job_id"]
+    record = await run_in_threadpool(jobs_service.release, api.engine, job_id, api.clock.now())
+    return ok({"job": jobs_service.summary(record), "released": True})
+
+
 async def cancel_job(api: Api, request: Request) -> JSONResponse:
     job_id = request.path_params["job_id"]
     record = await run_in_threadpool(jobs_service.cancel, api.engine, job_id, api.clock.now())
@@ -377,6 +384,14 @@ ENDPOINTS = (
         answers={201: "queued", 422: "bad field, or no node could ever run it"},
     ),
     Endpoint("GET", JOB, get_job, "read", "one job and its events", answers={404: "no such job"}),
+    Endpoint(
+        "POST",
+        f"{JOB}/release",
+        release_job,
+        "write",
+        "start a job held for a cheaper (or cleaner) window at the next pass",
+        answers={404: "no such job", 409: "not pending"},
+    ),
     Endpoint(
         "GET",
         f"{JOB}/logs",

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from coordinator.placement.model import ClusterSnapshot, Job, Power
@@ -51,6 +52,14 @@ class DeferPolicy:
 class Hold:
     until: float
     reason: str
+    lower_pct: float = 0.0  # the price (or carbon) over its run, this much lower then
+    by: str = "price"  # or "carbon"
+
+    def note(self) -> str:
+        """As `dormouse jobs` shows a held job: `held until 23:00 UTC (cheaper by 31 %)`."""
+        hhmm = time.strftime("%H:%M", time.gmtime(self.until))
+        better = "cleaner" if self.by == "carbon" else "cheaper"
+        return f"held until {hhmm} UTC ({better} by {self.lower_pct:.0f} %)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,16 +169,26 @@ class Holds:
         return can_hold(self.rate, self.policy)
 
     def split(
-        self, jobs: Iterable[Job], now: float, margin_s: float, fleet: Callable[[], Fleet]
+        self,
+        jobs: Iterable[Job],
+        now: float,
+        margin_s: float,
+        fleet: Callable[[], Fleet],
+        released: Collection[str] = (),
     ) -> tuple[list[Job], dict[str, Hold]]:
         """The jobs to place now, and those held (with their holds). `fleet` is asked only
-        when a job is seen for the first time."""
+        when a job is seen for the first time; a job in `released` (`dormouse jobs release`)
+        is never held again."""
         if not self.active:
             return list(jobs), {}
         ready: list[Job] = []
         held: dict[str, Hold] = {}
         running: Running | None = None
         for job in jobs:
+            if job.id in released:
+                self._release(job.id)
+                ready.append(job)
+                continue
             if job.id not in self._planned:
                 running = running or Running(fleet())
                 self._plan(job, now, margin_s, running)
@@ -238,7 +257,8 @@ def plan_start(
         if cost > enough:
             return None
         if booked is None or booked[0].fits(start, runtime, job, booked[1]):
-            return Hold(start, _reason(policy, 100 * (1 - cost / now_cost), job, margin_s))
+            lower = 100 * (1 - cost / now_cost)
+            return Hold(start, _reason(policy, lower, job, margin_s), lower, policy.by)
     return None
 
 

@@ -49,6 +49,10 @@ class UnknownJob(JobError, NotFound):
     """No job has that id."""
 
 
+class NotHeld(JobError, Conflict):
+    """A release asked of a job that is no longer pending."""
+
+
 class JobConflict(JobError, Conflict):
     """The job's state forbids it now (it ended, or changed meanwhile)."""
 
@@ -267,6 +271,21 @@ def logs(engine: sa.Engine, job_id: str) -> dict[str, Any]:
     }
 
 
+def release(engine: sa.Engine, job_id: str, now: float) -> JobRecord:
+    """`dormouse jobs release ID`: a job held for a cheaper (or cleaner) window starts at
+    the coordinator's next pass. Only a pending job can be released."""
+    with engine.begin() as conn:
+        job = job_rows.get(conn, job_id)
+        if job is None:
+            raise UnknownJob(f"no job {job_id!r}")
+        if job.state is not JobState.PENDING:
+            raise NotHeld(f"job {job_id} is {job.state.value}: only a pending job is held")
+        job_rows.log_event(
+            conn, job_id, ts=now, kind=job_rows.RELEASE, node=None, detail="by an operator"
+        )
+    return job
+
+
 def energy_of(record: JobRecord, model: CostModel | None) -> dict[str, float | None]:
     joules = record.energy_j
     kwh = None if joules is None else joules / J_PER_KWH
@@ -284,6 +303,14 @@ def listing(engine: sa.Engine, states: list[str], limit: int) -> list[JobRecord]
         raise JobError(f"unknown state {sorted(unknown)[0]!r}; states: {known}")
     with engine.connect() as conn:
         return job_rows.listing(conn, states, limit)
+
+
+def held_notes(engine: sa.Engine, found: list[JobRecord]) -> dict[str, str]:
+    """The pending jobs of `found` held for a better window, with their hold as `dormouse
+    jobs` shows it (`held until 23:00 UTC (cheaper by 31 %)`)."""
+    pending = [j.id for j in found if j.state is JobState.PENDING]
+    with engine.connect() as conn:
+        return job_rows.hold_notes(conn, pending)
 
 
 def unplace_node(engine: sa.Engine, node: str, reason: str, now: float) -> int:

@@ -147,3 +147,37 @@ def output(conn: sa.Connection, job_id: str) -> tuple[str, str] | None:
     query = sa.select(job_output.c.stdout_tail, job_output.c.stderr_tail)
     row = conn.execute(query.where(job_output.c.job_id == job_id)).first()
     return None if row is None else (row[0], row[1])
+
+
+RELEASE = "release_requested"  # `dormouse jobs release`: the job event the dispatcher reads
+
+
+def released(conn: sa.Connection, job_ids: Iterable[str]) -> set[str]:
+    """Those of `job_ids` an operator asked to start now."""
+    wanted = list(job_ids)
+    if not wanted:
+        return set()
+    query = sa.select(job_events.c.job_id).where(
+        job_events.c.kind == RELEASE, job_events.c.job_id.in_(wanted)
+    )
+    return set(conn.execute(query).scalars())
+
+
+def hold_notes(conn: sa.Connection, job_ids: Iterable[str]) -> dict[str, str]:
+    """For each of `job_ids` still held, its hold as `dormouse jobs` shows it (the newest
+    `held` event's note), unless released since."""
+    wanted = list(job_ids)
+    if not wanted:
+        return {}
+    query = (
+        sa.select(job_events.c.job_id, job_events.c.kind, job_events.c.detail)
+        .where(job_events.c.kind.in_(["held", RELEASE]), job_events.c.job_id.in_(wanted))
+        .order_by(job_events.c.ts, job_events.c.id)
+    )
+    notes: dict[str, str] = {}
+    for job_id, kind, detail in conn.execute(query):
+        if kind == RELEASE:
+            notes.pop(job_id, None)
+        else:
+            notes[job_id] = detail.partition(": ")[0]
+    return notes

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from sqlalchemy import Engine
 
 from coordinator.core.jobstate import JobRecord, JobState
@@ -123,3 +126,33 @@ async def test_a_job_with_slack_is_held_for_the_cheaper_hour_then_placed(empty_s
     sender.now = T0 + 3600
     await dispatcher.tick(T0 + 3600)
     assert sender.ops() == [(T0 + 3600, RunJob.OP)]
+
+
+async def test_a_held_job_released_by_an_operator_starts_at_the_next_pass(empty_store):
+    """`dormouse jobs` shows the hold (`held until ... (cheaper by 50 %)`); `dormouse jobs
+    release ID` starts it at the next pass, long before the cheaper hour; a job no longer
+    pending cannot be released."""
+    rate = Rate((T0 - 3600, T0 + 3600), (0.2, 0.1))
+    holds = Holds(rate, DeferPolicy(keep_slack=0.0, fill=1.0))
+    job = JobRecord(
+        id=jobs_service.new_job_id(), argv=("train",), submitted_at=T0, runtime_s=3600,
+        deadline=T0 + 36_000, gpus=1,
+    )  # fmt: skip
+    jobs_service.submit(empty_store, job, T0)
+    online = NodeView("gpu-01", NodeState.ONLINE, T0, last_seen=T0, hello=factories.hello())
+    sender = Recorder()
+    dispatcher = one_node(empty_store, sender, online, default_resume_s=60.0, holds=holds)
+    await dispatcher.tick(T0)
+    listed = jobs_service.listing(empty_store, [], 10)
+    hhmm = time.strftime("%H:%M", time.gmtime(T0 + 3600))
+    expected = f"held until {hhmm} UTC (cheaper by 50 %)"
+    assert jobs_service.held_notes(empty_store, listed) == {job.id: expected}
+    await dispatcher.tick(T0 + 10)
+    assert sender.sent == []
+    jobs_service.release(empty_store, job.id, T0 + 20)
+    assert jobs_service.held_notes(empty_store, listed) == {}
+    sender.now = T0 + 30
+    await dispatcher.tick(T0 + 30)
+    assert sender.ops() == [(T0 + 30, RunJob.OP)]
+    with pytest.raises(jobs_service.NotHeld, match="is placed"):
+        jobs_service.release(empty_store, job.id, T0 + 40)
