@@ -120,12 +120,8 @@ def hello_fields(hello: dict[str, Any] | None) -> dict[str, Any]:
         f"{g['index']}: {g['name']} ({format_bytes(g['mem_total_bytes'])})"
         for g in hello.get("gpus", [])
     ]
-    keys = ("hostname", "agent_version", "cpus", "macs", "labels", "sleep_methods")
-    return {k: hello.get(k) for k in keys} | {
-        "wake_methods": hello.get("wake_methods"),
-        "gpu_models": models,
-        "hello_at": iso(hello["ts"]),
-    }
+    keys = ("hostname", "agent_version", "cpus", "macs", "labels", "sleep_methods", "wake_methods")
+    return {k: hello.get(k) for k in keys} | {"gpu_models": models, "hello_at": iso(hello["ts"])}
 
 
 @app.command("drain")

@@ -109,6 +109,7 @@ class KeptCluster:
         self._changed.update(registry.nodes)  # the nodes it knew before
         self._latency_version = -1
         self.synced = False  # not before the first pass: until then the store knows more
+        self.refusing: dict[str, str] = {}  # node -> why its agent cannot verify commands
 
     def sync(self, jobs: Iterable[JobRecord], latency_version: int) -> ClusterState:
         if latency_version != self._latency_version:
@@ -125,6 +126,10 @@ class KeptCluster:
                 self.state.drop_node(name)
             else:
                 self.state.put_node(node)
+            if node is not None and node.commands_refused:
+                self.refusing[name] = node.commands_refused
+            else:
+                self.refusing.pop(name, None)
         self._changed.clear()
         allocations = {j.id: j.allocation() for j in jobs if j.state in ON_NODE and j.node}
         for gone in self.state.allocations.keys() - allocations.keys():

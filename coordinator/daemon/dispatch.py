@@ -25,7 +25,6 @@ from coordinator.core.snapshot import KeptCluster
 from coordinator.core.tick import ResumeLatencies, hello_shape
 from coordinator.daemon.commands import Sender
 from coordinator.placement.scheduler import Plan, schedule
-from coordinator.placement.state import ClusterState
 from coordinator.power.defer import DeferPolicy, Hold, Holds, fleet_of
 from coordinator.settings import Jobs
 from coordinator.store import drains as drain_rows
@@ -151,7 +150,7 @@ class Dispatcher:
 
     async def _place(self, active: list[JobRecord], now: float) -> tuple[Plan, dict[str, Hold]]:
         state = self.cluster.sync(active, self._latencies.version)  # kept current for readers
-        self._log_refusing(state)
+        self._log_refusing()
         if self.held is not None:
             if not self._held_logged:
                 log.error("not placing jobs: %s (`dormouse key generate`)", self.held)
@@ -180,9 +179,12 @@ class Dispatcher:
         self._wakes_logged = {w.node for w in plan.wakes}  # said again if wanted again later
         return plan, held
 
-    def _log_refusing(self, state: ClusterState) -> None:
-        """A node whose agent cannot verify commands is said once (again if it changes)."""
-        refusing = {n.name: why for n in state.nodes.values() if (why := n.commands_refused)}
+    def _log_refusing(self) -> None:
+        """A node whose agent cannot verify commands is said once (again if it changes);
+        the kept cluster keeps them as its nodes change, so a pass reads no other node."""
+        refusing = self.cluster.refusing
+        if refusing == self._refusing:
+            return
         for name, why in refusing.items():
             if self._refusing.get(name) != why:
                 log.warning(
@@ -191,7 +193,7 @@ class Dispatcher:
                     name,
                     why,
                 )
-        self._refusing = refusing
+        self._refusing = dict(refusing)
 
     async def _released(self, pending: dict[str, JobRecord]) -> set[str]:
         """The jobs held at the last pass that an operator asked to start now (read only
@@ -216,8 +218,8 @@ class Dispatcher:
         def write() -> None:
             with self._engine.begin() as conn:
                 for job_id, hold in new.items():
-                    detail = f"{hold.note()}: until {iso(hold.until)}, {hold.reason}"
-                    job_rows.log_event(conn, job_id, ts=now, kind="held", node=None, detail=detail)
+                    why = f"until {iso(hold.until)}, {hold.reason}"
+                    job_rows.log_hold(conn, job_id, now, hold.note(), why)
 
         await asyncio.to_thread(write)
         for job_id, hold in new.items():

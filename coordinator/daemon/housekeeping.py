@@ -56,7 +56,7 @@ class Housekeeping:
         self._stats, self._stopping, self._leadership = stats, stopping, leadership
         self._role, self._gap_scan = role, gap_scan
         self._started = clock.now()
-        self._forgets_read = self._started - FORGETS_LOOKBACK_S  # the store has none older
+        self._forgets_read = self._started  # older forgets are in the store it loaded
 
     async def run(self) -> None:
         tick = 0
@@ -96,13 +96,14 @@ class Housekeeping:
             log.info("forgot node %s (`dormouse nodes forget`)", name)
         if asked:
             self._forgets_read = max(self._forgets_read, asked[-1][1])
-        if not self._leadership.leading.is_set():
-            return
+        purge = tick % STATS_EVERY == 0
+        if not self._leadership.leading.is_set() or not (dropped or purge):
+            return  # most ticks: nothing to write
 
         def write() -> None:
             with self._engine.begin() as conn:
                 node_rows.drop_rows(conn, dropped)
-                if tick % STATS_EVERY == 0:
+                if purge:
                     node_rows.purge_forgets(conn, now - KEEP_FORGETS_S)
 
         await asyncio.to_thread(write)

@@ -259,8 +259,8 @@ def logs(engine: sa.Engine, job_id: str) -> dict[str, Any]:
         if job is None:
             raise UnknownJob(f"no job {job_id!r}")
         kept = job_rows.output(conn, job_id)
-        views = node_rows.load_summaries(conn) if job.node else []
-    node = next((v for v in views if v.name == job.node), None)
+        views = node_rows.load_nodes(conn, job.node) if job.node else []
+    node = views[0] if views else None
     return {
         "id": job.id,
         "state": job.state.value,

@@ -150,6 +150,13 @@ def output(conn: sa.Connection, job_id: str) -> tuple[str, str] | None:
 
 
 RELEASE = "release_requested"  # `dormouse jobs release`: the job event the dispatcher reads
+HELD = "held"  # its detail: the hold's note (`dormouse jobs`), NOTE_END, then why
+NOTE_END = ": "
+
+
+def log_hold(conn: sa.Connection, job_id: str, now: float, note: str, why: str) -> None:
+    """A job held for a better window: its note (read back by `hold_notes`) and why."""
+    log_event(conn, job_id, ts=now, kind=HELD, node=None, detail=f"{note}{NOTE_END}{why}")
 
 
 def released(conn: sa.Connection, job_ids: Iterable[str]) -> set[str]:
@@ -171,7 +178,7 @@ def hold_notes(conn: sa.Connection, job_ids: Iterable[str]) -> dict[str, str]:
         return {}
     query = (
         sa.select(job_events.c.job_id, job_events.c.kind, job_events.c.detail)
-        .where(job_events.c.kind.in_(["held", RELEASE]), job_events.c.job_id.in_(wanted))
+        .where(job_events.c.kind.in_([HELD, RELEASE]), job_events.c.job_id.in_(wanted))
         .order_by(job_events.c.ts, job_events.c.id)
     )
     notes: dict[str, str] = {}
@@ -179,5 +186,5 @@ def hold_notes(conn: sa.Connection, job_ids: Iterable[str]) -> dict[str, str]:
         if kind == RELEASE:
             notes.pop(job_id, None)
         else:
-            notes[job_id] = detail.partition(": ")[0]
+            notes[job_id] = detail.partition(NOTE_END)[0]
     return notes

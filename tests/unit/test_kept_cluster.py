@@ -110,5 +110,6 @@ def test_the_kept_cluster_marks_nodes_whose_agents_cannot_verify_commands():
     state = kept.sync([], 0)
     refused = {n.name: n.commands_refused for n in state.nodes.values()}
     assert refused == {"ok": None, "none": "no key", "other": "other key", "old": None}
+    assert kept.refusing == {"none": "no key", "other": "other key"}
     rebuilt = cluster_snapshot(nodes, [], own_key="k1")
     assert {n.name: n.commands_refused for n in rebuilt.nodes} == refused
