@@ -26,7 +26,7 @@ from agent.jobdir import Result, Spec
 from shared import jobfiles
 from shared.clock import Clock
 from shared.errors import ConfigError
-from shared.jobenergy import JobShare, charge
+from shared.jobenergy import JobShare, charge, gpu_util
 from shared.messages import Event, RunJob, Sample
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class Tracked:
     wrapper: asyncio.subprocess.Process | None  # None: recovered after an agent restart
     wrapper_pid: int
     energy_j: float | None = None
+    util_sum: float = 0.0  # its GPUs' utilisation (%), summed over the samples of its run
+    util_n: int = 0
     metered: bool = False  # sampled while running: charged from the next interval on
     stop_reason: str = ""
     kill_at: float | None = None
@@ -193,6 +195,9 @@ class Runner:
                 metered[job_id].energy_j = (metered[job_id].energy_j or 0.0) + joules
         for tracked in self._jobs.values():
             tracked.metered = True
+            util = gpu_util(sample, tuple(tracked.spec.gpus))
+            if util is not None:
+                tracked.util_sum, tracked.util_n = tracked.util_sum + util, tracked.util_n + 1
 
     async def watch(self) -> None:
         """Check the jobs every WATCH_INTERVAL_S while any run; with none, sleep until one is
@@ -259,6 +264,7 @@ class Runner:
             exit_code=result.exit_code,
             runtime_s=max(result.ended_at - tracked.spec.started_at, 0.0),
             energy_j=tracked.energy_j,
+            gpu_util_pct=tracked.util_sum / tracked.util_n if tracked.util_n else None,
             detail="; ".join(notes),
             **jobdir.tails(tracked.directory),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from shared.config import (
     parse_bool,
     parse_broker_url,
     parse_choice,
+    parse_labels,
     parse_log_level,
     parse_node,
     parse_path,
@@ -167,6 +169,81 @@ def parse_costs(value: Any) -> dict[str, float]:
     return {parse_node(k): parse_factor(v) for k, v in table_items(value, "costs").items()}
 
 
+def parse_amount(value: Any) -> float:
+    """Money: a number >= 0 (a fleet's monthly budget may pass a million)."""
+    number = float(value) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number < 1e15:
+        raise ValueError(f"expected an amount >= 0, got {value!r}")
+    return float(number)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeType:
+    """`[cost.types.NAME]`: the costs of the nodes whose labels match (`match = {gpu =
+    "a100"}`) or whose names match (`nodes = "gpu*"`)."""
+
+    name: str
+    match: dict[str, str]
+    nodes: str
+    hardware_price: float
+    hardware_life: float
+    fixed_per_node_hour: float | None = None
+
+    def covers(self, node: str, labels: dict[str, str]) -> bool:
+        named = not self.nodes or fnmatch.fnmatchcase(node, self.nodes)
+        return named and all(labels.get(k) == v for k, v in self.match.items())
+
+    @property
+    def hardware_per_hour(self) -> float:
+        return self.hardware_price / (self.hardware_life / 3600)
+
+
+FOUR_YEARS_S = 4 * 365 * 86400.0
+TYPE_KEYS = {"match", "nodes", "hardware_price", "hardware_life", "fixed_per_node_hour"}
+
+
+def parse_types(value: Any) -> dict[str, dict[str, Any]]:
+    """[cost.types.a100] match = {gpu = "a100"}, hardware_price = 250000, hardware_life =
+    "1460d", fixed_per_node_hour = 1.5 (the first type, by name, that covers a node is its).
+    Kept as checked tables, so `config show` prints what reads back."""
+    found = {}
+    for name, body in sorted(table_items(value, "node types").items()):
+        fields = table_items(body, f"type {name}")
+        unknown = set(fields) - TYPE_KEYS
+        if unknown:
+            raise ValueError(f"type {name}: unknown key {sorted(unknown)[0]!r}")
+        if "match" not in fields and "nodes" not in fields:
+            raise ValueError(f"type {name}: say which nodes it is (match = {{k = v}} or nodes)")
+        checked: dict[str, Any] = {
+            "match": parse_labels(fields.get("match", {})),
+            "nodes": parse_str(fields.get("nodes", "")),
+            "hardware_price": parse_amount(fields.get("hardware_price", 0)),
+            "hardware_life": parse_positive_seconds(fields.get("hardware_life", FOUR_YEARS_S)),
+        }
+        if "fixed_per_node_hour" in fields:
+            checked["fixed_per_node_hour"] = parse_factor(fields["fixed_per_node_hour"])
+        found[parse_node(name)] = checked
+    return found
+
+
+def parse_account_budgets(value: Any) -> dict[str, dict[str, float]]:
+    """[cost.accounts.team-a] budget = 500 (per budget_period)."""
+    found = {}
+    for name, body in table_items(value, "accounts").items():
+        fields = table_items(body, f"account {name}")
+        if set(fields) - {"budget"}:
+            raise ValueError(f"account {name}: only budget is set per account")
+        found[parse_account(name)] = {"budget": parse_amount(fields.get("budget", 0))}
+    return found
+
+
+def parse_account(value: Any) -> str:
+    text = parse_str(value)
+    if not 1 <= len(text) <= 64 or not text.isprintable() or text.strip() != text:
+        raise ValueError(f"an account is 1 to 64 printable characters, got {value!r}")
+    return text
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Power:
     sleep_idle: bool = setting(False, parse_bool, "put idle nodes to sleep (off: only wake)")
@@ -259,10 +336,78 @@ class Cost:
     idle_power_w: float = setting(
         100.0, parse_factor, "idle power assumed for a node with no idle samples (W)"
     )
-    budget: float = setting(0.0, parse_factor, "spending limit per budget_period (0: none)")
+    budget: float = setting(0.0, parse_amount, "the fleet's limit per budget_period (0: none)")
     budget_period: str = setting(
         "month", parse_choice("day", "week", "month"), "day, week or month"
     )
+    hardware_price: float = setting(0.0, parse_amount, "a node's purchase price (amortised)")
+    hardware_life: float = setting(
+        FOUR_YEARS_S, parse_positive_seconds, "over how long hardware is amortised (1460d)"
+    )
+    types: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={
+            "parse": parse_types,
+            "doc": 'per node type: [cost.types.a100] match = {gpu = "a100"}, '
+            "hardware_price, hardware_life, fixed_per_node_hour",
+        },
+    )
+    idle_cost: str = setting(
+        "fleet",
+        parse_choice("fleet", "shared"),
+        "what no job held: the fleet's own row (fleet), or spread over accounts by use",
+    )
+    default_account: str = setting(
+        "", parse_str, "a job's account when none is given (empty: the submitter's user name)"
+    )
+    accounts: dict[str, dict[str, float]] = field(
+        default_factory=dict,
+        metadata={
+            "parse": parse_account_budgets,
+            "doc": "budgets per account and budget_period: [cost.accounts.team-a] budget = 500",
+        },
+    )
+    over_budget: str = setting(
+        "warn",
+        parse_choice("warn", "hold", "deprioritise"),
+        "an account past its budget: warn only, hold its new jobs, or place them last",
+    )
+    budget_check: float = setting(
+        300.0, parse_positive_seconds, "how often the leader adds up what accounts spent"
+    )
+    waste_util_pct: float = setting(
+        5.0, parse_pct, "a running job's GPUs under this utilisation are wasted"
+    )
+    waste_after: float = setting(
+        1800.0, parse_positive_seconds, "for this long before the job is flagged"
+    )
+    waste_action: str = setting(
+        "none", parse_choice("none", "cancel"), "a flagged job: only flagged, or cancelled"
+    )
+
+    def node_type(self, node: str, labels: dict[str, str]) -> NodeType | None:
+        kinds = (NodeType(name, **fields) for name, fields in sorted(self.types.items()))
+        return next((t for t in kinds if t.covers(node, labels)), None)
+
+    def budgets(self) -> dict[str, float]:
+        """Account -> its budget per period (0: none)."""
+        return {name: fields["budget"] for name, fields in self.accounts.items()}
+
+    def fixed_rate(self, node: str, labels: dict[str, str]) -> float:
+        """Per hour: the node's own, else its type's, else fixed_per_node_hour."""
+        if node in self.fixed_per_hour:
+            return self.fixed_per_hour[node]
+        kind = self.node_type(node, labels)
+        if kind is not None and kind.fixed_per_node_hour is not None:
+            return kind.fixed_per_node_hour
+        return self.fixed_per_node_hour
+
+    def hardware_rate(self, node: str, labels: dict[str, str]) -> float:
+        kind = self.node_type(node, labels)
+        if kind is not None:
+            return kind.hardware_per_hour
+        return self.hardware_price / (self.hardware_life / 3600)
+
     tariff: Path = setting(
         NO_FILE, parse_path, "CSV of price per kWh by hour (hour,price) or time (time,price)"
     )

@@ -99,3 +99,15 @@ def charge(
         + host * share.cpus / cpus
         for job_id, share in jobs.items()
     }
+
+
+def gpu_util(sample: Sample, gpus: tuple[int, ...]) -> float | None:
+    """The mean utilisation (%) of a job's GPUs in one sample; None when it has none, or
+    none of them reports utilisation."""
+    wanted = set(gpus)
+    known = [
+        u
+        for g in sample.gpus
+        if g.index in wanted and (u := g.metrics.get("gpu_util_pct")) is not None
+    ]
+    return sum(known) / len(known) if known else None

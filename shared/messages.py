@@ -281,6 +281,9 @@ class Event(Message):
     exit_code: int | None = field(Opt(Int(-255, 255)), default=None)
     runtime_s: float | None = field(Opt(Float(0, 1e9)), default=None)
     energy_j: float | None = field(Opt(Float(0, 1e15)), default=None)
+    # a job's end: its GPUs' mean utilisation over its run (what chargeback's "GPU-hours
+    # used" weighs its allocation by); absent for a job without GPUs
+    gpu_util_pct: float | None = field(Opt(Float(0, 100)), default=None)
     detail: str = field(Str(1024), default="")
     # a job's end (`job_finished`, `job_lost`): the last `TAIL_CHARS` of its output, kept
     # by the coordinator so it reads even while the node sleeps
@@ -289,8 +292,8 @@ class Event(Message):
 
     def to_wire(self) -> dict[str, Any]:
         data = Message.to_wire(self)
-        for name in ("stdout_tail", "stderr_tail"):
-            if not data[name]:  # an event without output: what agents sent before, exactly
+        for name in ("stdout_tail", "stderr_tail", "gpu_util_pct"):
+            if data[name] in ("", None):  # what agents sent before, exactly
                 del data[name]
         return data
 

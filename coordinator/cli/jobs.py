@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 from dataclasses import asdict
@@ -18,6 +19,7 @@ from coordinator.placement.model import Request
 from coordinator.placement.pick import Picked
 from coordinator.services import jobs as jobs_service
 from coordinator.services import report as report_service
+from coordinator.settings import parse_account
 from shared.config import parse_labels
 from shared.edge.config_cli import ConfigOption
 from shared.edge.console import print_json, print_rows, reported_errors
@@ -27,6 +29,7 @@ from shared.units import iso, parse_duration, parse_size
 JOB_COLUMNS = [
     "id",
     "name",
+    "account",
     "state",
     "node",
     "gpus",
@@ -107,6 +110,14 @@ def submit(
     name: Annotated[str, typer.Option(metavar="NAME", help="a name to find it by")] = "",
     label: LabelOption = None,
     requeue: Annotated[bool, typer.Option(help="place it again if its node is lost")] = False,
+    account: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="who pays: a team or project (default: \\[cost] default_account, else your "
+            "user name)",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -117,6 +128,12 @@ def submit(
     runtime_s = positive_duration(runtime, "--runtime")
     if len(command) > MAX_ARGV or len(name) > 128:
         fail(f"at most {MAX_ARGV} arguments and a name of at most 128 characters")
+    settings = load(config)
+    user = getpass.getuser()
+    try:
+        charged_to = parse_account(account or settings.cost.default_account or user)
+    except ValueError as exc:
+        fail(f"--account: {exc}")
     job = JobRecord(
         id=jobs_service.new_job_id(),
         argv=tuple(command),
@@ -130,8 +147,9 @@ def submit(
         deadline=parse_deadline(deadline, now),
         priority=priority,
         requeue=requeue,
+        account=charged_to,
+        user=user[:64],
     )
-    settings = load(config)
     engine = store(config, db)
     with reported_errors(PROG):
         submitted = jobs_service.queue(engine, settings, job, now)
@@ -188,6 +206,15 @@ def jobs(
         list[str] | None, typer.Option(metavar="STATE", help="only jobs in this state (repeatable)")
     ] = None,
     limit: Annotated[int, typer.Option(help="newest this many")] = 1000,
+    account: Annotated[
+        str | None, typer.Option(metavar="NAME", help="only this account's jobs")
+    ] = None,
+    wasteful: Annotated[
+        bool,
+        typer.Option(
+            "--wasteful", help="only jobs flagged for holding GPUs they leave idle (\\[cost] waste_*)"
+        ),
+    ] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -197,7 +224,7 @@ def jobs(
         return
     engine = store(config, db)
     with reported_errors(PROG):
-        found = jobs_service.listing(engine, state or [], limit)
+        found = jobs_service.listing(engine, state or [], limit, account=account, wasteful=wasteful)
         held = jobs_service.held_notes(engine, found)
     rows = [_row(j, as_json, held.get(j.id)) for j in found]
     print_rows(rows, [*JOB_COLUMNS, "held"] if as_json else JOB_COLUMNS, as_json=as_json)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 import time
 from dataclasses import asdict
 from typing import Annotated
@@ -11,6 +13,7 @@ import typer
 from rich.console import Console
 
 from coordinator.cli.common import DbOption, JsonOption, fail, load, positive_duration, store
+from coordinator.power import chargeback
 from coordinator.power.report import Report
 from coordinator.services import report as report_service
 from shared.edge.config_cli import ConfigOption
@@ -29,8 +32,10 @@ NODE_COLUMNS = [
     "utilisation_pct",
     "saved_kwh",
 ]
+BY = ("all", *chargeback.BY)
 JOB_COLUMNS = ["id", "name", "node", "share", "kwh", "cost", "saved_cost", "gpu_h", "cpu_h"]
-BY = ("all", "node", "job")
+CHARGE_COLUMNS = ["jobs", "gpu_h_allocated", "gpu_h_used", "efficiency", "kwh"]
+COST_PARTS = [*chargeback.PARTS, "total"]
 
 
 def register(root: typer.Typer) -> None:
@@ -49,47 +54,86 @@ def report_command(
     ] = False,
     top: Annotated[int, typer.Option("--jobs", help="jobs listed, by energy")] = 20,
     by: Annotated[
-        str, typer.Option("--by", metavar="all|node|job", help="which rows: node, job or both")
+        str,
+        typer.Option(
+            "--by",
+            metavar="all|account|user|node|job",
+            help="the whole report (all), or chargeback rows by account, user, node or job",
+        ),
     ] = "all",
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="with --by: the rows as CSV, for a spreadsheet")
+    ] = False,
     config: ConfigOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """kWh, cost, awake/asleep hours, utilisation and energy saved by sleeping."""
+    """kWh, cost, awake/asleep hours, utilisation and energy saved by sleeping.
+
+    With --by account|user|node|job: who spent it (GPU-hours held and used, kWh, cost).
+    """
     window = positive_duration(since, "--since")
     if by not in BY:
         fail(f"--by must be one of {', '.join(BY)}, not {by!r}")
+    if as_csv and (by == "all" or as_json):
+        fail("--csv goes with --by account|user|node|job, and not with --json")
     if price_kwh is not None and price_kwh < 0:
         fail("--price-kwh must be 0 or more")
     settings = load(config, db=db)
     if check_budget and not settings.cost.budget:
         fail("--check-budget: no budget configured ([cost] budget)")
     engine = store(config, db)
-    result = report_service.build(
-        engine, settings, window_s=window, now=time.time(), price_kwh=price_kwh
-    )
-    if by == "job":
-        show_jobs(result, top, as_json=as_json)
-    else:
-        show(result, top, as_json=as_json, nodes_only=by == "node")
+    now = time.time()
+    if by != "all":
+        bill = report_service.charged(
+            engine, settings, by, window_s=window, now=now, price_kwh=price_kwh
+        )
+        show_charges(bill, as_json=as_json, as_csv=as_csv)
+        return
+    result = report_service.build(engine, settings, window_s=window, now=now, price_kwh=price_kwh)
+    show(result, top, as_json=as_json)
     if check_budget and result.budget is not None and result.budget.over:
         raise typer.Exit(OVER_BUDGET)
 
 
-def show_jobs(result: Report, top: int, *, as_json: bool) -> None:
-    """`--by job`: one row per job that ran in the window, most energy first."""
-    jobs = [asdict(j) for j in sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]]
+def show_charges(bill: report_service.Chargeback, *, as_json: bool, as_csv: bool) -> None:
+    """`--by KEY`: one row per account, user, node or job, most expensive first."""
+    rows = [chargeback.as_json(r, bill.by) for r in bill.rows]
     if as_json:
-        typer.echo(json.dumps(jobs, indent=2))
+        typer.echo(json.dumps(rows, indent=2))
         return
-    title = f"jobs {iso(result.start)} .. {iso(result.end)}"
-    print_rows([_rounded(j) for j in jobs], JOB_COLUMNS, as_json=False, title=title)
+    flat = [
+        {k: v for k, v in r.items() if k != "cost"}
+        | {f"cost_{p}": r["cost"][p] for p in COST_PARTS}  # type: ignore[index]
+        for r in rows
+    ]
+    columns = [bill.by, *CHARGE_COLUMNS, *(f"cost_{p}" for p in COST_PARTS)]
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        return
+    title = f"by {bill.by}, {iso(bill.start)} .. {iso(bill.end)} (idle cost: {bill.idle_cost})"
+    print_rows([_rounded(r) for r in flat], columns, as_json=False, title=title)
+    used = [
+        {
+            "group": u.group,
+            "nodes": u.nodes,
+            "busy_h": u.busy_h,
+            "awake_h": u.awake_h,
+            "U_awake_pct": u.of_awake_pct,
+            "U_total_pct": u.of_total_pct,
+        }
+        for u in bill.utilisation
+    ]
+    print_rows([_rounded(u) for u in used], list(used[0]) if used else [], as_json=False,
+               title="utilisation: busy / awake and busy / total")  # fmt: skip
 
 
-def show(result: Report, top: int, *, as_json: bool, nodes_only: bool = False) -> None:
-    jobs = [] if nodes_only else sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]
+def show(result: Report, top: int, *, as_json: bool) -> None:
+    jobs = sorted(result.jobs, key=lambda j: -(j.kwh or 0.0))[:top]
     if as_json:
-        typer.echo(json.dumps(report_service.as_json(result, 0 if nodes_only else top), indent=2))
+        typer.echo(json.dumps(report_service.as_json(result, top), indent=2))
         return
     title = f"{iso(result.start)} .. {iso(result.end)}"
     print_rows(
@@ -100,8 +144,9 @@ def show(result: Report, top: int, *, as_json: bool, nodes_only: bool = False) -
     t = result.totals
     console = Console()
     console.print(
-        f"fleet: {t.kwh:.3f} kWh, cost {t.cost:.2f} (energy {t.energy_cost:.2f} + fixed "
-        f"{t.fixed_cost:.2f}); saved by sleeping {t.saved_kwh:.3f} kWh ({t.saved_cost:.2f}); "
+        f"fleet: {t.kwh:.3f} kWh, cost {t.cost:.2f} (energy {t.energy_cost:.2f} + hardware "
+        f"{t.hardware_cost:.2f} + fixed {t.fixed_cost:.2f}); "
+        f"saved by sleeping {t.saved_kwh:.3f} kWh ({t.saved_cost:.2f}); "
         f"busy {t.busy_gpu_h:.2f} GPU-h, {t.busy_cpu_h:.2f} CPU-h"
         + (f"; {t.cpu_h_per_cost:.3f} CPU-h per unit of cost" if t.cpu_h_per_cost else "")
     )

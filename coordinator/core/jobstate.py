@@ -57,6 +57,10 @@ class JobRecord:
     detail: str = ""
     attempts: int = 0
     cancel_requested: bool = False
+    account: str = ""  # who pays: a team or project
+    user: str = ""  # who submitted it
+    gpu_util_pct: float | None = None  # its GPUs' mean utilisation over its run (its agent)
+    wasteful_at: float | None = None  # when its GPUs were found idle past `waste_after`
 
     def as_job(self) -> Job:
         """What placement reads."""
@@ -193,6 +197,7 @@ def _finished(job: JobRecord, event: Event) -> Change:
         detail=event.detail,
         exit_code=event.exit_code,
         energy_j=event.energy_j,
+        gpu_util_pct=event.gpu_util_pct,
     )
     return Change(ended, state.value, f"exit {event.exit_code} {event.detail}".strip())
 
@@ -205,6 +210,7 @@ def _end(
     detail: str,
     exit_code: int | None = None,
     energy_j: float | None = None,
+    gpu_util_pct: float | None = None,
 ) -> JobRecord:
     met = None if job.deadline is None else now <= job.deadline
     return dataclasses.replace(
@@ -213,6 +219,7 @@ def _end(
         finished_at=now,
         exit_code=exit_code,
         energy_j=energy_j,
+        gpu_util_pct=gpu_util_pct,
         detail=detail,
         deadline_met=met if state is JobState.SUCCEEDED else (False if met is not None else None),
     )

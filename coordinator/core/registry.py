@@ -78,6 +78,10 @@ def summarise(batch: TelemetryBatch) -> dict[str, Any]:
         "mem_total_bytes": metrics.get("mem_total_bytes"),
         "gpus": len(sample.gpus),
         "gpu_util_pct": sum(known) / len(known) if known else None,
+        # each GPU's, for the waste watch (JSON keys are strings)
+        "gpu_utils": {
+            str(g.index): u for g, u in zip(sample.gpus, gpu_utils, strict=True) if u is not None
+        },
         "power_w": metrics.get("power_w"),
         "jobs": metrics.get("jobs_running"),
         "connections": metrics.get("connections"),

@@ -24,6 +24,8 @@ from coordinator.core.registry import Registry
 from coordinator.core.snapshot import KeptCluster
 from coordinator.core.tick import ResumeLatencies, hello_shape
 from coordinator.daemon.commands import Sender
+from coordinator.daemon.costs import CostWatch
+from coordinator.placement.model import Job
 from coordinator.placement.scheduler import Plan, schedule
 from coordinator.power.defer import DeferPolicy, Hold, Holds, fleet_of
 from coordinator.settings import Jobs
@@ -56,6 +58,7 @@ class Dispatcher:
         default_resume_s: float,
         holds: Holds | None = None,
         own_key: str | None = None,
+        costs: CostWatch | None = None,
     ) -> None:
         """`own_key`: the id of the command key (`signing.key_id`), to pass by the nodes
         whose agents say they verify with another."""
@@ -72,6 +75,8 @@ class Dispatcher:
         self.placed = 0
         self.cluster = KeptCluster(registry, self._resume_latency, own_key)  # across passes
         self._refusing: dict[str, str] = {}  # node -> why its agent cannot verify, as logged
+        self.costs = costs  # waste and budgets: None in tests of placement alone
+        self._budget_logged: set[str] = set()
 
     async def tick(self, now: float) -> JobsPass:
         await self._apply_held()
@@ -79,8 +84,12 @@ class Dispatcher:
         active = await asyncio.to_thread(self._load)
         active = await self._expire(active, now)
         await self._cancel(active, now)
+        if self.costs is not None:
+            await self.costs.budgets(now)
         plan, held = await self._place(active, now)
         await self._retry(active, now)
+        if self.costs is not None:
+            await self.costs.waste(active, now)
         live = {j.id for j in active}
         for sent in (self._run_sent, self._cancel_sent):
             for gone in sent.keys() - live:
@@ -160,8 +169,9 @@ class Dispatcher:
             j.id: j for j in active if j.state is JobState.PENDING and not j.cancel_requested
         }
         margin = self._latencies.fleet_estimate(self._default_resume_s)
-        jobs = [j.as_job() for j in pending.values()]
         released = await self._released(pending)
+        jobs, over = self._over_budget(pending, released)
+        await self._log_budget_holds(over, now)
         ready, held = self._holds.split(
             jobs, now, margin, lambda: fleet_of(state.snapshot()), released
         )
@@ -178,6 +188,31 @@ class Dispatcher:
                 log.info("job %s waits for %s to wake", wake.job_id, wake.node)
         self._wakes_logged = {w.node for w in plan.wakes}  # said again if wanted again later
         return plan, held
+
+    def _over_budget(
+        self, pending: dict[str, JobRecord], released: set[str]
+    ) -> tuple[list[Job], dict[str, str]]:
+        if self.costs is None:
+            return [j.as_job() for j in pending.values()], {}
+        return self.costs.placeable(pending.values(), released)
+
+    async def _log_budget_holds(self, held: dict[str, str], now: float) -> None:
+        """A job held for its account's budget is said once, as a job event (`dormouse
+        jobs` shows `held: over budget`)."""
+        new = {job_id: why for job_id, why in held.items() if job_id not in self._budget_logged}
+        self._budget_logged &= held.keys()
+        if not new:
+            return
+
+        def write() -> None:
+            with self._engine.begin() as conn:
+                for job_id, why in new.items():
+                    job_rows.log_hold(conn, job_id, now, "held: over budget", why)
+
+        await asyncio.to_thread(write)
+        for job_id, why in new.items():
+            log.info("job %s held: %s", job_id, why)
+        self._budget_logged |= new.keys()
 
     def _log_refusing(self) -> None:
         """A node whose agent cannot verify commands is said once (again if it changes);
@@ -196,9 +231,11 @@ class Dispatcher:
         self._refusing = dict(refusing)
 
     async def _released(self, pending: dict[str, JobRecord]) -> set[str]:
-        """The jobs held at the last pass that an operator asked to start now (read only
-        while some are held: most passes hold none)."""
-        asked = [job_id for job_id in self.last.held if job_id in pending]
+        """The jobs held at the last pass (for a cheaper window or their account's budget)
+        that an operator asked to start now (read only while some are held: most passes
+        hold none)."""
+        was_held = self.last.held.keys() | self._budget_logged
+        asked = [job_id for job_id in was_held if job_id in pending]
         if not asked:
             return set()
 

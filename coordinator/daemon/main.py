@@ -21,6 +21,7 @@ from coordinator.core.storegaps import StoreGaps
 from coordinator.core.tick import ResumeLatencies
 from coordinator.daemon.commands import CommandSender
 from coordinator.daemon.coordinator import Coordinator, Parts
+from coordinator.daemon.costs import CostWatch
 from coordinator.daemon.dispatch import Dispatcher
 from coordinator.daemon.figures import Figures
 from coordinator.daemon.gap_scan import GapScan
@@ -107,6 +108,7 @@ def build(
         default_resume_s=config.power.resume_latency,
         holds=tariffs.holds(config.cost),
         own_key=key_id(key) if key is not None else None,
+        costs=CostWatch(engine, config, registry),
     )
     power = PowerLoop(engine, registry, config.power, sender, latencies)
     receiver = Receiver(

@@ -65,6 +65,7 @@ class CoordinatorCollector(Collector):
         yield from self._ingest()
         yield from self._queue()
         yield from self._power()
+        yield from self._costs()
 
     def _nodes(self) -> Iterator[Metric]:
         views = list(self._coordinator.parts.ingest.registry.nodes.values())
@@ -164,3 +165,28 @@ class CoordinatorCollector(Collector):
         for kind, count in sorted(self._coordinator.parts.power.counts.items()):
             actions.add_metric([kind], count)
         yield actions
+
+    def _costs(self) -> Iterator[Metric]:
+        """Budgets and waste per account (the fleet's own budget: account "")."""
+        costs = self._coordinator.parts.dispatcher.costs
+        if costs is None:
+            return
+        spent = GaugeMetricFamily(
+            "dormouse_account_spent", "spent this budget period", labels=["account"]
+        )
+        limit = GaugeMetricFamily(
+            "dormouse_account_budget", "budget per budget period", labels=["account"]
+        )
+        for standing in costs.standings:
+            spent.add_metric([standing.account], standing.spent)
+            limit.add_metric([standing.account], standing.budget)
+        yield spent
+        yield limit
+        wasted = GaugeMetricFamily(
+            "dormouse_wasted_gpus",
+            "GPUs held by running jobs that leave them idle past waste_after",
+            labels=["account"],
+        )
+        for account, gpus in sorted(costs.wasted.items()):
+            wasted.add_metric([account], gpus)
+        yield wasted

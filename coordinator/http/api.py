@@ -22,6 +22,7 @@ from coordinator.http.cache import Fresh
 from coordinator.placement.balance import Strategy
 from coordinator.placement.pick import Picked, pick_kept
 from coordinator.placement.state import ClusterState
+from coordinator.power import chargeback
 from coordinator.services import history as history_service
 from coordinator.services import jobs as jobs_service
 from coordinator.services import nodes as node_service
@@ -221,13 +222,19 @@ def _metric(name: str) -> Metric:
 async def list_jobs(api: Api, request: Request) -> JSONResponse:
     states = request.query_params.getlist("state")
     limit = bodies.limit(request.query_params, 1000)
-    found = await run_in_threadpool(jobs_service.listing, api.engine, states, limit)
+    account = request.query_params.get("account")
+    wasteful = request.query_params.get("wasteful", "") in {"1", "true"}
+    found = await run_in_threadpool(
+        lambda: jobs_service.listing(api.engine, states, limit, account=account, wasteful=wasteful)
+    )
     return ok({"jobs": [jobs_service.summary(j) for j in found]})
 
 
 async def submit_job(api: Api, request: Request) -> JSONResponse:
     now = api.clock.now()
-    job = bodies.job(await body_of(request), jobs_service.new_job_id(), now)
+    user = getattr(request.state, "token_name", None) or ""
+    account = api.settings.cost.default_account or user or "default"
+    job = bodies.job(await body_of(request), jobs_service.new_job_id(), now, user, account)
     answer = await run_in_threadpool(jobs_service.queue, api.engine, api.settings, job, now)
     return ok(answer.fields, 201)
 
@@ -292,8 +299,20 @@ async def power_events(api: Api, request: Request) -> JSONResponse:
 
 
 async def get_report(api: Api, request: Request) -> JSONResponse:
+    """The whole report, or with `by=account|user|node|job` the chargeback rows that
+    `dormouse report --by ... --json` prints, under "rows"."""
     window = bodies.duration(request.query_params, "since", "7d")
     top = bodies.limit(request.query_params, 20, high=10_000)
+    by = request.query_params.get("by", "all")
+    if by != "all":
+        if by not in chargeback.BY:
+            raise Invalid("by", f"expected all, {', '.join(chargeback.BY)}; got {by!r}")
+        bill = await run_in_threadpool(
+            lambda: report_service.charged(
+                api.engine, api.settings, by, window_s=window, now=api.clock.now()
+            )
+        )
+        return ok(report_service.chargeback_json(bill))
     result = await run_in_threadpool(
         lambda: report_service.build(api.engine, api.settings, window_s=window, now=api.clock.now())
     )
@@ -428,8 +447,9 @@ ENDPOINTS = (
         "/api/v1/report",
         get_report,
         "read",
-        "energy, cost, CO2 and savings (since: the window; limit: jobs listed)",
-        query=("since", "limit"),
+        "energy, cost, CO2 and savings (since: the window; limit: jobs listed); by=account|"
+        "user|node|job: chargeback rows",
+        query=("since", "limit", "by"),
     ),
     Endpoint("GET", "/api/v1/status", get_status, "read", "the coordinator's figures"),
     Endpoint(

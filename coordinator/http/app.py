@@ -54,7 +54,11 @@ async def authorised(api: Api, request: Request, scope: str | None) -> JSONRespo
     """The refusal for this request, or None; the token is looked up only when one is needed."""
 
     def scope_of(token: str) -> str | None:
-        return token_service.scope_of(api.engine, token)
+        held = token_service.holder(api.engine, token)
+        if held is None:
+            return None
+        request.state.token_name = held[1]  # who submits, for a job's `user`
+        return held[0]
 
     header = request.headers.get("authorization")
     anonymous = api.settings.http.anonymous_read

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from coordinator.core.jobstate import JobRecord
 from coordinator.placement.balance import Strategy
 from coordinator.placement.model import Request
+from coordinator.settings import parse_account
 from shared.config import parse_labels
 from shared.errors import DormouseError
 from shared.messages import MAX_ARGV
@@ -131,13 +132,17 @@ def memory(body: Mapping[str, Any]) -> int:
 
 
 JOB_FIELDS = {"argv", "cpus", "mem", "gpus", "runtime_s", "deadline_s"}
-JOB_FIELDS |= {"priority", "name", "labels", "requeue"}
+JOB_FIELDS |= {"priority", "name", "labels", "requeue", "account"}
 
 
-def job(body: object, job_id: str, now: float) -> JobRecord:
-    """`POST /api/v1/jobs`: the same job `dormouse submit` makes; `deadline_s` is from now."""
+def job(
+    body: object, job_id: str, now: float, user: str = "", account: str = "default"
+) -> JobRecord:
+    """`POST /api/v1/jobs`: the same job `dormouse submit` makes; `deadline_s` is from now.
+    `user`: the token's name; `account`: the default when the body names none."""
     fields = obj(body, JOB_FIELDS)
     deadline_in = seconds(fields, "deadline_s", None)
+    charged_to = checked("account", parse_account, fields.get("account", account))
     return JobRecord(
         id=job_id,
         argv=argv(fields),
@@ -151,6 +156,8 @@ def job(body: object, job_id: str, now: float) -> JobRecord:
         deadline=None if deadline_in is None else now + deadline_in,
         priority=whole(fields, "priority", 0, low=-(10**6)),
         requeue=flag(fields, "requeue"),
+        account=charged_to,
+        user=user[:64],
     )
 
 

@@ -1,7 +1,8 @@
 """`dormouse report`, pure: energy, time and money per node, per job and for the fleet.
 
-Cost is the whole model, not only energy: kWh x price plus each node's fixed cost per hour
-(amortisation, licences, operations) over the window, asleep or not. Energy saved by
+Cost is the whole model, not only energy: kWh x price plus each node's hardware amortisation
+(purchase price over its life) and fixed cost per hour (licences, people, operations) from
+when it first appeared, asleep or not. Energy saved by
 sleeping = asleep hours x (the node's idle power, learned from its samples while no job ran,
 less sleep power). A job's energy is the node's energy over its run (the agent measures it)
 times the share of the node it held: the largest of its CPU, GPU and memory fractions.
@@ -10,7 +11,7 @@ times the share of the node it held: the largest of its CPU, GPU and memory frac
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,9 @@ class JobUse:
     finished_at: float | None
     energy_j: float | None
     submitted_at: float | None = None
+    account: str = ""
+    user: str = ""
+    gpu_util_pct: float | None = None  # its GPUs' mean utilisation over its run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,12 +55,15 @@ class NodeUse:
     buckets: Buckets = field(default_factory=lambda: Buckets.of([]))  # oldest first
     power_events: Sequence[tuple[float, str]] = ()  # (ts, kind), oldest first
     jobs: Sequence[JobUse] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    first_seen: float | None = None  # fixed costs and amortisation run from here
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CostModel:
     price_kwh: float
-    fixed_per_hour: Callable[[str], float] = lambda _: 0.0
+    fixed_per_hour: Callable[[str], float] = lambda _: 0.0  # node name -> cost per hour
+    hardware_per_hour: Callable[[str], float] = lambda _: 0.0  # purchase price / life
     sleep_power_w: float = 5.0
     idle_power_w: float = 100.0
     max_gap_s: float = 30.0
@@ -84,6 +91,8 @@ class NodeReport:
     metered: bool = True  # it reported power or energy; else its kWh is 0, not measured
     idle_assumed: bool = False  # idle power is `[cost] idle_power_w`, not learned
     co2_kg: float | None = None  # with a carbon series
+    hardware_cost: float = 0.0
+    owned_h: float = 0.0  # hours of the window since the node first appeared
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,7 @@ class Totals:
     co2_kg: float | None = None
     saved_by_holds_cost: float = 0.0  # the jobs' cost against starting each at submission
     saved_by_holds_co2_kg: float | None = None
+    hardware_cost: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +192,9 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
     idle_w = model.idle_power_w if learned_w is None else learned_w
     metered = bool(buckets.metered.any() or buckets.power_n.any())
     kwh = energy_j / J_PER_KWH
-    fixed = model.fixed_per_hour(node.name) * (end - start) / 3600
+    owned_h = owned_s(node, start, end) / 3600
+    fixed = model.fixed_per_hour(node.name) * owned_h
+    hardware = model.hardware_per_hour(node.name) * owned_h
     busy_s = length(busy)
     priced = weighted["tariff"]
     energy_cost = kwh * model.price_kwh if priced is None else priced / J_PER_KWH
@@ -192,7 +204,7 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
         kwh=kwh,
         energy_cost=energy_cost,
         fixed_cost=fixed,
-        cost=energy_cost + fixed,
+        cost=energy_cost + fixed + hardware,
         awake_h=awake_s / 3600,
         asleep_h=asleep / 3600,
         busy_h=busy_s / 3600,
@@ -202,7 +214,16 @@ def node_report(node: NodeUse, model: CostModel, start: float, end: float) -> No
         metered=metered,
         idle_assumed=learned_w is None,
         co2_kg=None if co2 is None else co2 / J_PER_KWH / 1000,
+        hardware_cost=hardware,
+        owned_h=owned_h,
     )
+
+
+def owned_s(node: NodeUse, start: float, end: float) -> float:
+    """Seconds of [start, end] since the node first appeared: a node added this morning is
+    not charged a week of fixed costs."""
+    since = start if node.first_seen is None else max(start, node.first_seen)
+    return max(0.0, end - since)
 
 
 def _present(model: CostModel, weighted: Sequence[float]) -> list[float | None]:
@@ -265,6 +286,7 @@ def report(nodes: Sequence[NodeUse], model: CostModel, start: float, end: float)
         cost=cost,
         energy_cost=sum(n.energy_cost for n in per_node),
         fixed_cost=sum(n.fixed_cost for n in per_node),
+        hardware_cost=sum(n.hardware_cost for n in per_node),
         saved_kwh=saved,
         saved_cost=saved * model.price(start, end),
         awake_h=sum(n.awake_h for n in per_node),

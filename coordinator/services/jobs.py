@@ -207,6 +207,8 @@ def summary(job: JobRecord) -> dict[str, Any]:
     return {
         "id": job.id,
         "name": job.name,
+        "account": job.account,
+        "user": job.user,
         "state": job.state.value,
         "node": job.node,
         "gpus": list(job.gpu_indices),
@@ -217,6 +219,8 @@ def summary(job: JobRecord) -> dict[str, Any]:
         "deadline_met": job.deadline_met,
         "runtime_s": job.runtime_s,
         "priority": job.priority,
+        "gpu_util_pct": job.gpu_util_pct,
+        "wasteful_since": job.wasteful_at,
     }
 
 
@@ -296,13 +300,20 @@ def energy_of(record: JobRecord, model: CostModel | None) -> dict[str, float | N
     return {"energy_j": joules, "kwh": kwh, "cost": cost}
 
 
-def listing(engine: sa.Engine, states: list[str], limit: int) -> list[JobRecord]:
+def listing(
+    engine: sa.Engine,
+    states: list[str],
+    limit: int,
+    *,
+    account: str | None = None,
+    wasteful: bool = False,
+) -> list[JobRecord]:
     unknown = set(states) - {s.value for s in JobState}
     if unknown:
         known = ", ".join(s.value for s in JobState)
         raise JobError(f"unknown state {sorted(unknown)[0]!r}; states: {known}")
     with engine.connect() as conn:
-        return job_rows.listing(conn, states, limit)
+        return job_rows.listing(conn, states, limit, account=account, wasteful=wasteful)
 
 
 def held_notes(engine: sa.Engine, found: list[JobRecord]) -> dict[str, str]:

@@ -3,28 +3,44 @@ configured cost model (the maths is `power.report`, pure)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 
-from coordinator.power.report import CostModel, Report, budget, period_bounds, report
+from coordinator.power import chargeback
+from coordinator.power.report import (
+    CostModel,
+    Report,
+    budget,
+    node_report,
+    period_bounds,
+    report,
+)
 from coordinator.power.tariff import PRICE
 from coordinator.services import tariffs
 from coordinator.settings import CoordinatorConfig
 from coordinator.store.usage import load_usage
 
 
-def cost_model(settings: CoordinatorConfig, price_kwh: float | None = None) -> CostModel:
+def cost_model(
+    settings: CoordinatorConfig,
+    price_kwh: float | None = None,
+    labels: Mapping[str, dict[str, str]] | None = None,
+) -> CostModel:
     """`price_kwh` (the CLI's --price-kwh) prices every hour alike, over `[cost] tariff`;
-    tables are read in this host's local time."""
+    tables are read in this host's local time. `labels` (node -> its labels) picks each
+    node's `[cost.types]`."""
     cost = settings.cost
     tariff = None if price_kwh is not None else tariffs.read_rate(cost.tariff, PRICE, "tariff")
+    known = labels or {}
     return CostModel(
         price_kwh=cost.price_kwh if price_kwh is None else price_kwh,
         tariff=tariffs.on_local_clock(tariff),
         carbon=tariffs.on_local_clock(tariffs.carbon(cost)),
-        fixed_per_hour=lambda node: cost.fixed_per_hour.get(node, cost.fixed_per_node_hour),
+        fixed_per_hour=lambda node: cost.fixed_rate(node, known.get(node, {})),
+        hardware_per_hour=lambda node: cost.hardware_rate(node, known.get(node, {})),
         sleep_power_w=cost.sleep_power_w,
         idle_power_w=cost.idle_power_w,
         max_gap_s=settings.offline_after,
@@ -40,12 +56,12 @@ def build(
     price_kwh: float | None = None,
 ) -> Report:
     """The report of the last `window_s`, with the budget's period when one is configured."""
-    model = cost_model(settings, price_kwh)
     first = now - window_s
     if settings.cost.budget:  # the budget's period is read only when there is a budget
         first = min(first, period_bounds(settings.cost.budget_period, now)[0])
     with engine.connect() as conn:
         usage = load_usage(conn, first, now)
+    model = cost_model(settings, price_kwh, {n.name: dict(n.labels) for n in usage})
     result = report(usage, model, now - window_s, now)
     if settings.cost.budget:
         spent = budget(usage, model, settings.cost.budget, settings.cost.budget_period, now)
@@ -66,4 +82,61 @@ def as_json(result: Report, top: int) -> dict[str, Any]:
         "totals": asdict(result.totals),
         "budget": spent,
         "caveats": list(result.caveats),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Chargeback:
+    start: float
+    end: float
+    by: str
+    rows: list[chargeback.Row]
+    utilisation: list[chargeback.Utilisation]
+    idle_cost: str
+
+
+def charged(
+    engine: sa.Engine,
+    settings: CoordinatorConfig,
+    by: str,
+    *,
+    window_s: float,
+    now: float,
+    price_kwh: float | None = None,
+) -> Chargeback:
+    """`dormouse report --by account|user|node|job`: who spent what, from the rollups."""
+    start = now - window_s
+    with engine.connect() as conn:
+        usage = load_usage(conn, start, now)
+    labels = {n.name: dict(n.labels) for n in usage}
+    model = cost_model(settings, price_kwh, labels)
+    nodes = [node_report(n, model, start, now) for n in usage]
+    bills = chargeback.charges(usage, model, start, now)
+    idle = chargeback.unheld(nodes, bills)
+    rows = chargeback.rows(bills, by, idle, settings.cost.idle_cost)
+    used = chargeback.utilisation(nodes, labels)
+    return Chargeback(start, now, by, rows, used, settings.cost.idle_cost)
+
+
+def chargeback_json(result: Chargeback) -> dict[str, Any]:
+    """What `dormouse report --by account --json` prints and `GET /api/v1/report?by=account`
+    answers."""
+    return {
+        "start": result.start,
+        "end": result.end,
+        "by": result.by,
+        "idle_cost": result.idle_cost,
+        "rows": [chargeback.as_json(r, result.by) for r in result.rows],
+        "utilisation": [
+            {
+                "group": u.group,
+                "nodes": u.nodes,
+                "busy_h": u.busy_h,
+                "awake_h": u.awake_h,
+                "total_h": u.total_h,
+                "u_awake_pct": u.of_awake_pct,
+                "u_total_pct": u.of_total_pct,
+            }
+            for u in result.utilisation
+        ],
     }

@@ -54,10 +54,11 @@ def create(engine: sa.Engine, scope: str, name: str, now: float) -> Created:
     return Created(token_id, scope, token)
 
 
-def scope_of(engine: sa.Engine, token: str) -> str | None:
-    """The token's scope, or None for one that was never issued or was revoked."""
+def holder(engine: sa.Engine, token: str) -> tuple[str, str] | None:
+    """The token's (scope, name), or None for one that was never issued or was revoked:
+    the name is the user the API charges a submitted job to."""
     with engine.connect() as conn:
-        return token_rows.scope_of(conn, digest(token))
+        return token_rows.holder(conn, digest(token))
 
 
 def listing(engine: sa.Engine) -> list[dict[str, Any]]:

@@ -16,7 +16,8 @@ from coordinator.core.jobstate import ACTIVE, Change, JobRecord, JobState
 from coordinator.store.dialect import upsert
 from coordinator.store.models import job_events, job_output, jobs
 
-_SET_BY_CLI_ONLY = {"id", "cancel_requested"}
+# written by their own statements (the CLI's cancel, the waste watch), never by a transition
+_SET_APART = {"id", "cancel_requested", "wasteful_at"}
 
 
 def _row(job: JobRecord) -> dict[str, Any]:
@@ -45,11 +46,16 @@ def _row(job: JobRecord) -> dict[str, Any]:
         "detail": job.detail[:1024],
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,
+        "account": job.account,
+        "user_name": job.user,
+        "gpu_util_pct": job.gpu_util_pct,
+        "wasteful_at": job.wasteful_at,
     }
 
 
 def _record(row: sa.RowMapping) -> JobRecord:
     values = dict(row)
+    values["user"] = values.pop("user_name")
     values["argv"] = tuple(values["argv"])
     values["gpu_indices"] = tuple(values["gpu_indices"])
     values["state"] = JobState(values["state"])
@@ -87,18 +93,47 @@ def active(conn: sa.Connection) -> list[JobRecord]:
     return [_record(r) for r in conn.execute(query).mappings()]
 
 
-def listing(conn: sa.Connection, states: Iterable[str] = (), limit: int = 1000) -> list[JobRecord]:
+def listing(
+    conn: sa.Connection,
+    states: Iterable[str] = (),
+    limit: int = 1000,
+    *,
+    account: str | None = None,
+    wasteful: bool = False,
+) -> list[JobRecord]:
+    """Newest first; `wasteful`: only jobs the waste watch flagged."""
     query = sa.select(jobs).order_by(jobs.c.submitted_at.desc(), jobs.c.id).limit(limit)
     wanted = list(states)
     if wanted:
         query = query.where(jobs.c.state.in_(wanted))
+    if account is not None:
+        query = query.where(jobs.c.account == account)
+    if wasteful:
+        query = query.where(jobs.c.wasteful_at.is_not(None))
     return [_record(r) for r in conn.execute(query).mappings()]
+
+
+def flag_wasteful(conn: sa.Connection, job_id: str, now: float, detail: str) -> bool:
+    """Mark a running job wasteful once (False: flagged already, or no longer running)."""
+    result = conn.execute(
+        sa.update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            jobs.c.state == JobState.RUNNING.value,
+            jobs.c.wasteful_at.is_(None),
+        )
+        .values(wasteful_at=now)
+    )
+    if result.rowcount != 1:
+        return False
+    log_event(conn, job_id, ts=now, kind="wasteful", node=None, detail=detail)
+    return True
 
 
 def apply(conn: sa.Connection, before: JobRecord, change: Change, now: float) -> bool:
     """Write `change` if the job is still as `before` left it; log it. False: it moved on."""
     after = _row(change.job)
-    values = {k: v for k, v in after.items() if k not in _SET_BY_CLI_ONLY}
+    values = {k: v for k, v in after.items() if k not in _SET_APART}
     if change.job.cancel_requested != before.cancel_requested:
         values["cancel_requested"] = change.job.cancel_requested
     result = conn.execute(

@@ -38,6 +38,7 @@ class Node(Base):
     agent_version: Mapped[str | None] = mapped_column(sa.String(64))
     cpus: Mapped[int | None] = mapped_column(sa.Integer)
     mem_total_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    first_seen: Mapped[float | None] = mapped_column(sa.Double)  # fixed costs run from it
     hello: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     latest: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
@@ -150,7 +151,12 @@ jobs = sa.Table(
     sa.Column("detail", sa.String(1024), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),
+    sa.Column("user_name", sa.String(64), nullable=False, server_default=""),
+    sa.Column("gpu_util_pct", sa.Double),  # its GPUs' mean utilisation over its run
+    sa.Column("wasteful_at", sa.Double),  # when its GPUs were found idle past `waste_after`
     sa.Index("ix_jobs_state", "state"),
+    sa.Index("ix_jobs_account", "account"),
 )
 
 job_output = sa.Table(  # the end of a job's output, from its end event (`dormouse jobs logs`)
@@ -160,6 +166,17 @@ job_output = sa.Table(  # the end of a job's output, from its end event (`dormou
     sa.Column("stdout_tail", sa.Text, nullable=False),
     sa.Column("stderr_tail", sa.Text, nullable=False),
     sa.Column("ended_at", sa.Double, nullable=False),
+)
+
+budget_events = sa.Table(  # an account's budget crossed 80 or 100 %: once per period
+    "budget_events",
+    Base.metadata,
+    sa.Column("account", sa.String(64), primary_key=True),  # "": the fleet's budget
+    sa.Column("period_start", sa.Double, primary_key=True),
+    sa.Column("threshold_pct", sa.Integer, primary_key=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("spent", sa.Double, nullable=False),
+    sa.Column("budget", sa.Double, nullable=False),
 )
 
 job_events = sa.Table(

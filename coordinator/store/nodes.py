@@ -13,6 +13,8 @@ from coordinator.store.drains import all_drains
 from coordinator.store.models import Node, drains, node_forgets, node_live
 from shared.messages import Hello
 
+KEPT = {"name", "first_seen"}  # set by a node's first write only
+
 
 def save_nodes(conn: sa.Connection, views: Iterable[NodeView]) -> None:
     rows = [
@@ -27,6 +29,7 @@ def save_nodes(conn: sa.Connection, views: Iterable[NodeView]) -> None:
             "cpus": v.hello.cpus if v.hello else None,
             "mem_total_bytes": v.hello.mem_total_bytes if v.hello else None,
             "hello": v.hello.to_wire() if v.hello else None,
+            "first_seen": v.last_seen or v.state_since,
         }
         for v in views
     ]
@@ -34,8 +37,14 @@ def save_nodes(conn: sa.Connection, views: Iterable[NodeView]) -> None:
         return
     table = Node.__table__
     statement = upsert(conn, table)  # type: ignore[arg-type]
-    updated = {c: statement.excluded[c] for c in rows[0] if c != "name"}
+    updated = {c: statement.excluded[c] for c in rows[0] if c not in KEPT}
     conn.execute(statement.on_conflict_do_update(index_elements=["name"], set_=updated), rows)
+
+
+def first_seen(conn: sa.Connection) -> dict[str, float]:
+    """When each node first appeared: its fixed costs run from then."""
+    query = sa.select(Node.name, Node.first_seen).where(Node.first_seen.is_not(None))
+    return {name: float(ts) for name, ts in conn.execute(query)}
 
 
 def load_nodes(conn: sa.Connection, name: str | None = None) -> list[NodeView]:

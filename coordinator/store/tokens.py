@@ -13,9 +13,11 @@ def insert(conn: sa.Connection, row: dict[str, object]) -> None:
     conn.execute(sa.insert(api_tokens), [row])
 
 
-def scope_of(conn: sa.Connection, digest: str) -> str | None:
-    query = sa.select(api_tokens.c.scope).where(api_tokens.c.digest == digest)
-    return conn.execute(query).scalar()
+def holder(conn: sa.Connection, digest: str) -> tuple[str, str] | None:
+    """(scope, name) of the token with this digest."""
+    query = sa.select(api_tokens.c.scope, api_tokens.c.name).where(api_tokens.c.digest == digest)
+    row = conn.execute(query).first()
+    return None if row is None else (row.scope, row.name)
 
 
 def listing(conn: sa.Connection) -> list[dict[str, Any]]:

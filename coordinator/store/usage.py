@@ -29,6 +29,7 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
         events[node].append((ts, kind))
     used = _jobs(conn, start, end)
     views = {v.name: v for v in node_rows.load_nodes(conn)}
+    first_seen = node_rows.first_seen(conn)
     names = sorted(set(views) | set(buckets) | set(events) | set(used))
     found = []
     for name in names:
@@ -42,6 +43,8 @@ def load_usage(conn: sa.Connection, start: float, end: float) -> list[NodeUse]:
                 buckets=buckets.get(name) or Buckets.of([]),
                 power_events=events.get(name, []),
                 jobs=used.get(name, []),
+                labels=hello.labels if hello else {},
+                first_seen=first_seen.get(name),
             )
         )
     return found
@@ -163,6 +166,9 @@ def _jobs(conn: sa.Connection, start: float, end: float) -> dict[str, list[JobUs
                 finished_at=row["finished_at"],
                 energy_j=row["energy_j"],
                 submitted_at=row["submitted_at"],
+                account=row["account"],
+                user=row["user_name"],
+                gpu_util_pct=row["gpu_util_pct"],
             )
         )
     return found

@@ -27,8 +27,9 @@ def test_a_full_job_body_becomes_the_job_submit_makes():
         "name": "train",
         "labels": {"rack": "r1"},
         "requeue": True,
+        "account": "vision",
     }
-    job = bodies.job(body, "abc", NOW)
+    job = bodies.job(body, "abc", NOW, "alice")
     assert job == JobRecord(
         id="abc",
         argv=("python", "train.py"),
@@ -42,7 +43,17 @@ def test_a_full_job_body_becomes_the_job_submit_makes():
         deadline=NOW + 7200,
         priority=3,
         requeue=True,
+        account="vision",
+        user="alice",
     )
+
+
+def test_an_account_is_the_bodys_else_the_default_given():
+    assert bodies.job({"argv": ["true"]}, "a", NOW, "bob", "bob").account == "bob"
+    assert bodies.job({"argv": ["true"], "account": "nlp"}, "a", NOW, "bob", "bob").account == "nlp"
+    with pytest.raises(bodies.Invalid) as refused:
+        bodies.job({"argv": ["true"], "account": " x"}, "a", NOW)
+    assert refused.value.field == "account"
 
 
 def test_defaults_are_submits_defaults():

@@ -160,15 +160,16 @@ def test_report_by_job_and_job_show_each_jobs_own_energy_and_cost(store, monkeyp
     result = invoke("report", "--by", "job", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert [(r["id"], r["energy_j"], r["kwh"], r["cost"]) for r in rows] == [
-        ("big", 7.2e6, 2.0, 1.0),
-        ("small", 3.6e6, 1.0, 0.5),
-        ("unmetered", None, None, None),
+    assert [(r["job"], r["jobs"], r["kwh"], r["cost"]["energy"]) for r in rows] == [
+        ("big", 1, 2.0, 1.0),
+        ("small", 1, 1.0, 0.5),
+        ("unmetered", 1, 0.0, 0.0),
     ]
     table = invoke("report", "--by", "job").output
     assert "big" in table
-    assert "awake_h" not in table  # no node table
-    assert json.loads(invoke("report", "--by", "node", "--json").output)["jobs"] == []
+    assert "U_total_pct" in table  # the fleet's utilisation under the rows
+    by_node = json.loads(invoke("report", "--by", "node", "--json").output)
+    assert [(r["node"], r["jobs"], r["kwh"]) for r in by_node] == [("gpu-01", 3, 3.0)]
     shown = json.loads(invoke("job", "big", "--json").output)
     assert (shown["energy_j"], shown["kwh"], shown["cost"]) == (7.2e6, 2.0, 1.0)
     assert shown["job"]["energy_j"] == 7.2e6
@@ -178,4 +179,4 @@ def test_report_by_job_and_job_show_each_jobs_own_energy_and_cost(store, monkeyp
 def test_report_by_refuses_what_it_does_not_know(store):
     result = invoke("report", "--by", "rack")
     assert result.exit_code == 2
-    assert "--by must be one of all, node, job, not 'rack'" in result.output
+    assert "--by must be one of all, account, user, node, job, not 'rack'" in result.output
