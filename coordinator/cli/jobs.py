@@ -227,7 +227,8 @@ def jobs(
         found = jobs_service.listing(engine, state or [], limit, account=account, wasteful=wasteful)
         held = jobs_service.held_notes(engine, found)
     rows = [_row(j, as_json, held.get(j.id)) for j in found]
-    print_rows(rows, [*JOB_COLUMNS, "held"] if as_json else JOB_COLUMNS, as_json=as_json)
+    columns = [*JOB_COLUMNS, "user", "gpu_util_pct", "wasteful_since", "held"]
+    print_rows(rows, columns if as_json else JOB_COLUMNS, as_json=as_json)
 
 
 def job(

@@ -198,7 +198,7 @@ class Dispatcher:
 
     async def _log_budget_holds(self, held: dict[str, str], now: float) -> None:
         """A job held for its account's budget is said once, as a job event (`dormouse
-        jobs` shows `held: over budget`)."""
+        jobs` shows `held (over budget)`)."""
         new = {job_id: why for job_id, why in held.items() if job_id not in self._budget_logged}
         self._budget_logged &= held.keys()
         if not new:
@@ -207,7 +207,7 @@ class Dispatcher:
         def write() -> None:
             with self._engine.begin() as conn:
                 for job_id, why in new.items():
-                    job_rows.log_hold(conn, job_id, now, "held: over budget", why)
+                    job_rows.log_hold(conn, job_id, now, "held (over budget)", why)
 
         await asyncio.to_thread(write)
         for job_id, why in new.items():
