@@ -227,10 +227,13 @@ def parse_types(value: Any) -> dict[str, dict[str, Any]]:
 
 
 def parse_account_budgets(value: Any) -> dict[str, dict[str, float]]:
-    """[cost.accounts.team-a] budget = 500 (per budget_period)."""
+    """[cost.accounts.team-a] budget = 500 (per budget_period); `{team-a = 500}` or, from
+    the environment, "team-a=500,ops=50" for short."""
     found = {}
     for name, body in table_items(value, "accounts").items():
-        fields = table_items(body, f"account {name}")
+        fields = (
+            table_items(body, f"account {name}") if isinstance(body, dict) else {"budget": body}
+        )
         if set(fields) - {"budget"}:
             raise ValueError(f"account {name}: only budget is set per account")
         found[parse_account(name)] = {"budget": parse_amount(fields.get("budget", 0))}

@@ -212,7 +212,8 @@ def jobs(
     wasteful: Annotated[
         bool,
         typer.Option(
-            "--wasteful", help="only jobs flagged for holding GPUs they leave idle (\\[cost] waste_*)"
+            "--wasteful",
+            help="only jobs flagged for holding GPUs they leave idle (\\[cost] waste_*)",
         ),
     ] = False,
     as_json: JsonOption = False,

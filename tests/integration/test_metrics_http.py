@@ -56,7 +56,9 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def test_metrics_show_nodes_ingest_queue_and_power(db_url, mosquitto, tmp_path):
     port = free_port()
-    coordinator = serving_metrics(db_url, mosquitto.url, tmp_path, port)
+    coordinator = serving_metrics(
+        db_url, mosquitto.url, tmp_path, port, DORMOUSE_COST_ACCOUNTS="ops=250"
+    )
     coordinator.start()
     (agent,) = start_agents(mosquitto, tmp_path, [1])
     node = agent.node
@@ -92,6 +94,9 @@ async def test_metrics_show_nodes_ingest_queue_and_power(db_url, mosquitto, tmp_
         summary = scrape(port)
         assert summary[("dormouse_ingest_lag_seconds_count", ())] > 0
         assert summary[("dormouse_ingest_lag_seconds", (("quantile", "0.99"),))] >= 0
+        assert summary[("dormouse_account_budget", (("account", "ops"),))] == 250
+        assert summary[("dormouse_account_spent", (("account", "ops"),))] == 0
+        assert "# TYPE dormouse_wasted_gpus gauge" in exposition(port)
         promtool_check(exposition(port))
     finally:
         agent.kill()

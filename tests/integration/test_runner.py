@@ -162,24 +162,26 @@ async def test_two_jobs_sharing_a_node_are_each_charged_their_own_gpus_and_cpu_s
     await runner.start(replace(run_job("a", *sleep), gpus=(0,), cpus=2))
     await runner.start(replace(run_job("b", *sleep), gpus=(1,), cpus=4))
 
-    def sample(ts: float, gpu_j: tuple[float, float], rapl_j: float) -> Sample:
+    def sample(ts: float, gpu_j: tuple[float, float], rapl_j: float, util=(50, 10)) -> Sample:
         gpus = tuple(
-            GpuSample(index=i, uuid=f"GPU-{i}", metrics={"gpu_energy_j": j})
-            for i, j in enumerate(gpu_j)
+            GpuSample(index=i, uuid=f"GPU-{i}", metrics={"gpu_energy_j": j, "gpu_util_pct": u})
+            for i, (j, u) in enumerate(zip(gpu_j, util, strict=True))
         )
         return Sample(ts=ts, metrics={"rapl_package_energy_j": rapl_j}, gpus=gpus)
 
     samples = [
         sample(100.0, (0.0, 0.0), 0.0),
-        sample(101.0, (300.0, 100.0), 80.0),
-        sample(103.0, (900.0, 100.0), 240.0),  # b's GPU idles: b pays none of a's
+        sample(101.0, (300.0, 100.0), 80.0, (90, 0)),
+        sample(103.0, (900.0, 100.0), 240.0, (100, 2)),  # b's GPU idles: b pays none of a's
     ]
     for each in samples:
         runner.on_sample(each)
-    ended = {}
+    ended, util = {}, {}
     for _ in range(2):
         event = await next_event(runner, "job_finished")
         ended[event.job_id] = event.energy_j
+        util[event.job_id] = event.gpu_util_pct
+    assert util == {"a": pytest.approx(80.0), "b": pytest.approx(4.0)}  # its own GPU's mean
     assert ended["a"] == pytest.approx(900.0 + 240.0 * 2 / 8)
     assert ended["b"] == pytest.approx(100.0 + 240.0 * 4 / 8)
     node = sum(node_energy(x, y) for x, y in itertools.pairwise(samples))

@@ -53,7 +53,7 @@ def test_agent_reports_move_the_job(before, report, state, started_at):
 
 def test_finish_records_exit_energy_and_deadline():
     done = jobstate.on_event(
-        RUNNING, event("job_finished", ts=400.0, exit_code=0, energy_j=9.5)
+        RUNNING, event("job_finished", ts=400.0, exit_code=0, energy_j=9.5, gpu_util_pct=42.0)
     ).job
     assert (done.finished_at, done.exit_code, done.energy_j, done.deadline_met) == (
         400.0,
@@ -61,6 +61,7 @@ def test_finish_records_exit_energy_and_deadline():
         9.5,
         True,
     )
+    assert done.gpu_util_pct == 42.0  # what chargeback weighs its GPU-hours by
     late = jobstate.on_event(RUNNING, event("job_finished", ts=501.0, exit_code=0)).job
     assert late.deadline_met is False
     failed = jobstate.on_event(RUNNING, event("job_finished", ts=300.0, exit_code=1)).job
