@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from coordinator.power import chargeback
@@ -14,14 +15,13 @@ from coordinator.power.report import (
     CostModel,
     Report,
     budget,
-    node_report,
     period_bounds,
     report,
 )
 from coordinator.power.tariff import PRICE
 from coordinator.services import tariffs
 from coordinator.settings import CoordinatorConfig
-from coordinator.store.usage import load_usage
+from coordinator.store.usage import JobColumns, load_job_columns, load_usage
 
 
 def cost_model(
@@ -104,18 +104,38 @@ def charged(
     now: float,
     price_kwh: float | None = None,
 ) -> Chargeback:
-    """`dormouse report --by account|user|node|job`: who spent what, from the rollups."""
+    """`dormouse report --by account|user|node|job`: who spent what, from the rollups and
+    the jobs' own figures."""
     start = now - window_s
     with engine.connect() as conn:
-        usage = load_usage(conn, start, now)
+        columns = load_job_columns(conn, start, now)
+        usage = load_usage(conn, start, now, jobs=False, also=columns.nodes)
     labels = {n.name: dict(n.labels) for n in usage}
     model = cost_model(settings, price_kwh, labels)
-    nodes = [node_report(n, model, start, now) for n in usage]
-    bills = chargeback.charges(usage, model, start, now)
-    idle = chargeback.unheld(nodes, bills)
-    rows = chargeback.rows(bills, by, idle, settings.cost.idle_cost)
-    used = chargeback.utilisation(nodes, labels)
+    fleet = chargeback.fleet_of(usage, model, start, now)
+    jobs = _numbered(columns, fleet.names, now)
+    charges = chargeback.charge(jobs, fleet, model, start, now)
+    rows = chargeback.rows(jobs, fleet, charges, by, settings.cost.idle_cost)
+    busy = chargeback.busy_h(jobs, fleet, start, now)
+    used = chargeback.utilisation(fleet, busy, labels)
     return Chargeback(start, now, by, rows, used, settings.cost.idle_cost)
+
+
+def _numbered(columns: JobColumns, names: list[str], end: float) -> chargeback.Jobs:
+    index = {name: i for i, name in enumerate(names)}
+    started, finished, energy, gpus, cpus, util = columns.values.T
+    return chargeback.Jobs(
+        ids=columns.ids,
+        accounts=columns.accounts,
+        users=columns.users,
+        node=np.array([index[n] for n in columns.nodes], np.int64),
+        start=started,
+        end=np.where(np.isnan(finished), end, finished),
+        energy_j=energy,
+        gpus=gpus,
+        cpus=cpus,
+        util_pct=util,
+    )
 
 
 def chargeback_json(result: Chargeback) -> dict[str, Any]:

@@ -8,10 +8,11 @@ Two accounts share it: "vision" 4 GPUs at full use for an hour across the price 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from coordinator.power import budgets, chargeback
-from coordinator.power.chargeback import IDLE, Cost
+from coordinator.power.chargeback import IDLE
 from coordinator.power.report import CostModel, JobUse, NodeUse, report
 from coordinator.power.tariff import Rate
 from coordinator.power.waste import GpuReading, Held, WasteWatch, wasted_gpus
@@ -55,10 +56,14 @@ NODE = NodeUse(
 )
 
 
+def charged(nodes: list[NodeUse]):
+    fleet = chargeback.fleet_of(nodes, MODEL, T0, END)
+    jobs = chargeback.jobs_of(nodes, T0, END)
+    return jobs, fleet, chargeback.charge(jobs, fleet, MODEL, T0, END)
+
+
 def bill(idle_cost: str = "fleet", by: str = "account") -> dict[str, chargeback.Row]:
-    nodes = report([NODE], MODEL, T0, END).nodes
-    bills = chargeback.charges([NODE], MODEL, T0, END)
-    rows = chargeback.rows(bills, by, chargeback.unheld(nodes, bills), idle_cost)
+    rows = chargeback.rows(*charged([NODE]), by, idle_cost)
     return {r.key: r for r in rows}
 
 
@@ -107,10 +112,10 @@ def test_rows_by_user_node_and_job():
 
 def test_a_job_outside_the_window_is_charged_only_its_part_inside():
     early = NodeUse(name="g1", gpus=8, jobs=(job("c", "x", (-1.0, 1.0), 2.0, 50.0),))
-    (charge,) = chargeback.charges([early], MODEL, T0, END)
-    assert charge.kwh == pytest.approx(1.0)  # half its run, half its energy
-    assert charge.gpu_h_allocated == pytest.approx(4.0)
-    assert charge.cost.hardware == pytest.approx(4.0)
+    _, _, charge = charged([early])
+    assert charge.kwh.tolist() == pytest.approx([1.0])  # half its run, half its energy
+    assert charge.gpu_h_allocated.tolist() == pytest.approx([4.0])
+    assert charge.hardware.tolist() == pytest.approx([4.0])
 
 
 def test_a_job_without_gpus_is_charged_its_cpu_share_and_unknown_use_is_not_efficiency():
@@ -118,20 +123,33 @@ def test_a_job_without_gpus_is_charged_its_cpu_share_and_unknown_use_is_not_effi
         id="c", name="c", node="g1", cpus=16, gpus=0, mem_bytes=0,
         started_at=T0 + HOUR, finished_at=T0 + 2 * HOUR, energy_j=None,
     )  # fmt: skip
-    (charge,) = chargeback.charges([NodeUse(name="g1", cpus=64, gpus=8, jobs=(cpu_job,))],
-                                   MODEL, T0, END)  # fmt: skip
-    assert charge.cost.hardware == pytest.approx(8.0 * 16 / 64)
-    assert charge.gpu_h_used is None
-    row = chargeback.rows([charge], "account", (Cost(), 0.0))[0]
+    jobs, fleet, charge = charged([NodeUse(name="g1", cpus=64, gpus=8, jobs=(cpu_job,))])
+    assert charge.hardware.tolist() == pytest.approx([8.0 * 16 / 64])
+    assert np.isnan(charge.gpu_h_used).all()
+    row = chargeback.rows(jobs, fleet, charge, "account")[0]
     assert row.efficiency is None
 
 
 def test_utilisation_by_label():
-    nodes = report([NODE], MODEL, T0, END).nodes
-    (fleet,) = chargeback.utilisation(nodes, {})
-    assert fleet.group == "fleet"
-    assert fleet.busy_h == pytest.approx(2.5)  # 1.5 h .. 4 h, the two jobs overlapping
-    assert fleet.of_total_pct == pytest.approx(100 * 2.5 / 3)
+    jobs, fleet, _ = charged([NODE])
+    busy = chargeback.busy_h(jobs, fleet, T0, END)
+    (whole, gpu) = chargeback.utilisation(fleet, busy, {"g1": {"gpu": "a100"}})
+    assert (whole.group, gpu.group) == ("fleet", "gpu=a100")
+    assert whole.busy_h == pytest.approx(2.5)  # 1.5 h .. 4 h, the two jobs overlapping
+    assert whole.of_total_pct == pytest.approx(100 * 2.5 / 3)
+
+
+def test_busy_hours_merge_each_nodes_overlapping_jobs_and_no_other_nodes():
+    def at(node: str, *runs: tuple[float, float]) -> NodeUse:
+        return NodeUse(
+            name=node, gpus=8,
+            jobs=tuple(job(f"{node}{i}", "x", r, 0.0, 0.0) for i, r in enumerate(runs)),
+        )  # fmt: skip
+
+    nodes = [at("a", (0, 1), (0.5, 2), (3, 5)), at("b"), at("c", (-1, 0.25), (0.5, 0.75))]
+    jobs = chargeback.jobs_of(nodes, T0, END)
+    fleet = chargeback.fleet_of(nodes, MODEL, T0, END)
+    assert chargeback.busy_h(jobs, fleet, T0, END).tolist() == pytest.approx([3.0, 0.0, 0.5])
 
 
 def reading(ts: float, *utils: float) -> dict[str, GpuReading]:
