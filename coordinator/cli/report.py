@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Annotated
 
@@ -169,5 +170,5 @@ def show(result: Report, top: int, *, as_json: bool) -> None:
         )
 
 
-def _rounded(row: dict[str, object]) -> dict[str, object]:
+def _rounded(row: Mapping[str, object]) -> dict[str, object]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}

@@ -68,9 +68,6 @@ class Jobs:
     """One entry per job that ran in the window; `node` indexes `Fleet`, a running job's
     `end` is the window's end, unknown energy and utilisation are NaN."""
 
-    ids: list[str]
-    accounts: list[str]
-    users: list[str]
     node: np.ndarray
     start: np.ndarray
     end: np.ndarray
@@ -139,8 +136,8 @@ def fleet_of(nodes: Sequence[NodeUse], model: CostModel, start: float, end: floa
     )
 
 
-def jobs_of(nodes: Sequence[NodeUse], start: float, end: float) -> Jobs:
-    """The jobs of `nodes` that ran in [start, end], as columns."""
+def jobs_of(nodes: Sequence[NodeUse], start: float, end: float, by: str) -> tuple[Jobs, list[str]]:
+    """The jobs of `nodes` that ran in [start, end], as columns, and each one's key of `by`."""
     found = [
         (i, j)
         for i, n in enumerate(nodes)
@@ -148,10 +145,13 @@ def jobs_of(nodes: Sequence[NodeUse], start: float, end: float) -> Jobs:
         if j.started_at < end and (j.finished_at is None or j.finished_at > start)
     ]
     nan = float("nan")
+    key = {
+        "account": lambda i, j: j.account,
+        "user": lambda i, j: j.user,
+        "job": lambda i, j: j.id,
+        "node": lambda i, j: nodes[i].name,
+    }[by]
     return Jobs(
-        ids=[j.id for _, j in found],
-        accounts=[j.account for _, j in found],
-        users=[j.user for _, j in found],
         node=np.array([i for i, _ in found], np.int64),
         start=np.array([j.started_at for _, j in found], np.float64),
         end=np.array([j.finished_at or end for _, j in found], np.float64),
@@ -159,7 +159,7 @@ def jobs_of(nodes: Sequence[NodeUse], start: float, end: float) -> Jobs:
         gpus=np.array([j.gpus for _, j in found], np.float64),
         cpus=np.array([j.cpus for _, j in found], np.float64),
         util_pct=np.array([nan if j.gpu_util_pct is None else j.gpu_util_pct for _, j in found]),
-    )
+    ), [key(i, j) for i, j in found]
 
 
 def held_share(jobs: Jobs, fleet: Fleet) -> np.ndarray:
@@ -215,26 +215,17 @@ def unheld(fleet: Fleet, jobs: Jobs, charges: Charges) -> tuple[Cost, float]:
     return cost, left(fleet.kwh, charges.kwh)
 
 
-def keys(by: str, jobs: Jobs, fleet: Fleet) -> list[str]:
-    if by == "account":
-        return jobs.accounts
-    if by == "user":
-        return jobs.users
-    if by == "job":
-        return jobs.ids
-    return [fleet.names[i] for i in jobs.node]
-
-
 def rows(
     jobs: Jobs,
-    fleet: Fleet,
     charges: Charges,
-    by: str,
+    keys: Sequence[str],
+    fleet: Fleet,
     idle_cost: str = "fleet",
 ) -> list[Row]:
-    """The charges summed by `by`, most expensive first, and what no job held: its own row
-    (`fleet`) or spread over the rows by their cost (`shared`)."""
-    names, group = np.unique(np.array(keys(by, jobs, fleet), dtype=object), return_inverse=True)
+    """The charges summed by each job's key (its account, user, id or node), most expensive
+    first, and what no job held: its own row (`fleet`) or spread over the rows by their
+    cost (`shared`)."""
+    names, group = np.unique(np.array(keys, dtype=object), return_inverse=True)
     k = len(names)
 
     def total(values: np.ndarray) -> np.ndarray:

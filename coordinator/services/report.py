@@ -108,14 +108,14 @@ def charged(
     the jobs' own figures."""
     start = now - window_s
     with engine.connect() as conn:
-        columns = load_job_columns(conn, start, now)
-        usage = load_usage(conn, start, now, jobs=False, also=columns.nodes)
+        columns = load_job_columns(conn, start, now, by)
+        usage = load_usage(conn, start, now, jobs=False, power=False, also=set(columns.nodes))
     labels = {n.name: dict(n.labels) for n in usage}
     model = cost_model(settings, price_kwh, labels)
     fleet = chargeback.fleet_of(usage, model, start, now)
     jobs = _numbered(columns, fleet.names, now)
     charges = chargeback.charge(jobs, fleet, model, start, now)
-    rows = chargeback.rows(jobs, fleet, charges, by, settings.cost.idle_cost)
+    rows = chargeback.rows(jobs, charges, columns.keys, fleet, settings.cost.idle_cost)
     busy = chargeback.busy_h(jobs, fleet, start, now)
     used = chargeback.utilisation(fleet, busy, labels)
     return Chargeback(start, now, by, rows, used, settings.cost.idle_cost)
@@ -125,9 +125,6 @@ def _numbered(columns: JobColumns, names: list[str], end: float) -> chargeback.J
     index = {name: i for i, name in enumerate(names)}
     started, finished, energy, gpus, cpus, util = columns.values.T
     return chargeback.Jobs(
-        ids=columns.ids,
-        accounts=columns.accounts,
-        users=columns.users,
         node=np.array([index[n] for n in columns.nodes], np.int64),
         start=started,
         end=np.where(np.isnan(finished), end, finished),

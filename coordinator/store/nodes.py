@@ -44,7 +44,7 @@ def save_nodes(conn: sa.Connection, views: Iterable[NodeView]) -> None:
 def first_seen(conn: sa.Connection) -> dict[str, float]:
     """When each node first appeared: its fixed costs run from then."""
     query = sa.select(Node.name, Node.first_seen).where(Node.first_seen.is_not(None))
-    return {name: float(ts) for name, ts in conn.execute(query)}
+    return {name: ts for name, ts in conn.execute(query) if ts is not None}
 
 
 def load_nodes(conn: sa.Connection, name: str | None = None) -> list[NodeView]:

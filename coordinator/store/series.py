@@ -150,9 +150,10 @@ def _entries(conn: sa.Connection, read: Read) -> tuple[list[Part], float]:
     if rows is None:
         return [], read.since
     query, group_of = read.query, read.group_of
-    names, bucket, sizes, blobs, gpus = rows
+    code, names, bucket, sizes, blobs, gpus = rows
     index = {name: i for i, name in enumerate(group_of)}
-    node = np.fromiter(map(index.__getitem__, names), np.int64, len(names))
+    known = (index.get(name, -1) for name in names)  # -1: a node left out, no row of it kept
+    node = np.fromiter(known, np.int64, len(names))[code]
     groups = np.fromiter(group_of.values(), np.int64, len(group_of))
     values = np.frombuffer(blobs, np.float32).reshape(-1, 4)
     step = ((bucket - query.origin) // query.step_s).astype(np.int64)
@@ -169,7 +170,9 @@ def _entries(conn: sa.Connection, read: Read) -> tuple[list[Part], float]:
     return [part], float(bucket.max()) + read.width
 
 
-Rows = tuple[list[str], np.ndarray, np.ndarray, bytes, bytes]
+# per bucket its node's number; the names by number; per bucket its start and entries; every
+# bucket's entries and GPU indices, concatenated
+Rows = tuple[np.ndarray, list[str], np.ndarray, np.ndarray, bytes, bytes]
 
 
 def _rows(conn: sa.Connection, read: Read) -> Rows | None:
@@ -180,7 +183,7 @@ def _rows(conn: sa.Connection, read: Read) -> Rows | None:
     found = read_rows(conn, read)
     if found is None:
         return None
-    sizes, gpus = found[2], found[4]
+    sizes, gpus = found[3], found[5]
     if read.query.metric.scope is Scope.GPU and len(gpus) != int(sizes.sum()):
         raise ValueError(f"{read.table.name}: a bucket's GPU entries and GPU indices differ")
     return found
@@ -197,24 +200,24 @@ def _pg_rows(conn: sa.Connection, read: Read) -> Rows | None:
     found = wide.read(conn, scan, (read.since, read.until), nodes, read.width)
     if found is None:
         return None
-    names, starts, (sizes, blobs, *gpus) = found
+    code, names, starts, (sizes, blobs, *gpus) = found
     entries = np.frombuffer(sizes, ">i4").astype(np.int64) // 16
-    rows = (names, starts, entries, blobs, gpus[0] if gpus else b"")
+    rows = (code, names, starts, entries, blobs, gpus[0] if gpus else b"")
     if read.listed:
         return rows
-    return _keep(rows, np.array([n in read.group_of for n in names], bool))
+    return _keep(rows, np.array([n in read.group_of for n in names], bool)[code])
 
 
 def _keep(rows: Rows, keep: np.ndarray) -> Rows | None:
-    """The buckets of `rows` where `keep` holds, their entries and GPU indices with them."""
-    names, starts, sizes, blobs, gpus = rows
+    """The buckets of `rows` where `keep` holds, their entries and GPU indices with them;
+    the names of nodes left out stay listed, unused."""
+    code, names, starts, sizes, blobs, gpus = rows
     if not keep.any():
         return None
     entry = np.repeat(keep, sizes)
     values = np.frombuffer(blobs, np.uint8).reshape(-1, 16)[entry].tobytes()
     indices = np.frombuffer(gpus, np.uint8)[entry].tobytes() if gpus else b""
-    chosen = [n for n, k in zip(names, keep, strict=True) if k]
-    return chosen, starts[keep], sizes[keep], values, indices
+    return code[keep], names, starts[keep], sizes[keep], values, indices
 
 
 def _sqlite_rows(conn: sa.Connection, read: Read) -> Rows | None:
@@ -229,8 +232,11 @@ def _sqlite_rows(conn: sa.Connection, read: Read) -> Rows | None:
     if not rows:
         return None
     gpu = read.query.metric.scope is Scope.GPU
+    codes: dict[str, int] = {}
+    code = wide.numbered([r[0] for r in rows], codes)
     return (
-        [r[0] for r in rows],
+        code,
+        list(codes),
         np.array([r[1] for r in rows], np.float64),
         np.array([len(r[2]) // 16 for r in rows], np.int64),
         b"".join(r[2] for r in rows),

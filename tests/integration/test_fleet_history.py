@@ -117,14 +117,22 @@ def test_gpu_metrics_average_every_gpu_or_the_one_asked(engine):
     assert total == [[T0, pytest.approx(60.0)], [T0 + HOUR, pytest.approx(60.0)]]
 
 
-@pytest.mark.parametrize(("module", "knob"), [("series", "NODES_LISTED"), ("wide", "SHARD_ROWS")])
-def test_unlisted_nodes_and_split_reads_answer_the_same(engine, monkeypatch, module, knob):
+@pytest.mark.parametrize(
+    ("module", "knob", "value"),
+    [
+        ("series", "NODES_LISTED", 1),
+        ("wide", "SHARD_ROWS", 1),
+        ("wide", "NAME_HASH", "(0 * length({}))::int8"),  # every name one hash
+    ],
+)
+def test_unlisted_nodes_and_split_reads_answer_the_same(engine, monkeypatch, module, knob, value):
     """Past `NODES_LISTED` nodes the query names none and the reader drops other nodes'
     buckets (their entries and GPU indices with them); past `SHARD_ROWS` buckets
-    PostgreSQL reads the window in concurrent shards. The answers stay the same."""
+    PostgreSQL reads the window in concurrent shards; where names share a hash it reads
+    the names. The answers stay the same."""
     from coordinator.store import series, wide  # noqa: PLC0415
 
-    monkeypatch.setattr({"series": series, "wide": wide}[module], knob, 1)
+    monkeypatch.setattr({"series": series, "wide": wide}[module], knob, value)
     every = by_group(ask(engine, "gpu_util_pct", "fleet", HOUR, nodes="a*"))[""]
     assert every == [[T0, pytest.approx(15.0)], [T0 + HOUR, pytest.approx(15.0)]]
     y = by_group(ask(engine, "gpu_util_pct", "fleet", HOUR, gpu=1, labels={"team": "y"}))[""]
@@ -202,7 +210,8 @@ class FixedClock:
 
 def test_report_usage_reads_the_same_whole_and_split(engine, monkeypatch):
     """`dormouse report`'s read (`store.usage`) sorts each node's buckets out of one wide
-    read; split into shards it answers the same, the sleeper's missing hour missing."""
+    read; split into shards, or with names sharing a hash, it answers the same, the
+    sleeper's missing hour missing."""
     from coordinator.power.energy import FIELDS  # noqa: PLC0415
     from coordinator.store import usage, wide  # noqa: PLC0415
 
@@ -210,9 +219,13 @@ def test_report_usage_reads_the_same_whole_and_split(engine, monkeypatch):
         whole = usage.load_usage(conn, T0 - 600, T0 + 3 * HOUR)
         monkeypatch.setattr(wide, "SHARD_ROWS", 1)
         split = usage.load_usage(conn, T0 - 600, T0 + 3 * HOUR)
+        monkeypatch.setattr(wide, "NAME_HASH", "(0 * length({}))::int8")
+        named = usage.load_usage(conn, T0 - 600, T0 + 3 * HOUR)
     starts = {n.name: n.buckets.start.tolist() for n in whole}
     assert starts == {"a1": [T0, T0 + HOUR], "a2": [T0, T0 + HOUR], "b1": [T0]}
-    for a, b in zip(whole, split, strict=True):
-        assert a.name == b.name
+    for a, b, c in zip(whole, split, named, strict=True):
+        assert a.name == b.name == c.name
         for field in FIELDS:
-            assert getattr(a.buckets, field).tolist() == getattr(b.buckets, field).tolist()
+            expected = getattr(a.buckets, field).tolist()
+            assert expected == getattr(b.buckets, field).tolist()
+            assert expected == getattr(c.buckets, field).tolist()

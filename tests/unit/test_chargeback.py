@@ -56,15 +56,15 @@ NODE = NodeUse(
 )
 
 
-def charged(nodes: list[NodeUse]):
+def charged(nodes: list[NodeUse], by: str = "account"):
     fleet = chargeback.fleet_of(nodes, MODEL, T0, END)
-    jobs = chargeback.jobs_of(nodes, T0, END)
-    return jobs, fleet, chargeback.charge(jobs, fleet, MODEL, T0, END)
+    jobs, keys = chargeback.jobs_of(nodes, T0, END, by)
+    return jobs, fleet, chargeback.charge(jobs, fleet, MODEL, T0, END), keys
 
 
 def bill(idle_cost: str = "fleet", by: str = "account") -> dict[str, chargeback.Row]:
-    rows = chargeback.rows(*charged([NODE]), by, idle_cost)
-    return {r.key: r for r in rows}
+    jobs, fleet, charges, keys = charged([NODE], by)
+    return {r.key: r for r in chargeback.rows(jobs, charges, keys, fleet, idle_cost)}
 
 
 def test_two_accounts_sharing_a_node_are_charged_by_hand():
@@ -112,7 +112,7 @@ def test_rows_by_user_node_and_job():
 
 def test_a_job_outside_the_window_is_charged_only_its_part_inside():
     early = NodeUse(name="g1", gpus=8, jobs=(job("c", "x", (-1.0, 1.0), 2.0, 50.0),))
-    _, _, charge = charged([early])
+    _, _, charge, _ = charged([early])
     assert charge.kwh.tolist() == pytest.approx([1.0])  # half its run, half its energy
     assert charge.gpu_h_allocated.tolist() == pytest.approx([4.0])
     assert charge.hardware.tolist() == pytest.approx([4.0])
@@ -123,15 +123,15 @@ def test_a_job_without_gpus_is_charged_its_cpu_share_and_unknown_use_is_not_effi
         id="c", name="c", node="g1", cpus=16, gpus=0, mem_bytes=0,
         started_at=T0 + HOUR, finished_at=T0 + 2 * HOUR, energy_j=None,
     )  # fmt: skip
-    jobs, fleet, charge = charged([NodeUse(name="g1", cpus=64, gpus=8, jobs=(cpu_job,))])
+    jobs, fleet, charge, keys = charged([NodeUse(name="g1", cpus=64, gpus=8, jobs=(cpu_job,))])
     assert charge.hardware.tolist() == pytest.approx([8.0 * 16 / 64])
     assert np.isnan(charge.gpu_h_used).all()
-    row = chargeback.rows(jobs, fleet, charge, "account")[0]
+    row = chargeback.rows(jobs, charge, keys, fleet)[0]
     assert row.efficiency is None
 
 
 def test_utilisation_by_label():
-    jobs, fleet, _ = charged([NODE])
+    jobs, fleet, _, _ = charged([NODE])
     busy = chargeback.busy_h(jobs, fleet, T0, END)
     (whole, gpu) = chargeback.utilisation(fleet, busy, {"g1": {"gpu": "a100"}})
     assert (whole.group, gpu.group) == ("fleet", "gpu=a100")
@@ -147,7 +147,7 @@ def test_busy_hours_merge_each_nodes_overlapping_jobs_and_no_other_nodes():
         )  # fmt: skip
 
     nodes = [at("a", (0, 1), (0.5, 2), (3, 5)), at("b"), at("c", (-1, 0.25), (0.5, 0.75))]
-    jobs = chargeback.jobs_of(nodes, T0, END)
+    jobs, _ = chargeback.jobs_of(nodes, T0, END, "job")
     fleet = chargeback.fleet_of(nodes, MODEL, T0, END)
     assert chargeback.busy_h(jobs, fleet, T0, END).tolist() == pytest.approx([3.0, 0.0, 0.5])
 

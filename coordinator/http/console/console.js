@@ -110,7 +110,8 @@ function renderJobs(jobs) {
     tr.id = "job-" + j.id;
     cell(tr, j.id);
     cell(tr, j.name);
-    cell(tr, j.state, "job-" + j.state);
+    cell(tr, j.account || UNKNOWN);
+    cell(tr, j.wasteful_since ? j.state + " (idle GPUs)" : j.state, "job-" + j.state);
     cell(tr, j.node);
     cell(tr, fmt.time(j.submitted));
     cell(tr, fmt.dur(j.runtime_s), "num");
