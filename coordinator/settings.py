@@ -451,6 +451,30 @@ def parse_http_listen(value: Any) -> str:
     return parse_listen(f"127.0.0.1:{text}" if text.isdigit() else text)
 
 
+def parse_node_map(value: Any) -> dict[str, str]:
+    """{gpu01 = "gpu01.lab"}: Slurm's node name -> the dormouse node (its agent's name)."""
+    return {parse_node(k): parse_node(v) for k, v in table_items(value, "node names").items()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Slurm:
+    node_map: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "parse": parse_node_map,
+            "doc": 'Slurm node name -> dormouse node, where they differ: {gpu01 = "gpu01-lab"}',
+        },
+    )
+    log_file: Path = setting(
+        NO_FILE,
+        parse_path,
+        "where `dormouse slurm suspend|resume|resume-fail` log (empty: DATA_DIR/slurm.log)",
+    )
+
+    def dormouse_name(self, slurm_name: str) -> str:
+        return self.node_map.get(slurm_name, slurm_name)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Http:
     listen: str = setting(
@@ -535,6 +559,7 @@ class CoordinatorConfig:
     power: Power = section(Power, "sleep and wake policy")
     cost: Cost = section(Cost, "energy price, fixed costs, budget")
     http: Http = section(Http, "the HTTP API and web console (`dormouse token create`)")
+    slurm: Slurm = section(Slurm, "dormouse as Slurm's power brain (docs/slurm.md)")
     metrics_listen: str = setting(
         "", parse_listen, "serve Prometheus /metrics on HOST:PORT (empty: off)"
     )

@@ -81,6 +81,9 @@ COMMANDS = {
         "kWh, cost, awake/asleep hours, utilisation and energy saved by sleeping.",
         REPORTS,
     ),
+    "slurm": Lazy(
+        "coordinator.cli.slurm:app", "Slurm's power programs (suspend, resume, resume-fail).", POWER
+    ),
     "simulate": Lazy(
         "coordinator.cli.simulate:register",
         "Replay a job trace through dormouse's own placement and power policy.",

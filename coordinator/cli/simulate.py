@@ -35,7 +35,12 @@ def register(root: typer.Typer) -> None:
 
 
 def simulate(
-    trace: Annotated[Path, typer.Option("--trace", help="CSV trace (dormouse or ElasticFlow)")],
+    trace: Annotated[
+        Path,
+        typer.Option(
+            "--trace", help="a trace: dormouse or ElasticFlow CSV, or sacct --parsable2 output"
+        ),
+    ],
     nodes: Annotated[int, typer.Option("--nodes", help="fleet size (without --fleet)")] = 16,
     gpus_per_node: Annotated[
         int, typer.Option("--gpus-per-node", help="GPUs on each node (without --fleet)")

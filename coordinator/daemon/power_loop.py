@@ -390,7 +390,7 @@ class PowerLoop:
         if request.action == "clear":
             self._registry.mark(node.name, NodeState.ASLEEP, now)
             return "done: cleared, asleep until woken or heard from"
-        why = "operator" + (" (forced)" if request.force else "")
+        why = request.source + (" (forced)" if request.force else "")
         if request.action == "sleep":
             done = await self._sleep(node.name, why, now)
         else:

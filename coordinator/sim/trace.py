@@ -7,14 +7,19 @@
   deadline, batch_size, num_gpu, duration`. Their deadline column is about 1x the duration
   (ElasticFlow resizes jobs to meet it), so it is ignored and the factor applies; CPUs and
   memory are not recorded: `--cpus-per-gpu` and `--mem-per-gpu` stand in.
+* Slurm's accounting, `sacct --parsable2` (`|`-separated, a `JobID` and `Submit` column):
+  `coordinator.slurm.sacct` says which rows are jobs and how they are read; the factor
+  gives the deadlines.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from coordinator.slurm.sacct import is_sacct, parse_sacct
 from shared.errors import ConfigError
 
 GIB = 2**30
@@ -42,7 +47,18 @@ class TraceOptions:
 
 def parse_trace(lines: Iterable[str], options: TraceOptions, name: str = "trace") -> list[TraceJob]:
     """Jobs in submit order. Raises ConfigError naming the line of the first bad row."""
-    rows = csv.DictReader(lines)
+    lines = iter(lines)
+    first = next(lines, "")
+    if is_sacct(first):
+        return [
+            TraceJob(
+                id=j.id, submit_s=j.submit_s, runtime_s=j.runtime_s, gpus=j.gpus, cpus=j.cpus,
+                mem_bytes=j.mem_bytes,
+                deadline_s=_deadline(j.submit_s, j.runtime_s, "", options),
+            )
+            for j in parse_sacct(itertools.chain([first], lines), name)
+        ]  # fmt: skip
+    rows = csv.DictReader(itertools.chain([first], lines))
     header = tuple(h.strip() for h in rows.fieldnames or ())
     parse: RowParser
     if all(c in header for c in NATIVE):

@@ -226,6 +226,7 @@ power_requests = sa.Table(
     sa.Column("node", NODE_NAME, nullable=False),
     sa.Column("action", sa.String(16), nullable=False),  # sleep, wake, clear
     sa.Column("force", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False, server_default="operator"),
     sa.Column("done_at", sa.Double),
     sa.Column("outcome", sa.String(512)),
 )

@@ -28,6 +28,7 @@ class PowerRequest:
     node: str
     action: str
     force: bool
+    source: str = "operator"  # who asked: an operator, or Slurm's programs
 
 
 def log_events(conn: sa.Connection, events: list[PowerEvent]) -> None:
@@ -67,8 +68,16 @@ def events(
     return found[::-1]
 
 
-def request(conn: sa.Connection, node: str, action: str, *, force: bool, now: float) -> int:
-    row = {"ts": now, "node": node, "action": action, "force": force}
+def request(
+    conn: sa.Connection,
+    node: str,
+    action: str,
+    *,
+    force: bool,
+    now: float,
+    source: str = "operator",
+) -> int:
+    row = {"ts": now, "node": node, "action": action, "force": force, "source": source}
     result = conn.execute(power_requests.insert().values(row).returning(power_requests.c.id))
     return int(result.scalar_one())
 
@@ -80,7 +89,7 @@ def open_requests(conn: sa.Connection) -> list[PowerRequest]:
         .order_by(power_requests.c.id)
     )
     return [
-        PowerRequest(r["id"], r["ts"], r["node"], r["action"], r["force"])
+        PowerRequest(r["id"], r["ts"], r["node"], r["action"], r["force"], r["source"])
         for r in conn.execute(query).mappings()
     ]
 

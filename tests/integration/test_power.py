@@ -207,6 +207,24 @@ async def test_operator_sleep_and_wake(coordinator, fleet, names):
     assert coordinator.run_cli("wake", "no-such-node").returncode == 2
 
 
+async def test_slurms_programs_sleep_and_wake_through_the_agents(coordinator, fleet, names):
+    """`dormouse slurm suspend|resume` as slurm.conf runs them: recorded at once, carried
+    out by the leader through the agent, the program named as the reason."""
+    a = names[0]
+    await all_but_a_asleep(coordinator, names)
+    suspended = coordinator.run_cli("slurm", "suspend", f"{a},not-a-node")
+    assert suspended.returncode == 0, suspended.stderr
+    assert f"recorded 1 ({a}); not dormouse nodes: not-a-node" in suspended.stderr
+    await eventually(lambda: states(coordinator)[a] == "asleep", 20, "a asleep")
+    reasons = [e["reason"] for e in coordinator.cli("power-events", "--node", a)]
+    assert "slurm SuspendProgram (forced)" in reasons, reasons
+    resumed = coordinator.run_cli("slurm", "resume", a)
+    assert resumed.returncode == 0, resumed.stderr
+    await eventually(lambda: states(coordinator)[a] == "online", 20, "a back")
+    logged = (coordinator.workdir / "slurm.log").read_text().splitlines()
+    assert [line.split(" ", 2)[1] for line in logged] == ["suspend", "resume"]
+
+
 @pytest.mark.parametrize("fleet", [True], indirect=True)
 class TestNeverWakes:
     """a and c stay awake and busy; b, woken for a job, never hears its magic packet."""
