@@ -14,7 +14,15 @@ from coordinator.sim.trace import TraceOptions, parse_trace
 from coordinator.slurm.sacct import is_sacct, parse_sacct
 from shared.errors import ConfigError
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "slurm" / "sacct-parsable2.txt"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "slurm"
+# written by hand for what a short real run does not show: a pending array's placeholder, a
+# job that never started, typed GPUs, memory in the TRES, a job of days
+FIXTURE = FIXTURES / "sacct-cases.txt"
+# captured from Slurm 22.05 (Debian's slurmctld, two slurmd -N, slurmdbd on MariaDB) on a
+# machine like CI's: `TZ=UTC sacct --allusers --parsable2 --format ...` after a GPU job, a
+# two-node job with a step, a job array of six throttled to one at a time, a failing job and
+# a long one, while the last array task and the long job ran
+REAL = FIXTURES / "sacct-22.05.txt"
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC).timestamp()  # the fixture's first submit's Monday
 GIB = 2**30
 
@@ -35,6 +43,19 @@ def test_the_fixture_reads_as_the_jobs_slurm_ran():
         ("4103+1", at("2026-11-02T11:00:00"), 93784.0, 4, 16, 128 * GIB),
         ("4105", at("2026-11-03T08:00:00"), 1200.0, 0, 1, 1000 * 2**20),
     ]
+
+
+def test_real_sacct_output_reads_as_the_jobs_that_ran():
+    jobs = {j.id: j for j in parse_sacct(REAL.read_text().splitlines(), "sacct-22.05.txt")}
+    assert sorted(jobs) == ["1", "2+0", "2+1", "3_0", "3_1", "3_2", "3_3", "3_4", "3_5", "6"]
+    assert (jobs["1"].runtime_s, jobs["1"].gpus, jobs["1"].cpus) == (3.0, 2, 2)
+    assert (jobs["2+0"].gpus, jobs["2+1"].cpus) == (1, 1)  # two nodes: half each
+    assert (jobs["6"].runtime_s, jobs["3_5"].runtime_s) == (15.0, 1.0)  # running: Elapsed
+    assert {j.gpus for i, j in jobs.items() if i.startswith("3_")} == {1}
+    # job 4 failed at once (Elapsed 0): nothing to replay; steps (1.batch, 2.0) are not jobs
+    submit = datetime(2026, 12, 7, 0, 18, 17, tzinfo=UTC).timestamp()
+    monday = datetime(2026, 12, 7, tzinfo=UTC).timestamp()
+    assert jobs["1"].submit_s == submit - monday
 
 
 def test_simulate_reads_sacct_with_the_deadline_factor():
