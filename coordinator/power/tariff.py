@@ -148,11 +148,17 @@ class Rate:
         Monday 00:00 UTC on or before its first row."""
         if self.period_s:
             return self
-        first = datetime.fromtimestamp(self.starts[0], UTC)
-        monday = (first - timedelta(days=first.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        return replace(self, origin_s=monday.timestamp())
+        return replace(self, origin_s=monday_before(self.starts[0]))
+
+
+def monday_before(ts: float) -> float:
+    """The Monday 00:00 UTC on or before `ts`: trace time 0 for a series or a history laid
+    on trace time, so a weekly table lines up with its hours."""
+    first = datetime.fromtimestamp(ts, UTC)
+    monday = (first - timedelta(days=first.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return monday.timestamp()
 
 
 def parse_rate(lines: Iterable[str], name: str, column: str = PRICE) -> Rate:

@@ -25,11 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from coordinator.power.tariff import monday_before
 from shared.errors import ConfigError
 
 FIELDS = ("JobID", "Submit", "Start", "End", "Elapsed", "NNodes", "NCPUS", "AllocTRES", "State")
 NOT_A_TIME = {"", "unknown", "none", "n/a"}
-WEEK_S, MONDAY_S = 604_800.0, 345_600.0  # 1970-01-05 was the first Monday
 GPUS = re.compile(r"gres/gpu(?::[^=,]+)?=(\d+)")
 
 
@@ -64,7 +64,7 @@ def parse_sacct(lines: Iterable[str], name: str = "sacct") -> list[SacctJob]:
             found.append(job)
     if not found:
         return []
-    origin = _monday(min(j[1] for j in found))
+    origin = monday_before(min(j[1] for j in found))
     jobs = [
         SacctJob(
             id=job_id if nodes == 1 else f"{job_id}+{i}",
@@ -139,7 +139,3 @@ def _elapsed(text: str) -> float | None:
         parts.insert(0, 0)
     hours, minutes, seconds = parts
     return (int(days) if days else 0) * 86400.0 + hours * 3600 + minutes * 60 + seconds
-
-
-def _monday(ts: float) -> float:
-    return ts - (ts - MONDAY_S) % WEEK_S
