@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import sqlalchemy as sa
 
@@ -36,7 +36,6 @@ from coordinator.store.models import budget_events
 from coordinator.store.power import PowerEvent
 
 log = logging.getLogger(__name__)
-LAST = -(10**9)  # the priority a deprioritised job is placed with: after everyone's
 
 
 class CostWatch:
@@ -114,26 +113,10 @@ class CostWatch:
         return found
 
     def placeable(
-        self, pending: Iterable[JobRecord], released: set[str]
+        self, pending: Collection[JobRecord], released: set[str]
     ) -> tuple[list[Job], dict[str, str]]:
-        """What placement may take, and the jobs held for their account's budget (job id ->
-        why; an operator's release passes one by). With `deprioritise`, an over-budget
-        account's jobs come last: no deadline, the lowest priority (for this pass only)."""
-        policy = self._config.cost.over_budget
-        over = {} if policy == "warn" else self.over
-        held = {
-            j.id: over[j.account]
-            for j in pending
-            if j.account in over and policy == "hold" and j.id not in released
-        }
-        jobs = [
-            dataclasses.replace(j.as_job(), deadline=None, priority=LAST)
-            if j.account in over
-            else j.as_job()
-            for j in pending
-            if j.id not in held
-        ]
-        return jobs, held
+        """`power.budgets.placeable` with this leader's standings and policy."""
+        return budget_rules.placeable(pending, self.over, self._config.cost.over_budget, released)
 
 
 def _said_once(conn: sa.Connection, standing: Standing, threshold: int, now: float) -> bool:

@@ -10,11 +10,16 @@ everyone else's).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+
+from coordinator.core.jobstate import JobRecord
+from coordinator.placement.model import Job
 
 THRESHOLDS = (80, 100)
 FLEET = ""  # the account of the fleet-wide `[cost] budget`
+LAST = -(10**9)  # the priority a deprioritised job is placed with: after everyone's
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +60,26 @@ def standings(
 def over_budget(found: list[Standing]) -> dict[str, str]:
     """Account -> why it is over (the fleet's own budget is not an account's)."""
     return {s.account: s.reason() for s in found if s.over and s.account != FLEET}
+
+
+def placeable(
+    pending: Collection[JobRecord], over: Mapping[str, str], policy: str, released: set[str]
+) -> tuple[list[Job], dict[str, str]]:
+    """What placement may take, and the jobs held for their account's budget (job id ->
+    why; an operator's release passes one by). With `deprioritise`, an over-budget
+    account's jobs come last: no deadline, the lowest priority (for this pass only)."""
+    if policy == "warn":
+        over = {}
+    held = {
+        j.id: over[j.account]
+        for j in pending
+        if j.account in over and policy == "hold" and j.id not in released
+    }
+    jobs = [
+        dataclasses.replace(j.as_job(), deadline=None, priority=LAST)
+        if j.account in over
+        else j.as_job()
+        for j in pending
+        if j.id not in held
+    ]
+    return jobs, held

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from coordinator.core.jobstate import JobRecord
 from coordinator.power import budgets, chargeback
 from coordinator.power.chargeback import IDLE
 from coordinator.power.report import CostModel, JobUse, NodeUse, report
@@ -200,3 +201,23 @@ def test_budget_thresholds_and_who_is_over():
     over = budgets.over_budget(found)
     assert list(over) == ["nlp"]  # the fleet's own budget holds no account
     assert over["nlp"] == "account nlp has spent 120.00 of its budget 100.00 (120 %)"
+
+
+def test_over_budget_holds_or_places_last_only_the_accounts_over():
+    pending = [
+        JobRecord(id=i, argv=("x",), submitted_at=T0, deadline=END, priority=5, account=a)
+        for i, a in (("n1", "nlp"), ("n2", "nlp"), ("v1", "vision"))
+    ]
+    over = {"nlp": "account nlp has spent 120.00 of its budget 100.00 (120 %)"}
+    jobs, held = budgets.placeable(pending, over, "warn", set())
+    assert ([j.id for j in jobs], held) == (["n1", "n2", "v1"], {})
+    jobs, held = budgets.placeable(pending, over, "hold", {"n2"})  # n2 released
+    assert [j.id for j in jobs] == ["n2", "v1"]
+    assert held == {"n1": over["nlp"]}
+    jobs, held = budgets.placeable(pending, over, "deprioritise", set())
+    assert held == {}
+    assert [(j.id, j.deadline, j.priority) for j in jobs] == [
+        ("n1", None, budgets.LAST),
+        ("n2", None, budgets.LAST),
+        ("v1", END, 5),
+    ]
