@@ -28,6 +28,28 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
+def _slurm_program(program: str) -> None:
+    """Slurm runs SuspendProgram and friends as one executable with the hostlist as its one
+    argument (slurm.conf cannot give it more words), so each program is its own command."""
+    sys.argv[1:1] = ["slurm", program]
+    main()
+
+
+def slurm_suspend() -> None:
+    """`dormouse-slurm-suspend HOSTLIST`, slurm.conf's SuspendProgram."""
+    _slurm_program("suspend")
+
+
+def slurm_resume() -> None:
+    """`dormouse-slurm-resume HOSTLIST`, slurm.conf's ResumeProgram."""
+    _slurm_program("resume")
+
+
+def slurm_resume_fail() -> None:
+    """`dormouse-slurm-resume-fail HOSTLIST`, slurm.conf's ResumeFailProgram."""
+    _slurm_program("resume-fail")
+
+
 def __getattr__(name: str) -> Any:
     """`from coordinator.main import app` (tests, scripts) still finds the app."""
     if name == "app":

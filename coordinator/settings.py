@@ -458,6 +458,28 @@ def parse_node_map(value: Any) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Slurm:
+    enabled: bool = setting(
+        False,
+        parse_bool,
+        "Slurm mode: Slurm places the jobs (dormouse refuses submissions); dormouse watches "
+        "Slurm's nodes, carries out its power programs and returns nodes a slow resume left DOWN",
+    )
+    decides: str = setting(
+        "slurm",
+        parse_choice("slurm", "dormouse"),
+        "who chooses the nodes to sleep: slurm (its SuspendTime) or dormouse (its idle policy, "
+        "asked of Slurm with `scontrol update State=POWER_DOWN`)",
+    )
+    scontrol: str = setting("scontrol", parse_str, "the scontrol command (path)")
+    watch_every: float = setting(
+        30.0, parse_positive_seconds, "how often the leader reads Slurm's node states"
+    )
+    rewake_after: float = setting(
+        60.0,
+        parse_positive_seconds,
+        "first retry of the wake of a node Slurm holds DOWN whose agent is not back (doubling "
+        "with each try, up to 30 min), through the node's next wake method",
+    )
     node_map: dict[str, str] = field(
         default_factory=dict,
         metadata={

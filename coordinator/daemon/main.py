@@ -33,6 +33,7 @@ from coordinator.daemon.metrics_http import CoordinatorCollector
 from coordinator.daemon.mqtt import MqttLink
 from coordinator.daemon.power_loop import PowerLoop
 from coordinator.daemon.receiver import Receiver
+from coordinator.daemon.slurm_bridge import SlurmBridge
 from coordinator.daemon.writer import Writer
 from coordinator.http.api import Api
 from coordinator.http.app import create_app
@@ -110,7 +111,8 @@ def build(
         own_key=key_id(key) if key is not None else None,
         costs=CostWatch(engine, config, registry),
     )
-    power = PowerLoop(engine, registry, config.power, sender, latencies)
+    bridge = SlurmBridge(config.slurm, registry) if config.slurm.enabled else None
+    power = PowerLoop(engine, registry, config.power, sender, latencies, slurm=bridge)
     receiver = Receiver(
         ingest=ingest,
         writer=writer,

@@ -27,6 +27,7 @@ from coordinator.core.tick import ResumeLatencies, Usage
 from coordinator.daemon import wakers
 from coordinator.daemon.commands import Sender
 from coordinator.daemon.dispatch import JobsPass
+from coordinator.daemon.slurm_bridge import SlurmBridge
 from coordinator.placement.model import Request
 from coordinator.power.book import PowerBook
 from coordinator.power.forecast import DemandForecast
@@ -57,8 +58,13 @@ class PowerLoop:
         config: Power,
         sender: Sender,
         latencies: ResumeLatencies,
+        *,
+        slurm: SlurmBridge | None = None,
     ) -> None:
+        """`slurm`: in Slurm mode, the bridge that carries out the policy's sleeps and wakes
+        through Slurm (or leaves them to it) and mends the nodes Slurm holds DOWN."""
         self._engine, self._registry, self._config = engine, registry, config
+        self._slurm = slurm
         self._sender, self._latencies = sender, latencies
         self._policy = config.policy()
         self._seen: dict[str, NodeState] = {}  # node -> state at the last pass
@@ -95,7 +101,12 @@ class PowerLoop:
         is_wanted = partial(self._wanted, requests)
         pool = await self._forecast_pool(now)
         for action in self._book.decide(wanted, now, recent, is_wanted, pool=pool):
-            await self._carry_out(action, now)
+            if self._slurm is not None and action.kind != "failed":
+                await self._slurm.carry(action, now, self)  # Slurm's nodes: Slurm does it
+            else:
+                await self._carry_out(action, now)
+        if self._slurm is not None:
+            await self._slurm.tick(now, self)
         await asyncio.to_thread(self._flush)
 
     def on_event(self, event: Event, now: float) -> None:
@@ -110,7 +121,8 @@ class PowerLoop:
             self._answers.append((asked[0], event.node, ANSWERS[event.kind].format(event.detail)))
 
     def note(self, now: float, node: str, kind: str, reason: str) -> None:
-        """A node event another part saw (a sample stream reset), kept in the event log."""
+        """A node event another part saw (a sample stream reset, a Slurm step), kept in the
+        event log."""
         self._event(now, node, kind, reason)
 
     def _load_history(self) -> None:
@@ -312,20 +324,25 @@ class PowerLoop:
         return True
 
     async def _wake(self, node: str, reason: str, now: float) -> bool:
+        return (await self.wake(node, reason, now))[0]
+
+    async def wake(self, node: str, reason: str, now: float, attempt: int = 0) -> tuple[bool, str]:
+        """Send a wake (`attempt` picks the method: `wakers.wake_method`); returns whether it
+        was sent and how, or why not."""
         view = self._registry.nodes[node]
         before = view.state
         self._registry.mark(node, NodeState.WAKING, now)  # before the packet: it may be back
         self._wake_sent[node] = now
         try:
-            how = await wakers.wake(view.hello, self._config) if view.hello else None
+            how = await wakers.wake(view.hello, self._config, attempt) if view.hello else None
         except OSError as exc:
             self._registry.mark(node, before, now)
             self._event(now, node, "wake_error", f"{reason}: {exc}")
             log.error("node %s: wake failed: %s", node, exc)
-            return False
+            return False, str(exc)
         self._event(now, node, "wake", f"{reason} ({how})")
         log.info("node %s: woken (%s): %s", node, reason, how)
-        return True
+        return True, str(how)
 
     async def _requests(self, now: float) -> None:
         """Operator requests, refused with the reason when the policy forbids them. A sent

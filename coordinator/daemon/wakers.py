@@ -20,8 +20,9 @@ from shared.messages import Hello
 COMMAND_TIMEOUT_S = 30.0
 
 
-def wake_method(hello: Hello | None, config: Power) -> str | None:
-    """The method that would wake the node, or None when there is no way."""
+def wake_method(hello: Hello | None, config: Power, attempt: int = 0) -> str | None:
+    """The method that would wake the node, or None when there is no way. `attempt` counts
+    the tries of one wake: each takes the next usable method, round the list."""
     if hello is None:
         return None
     usable = {
@@ -29,7 +30,8 @@ def wake_method(hello: Hello | None, config: Power) -> str | None:
         "ipmi": bool(config.ipmi_command),
         "command": bool(config.wake_command),
     }
-    return next((m for m in hello.wake_methods if usable.get(m)), None)
+    methods = [m for m in hello.wake_methods if usable.get(m)]
+    return methods[attempt % len(methods)] if methods else None
 
 
 def fill(template: str, hello: Hello) -> list[str]:
@@ -40,9 +42,9 @@ def fill(template: str, hello: Hello) -> list[str]:
     ]
 
 
-async def wake(hello: Hello, config: Power) -> str:
+async def wake(hello: Hello, config: Power, attempt: int = 0) -> str:
     """Send the wake; returns what was done. Raises OSError when it could not be sent."""
-    method = wake_method(hello, config)
+    method = wake_method(hello, config, attempt)
     if method is None:
         raise OSError(f"no usable wake method among {list(hello.wake_methods)}")
     if method == "wol":

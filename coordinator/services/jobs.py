@@ -172,7 +172,12 @@ def describe(engine: sa.Engine, job_id: str) -> tuple[JobRecord, list[dict[str, 
 def queue(engine: sa.Engine, settings: CoordinatorConfig, job: JobRecord, now: float) -> Answer:
     """Submit a job and say when it should start and finish, and why it may wait: what
     `dormouse submit` and `POST /api/v1/jobs` answer. A bad tariff file is refused before
-    anything is queued."""
+    anything is queued. In Slurm mode, Slurm places the jobs: none is queued here."""
+    if settings.slurm.enabled:
+        raise JobError(
+            "this fleet is in Slurm mode ([slurm] enabled): submit the job to Slurm (sbatch); "
+            "dormouse places none"
+        )
     hold = tariffs.predicted_hold(settings.cost, job.as_job(), now, settings.power.resume_latency)
     submitted = submit(engine, job, now)
     est = submitted.estimate

@@ -64,3 +64,18 @@ async def test_a_wake_command_that_fails_says_why():
     config = Power(wake_command="sh -c 'echo no route to {node} >&2; exit 3'")
     with pytest.raises(OSError, match="exited 3: no route to n1"):
         await wakers.wake(hello, config)
+
+
+def test_each_try_of_a_wake_takes_the_next_usable_method():
+    """A wake tried again (Slurm recovery) goes round the node's usable methods."""
+    hello = replace(factories.hello("n1"), macs=(MAC,), wake_methods=("wol", "ipmi", "command"))
+    config = Power(ipmi_command="ipmitool -H {hostname} power on", wake_command="wake {node}")
+    assert [wakers.wake_method(hello, config, t) for t in range(4)] == [
+        "wol",
+        "ipmi",
+        "command",
+        "wol",
+    ]
+    no_ipmi = Power(wake_command="wake {node}")
+    assert [wakers.wake_method(hello, no_ipmi, t) for t in range(3)] == ["wol", "command", "wol"]
+    assert wakers.wake_method(replace(hello, macs=()), Power(), 1) is None
