@@ -471,6 +471,7 @@ class Slurm:
         "asked of Slurm with `scontrol update State=POWER_DOWN`)",
     )
     scontrol: str = setting("scontrol", parse_str, "the scontrol command (path)")
+    sacct: str = setting("sacct", parse_str, "the sacct command (path), for `slurm advise`")
     watch_every: float = setting(
         30.0, parse_positive_seconds, "how often the leader reads Slurm's node states"
     )

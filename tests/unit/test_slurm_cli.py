@@ -3,7 +3,9 @@ the node map, the log line, and the one-line refusals Slurm's programs must give
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -76,3 +78,56 @@ def test_an_unreachable_store_is_one_line_not_a_traceback(tmp_path, monkeypatch)
     (line,) = refused.output.strip().splitlines()
     assert line.startswith("dormouse: error: "), line
     assert not (tmp_path / "slurm.log").exists()
+
+
+SACCT = Path(__file__).parents[1] / "fixtures" / "slurm" / "sacct-22.05.txt"
+
+
+def test_advise_replays_the_history_against_never_sleeping(store):
+    """The store's three nodes, its measured wakes sizing ResumeTimeout, the JSON a script
+    reads."""
+    with store.begin() as conn:
+        power_rows.log_events(
+            conn, [power_rows.PowerEvent(1.0, "gpu01", "resumed", "back", v) for v in (90, 400)]
+        )
+    done = runner.invoke(app, ["slurm", "advise", "--sacct", str(SACCT), "--json"])
+    assert done.exit_code == 0, done.output
+    answer = json.loads(done.stdout)
+    assert answer["nodes"] == 3
+    assert answer["jobs"] > 0
+    names = [p["name"] for p in answer["policies"]]
+    assert names == [
+        "never sleep",
+        "SuspendTime=10m",
+        "SuspendTime=30m",
+        "SuspendTime=1h",
+        "dormouse",
+    ]
+    assert answer["policies"][0]["kwh_saved"] == 0
+    assert answer["wakes"]["p99_s"] == 400
+    assert answer["resume_timeout_s"] == 600  # 400 x 1.5
+    assert "ResumeTimeout=600" in answer["slurm_conf"]
+    assert answer["recommended"] in names
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--since", "soon"], "soon"),
+        (["--suspend-times", ","], "--suspend-times"),
+        (["--nodes", "0"], "--nodes"),
+    ],
+)
+def test_advise_refuses_bad_arguments_in_one_line(store, args, said):
+    done = runner.invoke(app, ["slurm", "advise", "--sacct", str(SACCT), *args])
+    assert done.exit_code == 2, done.output
+    assert said in done.output
+    assert len(done.output.strip().splitlines()) == 1
+
+
+def test_advise_says_when_sacct_cannot_be_run(store, monkeypatch):
+    monkeypatch.setenv("DORMOUSE_SLURM_SACCT", "/nonexistent/sacct")
+    done = runner.invoke(app, ["slurm", "advise", "--nodes", "2"])
+    assert done.exit_code == 2, done.output
+    assert "cannot run /nonexistent/sacct" in done.output
+    assert "--sacct FILE" in done.output
