@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sacct_history import lines
+sys.path.insert(0, str(Path(__file__).parents[2]))
+from tests.bench.sacct_history import lines
 
 DORMOUSE = [sys.executable, "-m", "coordinator"]
 

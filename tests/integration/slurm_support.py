@@ -235,7 +235,7 @@ class Hosts:
     def _step(self, engine: sa.Engine) -> None:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT name, state FROM nodes")).all()
-        states = dict(rows)
+        states: dict[str, str] = dict(rows)
         now = time.monotonic()
         for slurm, node in self.names.items():
             running = self.cluster.slurmd_running(slurm)
