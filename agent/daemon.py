@@ -29,7 +29,17 @@ from shared.codec import decode, encode
 from shared.edge.notify import Notifier
 from shared.edge.tasks import Stopped, Stopping
 from shared.errors import KEY_REASONS, CommandRejected, DecodeError, NoCommandKey
-from shared.messages import CancelJob, Command, Event, Hello, Resend, RunJob, Sleep, Status
+from shared.messages import (
+    CancelJob,
+    Command,
+    Event,
+    FetchOutput,
+    Hello,
+    Resend,
+    RunJob,
+    Sleep,
+    Status,
+)
 from shared.signing import Verifier
 from shared.topics import Kind, topic
 
@@ -246,6 +256,9 @@ class Agent:
             self.runner.cancel(body.job_id, body.grace_s)
         elif isinstance(body, Sleep):
             await self._before_sleep(client, body)
+        elif isinstance(body, FetchOutput):
+            answer = self.runner.output(body)
+            await client.publish(topic(self.config.node, Kind.EVENTS), encode(answer), qos=1)
         else:
             self._once.warning(
                 ("op", body.OP), "command %r is not supported by this agent", body.OP

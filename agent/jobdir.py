@@ -90,6 +90,40 @@ def tails(directory: Path) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Part of an output file: `text` decodes its bytes `start` to `next`, of `size`."""
+
+    text: str
+    start: int
+    next: int
+    size: int
+
+
+def read_piece(path: Path, offset: int, limit: int) -> Piece:
+    """Up to `limit` bytes from `offset` (negative: from the end), ending on a whole UTF-8
+    character so that the next piece, from `next`, decodes cleanly. Raises OSError."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        start = max(0, size + offset) if offset < 0 else min(offset, size)
+        handle.seek(start)
+        data = handle.read(limit)
+    cut = _whole(data)
+    return Piece(data[:cut].decode("utf-8", errors="replace"), start, start + cut, size)
+
+
+def _whole(data: bytes) -> int:
+    """The length of `data` without a UTF-8 character cut off at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80 or byte >= 0xF8:  # ASCII, or no UTF-8 at all: nothing to wait for
+            return len(data)
+        if byte >= 0xC0:  # a lead byte: whole when its sequence fits in what follows
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) if back >= need else len(data) - back
+    return len(data)
+
+
 def unfinished(jobs_dir: Path) -> list[Path]:
     """Job directories whose job has not been reported as over."""
     if not jobs_dir.is_dir():

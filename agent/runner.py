@@ -19,6 +19,7 @@ import signal
 import sys
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from agent import jobdir
@@ -27,7 +28,7 @@ from shared import jobfiles
 from shared.clock import Clock
 from shared.errors import ConfigError
 from shared.jobenergy import JobShare, charge, gpu_util
-from shared.messages import Event, RunJob, Sample
+from shared.messages import Event, FetchOutput, RunJob, Sample
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 0.2
@@ -155,6 +156,27 @@ class Runner:
         (directory / jobfiles.REPORTED).unlink(missing_ok=True)  # report its end once more
         spec = jobdir.read_spec(directory)
         self._track(Tracked(spec, directory, None, 0))
+
+    def output(self, fetch: FetchOutput) -> Event:
+        """A piece of a job's stdout or stderr from its directory, as the `job_output`
+        event answering the fetch; a job this node does not have (never here, or its
+        directory expired) answers with the reason in `detail`."""
+        path = self.jobs_dir / fetch.job_id / fetch.stream
+        answer = partial(
+            Event, node=self.node, ts=self.clock.now(), kind="job_output", job_id=fetch.job_id,
+            request=fetch.request,
+        )  # fmt: skip
+        try:
+            piece = jobdir.read_piece(path, fetch.offset, fetch.limit)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            return answer(detail=f"no {fetch.stream} for job {fetch.job_id} on {self.node}: {why}")
+        return answer(
+            output=piece.text,
+            output_offset=piece.start,
+            output_next=piece.next,
+            output_size=piece.size,
+        )
 
     def cancel(self, job_id: str, grace_s: float) -> None:
         tracked = self._jobs.get(job_id)

@@ -30,6 +30,9 @@ MAX_SAMPLES = 10_000
 MAX_ARGV = 1024
 MAX_ARG_LEN = 4096
 TAIL_CHARS = 4096  # of a job's stdout and of its stderr, with its end event
+OUTPUT_BYTES = 16 * 1024  # of a job's output in one `job_output` answer
+OUTPUT_CHARS = 3 * OUTPUT_BYTES  # decoded, each undecodable byte a 3-byte U+FFFD at worst
+OUTPUT_STREAMS = frozenset({"stdout", "stderr"})
 MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 COMMAND_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SLEEP_METHODS = frozenset({"systemctl-suspend", "rtcwake", "command", "dry-run"})
@@ -45,6 +48,7 @@ EVENT_KINDS = frozenset(
         "sleep_ack",
         "sleep_refused",
         "command_refused",  # the agent cannot verify a command (no key, another key)
+        "job_output",  # a piece of a job's output, asked for with `FetchOutput`
     }
 )
 TS = Float(0, 1e11)  # epoch seconds, finite and before the year 5138
@@ -289,10 +293,17 @@ class Event(Message):
     # by the coordinator so it reads even while the node sleeps
     stdout_tail: str = field(Str(TAIL_CHARS), default="")
     stderr_tail: str = field(Str(TAIL_CHARS), default="")
+    # `job_output`: the answer to request `request`: the output's bytes from
+    # `output_offset` up to `output_next`, decoded, of a file `output_size` bytes long now
+    request: int | None = field(Opt(Int()), default=None)
+    output: str = field(Str(OUTPUT_CHARS), default="")
+    output_offset: int | None = field(Opt(Int()), default=None)
+    output_next: int | None = field(Opt(Int()), default=None)
+    output_size: int | None = field(Opt(Int()), default=None)
 
     def to_wire(self) -> dict[str, Any]:
         data = Message.to_wire(self)
-        for name in ("stdout_tail", "stderr_tail", "gpu_util_pct"):
+        for name in OPTIONAL_EVENT_FIELDS:
             if data[name] in ("", None):  # what agents sent before, exactly
                 del data[name]
         return data
@@ -302,6 +313,20 @@ class Event(Message):
             raise SchemaError(f"job_id: missing, required for {self.kind}")
         if self.kind == "job_finished" and self.exit_code is None:
             raise SchemaError("exit_code: missing, required for job_finished")
+        if self.kind == "job_output" and self.request is None:
+            raise SchemaError("request: missing, required for job_output")
+
+
+OPTIONAL_EVENT_FIELDS = (
+    "stdout_tail",
+    "stderr_tail",
+    "gpu_util_pct",
+    "request",
+    "output",
+    "output_offset",
+    "output_next",
+    "output_size",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -343,12 +368,28 @@ class Resend(Message):
             raise SchemaError("to_seq: smaller than from_seq")
 
 
-CommandBody = RunJob | CancelJob | Sleep | Resend
-BODY_TYPES: dict[str, type[CommandBody]] = {b.OP: b for b in (RunJob, CancelJob, Sleep, Resend)}
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchOutput(Message):
+    """Send back up to `limit` bytes of a job's stdout or stderr from byte `offset` (a
+    negative offset counts from the end: -16384 is the last 16 KiB), as a `job_output`
+    event answering `request`."""
+
+    OP: ClassVar[str] = "output"
+    job_id: str = field(Name())
+    request: int = field(Int())
+    stream: str = field(Choice(OUTPUT_STREAMS), default="stdout")
+    offset: int = field(Int(-(1 << 62), 1 << 62), default=-OUTPUT_BYTES)
+    limit: int = field(Int(1, OUTPUT_BYTES), default=OUTPUT_BYTES)
+
+
+CommandBody = RunJob | CancelJob | Sleep | Resend | FetchOutput
+BODY_TYPES: dict[str, type[CommandBody]] = {
+    b.OP: b for b in (RunJob, CancelJob, Sleep, Resend, FetchOutput)
+}
 
 
 def _body(value: Any, path: str) -> CommandBody:
-    if isinstance(value, RunJob | CancelJob | Sleep | Resend):
+    if isinstance(value, RunJob | CancelJob | Sleep | Resend | FetchOutput):
         return value
     if not isinstance(value, dict):
         raise SchemaError(f"{path}: expected a map, got {type(value).__name__}")

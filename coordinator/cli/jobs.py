@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from coordinator.cli.common import PROG, DbOption, JsonOption, fail, load, positive_duration, store
+from coordinator.cli.job_logs import logs
 from coordinator.core.jobstate import JobRecord, JobState
 from coordinator.placement.balance import Strategy
 from coordinator.placement.model import Request
@@ -326,36 +327,6 @@ def release(
     with reported_errors(PROG):
         jobs_service.release(store(config, db), job_id, time.time())
     typer.echo(f"released {job_id}: it is placed at the coordinator's next pass")
-
-
-def logs(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="job id")],
-    stderr: Annotated[bool, typer.Option("--stderr", help="its stderr, not its stdout")] = False,
-    tail: Annotated[
-        int | None, typer.Option("--tail", metavar="N", min=1, help="only the last N lines")
-    ] = None,
-    as_json: JsonOption = False,
-    config: ConfigOption = None,
-    db: DbOption = None,
-) -> None:
-    """The end of a job's output (the last 4 KiB of stdout or stderr), kept by the
-    coordinator when the job ended, so it reads while the node sleeps."""
-    with reported_errors(PROG):
-        found = jobs_service.logs(store(config, db), job_id)
-    if as_json:
-        print_json(found)
-        return
-    stream = "stderr" if stderr else "stdout"
-    text = found[stream]
-    if text is None:
-        where = f"on {found['node']}" if found["node"] else "nowhere yet"
-        fail(
-            f"job {job_id} is {found['state']}: its output is {where} (jobs_dir/{job_id}/"
-            f"{stream}); the coordinator keeps its end once it ends",
-            code=1,
-        )
-    lines = text.splitlines()
-    typer.echo("\n".join(lines[-tail:] if tail else lines))
 
 
 for _name, _command in (

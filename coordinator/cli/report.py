@@ -159,6 +159,13 @@ def show(result: Report, top: int, *, as_json: bool) -> None:
             f"jobs against starting each at submission: {t.saved_by_holds_cost:.2f} saved"
             + (f", {co2:.3f} kg CO2" if co2 is not None else "")
         )
+    dl = result.deadlines
+    if dl is not None and dl.jobs:
+        by_gpu_h = f"{dl.hits_gpu_h_pct:.1f} %" if dl.hits_gpu_h_pct is not None else "-"
+        console.print(
+            f"deadlines: {dl.jobs} job(s) ended with one, {dl.hits_pct or 0:.1f} % met "
+            f"({by_gpu_h} of their GPU-hours)"
+        )
     for caveat in result.caveats:
         console.print(f"note: {caveat}", markup=False)
     if result.budget is not None:

@@ -20,7 +20,7 @@ from coordinator.services.tariffs import prices
 from coordinator.settings import Power
 from coordinator.sim.engine import POLICIES, Outcome, Simulation
 from coordinator.sim.fleet import NodeType, default_type, parse_fleet
-from coordinator.sim.metrics import Summary, summarise
+from coordinator.sim.metrics import Summary, hold_bound_pct, summarise
 from coordinator.sim.trace import TraceJob, TraceOptions, parse_trace
 from shared.config import describe
 from shared.edge.config_cli import ConfigOption
@@ -28,6 +28,7 @@ from shared.edge.console import reported_errors, table_console
 from shared.errors import ConfigError
 
 REFERENCE = "always-on"
+NO_HOLDS = "dormouse-no-holds"
 
 
 def register(root: typer.Typer) -> None:
@@ -111,12 +112,19 @@ def simulate(
         variants = sweep_variants(sweep, power) if sweep else {}
     runs = {n: power.policy() for n in names if not variants or n != "dormouse"}
     runs.setdefault(REFERENCE, power.policy())
+    if "dormouse" in runs:  # its holds are measured against its twin holding nothing
+        runs.setdefault(NO_HOLDS, power.policy())
     runs |= {f"dormouse {label}": knobs for label, knobs in variants.items()}
     outcomes = run_all(jobs, kinds, runs, seed, clear_after, rates, show_progress=not as_json)
     end = max(o.end for o in outcomes.values())
     summaries = {name: summarise(o, end) for name, o in outcomes.items()}
     shown = [n for n in summaries if n in names or n.startswith("dormouse ")]
-    report(summaries, shown, as_json=as_json)
+    largest = max(kinds, key=lambda k: (k.gpus, k.cpus))
+    bounds = Bounds(
+        hold_bound_pct(jobs, rates.tariff, largest),
+        hold_bound_pct(jobs, rates.carbon, largest) if rates.carbon else None,
+    )
+    report(summaries, shown, bounds, as_json=as_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +193,26 @@ def run_all(
     return outcomes
 
 
-def figures(summary: Summary, reference: Summary) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The most holds could take off the jobs' own energy price (and carbon), in percent
+    (`metrics.hold_bound_pct`): the trace's, the same for every policy."""
+
+    price_pct: float
+    carbon_pct: float | None
+
+
+def captured_pct(value: float | None, twin: float | None, bound_pct: float | None) -> float | None:
+    """A policy's cut against its twin holding nothing, as a share of the bound (percent)."""
+    if value is None or not twin or not bound_pct:
+        return None
+    return 100 * (100 * (1 - value / twin)) / bound_pct
+
+
+def figures(
+    summary: Summary, reference: Summary, twin: Summary | None, bounds: Bounds
+) -> dict[str, Any]:
+    """`twin`: the same policy holding nothing, for a policy that holds jobs (else None)."""
     values = asdict(summary)
     values["kwh_vs_always_on"] = (
         summary.energy_kwh / reference.energy_kwh if reference.energy_kwh else None
@@ -198,14 +225,33 @@ def figures(summary: Summary, reference: Summary) -> dict[str, Any]:
     )
     cost, peer = summary.energy_cost, reference.energy_cost
     values["cost_saved_vs_always_on_pct"] = 100 * (1 - cost / peer) if cost and peer else None
-    if summary.co2_kg is None:
-        del values["co2_kg"]
+    values["hold_bound_pct"] = bounds.price_pct
+    values["hold_captured_pct"] = captured_pct(
+        summary.energy_cost, twin.energy_cost if twin else None, bounds.price_pct
+    )
+    co2 = values.pop("co2_kg")
+    if co2 is not None:
+        values["carbon_kg"] = co2
+        values["carbon_bound_pct"] = bounds.carbon_pct
+        values["carbon_captured_pct"] = captured_pct(
+            co2, twin.co2_kg if twin else None, bounds.carbon_pct
+        )
     return values
 
 
-def report(summaries: dict[str, Summary], shown: list[str], *, as_json: bool) -> None:
+def report(
+    summaries: dict[str, Summary], shown: list[str], bounds: Bounds, *, as_json: bool
+) -> None:
     reference = summaries[REFERENCE]
-    table = {name: figures(summaries[name], reference) for name in shown}
+    table = {
+        name: figures(
+            summaries[name],
+            reference,
+            summaries.get(NO_HOLDS) if POLICIES[name.split(" ")[0]].defer else None,
+            bounds,
+        )
+        for name in shown
+    }
     if as_json:
         typer.echo(json.dumps({"policies": table}, indent=2))
         return

@@ -25,6 +25,7 @@ from coordinator.core.snapshot import KeptCluster
 from coordinator.core.tick import ResumeLatencies, hello_shape
 from coordinator.daemon.commands import Sender
 from coordinator.daemon.costs import CostWatch
+from coordinator.daemon.outputs import Outputs
 from coordinator.placement.model import Job
 from coordinator.placement.scheduler import Plan, schedule
 from coordinator.power.defer import DeferPolicy, Hold, Holds, fleet_of
@@ -76,10 +77,12 @@ class Dispatcher:
         self.cluster = KeptCluster(registry, self._resume_latency, own_key)  # across passes
         self._refusing: dict[str, str] = {}  # node -> why its agent cannot verify, as logged
         self.costs = costs  # waste and budgets: None in tests of placement alone
+        self.outputs = Outputs(engine, registry, sender)  # `dormouse jobs logs`
         self._budget_logged: set[str] = set()
 
     async def tick(self, now: float) -> JobsPass:
         await self._apply_held()
+        await self.outputs.tick(now)
         await self._read_drains()
         active = await asyncio.to_thread(self._load)
         active = await self._expire(active, now)
@@ -290,7 +293,11 @@ class Dispatcher:
                 await self._dispatch(job, now)
 
     async def on_event(self, event: Event) -> None:
-        """Apply an agent's job report; while the database is down, keep it for the next pass."""
+        """Apply an agent's job report; while the database is down, keep it for the next pass.
+        A piece of output asked for (`job_output`) goes to its request, not the job."""
+        if event.kind == "job_output":
+            await self.outputs.on_event(event)
+            return
         try:
             await self._apply_event(event)
         except sa.exc.SQLAlchemyError as exc:

@@ -26,6 +26,7 @@ from coordinator.power import chargeback
 from coordinator.services import history as history_service
 from coordinator.services import jobs as jobs_service
 from coordinator.services import nodes as node_service
+from coordinator.services import output as output_service
 from coordinator.services import power as power_service
 from coordinator.services import report as report_service
 from coordinator.services import status as status_service
@@ -33,6 +34,7 @@ from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
 from shared.config import parse_labels
 from shared.errors import NotFound
+from shared.messages import OUTPUT_BYTES, OUTPUT_STREAMS
 from shared.metrics import BY_NAME, Metric, Scope
 
 MAX_BODY = 64 * 1024
@@ -245,9 +247,18 @@ async def get_job(api: Api, request: Request) -> JSONResponse:
 
 
 async def job_logs(api: Api, request: Request) -> JSONResponse:
-    """`dormouse jobs logs ID --json`: the end of its output, kept when it ended."""
-    job_id = request.path_params["job_id"]
-    return ok(await run_in_threadpool(jobs_service.logs, api.engine, job_id))
+    """The end of a job's output kept when it ended; with `?live=1`, a piece read from its
+    node now (`stream=stdout|stderr`, `offset`: a byte offset, default the last 16 KiB;
+    409 when the node cannot be asked: asleep, failed, no such output)."""
+    job_id, query = request.path_params["job_id"], request.query_params
+    if query.get("live", "") not in {"1", "true"}:
+        return ok(await run_in_threadpool(jobs_service.logs, api.engine, job_id))
+    stream = query.get("stream", "stdout")
+    if stream not in OUTPUT_STREAMS:
+        raise bodies.Invalid("stream", f"expected stdout or stderr, got {stream!r}")
+    offset = bodies.count(query, "offset", 0, 0, 1 << 62) if "offset" in query else -OUTPUT_BYTES
+    piece = await run_in_threadpool(output_service.fetch, api.engine, job_id, stream, offset)
+    return ok(piece)
 
 
 async def release_job(api: Api, request: Request) -> JSONResponse:

@@ -11,7 +11,7 @@ times the share of the node it held: the largest of its CPU, GPU and memory frac
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -136,6 +136,36 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class Deadlines:
+    """The jobs with a deadline that ended in the window: the share that met it, by count
+    and weighed by GPU-hours (None: no such job, or none with GPUs)."""
+
+    jobs: int
+    hits_pct: float | None
+    hits_gpu_h_pct: float | None
+
+
+def weighed_hits_pct(jobs: Iterable[tuple[float, bool]]) -> float | None:
+    """Hits weighed by each job's weight (its GPU-hours): one large job met is not
+    outweighed by many small ones missed, nor the reverse. None when nothing weighs."""
+    total = met = 0.0
+    for weight, hit in jobs:
+        total += weight
+        met += weight if hit else 0.0
+    return 100.0 * met / total if total > 0 else None
+
+
+def deadline_hits(ended: Sequence[tuple[float, bool]]) -> Deadlines:
+    """`ended`: (GPU-hours, met) of each job with a deadline."""
+    hits = sum(1 for _, met in ended if met)
+    return Deadlines(
+        jobs=len(ended),
+        hits_pct=100.0 * hits / len(ended) if ended else None,
+        hits_gpu_h_pct=weighed_hits_pct(ended),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     start: float
     end: float
@@ -144,6 +174,7 @@ class Report:
     totals: Totals
     budget: Budget | None = field(default=None)
     caveats: tuple[str, ...] = ()  # what a reader must know before trusting the figures
+    deadlines: Deadlines | None = None
 
 
 @dataclass(frozen=True, slots=True)

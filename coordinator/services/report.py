@@ -15,12 +15,14 @@ from coordinator.power.report import (
     CostModel,
     Report,
     budget,
+    deadline_hits,
     period_bounds,
     report,
 )
 from coordinator.power.tariff import PRICE
 from coordinator.services import tariffs
 from coordinator.settings import CoordinatorConfig
+from coordinator.store import jobs as job_rows
 from coordinator.store.usage import JobColumns, load_job_columns, load_usage
 
 
@@ -61,8 +63,9 @@ def build(
         first = min(first, period_bounds(settings.cost.budget_period, now)[0])
     with engine.connect() as conn:
         usage = load_usage(conn, first, now)
+        ended = job_rows.deadline_outcomes(conn, now - window_s, now)
     model = cost_model(settings, price_kwh, {n.name: dict(n.labels) for n in usage})
-    result = report(usage, model, now - window_s, now)
+    result = replace(report(usage, model, now - window_s, now), deadlines=deadline_hits(ended))
     if settings.cost.budget:
         spent = budget(usage, model, settings.cost.budget, settings.cost.budget_period, now)
         result = replace(result, budget=spent)
@@ -81,6 +84,7 @@ def as_json(result: Report, top: int) -> dict[str, Any]:
         "jobs": [asdict(j) for j in jobs],
         "totals": asdict(result.totals),
         "budget": spent,
+        "deadlines": asdict(result.deadlines) if result.deadlines else None,
         "caveats": list(result.caveats),
     }
 

@@ -13,11 +13,13 @@ parts that each fit a node; it starts when its last part starts and ends when it
 ends. Baselines: `always-on` (EDF, never sleeps), `always-on-fifo` (submit order: the jobs
 reach placement without deadlines), `round-robin` (submit order, the next node in turn
 that fits, never sleeps), `dormouse-flat` (dormouse with the fixed `resume_timeout`, not the
-learned one). A failed node that comes back late counts as `wrongly_failed`, and its wake
-time is learned (it stays failed until the operator clears it, as in the daemon). The
-host does not know it was failed: from a wake that will succeed it draws awake power, failed
-or not, and once cleared it is heard from at once (online); a wake that never brings the
-host back draws awake power until the node is failed, sleep power after.
+learned one), `dormouse-no-holds` (dormouse holding no job for a cheaper window: the twin a
+policy's holds are measured against). A failed node that comes back late counts as
+`wrongly_failed`, and its wake time is learned (it stays failed until the operator clears
+it, as in the daemon). The host does not know it was failed: from a wake that will succeed
+it draws awake power, failed or not, and once cleared it is heard from at once (online); a
+wake that never brings the host back draws awake power until the node is failed, sleep
+power after.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ POLICIES = {
     p.name: p
     for p in (
         SimPolicy("dormouse", fifo=False, round_robin=False, sleep=True, defer=True),
+        SimPolicy("dormouse-no-holds", fifo=False, round_robin=False, sleep=True),
         SimPolicy(
             "dormouse-flat", fifo=False, round_robin=False, sleep=True, learned_timeout=False
         ),

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coordinator.power.defer import cheapest_start
+from coordinator.power.report import weighed_hits_pct
 from coordinator.power.tariff import Rate
-from coordinator.sim.engine import Outcome, SimNode
+from coordinator.sim.engine import JobRun, Outcome, SimNode
 from coordinator.sim.fleet import NodeType
 from coordinator.sim.trace import TraceJob
 from shared.units import J_PER_KWH
@@ -19,6 +20,7 @@ class Summary:
     jobs: int
     completed: int
     deadline_hits_pct: float | None
+    deadline_hits_gpu_h_pct: float | None  # the same weighed by GPU-hours (None: no GPU jobs)
     mean_wait_s: float | None
     p95_wait_s: float | None
     energy_kwh: float
@@ -48,6 +50,7 @@ def summarise(outcome: Outcome, end: float | None = None) -> Summary:
         jobs=len(outcome.jobs),
         completed=len(done),
         deadline_hits_pct=100.0 * hits / len(with_deadline) if with_deadline else None,
+        deadline_hits_gpu_h_pct=gpu_hour_hits_pct(with_deadline),
         mean_wait_s=sum(waits) / len(waits) if waits else None,
         p95_wait_s=waits[min(len(waits) - 1, int(0.95 * len(waits)))] if waits else None,
         energy_kwh=sum(n.energy_j for n in outcome.nodes) / J_PER_KWH,
@@ -99,6 +102,14 @@ def hold_bound_pct(jobs: Sequence[TraceJob], rate: Rate, kind: NodeType) -> floa
         now += share * at_once
         best += share * rate.integral(start, start + runtime)
     return 100.0 * (1 - best / now) if now > 0 else 0.0
+
+
+def gpu_hour_hits_pct(runs: Sequence[JobRun]) -> float | None:
+    """Deadline hits weighed by each job's GPU-hours, so one large job met is not outweighed
+    by many small ones missed, nor the reverse; None when no job with a deadline has GPUs."""
+    return weighed_hits_pct(
+        (r.trace.gpus * r.trace.runtime_s, _met(r.end_s, r.trace.deadline_s)) for r in runs
+    )
 
 
 def most_in_an_hour(node: SimNode) -> int:

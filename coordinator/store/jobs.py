@@ -223,3 +223,19 @@ def hold_notes(conn: sa.Connection, job_ids: Iterable[str]) -> dict[str, str]:
         else:
             notes[job_id] = detail.partition(NOTE_END)[0]
     return notes
+
+
+def deadline_outcomes(conn: sa.Connection, start: float, end: float) -> list[tuple[float, bool]]:
+    """(GPU-hours, met) of each job with a deadline that ended in [start, end]."""
+    query = sa.select(
+        jobs.c.gpus, jobs.c.started_at, jobs.c.finished_at, jobs.c.deadline_met
+    ).where(
+        jobs.c.deadline.is_not(None),
+        jobs.c.deadline_met.is_not(None),
+        jobs.c.finished_at >= start,
+        jobs.c.finished_at <= end,
+    )
+    return [
+        (gpus * max(0.0, finished - (started if started is not None else finished)) / 3600, met)
+        for gpus, started, finished, met in conn.execute(query)
+    ]

@@ -231,6 +231,25 @@ power_requests = sa.Table(
     sa.Column("outcome", sa.String(512)),
 )
 
+output_requests = sa.Table(  # `dormouse jobs logs`: a piece of a job's output, from its node
+    "output_requests",
+    Base.metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("node", NODE_NAME, nullable=False),
+    sa.Column("stream", sa.String(8), nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),  # negative: from the end
+    sa.Column("sent_at", sa.Double),
+    sa.Column("answered_at", sa.Double),
+    sa.Column("output", sa.Text),
+    sa.Column("output_offset", sa.BigInteger),
+    sa.Column("output_next", sa.BigInteger),
+    sa.Column("output_size", sa.BigInteger),
+    sa.Column("detail", sa.String(1024)),
+    sa.Index("ix_output_requests_ts", "ts"),
+)
+
 api_tokens = sa.Table(  # HTTP API bearer tokens: only a SHA-256 of each is kept
     "api_tokens",
     Base.metadata,

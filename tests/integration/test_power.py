@@ -3,6 +3,7 @@ the broker and waits for a Wake-on-LAN packet on loopback), SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import uuid
@@ -278,3 +279,38 @@ class TestNeverWakes:
         assert cleared.returncode == 0, cleared.stderr
         # answered by the power pass; the node row follows within a housekeeping second
         await eventually(lambda: states(coordinator)[b] == "asleep", 5, "b's row asleep")
+
+
+async def test_job_output_is_read_from_its_node_and_kept_while_it_sleeps(coordinator, fleet, names):
+    """`dormouse jobs logs`: live from the node while the job runs (and `--follow` to its
+    end); with the node asleep, the end kept from its end event, said to be only that; with
+    `--wake`, the node woken and the output read there."""
+    a = names[0]
+    await all_but_a_asleep(coordinator, names)
+    script = (
+        "import time\nfor i in range(6):\n    print(f'line {i}', flush=True)\n    time.sleep(0.5)"
+    )
+    job = submit(coordinator, "--cpus", "1", "--", PY, "-c", script)
+    await eventually(
+        lambda: "line 0" in coordinator.run_cli("jobs", "logs", job).stdout, 30, "a line, live"
+    )
+    followed = coordinator.run_cli("jobs", "logs", job, "--follow")
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.splitlines() == [f"line {i}" for i in range(6)]
+    assert stored_jobs(coordinator.db_url)[job]["state"] == "succeeded"
+    piece = json.loads(coordinator.run_cli("jobs", "logs", job, "--json").stdout)
+    assert (piece["node"], piece["offset"], piece["next"]) == (a, 0, piece["size"])
+
+    assert coordinator.run_cli("sleep", a, "--force").returncode == 0
+    await eventually(lambda: states(coordinator)[a] == "asleep", 20, "a asleep")
+    kept = coordinator.run_cli("jobs", "logs", job, "--tail", "1")
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout == "line 5\n"
+    assert f"{a} is asleep: this is the last 4 KiB kept" in kept.stderr
+    woken = coordinator.run_cli("jobs", "logs", job, "--wake", "--tail", "2")
+    assert woken.returncode == 0, woken.stderr
+    assert woken.stdout.splitlines() == ["line 4", "line 5"]
+    assert f"waking {a}" in woken.stderr
+    missing = coordinator.run_cli("jobs", "logs", job, "--stderr")
+    assert missing.returncode == 0  # an empty stderr, read from the node
+    assert missing.stdout == ""

@@ -180,3 +180,26 @@ def test_report_by_refuses_what_it_does_not_know(store):
     result = invoke("report", "--by", "rack")
     assert result.exit_code == 2
     assert "--by must be one of all, account, user, node, job, not 'rack'" in result.output
+
+
+def test_report_weighs_deadline_hits_by_gpu_hours(store):
+    """One 8-GPU job of 2 h met its deadline, three 1-GPU jobs of 1 h missed theirs:
+    25 % of the jobs, 16 / 19 of the GPU-hours."""
+    now = time.time()
+    ended = [("big", 8, 7200.0, True)] + [(f"small{i}", 1, 3600.0, False) for i in range(3)]
+    with store.begin() as conn:
+        for job_id, gpus, runtime, met in ended:
+            record = JobRecord(
+                id=job_id, argv=("x",), submitted_at=now - runtime - 60, gpus=gpus,
+                deadline=now if met else now - 120, state=JobState.SUCCEEDED, node="gpu-01",
+                started_at=now - runtime - 30, finished_at=now - 30, deadline_met=met,
+            )  # fmt: skip
+            job_rows.insert(conn, record, now)
+    result = invoke("report", "--since", "1d", "--json")
+    assert result.exit_code == 0, result.output
+    deadlines = json.loads(result.output)["deadlines"]
+    assert deadlines["jobs"] == 4
+    assert deadlines["hits_pct"] == pytest.approx(25.0)
+    assert deadlines["hits_gpu_h_pct"] == pytest.approx(100 * 16 / 19)
+    text = invoke("report", "--since", "1d").output
+    assert "deadlines: 4 job(s) ended with one, 25.0 % met (84.2 % of their GPU-hours)" in text

@@ -48,14 +48,18 @@ def test_json_compare_gives_every_policy_with_the_figures(trace):
     policies = json.loads(result.output)["policies"]
     assert set(policies) == {
         "dormouse",
+        "dormouse-no-holds",
         "dormouse-flat",
         "always-on",
         "always-on-fifo",
         "round-robin",
     }
     for figures in policies.values():
-        assert set(figures) >= KEYS
+        assert set(figures) >= KEYS | {"deadline_hits_gpu_h_pct", "hold_bound_pct"}
         assert figures["jobs"] == figures["completed"] == 12
+        assert figures["hold_bound_pct"] == 0.0  # a flat price: holding saves nothing
+        assert figures["hold_captured_pct"] is None
+        assert "carbon_kg" not in figures  # no --carbon
     assert policies["always-on"]["kwh_vs_always_on"] == 1.0
     assert policies["dormouse"]["energy_kwh"] < policies["always-on"]["energy_kwh"]
     assert policies["dormouse"]["sleeps"] > 0
@@ -112,3 +116,29 @@ def test_a_missing_trace_says_so(tmp_path):
     result = invoke("--trace", str(tmp_path / "none.csv"))
     assert result.exit_code == 2
     assert "No such file" in result.output
+
+
+def test_holds_are_reported_against_their_bound_and_carbon_beside_kwh(trace, tmp_path):
+    """With prices and carbon high in the first hour (when the trace's jobs arrive) and
+    deadlines that leave room to wait, `dormouse` reports the bound and how much of it its
+    holds took, for price and for carbon; its twin holding nothing is shown beside it."""
+    price = tmp_path / "price.csv"
+    price.write_text("hour,price\n" + "".join(f"{h},{0.3 if h < 1 else 0.1}\n" for h in range(24)))
+    carbon = tmp_path / "carbon.csv"
+    carbon.write_text(
+        "hour,gco2_per_kwh\n" + "".join(f"{h},{400 if h < 1 else 100}\n" for h in range(24))
+    )
+    result = invoke(
+        "--trace", trace, "--nodes", "4", "--deadline-factor", "20", "--tariff", str(price),
+        "--carbon", str(carbon), "--policy", "dormouse", "--policy", "dormouse-no-holds", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    policies = json.loads(result.output)["policies"]
+    ours, twin = policies["dormouse"], policies["dormouse-no-holds"]
+    assert ours["hold_bound_pct"] == twin["hold_bound_pct"] > 0
+    assert ours["carbon_bound_pct"] > 0
+    cut = 100 * (1 - ours["energy_cost"] / twin["energy_cost"])
+    assert ours["hold_captured_pct"] == pytest.approx(100 * cut / ours["hold_bound_pct"])
+    assert twin["hold_captured_pct"] is None  # it holds nothing
+    assert ours["carbon_kg"] > 0
+    assert "carbon_captured_pct" in ours

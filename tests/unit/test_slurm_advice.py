@@ -10,7 +10,8 @@ from coordinator.sim.metrics import Summary
 from coordinator.slurm import advice
 
 BASE = Summary(
-    jobs=10, completed=10, deadline_hits_pct=None, mean_wait_s=20.0, p95_wait_s=60.0,
+    jobs=10, completed=10, deadline_hits_pct=None, deadline_hits_gpu_h_pct=None,
+    mean_wait_s=20.0, p95_wait_s=60.0,
     energy_kwh=1000.0, energy_cost=150.0, co2_kg=None, lower_bound_kwh=500.0, sleeps=0,
     wakes=0, failures=0, wrongly_failed=0, held=0, max_toggles_per_node_hour=0, span_h=24.0,
 )  # fmt: skip
