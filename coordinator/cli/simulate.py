@@ -229,9 +229,11 @@ def figures(
     values["hold_captured_pct"] = captured_pct(
         summary.energy_cost, twin.energy_cost if twin else None, bounds.price_pct
     )
-    co2 = values.pop("co2_kg")
-    if co2 is not None:
-        values["carbon_kg"] = co2
+    co2 = values["co2_kg"]
+    if co2 is None:
+        del values["co2_kg"]
+    else:
+        values["carbon_kg"] = co2  # the carbon figures' name; co2_kg kept as it was
         values["carbon_bound_pct"] = bounds.carbon_pct
         values["carbon_captured_pct"] = captured_pct(
             co2, twin.co2_kg if twin else None, bounds.carbon_pct
