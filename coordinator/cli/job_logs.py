@@ -10,7 +10,6 @@ import time
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine
 
 from coordinator.cli.common import PROG, DbOption, JsonOption, fail, positive_duration, store
 from coordinator.core.jobstate import ACTIVE, JobState
@@ -98,7 +97,7 @@ def _kept(kept: dict[str, Any], stream: str, tail: int | None, *, as_json: bool)
     _write("".join(lines[-tail:] if tail else lines))
 
 
-def _wake(engine: Engine, job_id: str, node: str, wait_s: float) -> None:
+def _wake(engine: Any, job_id: str, node: str, wait_s: float) -> None:
     """Ask the leader to wake the job's node, and wait until the node is back."""
     typer.echo(f"{PROG}: waking {node} to read the job's output there", err=True)
     with reported_errors(PROG):

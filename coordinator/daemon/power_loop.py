@@ -71,6 +71,7 @@ class PowerLoop:
         self._idle: dict[str, float | None] = {}
         self._sleeps: deque[float] = deque(maxlen=1000)
         self._wake_sent: dict[str, float] = {}
+        self.resumed_at: dict[str, float] = {}  # node -> when it came back from a wake
         self._failed_wake: dict[str, float] = {}  # failed node -> when its wake was sent
         self._unwritten: list[PowerEvent] = []
         self._loaded = False
@@ -101,7 +102,7 @@ class PowerLoop:
         is_wanted = partial(self._wanted, requests)
         pool = await self._forecast_pool(now)
         for action in self._book.decide(wanted, now, recent, is_wanted, pool=pool):
-            if self._slurm is not None and action.kind != "failed":
+            if self._slurm is not None and action.kind in ("sleep", "wake"):
                 await self._slurm.carry(action, now, self)  # Slurm's nodes: Slurm does it
             else:
                 await self._carry_out(action, now)
@@ -190,6 +191,8 @@ class PowerLoop:
     def _resumed(self, view: NodeView, before: NodeState, now: float) -> None:
         woken_at = self._wake_sent.pop(view.name, None)
         latency = None if woken_at is None else view.state_since - woken_at
+        if woken_at is not None:
+            self.resumed_at[view.name] = view.state_since
         if latency is not None:
             self._latencies.record(view.name, latency, tick.hello_shape(view.hello))
         reason = (

@@ -9,6 +9,7 @@ logged once per distinct message, so a slurmctld that is down is one line, not o
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 
 from coordinator.core.registry import Registry
@@ -16,7 +17,14 @@ from coordinator.power.policy import Action
 from coordinator.settings import Slurm
 from coordinator.slurm import asks
 from coordinator.slurm.nodes import SlurmNode
-from coordinator.slurm.recovery import Retry, Step, recover, still_stuck, stuck_nodes
+from coordinator.slurm.recovery import (
+    WOKEN_LATELY_S,
+    Retry,
+    Step,
+    recover,
+    still_stuck,
+    stuck_nodes,
+)
 from coordinator.slurm.scontrol import Scontrol, ScontrolError
 
 log = logging.getLogger(__name__)
@@ -24,7 +32,11 @@ REASON_MAX = 200  # Slurm keeps a node's reason as given; keep ours to a line
 
 
 class Power(Protocol):
-    """What the bridge needs of the power loop: its event log and its wakes."""
+    """What the bridge needs of the power loop: its event log, its wakes, and when each
+    node came back from its last wake."""
+
+    @property
+    def resumed_at(self) -> Mapping[str, float]: ...
 
     def note(self, now: float, node: str, kind: str, reason: str) -> None: ...
 
@@ -33,10 +45,18 @@ class Power(Protocol):
     ) -> tuple[bool, str]: ...
 
 
+class Control(Protocol):
+    """Slurm as the bridge uses it (`coordinator.slurm.scontrol.Scontrol`)."""
+
+    async def nodes(self) -> list[SlurmNode]: ...
+
+    async def update(self, node: str, state: str, reason: str | None = None) -> None: ...
+
+
 class SlurmBridge:
-    def __init__(self, config: Slurm, registry: Registry, scontrol: Scontrol | None = None) -> None:
+    def __init__(self, config: Slurm, registry: Registry, scontrol: Control | None = None) -> None:
         self._config, self._registry = config, registry
-        self._scontrol = scontrol or Scontrol(config.scontrol)
+        self._scontrol: Control = scontrol or Scontrol(config.scontrol)
         self._slurm_names = {node: slurm for slurm, node in config.node_map.items()}
         self._nodes: dict[str, SlurmNode] = {}  # by Slurm's name, as last read
         self._read_at: float | None = None
@@ -60,7 +80,13 @@ class SlurmBridge:
             self._error(str(exc))
             return
         self._last_error = None
-        self._stuck = stuck_nodes(list(self._nodes.values()), self._stuck)
+        woken = {
+            slurm
+            for slurm in self._nodes
+            if now - power.resumed_at.get(self._config.dormouse_name(slurm), -WOKEN_LATELY_S)
+            < WOKEN_LATELY_S
+        }
+        self._stuck = stuck_nodes(list(self._nodes.values()), self._stuck | woken)
         ours = {self._config.dormouse_name(name) for name in self._stuck}
         self._retries = still_stuck(self._retries, ours, now)
         states = {name: view.state for name, view in self._registry.nodes.items()}

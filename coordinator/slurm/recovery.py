@@ -19,6 +19,7 @@ from coordinator.slurm.nodes import SlurmNode
 
 REWAKE_MAX_S = 1800.0
 LATE_REASONS = ("Node unexpectedly rebooted",)
+WOKEN_LATELY_S = 3600.0  # a node back from a dormouse wake this recently may be ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +45,11 @@ def backoff(tries: int, first_s: float) -> float:
 
 
 def stuck_nodes(slurm_nodes: Sequence[SlurmNode], before: set[str]) -> set[str]:
-    """Slurm's names of the nodes that are ours to mend: DOWN for a power reason, or still
-    DOWN since they were with the reason a late host's registration gives ("Node
-    unexpectedly rebooted": the node is no less ours). A reason a person sets is theirs."""
+    """Slurm's names of the nodes that are ours to mend: DOWN for a power reason, or DOWN
+    with the reason a late host's registration gives ("Node unexpectedly rebooted") when it
+    is in `before`: seen stuck at an earlier read, or woken by dormouse lately (a host that
+    registers just after ResumeTimeout is never seen with Slurm's first reason). A reason a
+    person sets is theirs."""
     return {
         n.name
         for n in slurm_nodes

@@ -128,7 +128,7 @@ async def test_slurm_decides_dormouse_sleeps_wakes_and_mends(db_url, mosquitto, 
         assert "resumed" in kinds, kinds
         assert any(e["reason"].startswith("slurm ResumeProgram") for e in events(coordinator, a))
 
-        hosts.late, hosts.late_s = {"sn2"}, cluster.resume_timeout + 5.0
+        hosts.late, hosts.late_s = {"sn2"}, cluster.resume_timeout + 5.0  # ~its ResumeTimeout
         cluster.run("scontrol", "update", "NodeName=sn2", "State=POWER_UP")
         await eventually(
             lambda: "DOWN" in slurm_state(cluster, "sn2"), 60, f"sn2 DOWN: {cluster.log()}"

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from coordinator.core.nodestate import NodeState
+from coordinator.core.registry import NodeView, Registry
+from coordinator.daemon.slurm_bridge import SlurmBridge
+from coordinator.power.policy import Action
+from coordinator.settings import Slurm
 from coordinator.slurm import asks
 from coordinator.slurm.nodes import SlurmNode, parse_show_node
 from coordinator.slurm.recovery import (
@@ -19,6 +23,7 @@ from coordinator.slurm.recovery import (
     stuck_nodes,
 )
 
+T0 = 1_800_000_000.0
 SHOW_NODE = Path(__file__).parents[1] / "fixtures" / "slurm" / "show-node-22.05.txt"
 
 
@@ -44,7 +49,7 @@ def test_only_slurms_power_reasons_make_a_down_node_ours(nodes):
     rebooted = SlurmNode("gpu02", frozenset({"DOWN"}), "Node unexpectedly rebooted")
     assert not rebooted.stuck
     assert stuck_nodes([rebooted, nodes["gpu05"]], {"gpu02", "gpu05"}) == {"gpu02"}
-    assert stuck_nodes([rebooted], set()) == set()
+    assert stuck_nodes([rebooted], set()) == set()  # not seen stuck, not woken by us
 
 
 def test_idle_and_powered_down_as_slurm_would_accept_a_power_change(nodes):
@@ -111,3 +116,80 @@ def test_dormouse_asks_slurm_only_what_it_would_accept(nodes):
     assert asks.due({}, "a", 0.0)
     assert not asks.due({"a": 100.0}, "a", 100.0 + asks.ASK_AGAIN_S - 1)
     assert asks.due({"a": 100.0}, "a", 100.0 + asks.ASK_AGAIN_S)
+
+
+class FakeScontrol:
+    def __init__(self, nodes: list[SlurmNode]) -> None:
+        self.shown = nodes
+        self.updates: list[tuple[str, str, str | None]] = []
+
+    async def nodes(self) -> list[SlurmNode]:
+        return self.shown
+
+    async def update(self, node: str, state: str, reason: str | None = None) -> None:
+        self.updates.append((node, state, reason))
+
+
+class FakePower:
+    def __init__(self, resumed_at: dict[str, float] | None = None) -> None:
+        self.resumed_at = resumed_at or {}
+        self.notes: list[tuple[str, str, str]] = []
+        self.wakes: list[tuple[str, int]] = []
+
+    def note(self, now: float, node: str, kind: str, reason: str) -> None:
+        self.notes.append((node, kind, reason))
+
+    async def wake(self, node: str, reason: str, now: float, attempt: int = 0):
+        self.wakes.append((node, attempt))
+        return True, "Wake-on-LAN to 02:00:00:00:00:01"
+
+
+def bridge(shown: list[SlurmNode], states: dict[str, NodeState], **config):
+    views = [NodeView(n, s, T0, last_seen=T0) for n, s in states.items()]
+    scontrol = FakeScontrol(shown)
+    settings = Slurm(enabled=True, watch_every=30.0, rewake_after=60.0, **config)
+    return SlurmBridge(settings, Registry(30.0, views), scontrol), scontrol
+
+
+async def test_a_late_host_dormouse_woke_is_mended_though_slurm_calls_it_rebooted():
+    """Registered just after ResumeTimeout: Slurm's first reason was never read."""
+    late = SlurmNode("gpu01", frozenset({"DOWN"}), "Node unexpectedly rebooted")
+    mend, scontrol = bridge([late], {"gpu01": NodeState.ONLINE})
+    power = FakePower({"gpu01": T0 - 60})
+    await mend.tick(T0, power)
+    assert scontrol.updates == [("gpu01", "RESUME", None)]
+    assert power.notes[0][:2] == ("gpu01", "slurm_resume")
+    crashed, scontrol = bridge([late], {"gpu01": NodeState.ONLINE})
+    await crashed.tick(T0, FakePower())  # not woken by dormouse: a crash is a person's
+    assert scontrol.updates == []
+
+
+async def test_a_stuck_node_still_away_is_woken_and_slurm_told_why():
+    stuck = SlurmNode("gpu01", frozenset({"DOWN", "POWERED_DOWN"}), "ResumeTimeout reached")
+    mend, scontrol = bridge([stuck], {"gpu01": NodeState.FAILED})
+    power = FakePower()
+    await mend.tick(T0, power)
+    assert power.wakes == [("gpu01", 0)]
+    [(node, state, reason)] = scontrol.updates
+    assert (node, state) == ("gpu01", "DOWN")
+    assert reason.startswith("dormouse: wake try 1 sent (Wake-on-LAN")
+    await mend.tick(T0 + 31, power)  # read again, but the backoff (60 s) is not over
+    assert len(power.wakes) == 1
+    await mend.tick(T0 + 61, power)
+    assert power.wakes[-1] == ("gpu01", 1)  # the next method
+
+
+async def test_dormouse_decides_asks_slurm_and_slurm_decides_leaves_it():
+    idle = SlurmNode("gpu01", frozenset({"IDLE"}))
+    ours, scontrol = bridge([idle], {"gpu01": NodeState.ONLINE}, decides="dormouse")
+    power = FakePower()
+    await ours.tick(T0, power)
+    sleep = Action("sleep", "gpu01", "idle for 15 min")
+    await ours.carry(sleep, T0, power)
+    await ours.carry(sleep, T0 + 1, power)  # asked already: not again so soon
+    assert scontrol.updates == [("gpu01", "POWER_DOWN", None)]
+    assert power.notes == [("gpu01", "slurm_ask", "idle for 15 min: asked Slurm for POWER_DOWN")]
+    theirs, scontrol = bridge([idle], {"gpu01": NodeState.ONLINE}, decides="slurm")
+    await theirs.tick(T0, power)
+    await theirs.carry(sleep, T0, power)
+    assert scontrol.updates == []
