@@ -62,7 +62,7 @@ def logs(
     with reported_errors(PROG):
         piece = output_service.fetch(engine, job_id, stream)
     if as_json:
-        print_json(piece)
+        print_json(kept | {"live": piece})
     else:
         _write(_last_lines(piece, tail))
     while follow and not (piece["state"] in ENDED and piece["next"] >= piece["size"]):
@@ -86,7 +86,7 @@ def _kept(kept: dict[str, Any], stream: str, tail: int | None, *, as_json: bool)
             code=1,
         )
     if as_json:
-        print_json(kept)
+        print_json(kept | {"live": None})
         return
     typer.echo(
         f"{PROG}: {node} is {state}: this is the last {TAIL_CHARS // 1024} KiB kept when the "

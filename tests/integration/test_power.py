@@ -298,8 +298,10 @@ async def test_job_output_is_read_from_its_node_and_kept_while_it_sleeps(coordin
     assert followed.returncode == 0, followed.stderr
     assert followed.stdout.splitlines() == [f"line {i}" for i in range(6)]
     assert stored_jobs(coordinator.db_url)[job]["state"] == "succeeded"
-    piece = json.loads(coordinator.run_cli("jobs", "logs", job, "--json").stdout)
+    answer = json.loads(coordinator.run_cli("jobs", "logs", job, "--json").stdout)
+    piece = answer["live"]  # beside what the coordinator kept from the end event
     assert (piece["node"], piece["offset"], piece["next"]) == (a, 0, piece["size"])
+    assert answer["stdout"] == piece["output"]
 
     assert coordinator.run_cli("sleep", a, "--force").returncode == 0
     await eventually(lambda: states(coordinator)[a] == "asleep", 20, "a asleep")
