@@ -17,7 +17,10 @@ Columns: `vs flat` and `vs on`, dormouse's cost below each peer's; `learn`, the 
 cost below dormouse-flat's (the learned wake times' share of `vs flat`); `holds`, dormouse's
 cost below the no-hold run's (the holds' share); `bound`, the most any start-time policy
 could take off the jobs' own energy cost (`metrics.hold_bound_pct`: each job at its cheapest
-start before its deadline, room for all): `holds` cannot exceed it.
+start before its deadline, room for all): `holds` cannot exceed it. `capt`, `holds` as a
+share of `bound`; `kWh+`, dormouse's energy over the no-hold run's (what the holds cost in
+kilowatt-hours); `gpu-h hits`, deadline hits weighed by GPU-hours, dormouse's and the no-hold
+run's.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def main() -> None:
     print(
         f"{'trace':<10} {'nodes':>5} {'cost':>9} {'flat':>9} {'vs flat':>8} {'vs on':>7} "
         f"{'learn':>6} {'holds':>6} {'bound':>6} {'hits':>7} {'flat':>7} {'d pts':>6} "
-        f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6}"
+        f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6} {'capt':>5} {'kWh+':>6} "
+        f"{'gpu-h hits':>10} {'no hold':>7}"
     )
     for name, jobs in traces(args.traces, args.files):
         kinds = fleet(jobs)
@@ -89,7 +93,11 @@ def main() -> None:
             f"{flat.energy_cost:>9,.0f} {pct(ours, flat):>7.1f}% {pct(ours, on):>6.1f}% "
             f"{pct(learned, flat):>5.1f}% {pct(ours, learned):>5.1f}% {bound:>5.1f}% "
             f"{hits:>6.2f}% {flat_hits:>6.2f}% {hits - flat_hits:>+6.2f} {ours.held:>6} "
-            f"{ours.wrongly_failed:>5} {flat.wrongly_failed:>10} {results['dormouse'][1]:>6.1f}"
+            f"{ours.wrongly_failed:>5} {flat.wrongly_failed:>10} {results['dormouse'][1]:>6.1f} "
+            f"{100 * pct(ours, learned) / bound if bound else 0.0:>4.0f}% "
+            f"{100 * (ours.energy_kwh / learned.energy_kwh - 1):>+5.2f}% "
+            f"{ours.deadline_hits_gpu_h_pct or 0.0:>9.2f}% "
+            f"{learned.deadline_hits_gpu_h_pct or 0.0:>6.2f}%"
         )
 
 
