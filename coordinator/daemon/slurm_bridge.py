@@ -18,12 +18,12 @@ from coordinator.settings import Slurm
 from coordinator.slurm import asks
 from coordinator.slurm.nodes import SlurmNode
 from coordinator.slurm.recovery import (
-    WOKEN_LATELY_S,
     Retry,
     Step,
     recover,
     still_stuck,
     stuck_nodes,
+    woken_lately,
 )
 from coordinator.slurm.scontrol import Scontrol, ScontrolError
 
@@ -80,12 +80,7 @@ class SlurmBridge:
             self._error(str(exc))
             return
         self._last_error = None
-        woken = {
-            slurm
-            for slurm in self._nodes
-            if now - power.resumed_at.get(self._config.dormouse_name(slurm), -WOKEN_LATELY_S)
-            < WOKEN_LATELY_S
-        }
+        woken = woken_lately(self._nodes, power.resumed_at, now, self._config.dormouse_name)
         self._stuck = stuck_nodes(list(self._nodes.values()), self._stuck | woken)
         ours = {self._config.dormouse_name(name) for name in self._stuck}
         self._retries = still_stuck(self._retries, ours, now)

@@ -10,7 +10,7 @@ doubles from `rewake_after` up to `REWAKE_MAX_S`, and Slurm's reason for the nod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +54,20 @@ def stuck_nodes(slurm_nodes: Sequence[SlurmNode], before: set[str]) -> set[str]:
         n.name
         for n in slurm_nodes
         if n.stuck or (n.down and n.name in before and n.reason.startswith(LATE_REASONS))
+    }
+
+
+def woken_lately(
+    slurm_names: Iterable[str],
+    resumed_at: Mapping[str, float],
+    now: float,
+    dormouse_name: Callable[[str], str] = str,
+) -> set[str]:
+    """Slurm's names of the nodes back from a dormouse wake within `WOKEN_LATELY_S`."""
+    return {
+        name
+        for name in slurm_names
+        if (back := resumed_at.get(dormouse_name(name))) is not None and now - back < WOKEN_LATELY_S
     }
 
 

@@ -43,15 +43,16 @@ def ask(
 
 
 def unsent(conn: sa.Connection, now: float) -> list[OutputRequest]:
-    """Requests for the leader to send, oldest first; expired ones are deleted first."""
-    conn.execute(output_requests.delete().where(output_requests.c.ts < now - TTL_S))
-    query = (
-        sa.select(output_requests)
-        .where(output_requests.c.sent_at.is_(None))
-        .order_by(output_requests.c.id)
-    )
+    """Requests for the leader to send, oldest first. Expired ones are deleted, only when
+    there are some: the leader reads this every pass, and an idle pass should write nothing."""
+    rows = conn.execute(sa.select(output_requests).order_by(output_requests.c.id)).all()
+    expired = [r.id for r in rows if r.ts < now - TTL_S]
+    if expired:
+        conn.execute(output_requests.delete().where(output_requests.c.id.in_(expired)))
     return [
-        OutputRequest(r.id, r.ts, r.job_id, r.node, r.stream, r.offset) for r in conn.execute(query)
+        OutputRequest(r.id, r.ts, r.job_id, r.node, r.stream, r.offset)
+        for r in rows
+        if r.sent_at is None and r.ts >= now - TTL_S
     ]
 
 

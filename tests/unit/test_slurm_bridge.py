@@ -16,11 +16,13 @@ from coordinator.slurm import asks
 from coordinator.slurm.nodes import SlurmNode, parse_show_node
 from coordinator.slurm.recovery import (
     REWAKE_MAX_S,
+    WOKEN_LATELY_S,
     Retry,
     backoff,
     recover,
     still_stuck,
     stuck_nodes,
+    woken_lately,
 )
 
 T0 = 1_800_000_000.0
@@ -50,6 +52,12 @@ def test_only_slurms_power_reasons_make_a_down_node_ours(nodes):
     assert not rebooted.stuck
     assert stuck_nodes([rebooted, nodes["gpu05"]], {"gpu02", "gpu05"}) == {"gpu02"}
     assert stuck_nodes([rebooted], set()) == set()  # not seen stuck, not woken by us
+
+
+def test_only_nodes_back_from_a_wake_within_the_hour_are_woken_lately():
+    back = {"d-a": 1000.0, "d-b": 1000.0 - WOKEN_LATELY_S}
+    names = ["a", "b", "c"]
+    assert woken_lately(names, back, 1000.0 + 10, lambda s: f"d-{s}") == {"a"}
 
 
 def test_idle_and_powered_down_as_slurm_would_accept_a_power_change(nodes):
