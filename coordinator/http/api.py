@@ -30,6 +30,7 @@ from coordinator.services import output as output_service
 from coordinator.services import power as power_service
 from coordinator.services import report as report_service
 from coordinator.services import status as status_service
+from coordinator.services import timeline as timeline_service
 from coordinator.settings import CoordinatorConfig
 from shared.clock import Clock
 from shared.config import parse_labels
@@ -38,8 +39,10 @@ from shared.messages import OUTPUT_BYTES, OUTPUT_STREAMS
 from shared.metrics import BY_NAME, Metric, Scope
 
 MAX_BODY = 64 * 1024
+MAX_TIMELINE_S = 30 * 86400
 MAX_DEPTH = 32  # the deepest a request body nests (jobs nest 3)
 POWER_ACTIONS = ("sleep", "wake", "clear")
+TIMELINE_WINDOWS = 8  # windows whose answers are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +61,31 @@ class Api:
     clock: Clock
     fleet_max_age_s: float = 1.0
     kept: Callable[[], ClusterState | None] | None = None  # the daemon's placement state
+    timeline_max_age_s: float = 30.0
     fleet: Fresh[Listing] = field(init=False)
+    timelines: dict[tuple[float, float], Fresh[bytes]] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fleet", Fresh(self._listing, self.fleet_max_age_s))
+        object.__setattr__(self, "timelines", {})
+
+    def timeline(self, since_s: float, step_s: float) -> Fresh[bytes]:
+        """One shared, encoded answer per window asked (the console asks four): however
+        many tabs poll, the store is read at most once per `timeline_max_age_s` each."""
+        key = (since_s, step_s)
+        if key not in self.timelines:
+            if len(self.timelines) >= TIMELINE_WINDOWS:
+                self.timelines.pop(next(iter(self.timelines)))
+
+            def build() -> bytes:
+                now = self.clock.now()
+                found = timeline_service.fleet_timeline(
+                    self.engine, self.settings, now - since_s, step_s, now
+                )
+                return json.dumps(found, separators=(",", ":")).encode()
+
+            self.timelines[key] = Fresh(build, self.timeline_max_age_s)
+        return self.timelines[key]
 
     @property
     def own_key(self) -> str | None:
@@ -330,6 +354,30 @@ async def get_report(api: Api, request: Request) -> JSONResponse:
     return ok(report_service.as_json(result, top))
 
 
+async def fleet_timeline(api: Api, request: Request) -> Response:
+    """The console's front page: nodes by state, power measured and estimated, queued
+    demand, energy used and saved, and a lane per node, over `since` in steps of `step`."""
+    query = request.query_params
+    since = bodies.duration(query, "since", "6h")
+    step = bodies.duration(query, "step", _default_step(since))
+    if not 0 < since <= MAX_TIMELINE_S:
+        raise Invalid("since", "expected a duration from 1m to 30d")
+    if step < 60 or since / step > timeline_service.MAX_STEPS:
+        raise Invalid(
+            "step", f"expected 1m or more, and at most {timeline_service.MAX_STEPS} steps"
+        )
+    body = await api.timeline(since, step).get()
+    return Response(body, media_type="application/json")
+
+
+def _default_step(since: float) -> str:
+    """About a hundred steps: 1 h in minutes, 6 h in 5 min, a day in 15 min, a week in 2 h."""
+    for longest, step in ((3600, "1m"), (6 * 3600, "5m"), (86400, "15m")):
+        if since <= longest:
+            return step
+    return "2h"
+
+
 async def get_status(api: Api, request: Request) -> JSONResponse:
     """The document `dormouse status --json` prints (`services.status`)."""
     found = await run_in_threadpool(
@@ -461,6 +509,18 @@ ENDPOINTS = (
         "energy, cost, CO2 and savings (since: the window; limit: jobs listed); by=account|"
         "user|node|job: chargeback rows",
         query=("since", "limit", "by"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/fleet/timeline",
+        fleet_timeline,
+        "read",
+        "the fleet over time: nodes by state (busy, idle, asleep, waking, failed, offline),"
+        " power measured and estimated (W), queued GPUs and CPUs, energy used and saved, and"
+        " each node's periods, jobs and power events (since, step: durations; shared answers"
+        " at most 30 s old)",
+        query=("since", "step"),
+        answers={422: "bad query"},
     ),
     Endpoint("GET", "/api/v1/status", get_status, "read", "the coordinator's figures"),
     Endpoint(

@@ -157,6 +157,8 @@ jobs = sa.Table(
     sa.Column("wasteful_at", sa.Double),  # when its GPUs were found idle past `waste_after`
     sa.Index("ix_jobs_state", "state"),
     sa.Index("ix_jobs_account", "account"),
+    sa.Index("ix_jobs_finished_at", "finished_at"),
+    sa.Index("ix_jobs_placed_at", "placed_at"),
 )
 
 job_output = sa.Table(  # the end of a job's output, from its end event (`dormouse jobs logs`)
@@ -201,6 +203,7 @@ power_events = sa.Table(
     sa.Column("reason", sa.String(512), nullable=False),
     sa.Column("value", sa.Double),  # resumed: seconds from the wake
     sa.Index("ix_power_events_ts", "ts"),
+    sa.Index("ix_power_events_node_ts", "node", "ts"),
 )
 
 pick_cursors = sa.Table(  # round-robin: the node each strategy picked last

@@ -34,7 +34,7 @@ def upgraded(tmp_path):
 
 
 def test_every_raw_sample_converts_and_the_old_tables_go(upgraded):
-    assert current_revision(upgraded) == "0015"
+    assert current_revision(upgraded) == "0016"
     with upgraded.connect() as conn:
         held = conn.execute(
             sa.text(

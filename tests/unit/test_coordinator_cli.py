@@ -189,7 +189,7 @@ def test_db_upgrade_and_current(monkeypatch, tmp_path):
     monkeypatch.setenv("DORMOUSE_DB", f"sqlite:///{tmp_path / 'new.db'}")
     assert "store: empty" in runner.invoke(app, ["db", "current"]).output
     assert "(was empty)" in runner.invoke(app, ["db", "upgrade"]).output
-    assert "store: 0015" in runner.invoke(app, ["db", "current"]).output
+    assert "store: 0016" in runner.invoke(app, ["db", "current"]).output
 
 
 def test_run_refuses_a_bad_db_url(monkeypatch):
