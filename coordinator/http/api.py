@@ -43,12 +43,15 @@ MAX_TIMELINE_S = 30 * 86400
 MAX_DEPTH = 32  # the deepest a request body nests (jobs nest 3)
 POWER_ACTIONS = ("sleep", "wake", "clear")
 TIMELINE_WINDOWS = 8  # windows whose answers are kept
+QUEUE_SHOWN = 200  # the newest jobs the console's live view shows
+EVENTS_SHOWN = 30  # and power events
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
     nodes: list[dict[str, Any]]
     body: bytes  # `{"nodes": [...]}`, encoded once for every reader
+    shapes: dict[str, str]  # node -> its summary but `last_seen`, encoded: what the stream diffs
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +66,23 @@ class Api:
     kept: Callable[[], ClusterState | None] | None = None  # the daemon's placement state
     timeline_max_age_s: float = 30.0
     fleet: Fresh[Listing] = field(init=False)
+    queue: Fresh[dict[str, Any]] = field(init=False)  # the stream's jobs and power events
     timelines: dict[tuple[float, float], Fresh[bytes]] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fleet", Fresh(self._listing, self.fleet_max_age_s))
+        object.__setattr__(self, "queue", Fresh(self._queue, self.fleet_max_age_s))
         object.__setattr__(self, "timelines", {})
+
+    def _queue(self) -> dict[str, Any]:
+        """The newest jobs (a held one with its hold) and power events, as the stream sends."""
+        found = jobs_service.listing(self.engine, [], QUEUE_SHOWN)
+        held = jobs_service.held_notes(self.engine, found)
+        events = power_service.events(self.engine, None, EVENTS_SHOWN)
+        return {
+            "jobs": [jobs_service.summary(j) | {"held": held.get(j.id)} for j in found],
+            "events": [power_service.event_json(e) for e in events],
+        }
 
     def timeline(self, since_s: float, step_s: float) -> Fresh[bytes]:
         """One shared, encoded answer per window asked (the console asks four): however
@@ -77,10 +92,12 @@ class Api:
             if len(self.timelines) >= TIMELINE_WINDOWS:
                 self.timelines.pop(next(iter(self.timelines)))
 
+            power = timeline_service.MeasuredPower()
+
             def build() -> bytes:
                 now = self.clock.now()
                 found = timeline_service.fleet_timeline(
-                    self.engine, self.settings, now - since_s, step_s, now
+                    self.engine, self.settings, now - since_s, step_s, now, power
                 )
                 return json.dumps(found, separators=(",", ":")).encode()
 
@@ -94,7 +111,10 @@ class Api:
 
     def _listing(self) -> Listing:
         nodes = node_service.summaries(self.engine, self.own_key)
-        return Listing(nodes, json.dumps({"nodes": nodes}, separators=(",", ":")).encode())
+        shapes = {
+            n["node"]: json.dumps({k: v for k, v in n.items() if k != "last_seen"}) for n in nodes
+        }
+        return Listing(nodes, json.dumps({"nodes": nodes}, separators=(",", ":")).encode(), shapes)
 
 
 Handler = Callable[[Api, Request], Awaitable[Response]]

@@ -3,14 +3,25 @@ with the browser's console log kept; no driver or browser is downloaded at run t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from coordinator.http.api import Api
+from coordinator.http.app import create_app
+from coordinator.http.server import HttpServer
+from coordinator.services import tokens
+from coordinator.settings import CoordinatorConfig, Http
+from coordinator.store.engine import create_engine
+from shared.clock import SystemClock
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -48,3 +59,22 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 def console_errors(driver: webdriver.Chrome) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def serve_store(url: str) -> tuple[str, str]:
+    """The API and console over the store at `url`, served as `dormouse run` serves them (its
+    app and uvicorn server) on a free loopback port in a daemon thread: (base URL, a read
+    token)."""
+    engine = create_engine(url)
+    settings = CoordinatorConfig(db=url, http=Http(listen="127.0.0.1:0"))
+    server = HttpServer(create_app(Api(engine, settings, SystemClock())), settings.http)
+    threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True).start()
+    return server.url, tokens.create(engine, "read", "console", time.time()).token
+
+
+def own_urls_only(driver: webdriver.Chrome, base: str) -> list[str]:
+    """Every resource the page fetched that is not from `base` (none, as the page is built)."""
+    names = driver.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name).concat([location.href])"
+    )
+    return [n for n in names if not n.startswith(base.rstrip("/"))]

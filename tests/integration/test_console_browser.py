@@ -109,11 +109,13 @@ def test_console_live_fleet_sleep_and_job(served, browser):
     )
     WebDriverWait(browser, 10).until(
         lambda d: (
-            d.find_element(By.ID, "chart-title").text.startswith(f"{nodes[0]}: power_w")
-            and d.find_elements(By.CSS_SELECTOR, "#chart text, #chart polyline")
+            d.find_element(By.ID, "node-title").text == nodes[0]
+            and d.find_elements(By.CSS_SELECTOR, "#node-chart text")
         ),
-        "the node's history chart",
+        "the node's panel and history chart",
     )
+    facts = browser.find_element(By.ID, "node-facts").text
+    assert "power\n\u2013 (no sensor)" in facts, facts  # no sensor: unknown, never 0 W
     browser.save_screenshot(str(shots / "1-fleet.png"))
     asleep = nodes[1]
     answer = call(

@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from coordinator.http.api import Api
 from coordinator.http.app import create_app
-from coordinator.services import tokens
+from coordinator.services import history, tokens
+from coordinator.services import timeline as timeline_service
 from coordinator.settings import CoordinatorConfig
 from coordinator.store.engine import create_engine, upgrade
 from shared.clock import SystemClock
@@ -75,3 +76,31 @@ def test_polls_share_one_answer_and_bad_queries_are_422(served):
         answer = client.get(f"/api/v1/fleet/timeline?{query}")
         assert answer.status_code == 422, (query, answer.text)
         assert answer.json()["reason"], query
+
+
+def test_a_poll_rereads_only_the_newest_steps_and_late_minutes(served, db_url):
+    """The kept power matches a fresh read, though the second poll read only its tail; a
+    minute rolled up late within the re-read steps is picked up."""
+    _, fleet = served
+    engine = create_engine(db_url)
+    settings = dataclasses.replace(CoordinatorConfig(), db=db_url)
+    kept = timeline_service.MeasuredPower()
+    now = fleet.now
+    first = timeline_service.fleet_timeline(engine, settings, now - HOUR, 60, now, kept)
+    reads = []
+    real = history.grouped
+
+    def counted(engine, query, *args):
+        reads.append(query.since)
+        return real(engine, query, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(history, "grouped", counted)
+        again = timeline_service.fleet_timeline(engine, settings, now - HOUR, 60, now + 60, kept)
+    measured = zip(first["times"], first["power_w"]["measured"], strict=True)
+    newest = max(t for t, watts in measured if watts is not None)
+    assert reads == [newest - 2 * 60]  # the tail only
+    fresh = timeline_service.fleet_timeline(engine, settings, now - HOUR, 60, now + 60)
+    assert again["power_w"] == fresh["power_w"]
+    assert again["measuring"] == fresh["measuring"] == 2
+    engine.dispose()

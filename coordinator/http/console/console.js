@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: null, chartNode: null, fleet: null };
+const state = { token: null, node: null, fleet: null, timeline: null, lanes: null };
 
 function takeToken() {
   const match = location.hash.match(/token=([^&]+)/);
@@ -71,6 +71,7 @@ function renderFleet(nodes) {
     tr.dataset.node = n.node;
     tr.dataset.state = n.state;
     tr.id = "node-" + n.node;
+    tr.tabIndex = 0;
     cell(tr, n.node);
     const states = cell(tr, "");
     states.appendChild(badge(n.state));
@@ -82,12 +83,13 @@ function renderFleet(nodes) {
     }
     cell(tr, fmt.num(n.cpu_util_pct), "num");
     cell(tr, n.mem_total_bytes ? fmt.bytes(n.mem_used_bytes) + " / " + fmt.bytes(n.mem_total_bytes) : UNKNOWN, "num");
-    cell(tr, n.gpus ?? "", "num");
+    cell(tr, n.gpus ?? UNKNOWN, "num");
     cell(tr, fmt.num(n.gpu_util_pct), "num");
     cell(tr, fmt.num(n.power_w), "num");
-    cell(tr, n.jobs ?? "", "num");
+    cell(tr, n.jobs ?? UNKNOWN, "num");
     cell(tr, fmt.ago(n.last_seen));
-    tr.addEventListener("click", () => chart(n.node));
+    tr.addEventListener("click", () => openNode(n.node));
+    tr.addEventListener("keydown", (event) => event.key === "Enter" && openNode(n.node));
     return tr;
   });
   body.replaceChildren(...rows);
@@ -103,7 +105,18 @@ function badge(text) {
   return span;
 }
 
-function renderJobs(jobs) {
+// Whether the job met its deadline, or, before it ends, its slack: the deadline less when it
+// should end (now plus its estimate if waiting, its start plus the estimate if running).
+function slack(j, now) {
+  if (!j.deadline) return UNKNOWN;
+  if (j.deadline_met !== null && j.deadline_met !== undefined) return j.deadline_met ? "met" : "MISSED";
+  if (!["pending", "placed", "running"].includes(j.state)) return UNKNOWN;
+  const end = (j.started || now) + (j.runtime_s || 0);
+  const left = j.deadline - end;
+  return left >= 0 ? "slack " + fmt.dur(left) : "late by " + fmt.dur(-left);
+}
+
+function renderJobs(jobs, now) {
   const rows = jobs.map((j) => {
     const tr = document.createElement("tr");
     tr.dataset.job = j.id;
@@ -111,18 +124,21 @@ function renderJobs(jobs) {
     cell(tr, j.id);
     cell(tr, j.name);
     cell(tr, j.account || UNKNOWN);
-    cell(tr, j.wasteful_since ? j.state + " (idle GPUs)" : j.state, "job-" + j.state);
-    cell(tr, j.node);
+    const shown = j.held ? j.held : j.wasteful_since ? j.state + " (idle GPUs)" : j.state;
+    cell(tr, shown, "job-" + (j.held ? "held" : j.state));
+    cell(tr, j.node || UNKNOWN);
     cell(tr, fmt.time(j.submitted));
     cell(tr, fmt.dur(j.runtime_s), "num");
     cell(tr, fmt.time(j.deadline));
-    cell(tr, j.deadline_met === null ? UNKNOWN : j.deadline_met ? "yes" : "MISSED");
+    const met = slack(j, now);
+    cell(tr, met, met === "MISSED" || met.startsWith("late") ? "missed" : "");
     return tr;
   });
   $("queue").tBodies[0].replaceChildren(...rows);
   const waiting = jobs.filter((j) => j.state === "pending").length;
+  const held = jobs.filter((j) => j.held).length;
   const running = jobs.filter((j) => j.state === "running").length;
-  $("queue-count").textContent = waiting + " pending, " + running + " running";
+  $("queue-count").textContent = waiting + " pending" + (held ? " (" + held + " held)" : "") + ", " + running + " running";
 }
 
 function renderEvents(events) {
@@ -140,7 +156,7 @@ function renderEvents(events) {
 function render(fleet) {
   state.fleet = fleet;
   renderFleet(fleet.nodes);
-  renderJobs(fleet.jobs);
+  renderJobs(fleet.jobs, fleet.time || Date.now() / 1000);
   renderEvents(fleet.events);
   if (!performance.getEntriesByName("fleet-rendered").length) performance.mark("fleet-rendered");
   const awake = fleet.nodes.filter((n) => n.state === "online").length;
@@ -155,84 +171,159 @@ function power(nodes) {
   return measured.length === nodes.length ? watts : watts + " (" + measured.length + " of " + nodes.length + " nodes measured)";
 }
 
+const WINDOW_LABEL = { "1h": "the last hour", "6h": "the last 6 h", "1d": "the last day", "7d": "the last 7 days" };
+
+// The report for the chosen window: read when the page opens and when the window changes,
+// never on a timer (the fleet chart's energy figures follow the polls for free).
 async function energy() {
-  const rows = [];
-  for (const [label, since] of [["today", "1d"], ["this week", "7d"]]) {
-    const report = await api("/api/v1/report?since=" + since + "&limit=1");
-    const t = report.totals;
-    const tr = document.createElement("tr");
-    cell(tr, label);
-    cell(tr, fmt.num(t.kwh, 3), "num");
-    cell(tr, fmt.num(t.cost, 2), "num");
-    cell(tr, fmt.num(t.saved_kwh, 3) + " kWh (" + fmt.num(t.saved_cost, 2) + ")", "num");
-    cell(tr, fmt.num(t.co2_kg, 3), "num");
-    rows.push(tr);
+  const since = $("window").value;
+  const report = await api("/api/v1/report?since=" + since + "&limit=1");
+  const t = report.totals;
+  const tr = document.createElement("tr");
+  cell(tr, WINDOW_LABEL[since]);
+  cell(tr, fmt.num(t.kwh, 3), "num");
+  cell(tr, fmt.num(t.cost, 2), "num");
+  cell(tr, fmt.num(t.saved_kwh, 3) + " kWh (" + fmt.num(t.saved_cost, 2) + ")", "num");
+  cell(tr, fmt.num(t.co2_kg, 3), "num");
+  $("energy").tBodies[0].replaceChildren(tr);
+  $("energy-window").textContent = "at " + fmt.time(Date.now() / 1000);
+}
+
+const STATE_SERIES = [
+  ["busy", "online busy"], ["idle", "online idle"], ["asleep", "asleep"],
+  ["waking", "waking"], ["failed", "failed"], ["offline", "offline"],
+];
+
+// The front page: nodes by state, power measured and estimated, queued demand, energy.
+async function timeline() {
+  const since = $("window").value;
+  state.timeline = await api("/api/v1/fleet/timeline?since=" + since);
+  drawTimeline(state.timeline);
+  if (state.node) nodeTables(state.node);
+}
+
+function drawTimeline(data) {
+  const since = $("window").value;
+  const { drawChart } = window.DormouseChart;
+  const base = { times: data.times, step: data.step_s };
+  drawChart($("states-chart"), {
+    ...base,
+    unit: "nodes",
+    series: STATE_SERIES.map(([name, label]) => ({ name, label, values: data.states[name], stack: true, css: "state-" + name })),
+  }, $("states-readout"));
+  drawChart($("power-chart"), {
+    ...base,
+    unit: "W",
+    empty: "no power in this window",
+    series: [
+      { name: "measured", label: "measured", values: data.power_w.measured, stack: true, css: "measured" },
+      { name: "estimated", label: "estimated", values: data.power_w.estimated, stack: true, dashed: true, css: "estimated" },
+    ],
+  }, $("power-readout"));
+  drawChart($("demand-chart"), {
+    ...base,
+    unit: "asked",
+    series: [
+      { name: "gpus", label: "GPUs", values: data.demand.gpus, css: "gpus" },
+      { name: "cpus", label: "CPUs", values: data.demand.cpus, css: "cpus" },
+    ],
+  }, $("demand-readout"));
+  const e = data.energy;
+  const share = data.lanes.length ? data.measuring + " of " + data.lanes.length + " nodes measure power" : "no nodes yet";
+  $("overview-figures").textContent =
+    WINDOW_LABEL[since] + ": " + e.used_kwh.toFixed(2) + " kWh used, " + e.saved_kwh.toFixed(2) +
+    " kWh saved by sleeping (" + share + "; the rest at " + e.idle_power_w + " W awake, " + e.sleep_power_w + " W asleep)";
+  const started = performance.now();
+  state.lanes.show(data.lanes, data.start, data.end);
+  $("lanes-count").textContent = data.lanes.length + " nodes";
+  if (!performance.getEntriesByName("timeline-rendered").length) {
+    performance.mark("timeline-rendered");
+    $("lanes").dataset.renderMs = (performance.now() - started).toFixed(1);
   }
-  $("energy").tBodies[0].replaceChildren(...rows);
+}
+
+async function openNode(name) {
+  state.node = name;
+  $("node-panel").hidden = false;
+  $("node-title").textContent = name;
+  nodeTables(name);
+  const [found] = await Promise.all([api("/api/v1/nodes/" + encodeURIComponent(name)), nodeChart(name)]);
+  const n = found.node;
+  const facts = [
+    ["state", n.state + " since " + fmt.time(n.state_since)],
+    ["CPU", fmt.num(n.cpu_util_pct) + " %"],
+    ["memory", n.mem_total_bytes ? fmt.bytes(n.mem_used_bytes) + " / " + fmt.bytes(n.mem_total_bytes) : UNKNOWN],
+    ["power", typeof n.power_w === "number" ? n.power_w.toFixed(0) + " W" : UNKNOWN + " (no sensor)"],
+    ["wakes", n.wakes_measured ? n.wakes_measured + " measured, p50 " + fmt.dur(n.wake_p50_s) + ", p95 " + fmt.dur(n.wake_p95_s) : "none measured"],
+    ["last seen", fmt.time(n.last_seen)],
+  ];
+  $("node-facts").replaceChildren(...facts.flatMap(([k, v]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+  $("node-gpus").tBodies[0].replaceChildren(...(n.gpu_health || []).map((g) => {
+    const tr = document.createElement("tr");
+    cell(tr, g.index);
+    cell(tr, g.health, "health-" + g.health);
+    cell(tr, g.reason || UNKNOWN);
+    cell(tr, g.drained ? "yes: " + (g.drain_reason || "") : "no");
+    return tr;
+  }));
+  $("node-panel").scrollIntoView({ block: "nearest" });
+}
+
+// The node's jobs and power events in the window, from its lane.
+function nodeTables(name) {
+  const lane = state.timeline && state.timeline.lanes.find((l) => l.node === name);
+  const jobs = lane ? lane.jobs : [];
+  $("node-jobs").tBodies[0].replaceChildren(...jobs.map(([id, jobName, a, b, jobState]) => {
+    const tr = document.createElement("tr");
+    cell(tr, id);
+    cell(tr, jobName);
+    cell(tr, jobState);
+    cell(tr, fmt.time(a));
+    cell(tr, b === null ? "running" : fmt.time(b));
+    return tr;
+  }));
+  const events = lane ? lane.events.slice().reverse() : [];
+  $("node-events").tBodies[0].replaceChildren(...events.map(([ts, kind, reason]) => {
+    const tr = document.createElement("tr");
+    cell(tr, fmt.time(ts));
+    cell(tr, kind);
+    cell(tr, reason);
+    return tr;
+  }));
 }
 
 const STEPS = { "1h": "1m", "6h": "5m", "1d": "15m", "7d": "2h" };
+const UNITS = { m: 60, h: 3600 };
 
-// The fleet's history (node null: summed power, averaged utilisation) or one node's.
-async function chart(node) {
-  state.chartNode = node;
+// One metric of the node on the window's steps: a step with no samples (asleep) is a gap.
+async function nodeChart(name) {
   const metric = $("metric").value;
   const since = $("window").value;
   const step = STEPS[since];
-  const query = "metric=" + metric + "&since=" + since + "&step=" + step;
-  if (node === null) {
-    const agg = metric === "power_w" || metric === "mem_used_bytes" ? "sum" : "avg";
-    const data = await api("/api/v1/history?by=fleet&agg=" + agg + "&" + query);
-    const points = data.series.length ? data.series[0].points : [];
-    $("chart-title").textContent =
-      "fleet: " + metric + " (" + data.unit + ", " + agg + " over nodes), " + data.tier + " tier";
-    draw(points.map(([ts, value]) => ({ ts, value })), data.step_s);
-    return;
+  const stepS = parseInt(step, 10) * UNITS[step.slice(-1)];
+  const data = await api("/api/v1/nodes/" + encodeURIComponent(name) + "/history?metric=" + metric + "&since=" + since + "&step=" + step);
+  const now = Date.now() / 1000;
+  const t0 = Math.floor((now - ({ "1h": 3600, "6h": 21600, "1d": 86400, "7d": 604800 })[since]) / stepS) * stepS;
+  const times = [];
+  for (let t = t0; t < now; t += stepS) times.push(t);
+  const values = times.map(() => null);
+  for (const p of data.points) {
+    const i = Math.round((p.ts - t0) / stepS);
+    if (i >= 0 && i < values.length && typeof p.value === "number") values[i] = p.value;
   }
-  const data = await api("/api/v1/nodes/" + encodeURIComponent(node) + "/history?" + query);
-  $("chart-title").textContent = node + ": " + metric + " (" + data.unit + "), " + data.tier + " tier";
-  draw(data.points, stepSeconds(step));
-}
-
-function stepSeconds(step) {
-  return parseInt(step, 10) * { m: 60, h: 3600 }[step.slice(-1)];
-}
-
-// One polyline per run of points: a step with no samples (a node asleep) breaks the line.
-function draw(points, stepS) {
-  const svg = $("chart");
-  const ns = "http://www.w3.org/2000/svg";
-  const known = points.filter((p) => typeof p.value === "number");
-  svg.replaceChildren();
-  if (known.length === 0) {
-    const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", "10");
-    text.setAttribute("y", "20");
-    text.textContent = "no data in this window";
-    svg.appendChild(text);
-    return;
-  }
-  const t0 = known[0].ts, t1 = known[known.length - 1].ts;
-  const top = Math.max(...known.map((p) => p.value), 1e-9);
-  const runs = [[known[0]]];
-  for (let i = 1; i < known.length; i++) {
-    if (known[i].ts - known[i - 1].ts > stepS * 1.5) runs.push([]);
-    runs[runs.length - 1].push(known[i]);
-  }
-  for (const run of runs) {
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", run.map((p) => {
-      const x = ((p.ts - t0) / Math.max(t1 - t0, 1)) * 590 + 5;
-      const y = 175 - (p.value / top) * 160;
-      return x.toFixed(1) + "," + y.toFixed(1);
-    }).join(" "));
-    svg.appendChild(line);
-  }
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", "5");
-  label.setAttribute("y", "12");
-  label.textContent = "max " + top.toPrecision(4);
-  svg.appendChild(label);
+  window.DormouseChart.drawChart($("node-chart"), {
+    times,
+    step: stepS,
+    unit: data.unit || "",
+    empty: "no " + metric + " in this window",
+    series: [{ name: metric, label: metric, values, css: "metric" }],
+  }, $("node-readout"));
 }
 
 async function listen() {
@@ -272,7 +363,23 @@ function dispatch(block) {
     else if (line.startsWith("data:")) data += line.slice(5).trim();
   }
   if (name === "fleet" && data) render(JSON.parse(data));
+  else if (name === "changes" && data && state.fleet) render(merged(state.fleet, JSON.parse(data)));
 }
+
+// The stream sends only what changed after its first event: nodes changed or gone, the
+// queue when it changed, and every few seconds when each node was last heard from.
+function merged(fleet, update) {
+  const nodes = new Map(fleet.nodes.map((n) => [n.node, n]));
+  for (const n of update.nodes || []) nodes.set(n.node, { ...n, last_seen: n.last_seen ?? nodes.get(n.node)?.last_seen });
+  for (const gone of update.gone || []) nodes.delete(gone);
+  for (const [name, seen] of Object.entries(update.seen || {})) {
+    if (nodes.has(name)) nodes.get(name).last_seen = seen;
+  }
+  const list = [...nodes.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  return { nodes: list, jobs: update.jobs || fleet.jobs, events: update.events || fleet.events, time: update.time };
+}
+
+const POLL_MS = 60000; // the timeline's answers are shared and at most 30 s old
 
 function start() {
   takeToken();
@@ -281,13 +388,22 @@ function start() {
     sessionStorage.setItem("dormouse-token", $("token").value.trim());
     location.reload();
   });
-  for (const id of ["metric", "window"]) {
-    $(id).addEventListener("change", () => chart(state.chartNode).catch(() => {}));
-  }
-  $("chart-fleet").addEventListener("click", () => chart(null).catch(() => {}));
-  chart(null).catch(() => {});
-  energy().catch(() => {});
-  setInterval(() => energy().catch(() => {}), 60000);
+  state.lanes = window.DormouseLanes.laneView($("lanes"), { onOpen: openNode, tip: $("lane-tip") });
+  const quiet = (promise) => promise.catch(() => {});
+  $("window").addEventListener("change", () => {
+    quiet(timeline());
+    quiet(energy());
+    if (state.node) quiet(nodeChart(state.node));
+  });
+  $("metric").addEventListener("change", () => state.node && quiet(nodeChart(state.node)));
+  $("node-close").addEventListener("click", () => {
+    state.node = null;
+    $("node-panel").hidden = true;
+  });
+  window.addEventListener("resize", () => state.timeline && drawTimeline(state.timeline));
+  quiet(timeline());
+  quiet(energy());
+  setInterval(() => quiet(timeline()), POLL_MS);
   listen();
 }
 
