@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,11 +48,19 @@ QUEUE_SHOWN = 200  # the newest jobs the console's live view shows
 EVENTS_SHOWN = 30  # and power events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Listing:
     nodes: list[dict[str, Any]]
-    body: bytes  # `{"nodes": [...]}`, encoded once for every reader
-    shapes: dict[str, str]  # node -> its summary but `last_seen`, encoded: what the stream diffs
+
+    @cached_property
+    def body(self) -> bytes:
+        """`{"nodes": [...]}`, encoded once for every reader, when one first asks."""
+        return json.dumps({"nodes": self.nodes}, separators=(",", ":")).encode()
+
+    @cached_property
+    def shapes(self) -> dict[str, dict[str, Any]]:
+        """Node -> its summary but `last_seen`: what the live stream compares."""
+        return {n["node"]: {k: v for k, v in n.items() if k != "last_seen"} for n in self.nodes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +76,14 @@ class Api:
     timeline_max_age_s: float = 30.0
     fleet: Fresh[Listing] = field(init=False)
     queue: Fresh[dict[str, Any]] = field(init=False)  # the stream's jobs and power events
+    states: Fresh[dict[str, str]] = field(init=False)  # every node's state, for the stream
     timelines: dict[tuple[float, float], Fresh[bytes]] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fleet", Fresh(self._listing, self.fleet_max_age_s))
         object.__setattr__(self, "queue", Fresh(self._queue, self.fleet_max_age_s))
+        states = Fresh(lambda: node_service.states(self.engine), self.fleet_max_age_s / 2)
+        object.__setattr__(self, "states", states)
         object.__setattr__(self, "timelines", {})
 
     def _queue(self) -> dict[str, Any]:
@@ -110,11 +122,7 @@ class Api:
         return node_service.own_key_id(self.settings.command_key_file)
 
     def _listing(self) -> Listing:
-        nodes = node_service.summaries(self.engine, self.own_key)
-        shapes = {
-            n["node"]: json.dumps({k: v for k, v in n.items() if k != "last_seen"}) for n in nodes
-        }
-        return Listing(nodes, json.dumps({"nodes": nodes}, separators=(",", ":")).encode(), shapes)
+        return Listing(node_service.summaries(self.engine, self.own_key))
 
 
 Handler = Callable[[Api, Request], Awaitable[Response]]

@@ -24,6 +24,7 @@ from shared.errors import Conflict, DormouseError, NotFound
 
 log = logging.getLogger(__name__)
 CONSOLE = Path(__file__).parent / "console"
+STREAM_INTERVAL_S = 1.0  # the console's live view: states and queue changes, each second
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="dormouse"'}
 CONSOLE_HEADERS = {  # the page loads only its own files, and no other site may frame it
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
@@ -81,7 +82,7 @@ def route(api: Api, endpoint: Endpoint) -> Route:
     return Route(endpoint.path, handle, methods=[endpoint.method])
 
 
-def create_app(api: Api, *, stream_interval_s: float = 1.0) -> Starlette:
+def create_app(api: Api, *, stream_interval_s: float = STREAM_INTERVAL_S) -> Starlette:
     async def live(request: Request) -> Response:
         refusal = await authorised(api, request, "read")
         return refusal or stream(api, request, stream_interval_s)

@@ -1,8 +1,9 @@
 """`GET /api/v1/stream`: the fleet as server-sent events, for the console's live view.
 
-The first event (`fleet`) has every node, the newest jobs and power events; after it, each
-`interval` sends only what changed (`changes`), so an open console costs the coordinator what
-changes in the fleet, not the fleet's size each second. A comment line every `KEEPALIVE_S`
+The first event (`fleet`) has every node, the newest jobs and power events; after it only
+what changed goes (`changes`): nodes' states and the queue each `interval`, their metrics
+every `FULL_EVERY_S`; so an open console costs the coordinator what changes in the fleet,
+not a read of every node's latest sample each second. A comment line every `KEEPALIVE_S`
 keeps proxies from closing a quiet stream. It ends when the client goes.
 """
 
@@ -17,49 +18,85 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from coordinator.http.api import Api
+from coordinator.http.api import Api, Listing
 
 KEEPALIVE_S = 15.0
-SEEN_EVERY_S = 10.0  # when nodes were last heard from, sent this often (it changes each second)
+FULL_EVERY_S = 30.0  # nodes' whole summaries (metrics, last seen) compared this often
 
 
 def event(name: str, payload: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-def node_changes(sent: dict[str, str], shapes: dict[str, str]) -> tuple[list[str], list[str]]:
-    """(nodes new or changed since `sent`, nodes gone): `last_seen` aside, which changes with
-    every sample and is sent every `SEEN_EVERY_S` on its own."""
+def node_changes(
+    sent: dict[str, dict[str, Any]], shapes: dict[str, dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """(nodes new or changed since `sent`, nodes gone), `last_seen` aside: it changes with
+    every sample and goes in the `seen` map."""
     changed = [n for n, shape in shapes.items() if sent.get(n) != shape]
     return changed, [n for n in sent if n not in shapes]
 
 
+class Sent:
+    """What one stream has sent, to send only what changed."""
+
+    def __init__(self, listing: Listing, queue: dict[str, Any], now: float) -> None:
+        self.queue = queue
+        self._summaries(listing, now)
+
+    def _summaries(self, listing: Listing, now: float) -> None:
+        self.shapes = dict(listing.shapes)
+        self.states = {n: shape["state"] for n, shape in self.shapes.items()}
+        self.full_at = now
+
+    def due(self, states: dict[str, str], now: float) -> bool:
+        """Whole summaries are compared every `FULL_EVERY_S`, and at once when a node came
+        or went."""
+        return now - self.full_at >= FULL_EVERY_S or states.keys() != self.states.keys()
+
+    def summaries(self, listing: Listing, now: float) -> dict[str, Any]:
+        changed, gone = node_changes(self.shapes, listing.shapes)
+        wanted = set(changed)
+        self._summaries(listing, now)
+        return {
+            "nodes": [n for n in listing.nodes if n["node"] in wanted],
+            "gone": gone,
+            "seen": {n["node"]: n["last_seen"] for n in listing.nodes},
+        }
+
+    def moved(self, states: dict[str, str]) -> dict[str, Any]:
+        moved = {n: s for n, s in states.items() if self.states.get(n) != s}
+        self.states |= moved
+        return {"states": moved} if moved else {}
+
+    def queue_change(self, queue: dict[str, Any]) -> dict[str, Any]:
+        if queue is self.queue or queue == self.queue:
+            return {}
+        self.queue = queue
+        return queue
+
+
 async def changes(api: Api, request: Request, interval_s: float) -> AsyncIterator[str]:
     """A `fleet` event with everything first, then `changes` events with only what changed:
-    the nodes whose summaries did, the queue when it did, and every `SEEN_EVERY_S` each
-    node's `last_seen`. The listing and the queue are read once for every open stream."""
+    each `interval` the nodes whose state changed and the queue when it did; every
+    `FULL_EVERY_S` the nodes whose summaries (metrics) changed and when each was last heard
+    from. The states, the listing and the queue are read once for every open stream, so a
+    second costs a read of the nodes' states, not of every node's latest sample."""
     yield "retry: 2000\n\n"
     listing, queue = await api.fleet.get(), await api.queue.get()
     yield event("fleet", {"nodes": listing.nodes, **queue, "time": api.clock.now()})
-    sent, sent_queue = dict(listing.shapes), queue
-    seen_at = quiet_since = time.monotonic()
+    sent = Sent(listing, queue, time.monotonic())
+    quiet_since = time.monotonic()
     while not await request.is_disconnected():
         await asyncio.sleep(interval_s)
-        listing, queue = await api.fleet.get(), await api.queue.get()
-        changed, gone = node_changes(sent, listing.shapes)
-        update: dict[str, Any] = {}
-        if changed or gone:
-            wanted = set(changed)
-            update["nodes"] = [n for n in listing.nodes if n["node"] in wanted]
-            update["gone"] = gone
-            sent = dict(listing.shapes)
-        if queue is not sent_queue and queue != sent_queue:
-            update |= queue
-        sent_queue = queue
-        now = time.monotonic()
-        if now - seen_at >= SEEN_EVERY_S:
-            update["seen"] = {n["node"]: n["last_seen"] for n in listing.nodes}
-            seen_at = now
+        states, now = await api.states.get(), time.monotonic()
+        if sent.due(states, now):
+            update = sent.summaries(await api.fleet.get(), now)
+            if not update["nodes"] and not update["gone"]:
+                del update["nodes"], update["gone"]
+        else:
+            update = sent.moved(states)
+        update |= sent.queue_change(await api.queue.get())
         if update:
             quiet_since = now
             yield event("changes", update | {"time": api.clock.now()})

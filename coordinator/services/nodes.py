@@ -116,6 +116,11 @@ def summaries(engine: sa.Engine, own_key: str | None = None) -> list[dict[str, A
         return [summary(v, own_key, keys.get(v.name)) for v in node_rows.load_summaries(conn)]
 
 
+def states(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return node_rows.states(conn)
+
+
 def names(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
         return node_rows.known_nodes(conn)

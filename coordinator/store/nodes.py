@@ -89,6 +89,11 @@ def load_summaries(conn: sa.Connection) -> list[NodeView]:
     ]
 
 
+def states(conn: sa.Connection) -> dict[str, str]:
+    """Every node's state alone: what the console's live view reads each second."""
+    return dict(conn.execute(sa.select(Node.name, Node.state)).tuples().all())
+
+
 def command_keys(conn: sa.Connection) -> dict[str, str | None]:
     """Each node's command key id, read out of its hello's JSON (not the whole hello)."""
     found = conn.execute(sa.select(Node.name, Node.hello["command_key"].as_string()))

@@ -14,10 +14,7 @@ from coordinator.http.api import Listing
 
 
 def listing(nodes: list[dict[str, Any]]) -> Listing:
-    shapes = {
-        n["node"]: json.dumps({k: v for k, v in n.items() if k != "last_seen"}) for n in nodes
-    }
-    return Listing(nodes, b"", shapes)
+    return Listing(nodes)
 
 
 @dataclass
@@ -29,8 +26,10 @@ class Scripted:
 
 
 class FakeApi:
-    def __init__(self, listings: list[Listing], queues: list[dict[str, Any]]) -> None:
-        self.fleet, self.queue = Scripted(listings), Scripted(queues)
+    def __init__(
+        self, listings: list[Listing], states: list[dict[str, str]], queues: list[dict[str, Any]]
+    ) -> None:
+        self.fleet, self.states, self.queue = Scripted(listings), Scripted(states), Scripted(queues)
         self.clock = type("Clock", (), {"now": staticmethod(lambda: 100.0)})()
 
 
@@ -60,26 +59,31 @@ B = {"node": "b", "state": "online", "last_seen": 1.0, "cpu_util_pct": 7.0}
 QUEUE: dict[str, Any] = {"jobs": [], "events": []}
 
 
-def test_first_everything_then_only_the_changed_node_and_the_gone_one(monkeypatch):
-    monkeypatch.setattr(stream, "SEEN_EVERY_S", 3600.0)
-    heard_again = A | {"last_seen": 2.0}  # heard from again: not a change
-    asleep = B | {"state": "asleep", "last_seen": 2.0}
+def test_first_everything_then_states_each_tick_and_a_gone_node_at_once(monkeypatch):
+    monkeypatch.setattr(stream, "FULL_EVERY_S", 3600.0)
     api = FakeApi(
-        [listing([A, B]), listing([heard_again, B]), listing([heard_again, asleep]),
-         listing([heard_again])],
+        [listing([A, B]), listing([A | {"last_seen": 2.0}])],
+        [{"a": "online", "b": "online"}, {"a": "online", "b": "asleep"}, {"a": "online"}],
         [QUEUE],
-    )  # fmt: skip
+    )
     got = events(api, 3)
     assert got[0] == ("fleet", {"nodes": [A, B], "jobs": [], "events": [], "time": 100.0})
-    assert got[1:] == [
-        ("changes", {"nodes": [asleep], "gone": [], "time": 100.0}),
-        ("changes", {"nodes": [], "gone": ["b"], "time": 100.0}),
-    ]
+    assert got[1] == ("changes", {"states": {"b": "asleep"}, "time": 100.0})
+    assert got[2] == ("changes", {"nodes": [], "gone": ["b"], "seen": {"a": 2.0}, "time": 100.0})
+    assert len(got) == 3  # the third tick: nothing changed, nothing sent
 
 
-def test_the_queue_when_it_changes_and_last_seen_on_its_own(monkeypatch):
-    monkeypatch.setattr(stream, "SEEN_EVERY_S", 0.0)
+def test_summaries_every_full_period_only_those_changed_and_the_queue(monkeypatch):
+    monkeypatch.setattr(stream, "FULL_EVERY_S", 0.0)
+    busier = A | {"cpu_util_pct": 50.0, "last_seen": 5.0}
     job = {"jobs": [{"id": "j1", "state": "pending", "held": None}], "events": []}
-    api = FakeApi([listing([A]), listing([A | {"last_seen": 5.0}])], [QUEUE, job])
+    api = FakeApi(
+        [listing([A, B]), listing([busier, B | {"last_seen": 5.0}])],
+        [{"a": "online", "b": "online"}],
+        [QUEUE, job],
+    )
     got = events(api, 1)
-    assert got[1] == ("changes", job | {"seen": {"a": 5.0}, "time": 100.0})
+    assert got[1] == (
+        "changes",
+        {"nodes": [busier], "gone": [], "seen": {"a": 5.0, "b": 5.0}} | job | {"time": 100.0},
+    )

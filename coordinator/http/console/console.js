@@ -366,12 +366,15 @@ function dispatch(block) {
   else if (name === "changes" && data && state.fleet) render(merged(state.fleet, JSON.parse(data)));
 }
 
-// The stream sends only what changed after its first event: nodes changed or gone, the
-// queue when it changed, and every few seconds when each node was last heard from.
+// The stream sends only what changed after its first event: nodes' states and the queue
+// each second, nodes' changed summaries and when each was last heard from every 30 s.
 function merged(fleet, update) {
   const nodes = new Map(fleet.nodes.map((n) => [n.node, n]));
   for (const n of update.nodes || []) nodes.set(n.node, { ...n, last_seen: n.last_seen ?? nodes.get(n.node)?.last_seen });
   for (const gone of update.gone || []) nodes.delete(gone);
+  for (const [name, nodeState] of Object.entries(update.states || {})) {
+    if (nodes.has(name)) nodes.set(name, { ...nodes.get(name), state: nodeState });
+  }
   for (const [name, seen] of Object.entries(update.seen || {})) {
     if (nodes.has(name)) nodes.get(name).last_seen = seen;
   }
