@@ -22,7 +22,8 @@ SIZES = ("store_bytes", "store_bytes_raw", "store_bytes_minute", "store_bytes_ho
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Messages received, stored and dropped (by reason), lag and store size."""
     engine = store(config, db)
-    found = status_service.document(engine, load(config).command_key_file)
+    settings = load(config)
+    found = status_service.document(engine, settings.command_key_file, settings.leader_lease)
     if (held := found["placement_held"]) is not None:
         typer.echo(f"{PROG}: warning: jobs are not being placed: {held}", err=True)
     if as_json:
@@ -43,6 +44,10 @@ def rows(found: dict[str, Any], now: float) -> list[dict[str, Any]]:
     if (leader := found["leader"]) is not None:
         text = f"{leader['id']}, epoch {leader['epoch']}, since {iso(leader['since'])}"
         listed.append({"key": "leader", "value": text, "updated": iso(leader["renewed_at"])})
+    elif (last := found.get("last_leader")) is not None:
+        silent = now - last["renewed_at"]
+        text = f"none: {last['id']} (epoch {last['epoch']}) silent for {silent:.0f} s"
+        listed.append({"key": "leader", "value": text, "updated": iso(last["renewed_at"])})
     if workers := found["workers"]:
         text = "; ".join(
             f"{w['id']} ({w['role']}): {cell(w['samples_stored'])} stored, "

@@ -39,9 +39,10 @@ from coordinator.power.energy import EnergyMeter
 from coordinator.settings import ROLE_INGEST, CoordinatorConfig
 from shared.clock import Clock
 from shared.edge.notify import Notifier
-from shared.edge.tasks import Stopping
+from shared.edge.tasks import Stopped, Stopping
 
 log = logging.getLogger(__name__)
+STEP_DOWN_AFTER = 3  # unexpected pass failures in a row before a shared store's leader steps down
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +71,7 @@ class Parts:
 class Coordinator:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
+        self.failed_passes = 0  # unexpected errors in the leader's passes, in a row
 
     async def run(self, stop: asyncio.Event) -> None:
         p = self.parts
@@ -122,18 +124,36 @@ class Coordinator:
         outage = Outage("placement/power passes")
         while not p.stopping.requested:  # a cancel a send swallowed (Python 3.11) ends it too
             await asyncio.sleep(p.config.jobs.schedule_interval)
-            if not p.leadership.leading.is_set():
-                continue  # a standby: it ingests, the leader decides
-            now = p.clock.now()
-            try:
-                jobs = await p.dispatcher.tick(now)
-                await p.power.tick(now, jobs)
-            except sa.exc.SQLAlchemyError as exc:
-                if said := outage.failed(exc.__class__.__name__, now):
-                    log.warning("%s", said)
-            else:
-                if said := outage.succeeded(now):
-                    log.info("%s", said)
+            if p.leadership.leading.is_set():  # a standby ingests; the leader decides
+                await self.one_pass(outage)
+
+    async def one_pass(self, outage: Outage) -> None:
+        """Place and power once. The store being away is an outage (logged once, retried);
+        anything else is a bug, logged with its traceback: the next pass tries again, and
+        after `STEP_DOWN_AFTER` in a row a leader that shares the store hands the lead to a
+        standby for `lease_s` x 3. The passes never end while the process holds the lead."""
+        p = self.parts
+        now = p.clock.now()
+        try:
+            jobs = await p.dispatcher.tick(now)
+            await p.power.tick(now, jobs)
+        except sa.exc.SQLAlchemyError as exc:
+            if said := outage.failed(exc.__class__.__name__, now):
+                log.warning("%s", said)
+        except Stopped:
+            raise
+        except Exception:
+            self.failed_passes += 1
+            log.exception("a placement/power pass failed (%d in a row)", self.failed_passes)
+            if self.failed_passes >= STEP_DOWN_AFTER and p.leadership.shared:
+                p.leadership.hand_over(
+                    f"{self.failed_passes} passes in a row failed", p.leadership.lease_s * 3
+                )
+                self.failed_passes = 0
+        else:
+            self.failed_passes = 0
+            if said := outage.succeeded(now):
+                log.info("%s", said)
 
     def stats(self) -> dict[str, float]:
         return self.parts.figures.collect()

@@ -62,6 +62,7 @@ class Leadership:
         self.since: float | None = None
         self.leading = asyncio.Event()
         self._conn: sa.Connection | None = None
+        self._rest_until = 0.0  # handed the lead over: not taken back before this
         self._on_lead: list[Callable[[], Awaitable[None]]] = []
         if not self.shared:
             self.leading.set()  # the lone process: from the first message on (`run` records it)
@@ -90,7 +91,8 @@ class Leadership:
                     await self._check()
                     await asyncio.sleep(self.lease_s / 3)
                 else:
-                    await self._try()
+                    if self._clock.now() >= self._rest_until:
+                        await self._try()
                     if not self.leading.is_set():
                         await asyncio.sleep(self.lease_s / 5)
         finally:
@@ -158,6 +160,13 @@ class Leadership:
             self._conn.commit()
         with self._engine.begin() as conn:
             return leader_rows.renew(conn, self.holder, self.epoch, self._clock.now())
+
+    def hand_over(self, why: str, rest_s: float) -> None:
+        """Step down and stay a standby for `rest_s`, so another process leads (one whose
+        passes do not fail); the lone process of a SQLite store keeps its lead."""
+        if self.shared:
+            self._rest_until = self._clock.now() + rest_s
+            self._step_down(f"{why}; handing the lead to a standby for {rest_s:.0f} s")
 
     def _step_down(self, why: str) -> None:
         self.leading.clear()

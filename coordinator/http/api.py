@@ -409,7 +409,10 @@ def _default_step(since: float) -> str:
 async def get_status(api: Api, request: Request) -> JSONResponse:
     """The document `dormouse status --json` prints (`services.status`)."""
     found = await run_in_threadpool(
-        status_service.document, api.engine, api.settings.command_key_file
+        status_service.document,
+        api.engine,
+        api.settings.command_key_file,
+        api.settings.leader_lease,
     )
     return ok(found)
 

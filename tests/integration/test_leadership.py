@@ -152,3 +152,30 @@ async def test_a_lone_process_leads_at_once_and_never_steps_down(tmp_path, caplo
     assert found.renewed_at > found.since  # checked since
     assert leadership.leading.is_set()
     assert "no longer leading" not in caplog.text
+
+
+@pytest.mark.pg
+@pg_only
+async def test_a_leader_that_hands_over_rests_while_the_standby_leads(db_url):
+    """What a leader whose passes keep failing does: step down and stay a standby for its
+    rest, while the other process takes the lock."""
+    engine = create_engine(db_url)
+    upgrade(engine)
+    stopping = Stopping()
+    a = Leadership(engine, SystemClock(), stopping, lease_s=0.5, holder="a")
+    b = Leadership(engine, SystemClock(), stopping, lease_s=0.5, holder="b")
+    first = asyncio.create_task(a.run())
+    await asyncio.wait_for(a.leading.wait(), 5)
+    second = asyncio.create_task(b.run())
+    a.hand_over("3 passes in a row failed", 3.0)
+    assert not a.leading.is_set()
+    await asyncio.wait_for(b.leading.wait(), 5)
+    await asyncio.sleep(1.0)
+    assert not a.leading.is_set()  # resting: it does not contend
+    with engine.connect() as conn:
+        found = leader_rows.current(conn)
+    assert found is not None
+    assert found.holder == "b"
+    stopping.request()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    engine.dispose()

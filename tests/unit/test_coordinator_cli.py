@@ -15,6 +15,7 @@ from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.main import app, main
 from coordinator.services import nodes as node_service
+from coordinator.store import leadership as leader_rows
 from coordinator.store import nodes as node_rows
 from coordinator.store import samples as sample_rows
 from coordinator.store import stats as stat_rows
@@ -381,3 +382,23 @@ def test_gpu_health_from_the_latest_sample_shows_in_listing_and_detail(store):
     shown = json.loads(runner.invoke(app, ["node", "gpu-01", "--json"]).output)
     assert shown["gpu_health"][0]["reason"] == "XID 79: fell off the bus"
     assert "XID 79: fell off the bus" in runner.invoke(app, ["node", "gpu-01"]).output
+
+
+def test_status_names_no_dead_leader(store):
+    """A leader that has not renewed its lead for three leases is gone: `status` says who
+    led last and for how long it has been silent, not that it leads."""
+    now = time.time()
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        epoch = leader_rows.take(conn, "h:9", now - 120)  # renewed 2 min ago, then nothing
+    engine.dispose()
+    found = json.loads(runner.invoke(app, ["status", "--json"]).output)
+    assert found["leader"] is None
+    assert found["last_leader"] == {"id": "h:9", "epoch": epoch, "renewed_at": now - 120}
+    assert "none: h:9" in runner.invoke(app, ["status"]).output
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        assert leader_rows.renew(conn, "h:9", epoch, time.time())
+    engine.dispose()
+    found = json.loads(runner.invoke(app, ["status", "--json"]).output)
+    assert (found["leader"]["id"], found["last_leader"]) == ("h:9", None)
