@@ -5,6 +5,7 @@ and an agent that refuses unsigned or replayed commands from anyone with broker 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from coordinator.daemon.mqtt import subscriptions
+from coordinator.settings import ROLE_INGEST, ROLE_LEADER, CoordinatorConfig
 from shared.codec import encode
 from shared.config import BrokerUrl, MqttSecurity
 from shared.messages import Command, Resend
@@ -28,7 +31,14 @@ from tests.integration.agent_support import KEY
 
 pytestmark = pytest.mark.mqtt
 SHIPPED = Path(__file__).parents[2] / "configs" / "mosquitto"
-USERS = {"dormouse-coordinator": "c-secret", "node-a": "a-secret", "node-b": "b-secret"}
+USERS = {
+    "dormouse-coordinator": "c-secret",
+    "dormouse-leader-2": "l-secret",
+    "dormouse-ingest-1": "i1-secret",
+    "dormouse-ingest-2": "i2-secret",
+    "node-a": "a-secret",
+    "node-b": "b-secret",
+}
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -174,6 +184,51 @@ async def test_a_node_cannot_take_another_clients_id(broker, victim):
                 await node_b.publish("dormouse/v1/nodes/node-b/telemetry", b"still", qos=1)
             await until(lambda: ("dormouse/v1/nodes/node-b/telemetry", b"still") in seen)
         reader.cancel()
+
+
+async def test_split_roles_each_with_the_shipped_users_connect_at_once_and_read_their_share(
+    broker,
+):
+    """Leader, standby and two ingest workers, each its own shipped user and subscribed to
+    what its role subscribes to (`daemon.mqtt.subscriptions`): all stay connected together;
+    the workers share the telemetry (each message to one of them) and see every hello; the
+    leaders see hellos and no telemetry; a worker's command reaches no node, a leader's does."""
+    port, pki = broker
+    roles = {
+        "dormouse-coordinator": ROLE_LEADER,
+        "dormouse-leader-2": ROLE_LEADER,
+        "dormouse-ingest-1": ROLE_INGEST,
+        "dormouse-ingest-2": ROLE_INGEST,
+    }
+    seen: dict[str, list[tuple[str, bytes]]] = {user: [] for user in [*roles, "node-a"]}
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {}
+        for user, role in roles.items():
+            clients[user] = await stack.enter_async_context(client(port, pki, user))
+            for topic in subscriptions(CoordinatorConfig(role=role)):
+                await clients[user].subscribe(topic, qos=1)
+        node_a = await stack.enter_async_context(client(port, pki, "node-a"))
+        await node_a.subscribe("dormouse/v1/nodes/node-a/cmd", qos=1)
+        readers = [asyncio.create_task(collect(seen[u], c)) for u, c in clients.items()]
+        readers.append(asyncio.create_task(collect(seen["node-a"], node_a)))
+        await node_a.publish("dormouse/v1/nodes/node-a/hello", b"hello", qos=1)
+        for i in range(20):
+            await node_a.publish("dormouse/v1/nodes/node-a/telemetry", b"t%d" % i, qos=1)
+        await clients["dormouse-ingest-1"].publish("dormouse/v1/nodes/node-a/cmd", b"w", qos=1)
+        await clients["dormouse-leader-2"].publish("dormouse/v1/nodes/node-a/cmd", b"l", qos=1)
+        ingest = ("dormouse-ingest-1", "dormouse-ingest-2")
+        await until(lambda: sum(len(seen[u]) for u in ingest) >= 22 and bool(seen["node-a"]))
+        await asyncio.sleep(0.5)
+        for reader in readers:
+            reader.cancel()
+    telemetry = [[m for t, m in seen[u] if t.endswith("/telemetry")] for u in ingest]
+    assert sorted(telemetry[0] + telemetry[1]) == sorted(b"t%d" % i for i in range(20))
+    assert all(telemetry)  # both workers took a share: neither was thrown off
+    for user in roles:
+        assert ("dormouse/v1/nodes/node-a/hello", b"hello") in seen[user], user
+    assert not [t for u in ("dormouse-coordinator", "dormouse-leader-2") for t, _ in seen[u]
+                if t.endswith("/telemetry")]  # fmt: skip
+    assert seen["node-a"] == [("dormouse/v1/nodes/node-a/cmd", b"l")]
 
 
 async def test_a_node_cannot_read_another_nodes_commands(broker):
