@@ -13,7 +13,7 @@ refused; only the seqs the store lacks are written.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from coordinator.core.registry import Registry
@@ -57,6 +57,7 @@ class Ingest:
         self.duplicates = 0
         self.stream_resets = 0
         self.last_error: dict[str, str] = {}
+        self._refused: OrderedDict[str, Hello] = OrderedDict()  # hellos max_nodes turned away
 
     def handle(self, topic: str, payload: bytes, now: float) -> Routed:
         try:
@@ -66,7 +67,7 @@ class Ingest:
             return self._drop(exc.reason, f"{topic[:120]}: {exc}")
         if not isinstance(message, TelemetryBatch | Hello | Status | Event):
             return self._drop("unexpected", f"{topic[:120]}: a command on an agent topic")
-        refusal = self._unknown(message)
+        refusal = self._unknown(message, now)
         if refusal is not None:
             return self._drop(refusal, f"{topic[:120]}: {REFUSALS[refusal]}")
         self.received[parsed.kind.value] += 1
@@ -86,13 +87,33 @@ class Ingest:
         self.last_error[reason] = detail
         return Routed()
 
-    def _unknown(self, message: TelemetryBatch | Hello | Status | Event) -> str | None:
-        """Only a hello introduces a node, and only while there is room for one more."""
+    def _unknown(self, message: TelemetryBatch | Hello | Status | Event, now: float) -> str | None:
+        """Only a hello introduces a node, and only while there is room for one more. A hello
+        turned away for want of room is kept (the newest `REFUSED_KEPT`): when room is made
+        (`dormouse nodes forget`), the node is taken at its next message, so a real agent,
+        which keeps sending, needs no restart; a forged hello, followed by nothing, stays
+        out."""
         if message.node in self.registry.nodes:
             return None
-        if not isinstance(message, Hello):
+        full = len(self.registry.nodes) >= self.limits.max_nodes
+        if isinstance(message, Hello):
+            if full:
+                self._turned_away(message)
+                return "max_nodes"
+            self._refused.pop(message.node, None)
+            return None
+        kept = self._refused.get(message.node)
+        if kept is None or full:
             return "unknown_node"
-        return "max_nodes" if len(self.registry.nodes) >= self.limits.max_nodes else None
+        del self._refused[message.node]
+        self.registry.on_hello(kept, now)
+        return None
+
+    def _turned_away(self, hello: Hello) -> None:
+        self._refused.pop(hello.node, None)
+        self._refused[hello.node] = hello
+        while len(self._refused) > REFUSED_KEPT:
+            self._refused.popitem(last=False)
 
     def _telemetry(self, batch: TelemetryBatch, now: float) -> Routed:
         where = f"{batch.node}: seqs {batch.seq_first}..{batch.seq_last}"
@@ -154,6 +175,8 @@ class Ingest:
             return "too_old"
         return None
 
+
+REFUSED_KEPT = 1024  # hellos turned away for max_nodes, kept to take their nodes later
 
 REFUSALS = {
     "unknown_node": "no hello from this node yet",

@@ -37,7 +37,7 @@ from coordinator.daemon.slurm_bridge import SlurmBridge
 from coordinator.daemon.writer import Writer
 from coordinator.http.api import Api
 from coordinator.http.app import create_app
-from coordinator.http.server import HttpServer
+from coordinator.http.server import HttpServer, ServerThread, in_daemon
 from coordinator.placement.state import ClusterState
 from coordinator.power.energy import EnergyMeter
 from coordinator.services import tariffs
@@ -236,19 +236,23 @@ def http_server(
     TLS pair stops `dormouse run` before it starts. `kept` is the daemon's placement state."""
     if not config.http.listen:
         return None
-    return HttpServer(create_app(Api(engine, config, clock, kept=kept)), config.http)
+    daemon = in_daemon(asyncio.get_running_loop())
+    return HttpServer(
+        create_app(Api(engine, config, clock, kept=kept, in_daemon=daemon)), config.http
+    )
 
 
 async def run_with_http(
     coordinator: Coordinator, stop: asyncio.Event, http: HttpServer | None
 ) -> None:
-    """The coordinator, and beside it the HTTP server until the coordinator has stopped."""
+    """The coordinator, and beside it, on its own thread and loop, the HTTP server until the
+    coordinator has stopped."""
     if http is None:
         await coordinator.run(stop)
         return
-    async with asyncio.TaskGroup() as group:
-        group.create_task(http.serve(), name="http")
-        try:
-            await coordinator.run(stop)
-        finally:
-            await http.stop()
+    thread = ServerThread(http)
+    thread.start()
+    try:
+        await coordinator.run(stop)
+    finally:
+        await thread.stop()

@@ -20,6 +20,7 @@ from coordinator.core.series import FleetQuery, SeriesQuery
 from coordinator.http import bodies
 from coordinator.http.bodies import Invalid
 from coordinator.http.cache import Fresh
+from coordinator.placement import model as placement
 from coordinator.placement.balance import Strategy
 from coordinator.placement.pick import Picked, pick_kept
 from coordinator.placement.state import ClusterState
@@ -73,6 +74,8 @@ class Api:
     clock: Clock
     fleet_max_age_s: float = 1.0
     kept: Callable[[], ClusterState | None] | None = None  # the daemon's placement state
+    # runs a call on the daemon's loop, where `kept` may be read; None: in this loop
+    in_daemon: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None
     timeline_max_age_s: float = 30.0
     fleet: Fresh[Listing] = field(init=False)
     queue: Fresh[dict[str, Any]] = field(init=False)  # the stream's jobs and power events
@@ -422,10 +425,10 @@ async def pick(api: Api, request: Request) -> JSONResponse:
     event loop (so never while a pass changes it); other strategies keep state in the store
     (the round-robin cursor, affinity notes), and a process without a daemon reads the store."""
     ask = bodies.pick(await body_of(request))
-    kept = api.kept() if api.kept is not None else None
-    if ask.strategy is Strategy.LEAST_CONNECTIONS and kept is not None:
-        picked: Picked | str = pick_kept(ask.request, kept)
-    else:
+    picked: Picked | str | None = None
+    if ask.strategy is Strategy.LEAST_CONNECTIONS and api.kept is not None:
+        picked = await _on_daemon(api, lambda: _kept_pick(api, ask.request))
+    if picked is None:
         picked = await run_in_threadpool(
             lambda: jobs_service.pick(
                 api.engine,
@@ -439,6 +442,16 @@ async def pick(api: Api, request: Request) -> JSONResponse:
     if not isinstance(picked, Picked):
         return ok({"error": "no_node", "reason": picked}, 409)
     return ok(asdict(picked) | {"free_gpus": list(picked.free_gpus)})
+
+
+def _kept_pick(api: Api, asked: placement.Request) -> Picked | str | None:
+    """Least connections from the daemon's kept state; None before it has one."""
+    kept = api.kept() if api.kept is not None else None
+    return None if kept is None else pick_kept(asked, kept)
+
+
+async def _on_daemon(api: Api, fn: Callable[[], Any]) -> Any:
+    return fn() if api.in_daemon is None else await api.in_daemon(fn)
 
 
 NODE = "/api/v1/nodes/{node}"

@@ -1,5 +1,6 @@
-"""Serving the app with uvicorn inside `dormouse run`'s event loop (no signal handlers of
-its own: the coordinator stops it with everything else)."""
+"""Serving the app with uvicorn inside `dormouse run`, on a thread and event loop of its own
+(`ServerThread`; no signal handlers of its own: the coordinator stops it with everything
+else)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -18,6 +21,7 @@ from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
 GRACE_S = 2.0
+T = TypeVar("T")
 
 
 def bind(listen: str) -> socket.socket:
@@ -88,3 +92,51 @@ class HttpServer:
     async def stop(self) -> None:
         self._server.should_exit = True
         await asyncio.sleep(0)
+
+
+class ServerThread:
+    """The HTTP server on an event loop and thread of its own, beside the daemon's: however
+    busy the API is (a dashboard polling, a script looping on `pick`), parsing, routing and
+    encoding run there, so the daemon's loop that ingests and decides is never queued behind
+    requests; they share only the interpreter (its lock) and the store. What must read the
+    daemon's state (least-connections `pick`) is handed to the daemon's loop (`in_daemon`)."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self._failed: BaseException | None = None
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self.server.serve())
+        except BaseException as exc:
+            self._failed = exc
+        finally:
+            self._loop.close()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Ask the server to finish (its requests get `GRACE_S`), then wait for its thread."""
+        if self._loop is not None and self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop)
+        await asyncio.to_thread(self._thread.join, GRACE_S + 5)
+        if self._failed is not None:
+            raise self._failed
+
+
+def in_daemon(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], T]], Awaitable[T]]:
+    """A call run on the daemon's loop (between its passes, never during one), awaited from
+    the HTTP server's."""
+
+    async def call(fn: Callable[[], T]) -> T:
+        async def run() -> T:
+            return fn()
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))
+
+    return call

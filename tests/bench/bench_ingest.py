@@ -3,20 +3,26 @@
     .venv/bin/python tests/bench/bench_ingest.py --db sqlite --nodes 1000,2000,5000
     .venv/bin/python tests/bench/bench_ingest.py --db postgresql --nodes 1000,2000
     .venv/bin/python tests/bench/bench_ingest.py --history-only --db sqlite
+    .venv/bin/python tests/bench/bench_ingest.py --nodes 1000 --seconds 60 --api-rps 150
 
 Simulated agents (publisher processes sending realistic batches: 1 sample/s per node, a batch
 of 5 every 5 s, staggered) -> a private Mosquitto (tests/fixtures/mosquitto.conf.in) -> a
 coordinator process -> the store. For each node count: samples/s stored, loss, and the lag
 from sample time to commit (p50/p99, as the coordinator records it). Then history: one
-node, 24 h at 1-minute step, from a store of 100 nodes x 7 days of minute rollups.
+node, 24 h at 1-minute step, from a store of 100 nodes x 7 days of minute rollups. With
+`--api-rps R`, each node count runs twice, the second time with `GET /api/v1/nodes` asked R
+times a second on a keep-alive connection while the fleet publishes (the coordinator serving
+its API and console, `[http] listen`): ingest lag p99 with the API busy against without.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -104,12 +110,31 @@ def publisher(port: int, nodes: list[str], seconds: float, counter: Synchronized
         counter.value += sent
 
 
-def start_broker(work: Path) -> tuple[subprocess.Popen[bytes], int]:
-    import socket  # noqa: PLC0415
+def api_load(port: int, token: str, rps: float, seconds: float, done: Synchronized[int]) -> None:
+    """`GET /api/v1/nodes` at `rps` on one keep-alive connection (a dashboard's poll),
+    for `seconds`; `done` counts the answers."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"}
+    start, answered = time.monotonic(), 0
+    while time.monotonic() < start + seconds:
+        due = start + answered / rps
+        time.sleep(max(0.0, due - time.monotonic()))
+        connection.request("GET", "/api/v1/nodes", headers=headers)
+        response = connection.getresponse()
+        response.read()
+        answered += 1
+    with done.get_lock():
+        done.value += answered
 
+
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def start_broker(work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
     template = (ROOT / "tests/fixtures/mosquitto.conf.in").read_text()
     import getpass  # noqa: PLC0415
 
@@ -149,20 +174,33 @@ def coordinator_env(url: str, port: int, work: Path) -> dict[str, str]:
     }
 
 
-def ingest_run(kind: str, node_count: int, seconds: float) -> dict[str, float]:
+def ingest_run(
+    kind: str, node_count: int, seconds: float, api_rps: float = 0.0
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker, port = start_broker(work)
         url = db_url(kind, work)
         env = coordinator_env(url, port, work)
+        http_port = free_port()
+        if api_rps:
+            env["DORMOUSE_HTTP_LISTEN"] = f"127.0.0.1:{http_port}"
         coordinator = subprocess.Popen([sys.executable, "-m", "coordinator", "run"], env=env)
         time.sleep(3)
         names = [f"sim{n:05d}" for n in range(node_count)]
         counter = multiprocessing.Value("q", 0)
+        answered = multiprocessing.Value("q", 0)
         publishers = [
             multiprocessing.Process(target=publisher, args=(port, names[k::2], seconds, counter))
             for k in range(2)
         ]
+        if api_rps:
+            made = subprocess.run(
+                [sys.executable, "-m", "coordinator", "token", "create", "--scope", "read"],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            load = (http_port, made.stdout.strip(), api_rps, seconds, answered)
+            publishers.append(multiprocessing.Process(target=api_load, args=load))
         started = time.time()
         for process in publishers:
             process.start()
@@ -201,6 +239,7 @@ def ingest_run(kind: str, node_count: int, seconds: float) -> dict[str, float]:
         "offered_per_s": node_count,
         "lag_p50_s": values.get("lag_p50_s", float("nan")),
         "lag_p99_s": values.get("lag_p99_s", float("nan")),
+        "api_per_s": answered.value / seconds,
     }
 
 
@@ -259,23 +298,35 @@ def main() -> None:
     parser.add_argument("--nodes", default="1000,2000,5000")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--history-only", action="store_true")
+    parser.add_argument(
+        "--api-rps", type=float, default=0.0,
+        help="also run each node count with GET /api/v1/nodes at this rate (and no history)",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         sys.exit("mosquitto is not installed")
     print(f"machine: {os.cpu_count()} cores; store: {args.db}")
     if not args.history_only:
         print(
-            f"{'nodes':>6} {'offered/s':>9} {'stored/s':>9} {'published':>9} {'lost':>6} "
-            f"{'lag p50 s':>9} {'lag p99 s':>9}"
+            f"{'nodes':>6} {'API req/s':>9} {'offered/s':>9} {'stored/s':>9} {'published':>9} "
+            f"{'lost':>6} {'lag p50 s':>9} {'lag p99 s':>9}"
         )
         for count in (int(n) for n in args.nodes.split(",")):
-            r = ingest_run(args.db, count, args.seconds)
-            print(
-                f"{r['nodes']:6d} {r['offered_per_s']:9.0f} {r['stored_per_s']:9.0f} "
-                f"{r['published']:9d} {r['lost']:6d} {r['lag_p50_s']:9.2f} "
-                f"{r['lag_p99_s']:9.2f}",
-                flush=True,
-            )
+            runs = [ingest_run(args.db, count, args.seconds)]
+            if args.api_rps:  # the peer: the same load with the API busy
+                runs.append(ingest_run(args.db, count, args.seconds, args.api_rps))
+            for r in runs:
+                print(
+                    f"{r['nodes']:6d} {r['api_per_s']:9.0f} {r['offered_per_s']:9.0f} "
+                    f"{r['stored_per_s']:9.0f} {r['published']:9d} {r['lost']:6d} "
+                    f"{r['lag_p50_s']:9.2f} {r['lag_p99_s']:9.2f}",
+                    flush=True,
+                )
+            if len(runs) == 2:
+                ratio = runs[1]["lag_p99_s"] / runs[0]["lag_p99_s"]
+                print(f"  lag p99 with the API busy / without: {ratio:.2f}x (goal <= 1.5x)")
+        if args.api_rps:
+            return
     h = history_run(args.db)
     print(
         f"history: 24 h at 1 min of one node, store of {h['rows']} minute rows: "

@@ -99,6 +99,9 @@ def test_console_live_fleet_sleep_and_job(served, browser):
         lambda d: all(row_state(d, n) == "online" for n in nodes), "both nodes online"
     )
     assert "token=" not in browser.current_url  # taken out of the address bar
+    # least connections reads the daemon's state on the daemon's loop, from the HTTP thread
+    picked = call(f"{base}/api/v1/pick", tokens["read"], {"strategy": "least-connections"})
+    assert picked["node"] in nodes, picked
     summary = browser.find_element(By.ID, "summary").text
     assert "0 W" not in summary  # these hosts measure no power: unknown, not zero
     assert "power \u2013 (no node measures it)" in summary, summary

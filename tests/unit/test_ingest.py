@@ -69,6 +69,23 @@ def test_forged_names_cannot_grow_the_registry_past_max_nodes():
     assert target.dropped == {"max_nodes": 7}
 
 
+def test_a_node_turned_away_for_room_is_taken_at_its_next_message_once_there_is_room():
+    """`dormouse nodes forget` makes room: the real agent, still sending, is taken at its next
+    batch without a restart (its hello was kept); a forged hello followed by nothing stays
+    out, and while there is no room the batch is dropped as before."""
+    target = said_hello(ingest(max_nodes=2), "forged-1", "forged-2", "real", "forged-3")
+    assert target.dropped == {"max_nodes": 2}
+    assert send(target, factories.telemetry("real")) == Routed()  # still no room
+    assert target.dropped["unknown_node"] == 1
+    for forged in ("forged-1", "forged-2"):
+        assert target.registry.forget(forged, NOW + 1)
+    routed = send(target, factories.telemetry("real", seq_first=0))
+    assert [(b.seq_first, b.seq_last) for b in routed.batches] == [(0, 1)]
+    assert set(target.registry.nodes) == {"real"}
+    assert target.registry.nodes["real"].hello == factories.hello("real")
+    assert target.dropped["unknown_node"] == 1  # forged-3 sent nothing: not taken
+
+
 @pytest.mark.parametrize(
     ("first_ts", "reason"),
     [(factories.TS + 60 + 3600, "future_ts"), (0.0, "too_old")],  # 1970
