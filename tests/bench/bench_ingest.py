@@ -210,13 +210,15 @@ def ingest_run(
         stored, deadline = 0, time.time() + 60
         while time.time() < deadline:
             with engine.connect() as conn:
-                stored = conn.execute(
-                    sa.select(
-                        sa.func.coalesce(
-                            sa.func.sum(raw_chunks.c.seq_last - raw_chunks.c.seq_first + 1), 0
+                stored = int(
+                    conn.execute(
+                        sa.select(
+                            sa.func.coalesce(
+                                sa.func.sum(raw_chunks.c.seq_last - raw_chunks.c.seq_first + 1), 0
+                            )
                         )
-                    )
-                ).scalar_one()
+                    ).scalar_one()
+                )  # PostgreSQL's sum is a Decimal
             if stored >= counter.value:
                 break
             time.sleep(1)
