@@ -5,6 +5,7 @@ power events), jobs that ran, run and wait. Large fleets copy one node's rolled-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,11 +19,13 @@ from coordinator.store import nodes as node_rows
 from coordinator.store import power as power_rows
 from coordinator.store import rollups as rollup_rows
 from coordinator.store import samples as sample_rows
-from coordinator.store.models import rollup_minute
+from coordinator.store.models import rollup_hour, rollup_minute
 from coordinator.store.power import PowerEvent
 from shared.messages import Sample, TelemetryBatch
+from tests.bench.fleet_data import Node as Stream
 
 MIN = 60.0
+HOUR = 3600.0
 SLEEP_S = 300.0  # the sleeper's five minutes
 
 
@@ -36,30 +39,48 @@ class Fleet:
     sensorless: str  # a node with no power sensor
 
 
-def _samples(node: str, start: float, end: float, seq: int, power: bool) -> TelemetryBatch:
-    return TelemetryBatch(
-        node=node,
-        seq_first=seq,
-        samples=tuple(
-            Sample(
-                ts=start + t,
-                metrics={"cpu_util_pct": 20.0} | ({"power_w": 200.0 + t % 50} if power else {}),
+def _samples(  # noqa: PLR0917 - one node's run of samples
+    node: str, start: float, end: float, seq: int, power: bool, gpus: int
+) -> TelemetryBatch:
+    """Every 10 s: a CPU figure and power (when it has a sensor); with `gpus`, the whole
+    sample an 8-GPU server sends (`tests.bench.fleet_data`), so rollup rows have its size."""
+    stream = Stream(node, gpus) if gpus else None
+    samples = []
+    for t in range(0, int(end - start), 10):
+        if stream is None:
+            metrics: dict[str, object] = {"cpu_util_pct": 20.0, "power_w": 200.0 + t % 50}
+            sample = Sample(ts=start + t, metrics=metrics)
+        else:
+            sample = stream.next(start + t)
+        if not power:
+            sample = dataclasses.replace(
+                sample, metrics={k: v for k, v in sample.metrics.items() if k != "power_w"}
             )
-            for t in range(0, int(end - start), 10)
-        ),
-    )
+        samples.append(sample)
+    return TelemetryBatch(node=node, seq_first=seq, samples=tuple(samples))
 
 
-def write(engine: sa.Engine, names: Sequence[str], now: float, span_s: float) -> Fleet:
+def write(
+    engine: sa.Engine,
+    names: Sequence[str],
+    now: float,
+    span_s: float,
+    *,
+    gpus: int = 0,
+    days_before: int = 0,
+) -> Fleet:
     """`names[0]` runs a job, `names[1]` slept 5 minutes in the middle, `names[2]` (when
     there is one) measures no power; a pending job asks for 2 GPUs. At most a few real
-    nodes' samples are written; the rest copy `names[0]`'s minutes."""
+    nodes' samples are written; the rest copy `names[0]`'s minutes. `days_before`: every
+    node also has hour rows for that many days before the span (copies of one of
+    `names[0]`'s), for windows of weeks."""
     start = now - now % MIN - span_s
     mid = start + span_s / 2
     asleep = (mid - mid % MIN, mid - mid % MIN + SLEEP_S)
     sleeper, sensorless = names[1], names[min(2, len(names) - 1)]
     with engine.begin() as conn:
-        node_rows.save_nodes(conn, [NodeView(n, NodeState.ONLINE, start) for n in names])
+        first = start - days_before * 86400
+        node_rows.save_nodes(conn, [NodeView(n, NodeState.ONLINE, first) for n in names])
         for node in names[:3]:
             power = node != sensorless
             end = now - now % MIN
@@ -69,11 +90,13 @@ def write(engine: sa.Engine, names: Sequence[str], now: float, span_s: float) ->
                 parts = [(start, end)]
             seq = 0
             for a, b in parts:
-                sample_rows.insert_batches(conn, [_samples(node, a, b, seq, power)])
+                sample_rows.insert_batches(conn, [_samples(node, a, b, seq, power, gpus)])
                 seq += int((b - a) // 10) + 1
         while rollup_rows.roll_up(conn, now, max_gap_s=30.0):
             pass
         _copy_minutes(conn, names[0], names[3:])
+        if days_before:
+            _hours_before(conn, names, start, days_before)
         power_rows.log_events(
             conn,
             [
@@ -98,6 +121,22 @@ def _copy_minutes(conn: sa.Connection, model: str, others: Sequence[str]) -> Non
         conn.execute(
             sa.insert(rollup_minute), [r | {"node": n} for n in others[i : i + 50] for r in rows]
         )
+
+
+def _hours_before(conn: sa.Connection, names: Sequence[str], start: float, days: int) -> None:
+    """An hour row of `names[0]`'s, copied to every node for each hour of `days` before
+    `start`."""
+    model = (
+        conn.execute(sa.select(rollup_hour).where(rollup_hour.c.node == names[0]).limit(1))
+        .mappings()
+        .first()
+    )
+    assert model is not None, "the span holds no whole hour to copy"
+    first = start - start % HOUR
+    hours = [first - HOUR * (k + 1) for k in range(days * 24)]
+    for i in range(0, len(names), 20):
+        rows = [dict(model) | {"node": n, "bucket": b} for n in names[i : i + 20] for b in hours]
+        conn.execute(sa.insert(rollup_hour), rows)
 
 
 def _jobs(conn: sa.Connection, names: Sequence[str], start: float, now: float) -> None:

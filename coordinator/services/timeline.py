@@ -113,15 +113,15 @@ class MeasuredPower:
         self._values: dict[float, float] = {}  # step start -> watts
         self._seen: dict[str, float] = {}  # node -> its newest step with a power sample
         self._full_at = -float("inf")
-        self._newest = -float("inf")
 
     def read(
         self, engine: sa.Engine, settings: CoordinatorConfig, window: Window, now: float
     ) -> tuple[np.ndarray, set[str], str]:
         """(watts per step, NaN where no sample; the nodes that sent one; the tier read)."""
         full = now - self._full_at >= self.full_every_s
+        newest = max(self._values, default=window.start)  # the newest step with a value
         since = window.start if full else max(
-            window.start, self._newest - self.REREAD_STEPS * window.step_s
+            window.start, newest - self.REREAD_STEPS * window.step_s
         )  # fmt: skip
         tier = history.choose_tier(window.step_s, window.start, now, settings.retention)
         query = FleetQuery(BY_NAME["power_w"], since, now, window.step_s, "sum")
@@ -140,7 +140,6 @@ class MeasuredPower:
                     ts, self._seen.get(series["group"]["node"], ts)
                 )
         self._seen = {n: t for n, t in self._seen.items() if t >= window.start}
-        self._newest = max(self._values, default=window.start)
         total = np.array([self._values.get(t, np.nan) for t in window.times])
         return total, set(self._seen), tier
 

@@ -1,14 +1,18 @@
 """The console at fleet scale: time to first meaningful render and what an open tab costs
 the coordinator.
 
-    .venv/bin/python tests/bench/bench_console.py                  # 1,000 nodes, SQLite
+    .venv/bin/python tests/bench/bench_console.py                  # 1,000 8-GPU nodes, SQLite
     .venv/bin/python tests/bench/bench_console.py --db postgresql --seconds 120
+    .venv/bin/python tests/bench/bench_console.py --part build --hours 2 --days 7
 
-A store holding 6 h of 1,000 nodes' history (rolled-up minutes, a node's sleep, jobs) is
+A store holding 1,000 nodes' history (`--hours` of rolled-up minutes after `--days` of hour
+rows, `--gpus` per node in every row; a node's sleep, jobs) is
 served by the app and uvicorn server `dormouse run` uses, in a process of its own; another
 process stands for the daemon, rewriting every node's row (last seen, latest sample) each
 second as ingest does, so the live listing changes all the time. Measured:
 
+* the timeline's build in-process (`builds`), cold and as a poll, against the fleet's
+  power through the fleet history for the same window, as a ratio;
 * first render: headless Chromium loads `/` (default window 6 h) and the time from
   navigation to `performance.mark("timeline-rendered")` (fleet chart, power, demand and the
   lanes drawn) is read from the page; median and max over `--loads` loads;
@@ -32,7 +36,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,28 +44,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
+from coordinator.core.series import FleetQuery
 from coordinator.http.api import Api
 from coordinator.http.app import create_app
 from coordinator.http.server import HttpServer
-from coordinator.services import tokens
+from coordinator.services import history, tokens
+from coordinator.services import timeline as timeline_service
 from coordinator.settings import CoordinatorConfig, Http
 from coordinator.store import nodes as node_rows
 from coordinator.store.engine import create_engine, upgrade
 from shared.clock import SystemClock
+from shared.metrics import BY_NAME
 from tests import factories, fleet_timeline
+from tests.bench.bench_http import store_url
 
 HOUR = 3600.0
-
-
-def store_url(kind: str, folder: Path) -> tuple[str, sa.Engine | None]:
-    if kind == "sqlite":
-        return f"sqlite:///{folder / 'console.db'}", None
-    base = os.environ.get("DORMOUSE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    return f"{base}?options=-csearch_path%3D{schema}", admin
 
 
 def views(names: list[str], now: float, start: float) -> list[NodeView]:
@@ -163,25 +159,70 @@ def measured(pid: int, seconds: float) -> float:
     return (cpu_s(pid) - before) / (time.monotonic() - start) * 100
 
 
+def builds(url: str, now: float) -> None:
+    """The timeline's answer built in-process for 6 h (5 min steps, the minute tier) and
+    7 d (2 h steps, the hour tier): cold, then a poll a minute later (only its newest
+    steps re-read); the peer, in the same run, is the fleet's power through the fleet
+    history (`GET /api/v1/history?by=fleet&metric=power_w&agg=sum`), what the previous
+    console's fleet chart read for the same window."""
+    engine = create_engine(url)
+    settings = CoordinatorConfig(db=url)
+    for label, since, step in (("6 h", 6 * HOUR, 300.0), ("7 d", 7 * 24 * HOUR, 7200.0)):
+        kept = timeline_service.MeasuredPower()
+        started = time.perf_counter()
+        timeline_service.fleet_timeline(engine, settings, now - since, step, now, kept)
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        timeline_service.fleet_timeline(engine, settings, now - since, step, now + 60, kept)
+        poll = time.perf_counter() - started
+        query = FleetQuery(BY_NAME["power_w"], now - since, now, step, "sum")
+        started = time.perf_counter()
+        history.grouped(engine, query, "fleet", None, {}, settings.retention, now)
+        peer = time.perf_counter() - started
+        print(f"timeline {label}: cold {cold * 1000:.0f} ms, a poll {poll * 1000:.0f} ms; "
+              f"peer (fleet power history) {peer * 1000:.0f} ms; ratio cold/peer "
+              f"{cold / peer:.2f}x, poll/peer {poll / peer:.2f}x")  # fmt: skip
+    engine.dispose()
+
+
+def drop(admin: sa.Engine | None, url: str) -> None:
+    if admin is not None:
+        schema = url.rsplit("%3D", 1)[1]
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
 def main() -> None:  # noqa: PLR0915 - one run, in order
     parser = argparse.ArgumentParser(description="console first render and CPU per tab")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=120.0, help="each CPU measurement")
     parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--gpus", type=int, default=8, help="per node (0: CPU-only rows)")
+    parser.add_argument("--hours", type=float, default=6.0, help="of samples (minute rows)")
+    parser.add_argument("--days", type=int, default=7, help="of hour rows before them")
+    parser.add_argument("--part", choices=["all", "build"], default="all",
+                        help="build: only the timeline's build times, in-process")  # fmt: skip
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, store {args.db}, "
-          f"{args.nodes} nodes x 6 h")  # fmt: skip
+          f"{args.nodes} nodes x {args.gpus} GPUs, {args.hours:g} h of minutes after "
+          f"{args.days} d of hours")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         url, admin = store_url(args.db, Path(folder))
         engine = create_engine(url)
         upgrade(engine)
         names = [f"n{i:04d}" for i in range(args.nodes)]
         started = time.monotonic()
-        fleet_timeline.write(engine, names, time.time(), 6 * HOUR)
+        now = time.time()
+        fleet_timeline.write(engine, names, now, args.hours * HOUR, gpus=args.gpus,
+                             days_before=args.days)  # fmt: skip
         token = tokens.create(engine, "read", "bench", time.time()).token
         engine.dispose()
         print(f"store written in {time.monotonic() - started:.0f} s")
+        builds(url, time.time())
+        if args.part == "build":
+            drop(admin, url)
+            return
         port_file = Path(folder) / "url"
         me = [sys.executable, __file__]
         server = subprocess.Popen([*me, "--serve", url, str(port_file)])
@@ -217,10 +258,7 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
             for process in (server, writer):
                 process.terminate()
                 process.wait(10)
-        if admin is not None:
-            schema = url.rsplit("%3D", 1)[1]
-            with admin.begin() as conn:
-                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        drop(admin, url)
 
 
 if __name__ == "__main__":
