@@ -44,6 +44,7 @@ from shared.signing import Verifier
 from shared.topics import Kind, topic
 
 log = logging.getLogger(__name__)
+MAX_GONE = 64  # seqs_gone events answering one resend
 
 
 class GoingToSleep(Exception):
@@ -246,10 +247,7 @@ class Agent:
     async def _execute(self, client: aiomqtt.Client, command: Command) -> None:
         body = command.body
         if isinstance(body, Resend):
-            telemetry = topic(self.config.node, Kind.TELEMETRY)
-            for batch in self.spool.resend(body.from_seq, body.to_seq):
-                await client.publish(telemetry, batch.payload(), qos=1)
-            log.info("resent seq %d..%d on request %s", body.from_seq, body.to_seq, command.id)
+            await self._resend(client, body, command.id)
         elif isinstance(body, RunJob):
             await self.runner.start(body)
         elif isinstance(body, CancelJob):
@@ -263,6 +261,38 @@ class Agent:
             self._once.warning(
                 ("op", body.OP), "command %r is not supported by this agent", body.OP
             )
+
+    async def _resend(self, client: aiomqtt.Client, body: Resend, request: str) -> None:
+        """Send what the spool holds of the range and say which seqs of it are gone (expired,
+        dropped for room, or never the file's): the coordinator gives up exactly those."""
+        telemetry = topic(self.config.node, Kind.TELEMETRY)
+        expected, gone = body.from_seq, []
+        for batch in self.spool.resend(body.from_seq, body.to_seq):
+            await client.publish(telemetry, batch.payload(), qos=1)
+            if batch.seq_first > expected:
+                gone.append((expected, batch.seq_first - 1))
+            expected = batch.seq_last + 1
+        if expected <= body.to_seq:
+            gone.append((expected, body.to_seq))
+        if len(gone) > MAX_GONE:  # one more for the rest: a held seq said gone is still sent
+            gone[MAX_GONE - 1 :] = [(gone[MAX_GONE - 1][0], gone[-1][1])]
+        events = topic(self.config.node, Kind.EVENTS)
+        for first, last in gone:
+            said = Event(
+                node=self.config.node,
+                ts=self.clock.now(),
+                kind="seqs_gone",
+                seq_first=first,
+                seq_last=last,
+            )
+            await client.publish(events, encode(said), qos=1)
+        log.info(
+            "resent seq %d..%d on request %s (%d range(s) no longer held)",
+            body.from_seq,
+            body.to_seq,
+            request,
+            len(gone),
+        )
 
     async def _before_sleep(self, client: aiomqtt.Client, body: Sleep) -> None:
         """Acknowledge, say `sleeping`, then `offline` as the Last Will of a suspended host

@@ -194,7 +194,7 @@ def check_spool(config: AgentConfig) -> Availability:
     """The spool opens, its directory takes writes, and its disk has room: a running agent
     would otherwise be holding samples in memory (lost if it stops)."""
     try:
-        spool = Spool(config.spool_dir, config.node, SystemClock())
+        spool = Spool(config.spool_dir, config.node, SystemClock(), claim=False)
     except (OSError, sqlite3.Error) as exc:
         return Availability("spool", False, f"{config.spool_dir}: {exc}", True)
     detail = f"{spool.path}: stream from seq {spool.stream_first}, next seq {spool.next_seq}"

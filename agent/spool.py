@@ -26,6 +26,7 @@ before it is sent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections import deque
@@ -116,9 +117,12 @@ class Spool:
         keep_s: float = 3600.0,
         memory_only: str | None = None,
         flush_every_s: float = 0.0,
+        claim: bool = True,
     ) -> None:
         """`memory_only`: why the file cannot be used; the spool then lives in memory (a
-        restart starts a new stream, so no seq is ever reused)."""
+        restart starts a new stream, so no seq is ever reused). `claim`: this process is the
+        agent that numbers samples (`check` only looks: it neither marks the file running nor
+        starts a stream)."""
         self.path = directory / SPOOL_FILE
         if memory_only is None:
             directory.mkdir(parents=True, exist_ok=True)
@@ -136,9 +140,12 @@ class Spool:
             self._set_meta("next_seq", origin)
             self._set_meta("stream_first", origin)
         self.stream_first = self._meta("stream_first")  # 0: a spool from before streams
+        self.prior_stream_first = self._meta("prior_stream_first")  # before an unclean stop
         self.next_seq = max(
             self._meta("next_seq"), self._scalar("SELECT max(seq) + 1 FROM samples")
         )
+        self._claim = claim and memory_only is None
+        self.unclean = self._claim and not self.created and bool(self._meta("running"))
         self.bytes = self._scalar("SELECT sum(length(body)) FROM samples")
         self._last_expiry = 0.0
         self._held: deque[tuple[int, bytes]] = deque()  # (seq, body) not yet in the file
@@ -151,9 +158,47 @@ class Spool:
         self._reported_pending = 0  # file drops reported upstream, not yet written down
         self._flush_every_s = flush_every_s
         self._flushed_at = clock.now()
+        if self._claim:
+            self._claim_file(clock.now())
+
+    def _claim_file(self, now: float) -> None:
+        """Mark the file running until a clean `close`. Found running, the last agent
+        stopped without closing (kill -9, a crash, a power cut): while its disk was full it
+        may have sent samples under seqs the file never took, so numbering goes on in a new
+        stream (above any seq it can have used), never from the file's last seq. A file that
+        takes no write now gets the new stream in memory only (the file's own, older stream
+        is then below it, and a later start numbers from there without reusing a seq)."""
+        if self.unclean:
+            origin = max(stream_origin(now), self.next_seq)
+            self.prior_stream_first = self.stream_first
+            self.stream_first = self.next_seq = origin
+            log.warning(
+                "spool %s was not closed cleanly: numbering samples in a new stream from %d",
+                self.path,
+                origin,
+            )
+        try:
+            with self._transaction():
+                if self.unclean:
+                    self._set_meta("prior_stream_first", self.prior_stream_first)
+                    self._set_meta("stream_first", self.stream_first)
+                    self._set_meta("next_seq", self.next_seq)
+                self._set_meta("running", 1)
+        except sqlite3.OperationalError as exc:
+            if not self.unclean:  # numbering on from the file could reuse this run's seqs
+                self.prior_stream_first = self.stream_first
+                self.stream_first = self.next_seq = max(stream_origin(now), self.next_seq)
+            self.degraded = f"cannot write {self.path}: {exc}"
+            self._retry_at = now + RETRY_S
+            log.error("%s: samples held in memory, numbered in a new stream", self.degraded)
 
     def close(self) -> None:
+        """Write what memory holds and, if all of it reached the file, mark the file closed
+        cleanly (the next start numbers on from it)."""
         self.flush()
+        if self._claim and not self._held and self.degraded is None:
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._set_meta("running", 0)
         self._db.close()
 
     def flush(self) -> None:
@@ -303,8 +348,15 @@ class Spool:
             seq_first=seq_first,
             bodies=tuple(bodies),
             spool_dropped=dropped,
-            stream_first=self.stream_first,
+            stream_first=self._stream_of(seq_first),
         )
+
+    def _stream_of(self, seq: int) -> int:
+        """The stream a seq was numbered in: the current one, the one before an unclean stop
+        (its unsent or resent samples), or unknown (0) for older ones."""
+        if seq >= self.stream_first:
+            return self.stream_first
+        return self.prior_stream_first if seq >= self.prior_stream_first else 0
 
     def _enforce_limits(self) -> None:
         now = self._clock.now()

@@ -49,6 +49,7 @@ EVENT_KINDS = frozenset(
         "sleep_refused",
         "command_refused",  # the agent cannot verify a command (no key, another key)
         "job_output",  # a piece of a job's output, asked for with `FetchOutput`
+        "seqs_gone",  # seqs seq_first..seq_last asked for (`Resend`) that the spool lacks
     }
 )
 TS = Float(0, 1e11)  # epoch seconds, finite and before the year 5138
@@ -300,6 +301,9 @@ class Event(Message):
     output_offset: int | None = field(Opt(Int()), default=None)
     output_next: int | None = field(Opt(Int()), default=None)
     output_size: int | None = field(Opt(Int()), default=None)
+    # `seqs_gone`: the range of a resend request the agent's spool no longer holds
+    seq_first: int | None = field(Opt(Int()), default=None)
+    seq_last: int | None = field(Opt(Int()), default=None)
 
     def to_wire(self) -> dict[str, Any]:
         data = Message.to_wire(self)
@@ -315,6 +319,10 @@ class Event(Message):
             raise SchemaError("exit_code: missing, required for job_finished")
         if self.kind == "job_output" and self.request is None:
             raise SchemaError("request: missing, required for job_output")
+        if self.kind == "seqs_gone" and (
+            self.seq_first is None or self.seq_last is None or self.seq_last < self.seq_first
+        ):
+            raise SchemaError("seq_first, seq_last: a range is required for seqs_gone")
 
 
 OPTIONAL_EVENT_FIELDS = (
@@ -326,6 +334,8 @@ OPTIONAL_EVENT_FIELDS = (
     "output_offset",
     "output_next",
     "output_size",
+    "seq_first",
+    "seq_last",
 )
 
 

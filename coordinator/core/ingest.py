@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coordinator.core.registry import Registry
@@ -33,11 +34,22 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    """A node's agent began a new sample stream (its spool was lost or replaced)."""
+    """A node's agent began a new sample stream (its spool was lost or replaced, or it
+    stopped uncleanly)."""
 
     node: str
     stream_first: int
-    abandoned: int  # seqs of the old stream that were missing and now never will be
+    carried: int  # seqs of the old stream still missing, still asked for
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """An agent no longer holds seqs `first..last` it was asked to resend."""
+
+    node: str
+    first: int
+    last: int
+    lost: int  # of them, seqs the store lacked: now given up
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +58,21 @@ class Routed:
     gap: tuple[str, int, int] | None = None  # (node, from_seq, to_seq) to ask for
     event: Event | None = None  # a job or sleep report, for the dispatcher
     reset: Reset | None = None
+    gone: Gone | None = None
 
 
 class Ingest:
-    def __init__(self, registry: Registry, seqs: Seqs, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        seqs: Seqs,
+        limits: Limits | None = None,
+        gone: Callable[[str, int, int], int] | None = None,
+    ) -> None:
+        """`gone`: who hears the agents' `seqs_gone` answers (the seq tracker, or the
+        leader's store gap scan)."""
         self.registry, self.seqs = registry, seqs
+        self._gone = gone or seqs.gone
         self.limits = limits or Limits()
         self.received: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
@@ -78,8 +100,15 @@ class Ingest:
         elif isinstance(message, Status):
             self.registry.on_status(message, now)
         else:
-            return Routed(event=message)
+            return self._event(message)
         return Routed()
+
+    def _event(self, event: Event) -> Routed:
+        """A report for the dispatcher, or an agent's word on seqs it no longer holds."""
+        if event.kind != "seqs_gone":
+            return Routed(event=event)
+        first, last = event.seq_first or 0, event.seq_last or 0  # both checked by the schema
+        return Routed(gone=Gone(event.node, first, last, self._gone(event.node, first, last)))
 
     def _drop(self, reason: str, detail: str, count: int = 1) -> Routed:
         self.dropped[reason] += count
@@ -124,7 +153,12 @@ class Ingest:
         if not self._plausible_stream(batch):
             return self._drop("seq_jump", f"{where}: seqs or stream ahead of their samples")
         seen = self.seqs.observe(
-            batch.node, batch.seq_first, batch.seq_last, now, batch.stream_first
+            batch.node,
+            batch.seq_first,
+            batch.seq_last,
+            now,
+            batch.stream_first,
+            stamp=batch.samples[-1].ts,
         )
         if seen.refused is not None:
             return self._drop(seen.refused, f"{where}: too far past the node's last seq")
@@ -136,7 +170,7 @@ class Ingest:
         reset = None
         if seen.reset_from is not None:
             self.stream_resets += 1
-            reset = Reset(batch.node, seen.reset_from, seen.abandoned)
+            reset = Reset(batch.node, seen.reset_from, seen.carried)
         self.registry.on_telemetry(batch, now)
         return Routed(batches=fresh_parts(batch, seen.fresh), gap=gap, reset=reset)
 

@@ -4,23 +4,32 @@ With a shared subscription a node's batches land on different ingest workers, so
 process sees a node's whole stream; what the store holds is the truth. Per node the leader
 keeps a watermark (every seq at or below it is stored, or given up) and looks only above
 it: seqs settled in time (stamped `settle_s` before the node's newest known sample) that
-are missing are asked for again, every `retry_s`, up to `max_attempts` times, then given
-up and counted. The scan is bounded by the watermark: a healthy node costs one index range
-of its last few seconds; `plan` says which nodes to scan and from where.
+are missing are asked for again, every `retry_s`. The scan is bounded by the watermark: a
+healthy node costs one index range of its last few seconds; `plan` says which nodes to scan
+and from where.
+
+Resends follow the workers' progress as `core.seqs` does: while the nodes' newest batches
+reach the store more than `catch_up_s` later than usual (the median node), nothing is asked
+and no deadline runs (the served clock stands still). A hole asked `max_attempts` times is
+`unanswered` and asked only every `max_attempts` retries from then on; it is lost only when
+the agent says it no longer holds it (`gone`), and then never asked for again.
 
 A node's agent that starts a new stream (its spool lost) starts far above the old one:
 nothing below the new stream's first seq is asked for, and what was still open of the old
-one is given up with it (as `core.seqs` does).
+one is no longer scanned (counted in `stream_resets`' holes, `lost_seqs`): unlike
+`core.seqs`, the leader does not yet carry an old stream's holes across a reset.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import median
 
-from coordinator.core.seqs import Gap, GapRange, Range
+from coordinator.core.seqs import CATCH_UP_S, Gap, GapRange, Range, within
 
 LOOKBACK_SEQS = 300  # a new leader checks each node's last 300 seqs (5 min at 1 Hz)
 SETTLE_S = 10.0  # a seq is missing once samples stamped this much later are stored
+MAX_GONE = 64  # ranges an agent said it no longer holds, kept per node
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +62,7 @@ class Found:
 @dataclass
 class Verdict:
     ask: list[GapRange] = field(default_factory=list)  # to request now
-    lost: list[GapRange] = field(default_factory=list)  # given up
+    unanswered: list[GapRange] = field(default_factory=list)  # asked max_attempts times
 
 
 @dataclass
@@ -61,25 +70,38 @@ class NodeMark:
     mark: int  # every seq <= mark is stored or given up
     stream: int  # the agent's current stream's first seq
     gaps: list[Gap] = field(default_factory=list)  # asked for, not yet seen stored
+    gone: list[Range] = field(default_factory=list)  # the agent no longer holds these
+    delay: float | None = None  # the least delay seen from its sample to the store
+    seen_at: float = 0.0  # its newest batch's, as last planned
 
 
 class StoreGaps:
     def __init__(
-        self, *, retry_s: float = 30.0, max_attempts: int = 5, settle_s: float = SETTLE_S
+        self,
+        *,
+        retry_s: float = 30.0,
+        max_attempts: int = 5,
+        settle_s: float = SETTLE_S,
+        catch_up_s: float = CATCH_UP_S,
     ) -> None:
-        self._retry_s, self._max_attempts, self._settle_s = retry_s, max_attempts, settle_s
+        self._retry_s, self.max_attempts, self._settle_s = retry_s, max_attempts, settle_s
+        self._catch_up_s = catch_up_s
         self.nodes: dict[str, NodeMark] = {}
         self.lost_seqs = 0
-        self.given_up = 0  # gaps abandoned after max_attempts
+        self.given_up = 0  # holes (or parts) the agents said they no longer hold
         self.retries = 0  # asks after the first for the same gap
+        self.unanswered = 0  # holes asked `max_attempts` times with no answer (still asked)
         self.stream_resets = 0
+        self.behind = False
+        self.served = 0.0  # moves only while the workers are caught up
+        self._planned_at: float | None = None
 
     def plan(self, newest: dict[str, Newest], now: float) -> list[Mark]:
         """Marks to scan, from what is known of each node's newest batch; a node seen for the
         first time starts `LOOKBACK_SEQS` below its newest seq. Samples are settled once
         later ones are stored `settle_s` after them, or once the node has been quiet that
         long (a node that stops sending, asleep or gone, still has its last holes asked for)."""
-        marks = []
+        marks, late = [], []
         for node, last in sorted(newest.items()):
             known = self.nodes.get(node)
             if known is None:
@@ -87,10 +109,39 @@ class StoreGaps:
                 known = self.nodes[node] = NodeMark(start, last.stream)
             elif last.stream > known.stream:
                 self._new_stream(known, last.stream)
+            if last.seen_at > known.seen_at:
+                delay = last.seen_at - last.ts
+                known.delay = delay if known.delay is None else min(known.delay, delay)
+                known.seen_at = last.seen_at
+                late.append(delay - known.delay)
             if last.seq > known.mark:
                 quiet = now - last.seen_at >= self._settle_s
                 marks.append(Mark(node, known.mark, last.ts - (0 if quiet else self._settle_s)))
+        self._progress(late, now)
         return marks
+
+    def _progress(self, late: list[float], now: float) -> None:
+        """Behind while the median node's newest batch reached the store `catch_up_s` later
+        than its usual; the served clock moves only across plans with caught-up news."""
+        if late:
+            self.behind = median(late) > self._catch_up_s
+        if self._planned_at is not None and late and not self.behind:
+            self.served += now - self._planned_at
+        self._planned_at = now
+
+    def gone(self, node: str, first: int, last: int) -> int:
+        """The agent says it no longer holds [first, last]: what of it was asked for is lost
+        and never asked again. Returns the seqs given up."""
+        known = self.nodes.get(node)
+        if known is None:
+            return 0
+        asked = within(known.gaps, first, last)
+        known.gone.append((first, last))
+        del known.gone[:-MAX_GONE]
+        lost = sum(b - a + 1 for a, b in asked)
+        self.lost_seqs += lost
+        self.given_up += len(asked)
+        return lost
 
     def _new_stream(self, known: NodeMark, stream: int) -> None:
         abandoned = sum(g.last - g.first + 1 for g in known.gaps)
@@ -106,24 +157,24 @@ class StoreGaps:
         known.mark, known.gaps = found.high, []
         return True
 
-    def judge(self, node: str, seqs: list[int], now: float) -> Verdict:
+    def judge(self, node: str, seqs: list[int]) -> Verdict:
         """The node's stored seqs above its mark (sorted): ask for, or give up, each hole."""
         known, verdict = self.nodes[node], Verdict()
-        holes = missing(known.mark, seqs)
+        holes = [h for hole in missing(known.mark, seqs) for h in without(hole, known.gone)]
         kept = []
         for first, last in holes:
-            gap = self._carried(known, first, last, now)
-            if now - gap.asked_at < self._retry_s and gap.attempts > 0:
-                kept.append(gap)
-            elif gap.attempts >= self._max_attempts:
-                verdict.lost.append((node, first, last))
-                self.lost_seqs += last - first + 1
-                self.given_up += 1
-            else:
-                self.retries += gap.attempts > 0
-                gap.asked_at, gap.attempts = now, gap.attempts + 1
-                verdict.ask.append((node, first, last))
-                kept.append(gap)
+            gap = self._carried(known, first, last, self.served)
+            kept.append(gap)
+            slow = gap.attempts > self.max_attempts
+            wait = self._retry_s * (self.max_attempts if slow else 1)
+            if self.behind or (gap.attempts and self.served - gap.asked_at < wait):
+                continue
+            if gap.attempts == self.max_attempts:
+                self.unanswered += 1
+                verdict.unanswered.append((node, first, last))
+            self.retries += gap.attempts > 0
+            gap.asked_at, gap.attempts = self.served, gap.attempts + 1
+            verdict.ask.append((node, first, last))
         known.gaps = kept
         known.mark = kept[0].first - 1 if kept else (seqs[-1] if seqs else known.mark)
         return verdict
@@ -150,3 +201,16 @@ def missing(mark: int, seqs: list[int]) -> list[Range]:
             holes.append((expected, seq - 1))
         expected = max(expected, seq + 1)
     return holes
+
+
+def without(hole: Range, gone: list[Range]) -> list[Range]:
+    """The parts of `hole` outside every range in `gone`."""
+    parts = [hole]
+    for lo, hi in gone:
+        parts = [
+            piece
+            for a, b in parts
+            for piece in ((a, min(b, lo - 1)), (max(a, hi + 1), b))
+            if piece[0] <= piece[1]
+        ]
+    return parts

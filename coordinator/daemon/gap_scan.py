@@ -54,12 +54,17 @@ class GapScan:
             return
         seqs = await asyncio.to_thread(self._read, sample_rows.seqs_above, holey)
         for mark in holey:
-            verdict = self.gaps.judge(mark.node, seqs[mark.node], now)
+            verdict = self.gaps.judge(mark.node, seqs[mark.node])
             for gap in verdict.ask:
                 await self._ask(*gap)
-            for node, first, last in verdict.lost:
-                log.error(
-                    "seqs %d..%d of %s are lost: the agent did not resend them", first, last, node
+            for node, first, last in verdict.unanswered:
+                log.warning(
+                    "seqs %d..%d of %s: asked for %d times with no answer; still asked for, "
+                    "less often",
+                    first,
+                    last,
+                    node,
+                    self.gaps.max_attempts,
                 )
 
     def _read(self, query: Callable[[sa.Connection, list[Mark]], T], marks: list[Mark]) -> T:

@@ -118,12 +118,16 @@ class Housekeeping:
                 with contextlib.suppress(sa.exc.SQLAlchemyError):
                     await self._gap_scan.scan(now)
             return
-        again, lost = self._ingest.seqs.due(now)
+        again, unanswered = self._ingest.seqs.due(now)
         for gap in again:
             await self._receiver.ask_resend(*gap)
-        for node, first, last in lost:
-            log.error(
-                "seqs %d..%d of %s are lost: the agent did not resend them", first, last, node
+        for node, first, last in unanswered:
+            log.warning(
+                "seqs %d..%d of %s: asked for again and again with no answer; still asked "
+                "for, less often",
+                first,
+                last,
+                node,
             )
 
     def persist_nodes(self) -> None:

@@ -66,6 +66,11 @@ def load_key(config: CoordinatorConfig) -> bytes | None:
     return key
 
 
+def tracker_from_store(conn: sa.Connection, retry_s: float) -> SeqTracker:
+    """Each node's highest stored seq, and the holes below it a restart asks for again."""
+    return SeqTracker(sample_rows.stored_high(conn), holes=sample_rows.holes(conn), retry_s=retry_s)
+
+
 def build(
     config: CoordinatorConfig,
     engine: sa.Engine,
@@ -83,16 +88,15 @@ def build(
     with engine.connect() as conn:
         registry = Registry(config.offline_after, node_rows.load_nodes(conn))
         seqs: Seqs = (
-            SeqTracker(sample_rows.stored_high(conn), retry_s=config.resend_retry)
-            if role == ROLE_ALL
-            else Untracked()
+            tracker_from_store(conn, config.resend_retry) if role == ROLE_ALL else Untracked()
         )
     limits = Limits(
         max_skew_s=config.max_clock_skew,
         max_age_s=config.retention.raw,
         max_nodes=config.max_nodes,
     )
-    ingest = Ingest(registry, seqs, limits)
+    gaps = StoreGaps(retry_s=config.resend_retry) if role == ROLE_LEADER else None
+    ingest = Ingest(registry, seqs, limits, gone=gaps.gone if gaps else None)
     stopping = Stopping()
     leadership = Leadership(engine, clock, stopping, lease_s=config.leader_lease)
     sender = CommandSender(key, config.command_key_file, clock, leadership)
@@ -125,8 +129,7 @@ def build(
     )
     feed = LiveFeed(engine, registry, clock, stopping) if role == ROLE_LEADER else None
     gap_scan = None
-    if feed is not None:
-        gaps = StoreGaps(retry_s=config.resend_retry)
+    if feed is not None and gaps is not None:
         gap_scan = GapScan(engine, registry, feed, gaps, receiver.ask_resend)
     figures = Figures(
         ingest, writer, receiver, dispatcher, power, gap_scan.gaps if gap_scan else None

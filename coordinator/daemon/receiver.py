@@ -57,6 +57,15 @@ class Receiver:
     async def _route(self, routed: Routed, now: float) -> None:
         if routed.reset is not None:
             self._stream_reset(routed.reset, now)
+        if routed.gone is not None and routed.gone.lost:
+            gone = routed.gone
+            log.error(
+                "seqs %d..%d of %s are lost: the agent no longer holds them (%d were missing)",
+                gone.first,
+                gone.last,
+                gone.node,
+                gone.lost,
+            )
         if routed.gap is not None:
             await self.ask_resend(*routed.gap)
         if routed.event is not None and routed.event.job_id is None:
@@ -68,7 +77,8 @@ class Receiver:
     def _stream_reset(self, reset: Reset, now: float) -> None:
         why = (
             f"new sample stream from seq {reset.stream_first} (its spool was lost or "
-            f"replaced); {reset.abandoned} missing seqs of the old one given up"
+            f"replaced, or the agent stopped uncleanly); {reset.carried} missing seqs of "
+            "the old one still asked for"
         )
         log.warning("node %s: %s", reset.node, why)
         if self._leadership.leading.is_set():

@@ -9,6 +9,7 @@ given interleaved batches of one node see each other's chunks; SQLite has one wr
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -224,6 +225,36 @@ def stored_high(conn: sa.Connection) -> dict[str, int]:
         sa.select(raw_chunks.c.node, sa.func.max(raw_chunks.c.seq_last)).group_by(raw_chunks.c.node)
     )
     return {node: int(high) for node, high in rows}
+
+
+RESTART_LOOKBACK = 3600  # seqs below each node's high a restart checks for holes (1 h at 1 Hz)
+
+
+def holes(conn: sa.Connection) -> dict[str, list[tuple[int, int]]]:
+    """Per node, the seqs missing between stored chunks in its last `RESTART_LOOKBACK` seqs:
+    what a restarted coordinator asks for again (one query, either dialect). A hole at the
+    window's start is not named (it may be the unused seqs below a new stream's start)."""
+    top = (
+        sa.select(raw_chunks.c.node, sa.func.max(raw_chunks.c.seq_last).label("high"))
+        .group_by(raw_chunks.c.node)
+        .subquery()
+    )
+    low = top.c.high - RESTART_LOOKBACK
+    rows = conn.execute(
+        sa.select(raw_chunks.c.node, raw_chunks.c.seq_first, raw_chunks.c.seq_last)
+        .join(top, raw_chunks.c.node == top.c.node)
+        .where(raw_chunks.c.seq_first > low - MAX_SAMPLES, raw_chunks.c.seq_last > low)
+        .order_by(raw_chunks.c.node, raw_chunks.c.seq_first)
+    )
+    held: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for node, first, last in rows:
+        held[node].append((int(first), int(last)))
+    found = {}
+    for node, ranges in held.items():
+        between = [(a[1] + 1, b[0] - 1) for a, b in itertools.pairwise(ranges)]
+        if between := [(lo, hi) for lo, hi in between if lo <= hi]:
+            found[node] = between
+    return found
 
 
 MARKS_PER_QUERY = 1000

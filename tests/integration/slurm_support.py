@@ -85,6 +85,7 @@ class SlurmCluster:
     programs: dict[str, Path]
     suspend_time: str = "3"
     resume_timeout: int = 15
+    slurmd_timeout: int = 30
     return_to_service: int = 1
     port: int = field(default_factory=lambda: free_ports(8))
 
@@ -120,7 +121,7 @@ MailProg=/bin/true
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 ReturnToService={self.return_to_service}
-SlurmdTimeout=30
+SlurmdTimeout={self.slurmd_timeout}
 {programs}SuspendTime={self.suspend_time}
 SuspendTimeout=3
 ResumeTimeout={self.resume_timeout}

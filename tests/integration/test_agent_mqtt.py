@@ -106,6 +106,19 @@ async def test_resend_is_served_from_the_spool_and_unsigned_commands_refused(age
 
         await wait_until(lambda: (3, 7) in ranges(), 10, "the resent range")
         assert (0, 1) not in ranges()
+
+        def gone() -> list[tuple[int, int]]:
+            return [
+                (m.seq_first - first, m.seq_last - first)
+                for kind, m, _ in live.other
+                if kind is Kind.EVENTS and m.kind == "seqs_gone"
+            ]
+
+        async with aiomqtt.Client(mqtt_url.host, mqtt_url.port) as client:
+            beyond = sign(resend(first - 5, first + 1, "beyond"), KEY.encode())
+            await client.publish(topic(agent.node, Kind.CMD), encode(beyond), qos=1)
+        await wait_until(lambda: gone() == [(-5, -1)], 10, "the agent's word on what it lacks")
+        await wait_until(lambda: (0, 1) in ranges(), 10, "what it holds of that range, resent")
     assert "command refused (signature)" in agent.log()
 
 

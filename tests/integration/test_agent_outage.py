@@ -45,7 +45,7 @@ async def outage(mosquitto, tmp_path, *, kill_agent_midway: bool) -> None:
         if kill_agent_midway:
             await asyncio.sleep(OUTAGE_S / 2)
             agent.kill(signal.SIGKILL)
-            agent.start()  # the same spool: seqs go on, nothing is reused
+            agent.start()  # the same spool, a new stream: nothing is reused
             await asyncio.sleep(OUTAGE_S / 2)
         else:
             await asyncio.sleep(OUTAGE_S)
@@ -61,9 +61,17 @@ async def outage(mosquitto, tmp_path, *, kill_agent_midway: bool) -> None:
     finally:
         agent.kill(signal.SIGKILL)
 
-    seqs = collector.seqs()
-    missing = sorted(set(range(min(seqs), max(seqs) + 1)) - seqs)
-    assert missing == [], f"{len(missing)} seqs never arrived, first {missing[:10]}"
+    streams: dict[int, set[int]] = defaultdict(set)
+    for batch in collector.telemetry:
+        streams[batch.stream_first] |= set(range(batch.seq_first, batch.seq_last + 1))
+    # killed, the agent numbers on in a new stream above every seq it may have sent
+    assert len(streams) == (2 if kill_agent_midway else 1), sorted(streams)
+    for stream, seqs in streams.items():
+        missing = sorted(set(range(min(seqs), max(seqs) + 1)) - seqs)
+        assert missing == [], f"{len(missing)} seqs of stream {stream} never arrived"
+    if kill_agent_midway:
+        old, new = sorted(streams)
+        assert min(streams[new]) == new > max(streams[old])
     timestamps: dict[int, set[float]] = defaultdict(set)
     for batch in collector.telemetry:
         for i, sample in enumerate(batch.samples):

@@ -128,14 +128,17 @@ async def test_slurm_decides_dormouse_sleeps_wakes_and_mends(db_url, mosquitto, 
         assert "resumed" in kinds, kinds
         assert any(e["reason"].startswith("slurm ResumeProgram") for e in events(coordinator, a))
 
-        hosts.late, hosts.late_s = {"sn2"}, cluster.resume_timeout + 5.0  # ~its ResumeTimeout
+        # slurmctld checks ResumeTimeout only on its ping pass (every SlurmdTimeout / 3 s), so
+        # the host comes back well past a whole ping interval after the timeout: a host back
+        # earlier may register before the check and never be marked DOWN.
+        hosts.late, hosts.late_s = {"sn2"}, cluster.resume_timeout + cluster.slurmd_timeout
         cluster.run("scontrol", "update", "NodeName=sn2", "State=POWER_UP")
         await eventually(
-            lambda: "DOWN" in slurm_state(cluster, "sn2"), 60, f"sn2 DOWN: {cluster.log()}"
+            lambda: "DOWN" in slurm_state(cluster, "sn2"), 90, f"sn2 DOWN: {cluster.log()}"
         )
         await eventually(
             lambda: slurm_state(cluster, "sn2") == frozenset({"IDLE"}),
-            60,
+            90,
             f"sn2 back in service: {cluster.show()['sn2']} {events(coordinator, b)}"
             f" {hosts.errors} {cluster.log()}",
         )

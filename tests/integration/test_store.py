@@ -135,6 +135,20 @@ def test_redelivered_samples_are_stored_once(engine):
         assert sample_rows.stored_high(conn) == {"n1": 6}
 
 
+def test_a_restart_finds_the_holes_in_each_nodes_last_seqs(engine):
+    """What a restarted coordinator asks for again: holes between stored chunks in the last
+    `RESTART_LOOKBACK` seqs, not the seqs below the window nor below a node's first chunk."""
+    top = 10_000
+    pieces = [("n1", 100, 5), ("n1", top - 30, 5), ("n1", top - 20, 3), ("n1", top - 10, 11)]
+    pieces += [("n2", 0, 4), ("n2", 4, 4)]  # contiguous
+    with engine.begin() as conn:
+        for node, first, count in pieces:
+            points = [(T0 + first + i, 10.0, 100.0) for i in range(count)]
+            sample_rows.insert_batches(conn, [batch(node, first, points)])
+    with engine.connect() as conn:
+        assert sample_rows.holes(conn) == {"n1": [(top - 25, top - 21), (top - 17, top - 11)]}
+
+
 def test_nodes_round_trip(engine):
     view = NodeView(
         name="gpu-01",

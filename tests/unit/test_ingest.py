@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgpack
 import pytest
 
-from coordinator.core.ingest import Ingest, Limits, Reset, Routed
+from coordinator.core.ingest import Gone, Ingest, Limits, Reset, Routed
 from coordinator.core.ratelimit import RateLimiter
 from coordinator.core.registry import Registry
 from coordinator.core.seqs import SeqTracker
-from shared.codec import encode
-from shared.messages import TelemetryBatch
+from shared.codec import encode, frame
+from shared.messages import Event, TelemetryBatch
 from shared.topics import Kind, topic
 from tests import factories
 
@@ -210,3 +211,17 @@ def test_seqs_numbered_again_are_counted_as_reused_not_filed_as_duplicates():
     assert target.dropped == {"seq_reused": 3}
     assert target.duplicates == 2
     assert "newer than the node's highest seq" in target.last_error["seq_reused"]
+
+
+def test_an_agents_word_on_seqs_it_no_longer_holds_gives_up_exactly_those_missing():
+    target = said_hello(ingest(), "n1")
+    send(target, factories.telemetry("n1", seq_first=0, count=2))
+    send(target, factories.telemetry("n1", seq_first=10, count=2, ts=factories.TS + 10))
+    said = Event(node="n1", ts=NOW, kind="seqs_gone", seq_first=0, seq_last=5)
+    routed = target.handle(topic("n1", Kind.EVENTS), encode(said), NOW)
+    assert routed.gone == Gone("n1", 0, 5, 4)  # 2..5 were missing; 0, 1 stored
+    assert routed.event is None  # not a report for the dispatcher
+    assert (target.seqs.lost_seqs, target.seqs.missing("n1")) == (4, 4)  # 6..9 still asked
+    forged = {"v": 1, "node": "n1", "ts": NOW, "kind": "seqs_gone", "seq_first": 9}
+    assert target.handle(topic("n1", Kind.EVENTS), frame(msgpack.packb(forged)), NOW) == Routed()
+    assert target.dropped == {"schema": 1}  # a range is required

@@ -42,6 +42,7 @@ def test_seqs_increase_and_survive_reopening(tmp_path, clock):
     assert fill(spool, 3) == [ORIGIN, ORIGIN + 1, ORIGIN + 2]
     spool.close()
     spool = open_spool(tmp_path, clock)
+    assert not spool.unclean
     assert fill(spool, 2) == [ORIGIN + 3, ORIGIN + 4]
     assert drain(spool) == [ORIGIN, ORIGIN + 1, ORIGIN + 2, ORIGIN + 3, ORIGIN + 4]
 
@@ -227,9 +228,48 @@ def test_a_crash_loses_only_the_unwritten_interval_and_reuses_no_sent_seq(tmp_pa
     assert drain(spool) == [ORIGIN, ORIGIN + 1]  # sent: written and committed first
     fill(spool, 3)  # this interval's samples, not written yet: the process dies (no close)
     reopened = open_spool(tmp_path, clock, flush_every_s=5.0)
-    assert reopened.next_seq == ORIGIN + 2  # the lost samples' seqs, never sent, come again
+    assert reopened.unclean  # so a new stream, from the clock in ms or the file's next seq
+    assert reopened.stream_first == reopened.next_seq == ORIGIN + 2
     assert fill(reopened, 1) == [ORIGIN + 2]
     assert drain(reopened) == [ORIGIN + 2]
+
+
+def test_a_crash_while_the_disk_was_full_never_reuses_a_seq_sent_from_memory(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 3)
+    pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+    spool._db.execute(f"PRAGMA max_page_count = {pages}")  # "database or disk is full"
+    fill(spool, 50)
+    sent = drain(spool)  # sent from memory: the file never took these seqs
+    assert spool.degraded is not None
+    clock.advance(53)  # 53 samples at 1 Hz; killed (no close), restarted at once
+    reopened = open_spool(tmp_path, clock)
+    assert reopened.unclean
+    assert reopened.stream_first == reopened.next_seq > max(sent)
+    replayed = reopened.next_unsent()  # the file's three: their sends were never written
+    assert (replayed.seq_first, replayed.stream_first) == (ORIGIN, ORIGIN)  # the old stream's
+    assert fill(reopened, 1)[0] > max(sent)
+
+
+def test_a_clean_close_numbers_on_in_the_same_stream(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 2)
+    spool.close()
+    clock.advance(60)
+    reopened = open_spool(tmp_path, clock)
+    assert not reopened.unclean
+    assert (reopened.stream_first, reopened.next_seq) == (ORIGIN, ORIGIN + 2)
+
+
+def test_a_look_at_the_spool_neither_claims_it_nor_starts_a_stream(tmp_path, clock):
+    spool = open_spool(tmp_path, clock)
+    fill(spool, 2)
+    spool.flush()
+    clock.advance(60)
+    look = open_spool(tmp_path, clock, claim=False)  # `dormouse-agent check` while it runs
+    assert (look.unclean, look.stream_first, look.next_seq) == (False, ORIGIN, ORIGIN + 2)
+    look.close()
+    assert open_spool(tmp_path, clock).unclean  # the running agent's mark is still there
 
 
 @given(

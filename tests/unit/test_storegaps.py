@@ -53,40 +53,67 @@ def test_a_contiguous_node_moves_its_mark_and_is_not_scanned_until_it_sends_more
     assert not gaps.contiguous("n1", Found(count=3, high=505))  # 2 of 501..505 missing
 
 
-def test_a_hole_is_asked_for_every_retry_then_given_up_and_counted():
+def news(gaps: StoreGaps, t: float, late_s: float = 0.0) -> None:
+    """Node n1's newest batch stored at T0 + t, `late_s` later than usual."""
+    gaps.plan({"n1": Newest(400, 0, T0 + t - late_s, T0 + t)}, T0 + t)
+
+
+def test_a_hole_is_asked_for_every_retry_and_never_given_up_on_the_clock():
     gaps = StoreGaps(retry_s=30.0, max_attempts=3)
-    gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)  # mark 100
+    news(gaps, 0)  # mark 100
     seqs = [s for s in range(101, 401) if s not in (150, 151)]
-    first = gaps.judge("n1", seqs, T0)
+    first = gaps.judge("n1", seqs)
     assert first.ask == [("n1", 150, 151)]
-    assert first.lost == []
     assert gaps.nodes["n1"].mark == 149  # held below the open hole
-    assert gaps.judge("n1", seqs[48:], T0 + 10).ask == []  # not due again yet
-    again = gaps.judge("n1", seqs[48:], T0 + 31)
-    assert again.ask == [("n1", 150, 151)]
-    assert gaps.retries == 1
-    gaps.judge("n1", seqs[48:], T0 + 62)  # the third ask
-    lost = gaps.judge("n1", seqs[48:], T0 + 93)
-    assert lost.ask == []
-    assert lost.lost == [("n1", 150, 151)]
-    assert (gaps.lost_seqs, gaps.given_up) == (2, 1)
-    assert gaps.nodes["n1"].mark == 400  # past it: never asked for again
+    asks = {}
+    for t in range(1, 200):
+        news(gaps, t)
+        verdict = gaps.judge("n1", seqs[48:])
+        if verdict.ask:
+            asks[t] = verdict.unanswered
+    assert asks == {30: [], 60: [], 90: [("n1", 150, 151)], 180: []}  # then every 3 x 30 s
+    assert (gaps.retries, gaps.unanswered, gaps.lost_seqs) == (4, 1, 0)
+    assert gaps.missing("n1") == 2
+
+
+def test_no_hole_is_asked_for_while_the_workers_are_behind():
+    gaps = StoreGaps(retry_s=30.0, catch_up_s=15.0)
+    news(gaps, 0)
+    news(gaps, 1, late_s=60)  # the newest batch reached the store a minute late
+    assert gaps.behind
+    assert gaps.judge("n1", [s for s in range(101, 401) if s != 150]).ask == []
+    news(gaps, 2)
+    assert gaps.judge("n1", list(range(151, 401))).ask == [("n1", 150, 150)]
+
+
+def test_a_hole_the_agent_no_longer_holds_is_lost_exactly_and_not_asked_again():
+    gaps = StoreGaps(retry_s=30.0)
+    news(gaps, 0)
+    seqs = [s for s in range(101, 401) if not 150 <= s <= 159]
+    assert gaps.judge("n1", seqs).ask == [("n1", 150, 159)]
+    assert gaps.gone("n1", 140, 154) == 5  # 150..154 were missing
+    assert (gaps.lost_seqs, gaps.given_up) == (5, 1)
+    for t in range(1, 100):
+        news(gaps, t)
+        assert all(first >= 155 for _, first, _ in gaps.judge("n1", seqs[48:]).ask)
+    assert gaps.missing("n1") == 5  # 155..159 still asked for
 
 
 def test_a_hole_filled_in_part_keeps_its_attempts_for_the_rest():
     gaps = StoreGaps(retry_s=30.0, max_attempts=2)
-    gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)
-    gaps.judge("n1", [s for s in range(101, 401) if not 150 <= s <= 159], T0)
+    news(gaps, 0)
+    gaps.judge("n1", [s for s in range(101, 401) if not 150 <= s <= 159])
     resent = [s for s in range(150, 401) if not 155 <= s <= 159]  # half of it came back
-    assert gaps.judge("n1", resent, T0 + 31).ask == [("n1", 155, 159)]
-    assert gaps.judge("n1", resent[5:], T0 + 62).lost == [("n1", 155, 159)]
-    assert gaps.lost_seqs == 5
+    news(gaps, 30)
+    assert gaps.judge("n1", resent).ask == [("n1", 155, 159)]
+    news(gaps, 60)
+    assert gaps.judge("n1", resent[5:]).unanswered == [("n1", 155, 159)]
 
 
 def test_a_filled_hole_clears_and_the_mark_moves_on():
     gaps = StoreGaps()
     gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)
-    gaps.judge("n1", [s for s in range(101, 401) if s != 200], T0)
+    gaps.judge("n1", [s for s in range(101, 401) if s != 200])
     assert gaps.missing("n1") == 1
     assert gaps.contiguous("n1", Found(count=400 - 199, high=400))
     assert gaps.missing("n1") == 0
@@ -96,7 +123,7 @@ def test_a_filled_hole_clears_and_the_mark_moves_on():
 def test_a_new_stream_gives_up_the_old_ones_holes_and_asks_nothing_below_it():
     gaps = StoreGaps()
     gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)
-    gaps.judge("n1", [s for s in range(101, 401) if s not in (200, 201, 202)], T0)
+    gaps.judge("n1", [s for s in range(101, 401) if s not in (200, 201, 202)])
     marks = gaps.plan({"n1": Newest(9_000_010, 9_000_000, T0 + 60, T0 + 60)}, T0 + 60)
     assert marks == [Mark("n1", 8_999_999, T0 + 50)]
     assert (gaps.stream_resets, gaps.lost_seqs, gaps.missing("n1")) == (1, 3, 0)
