@@ -72,6 +72,7 @@ class Mosquitto:
     directory: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    queue: int = 1_000_000  # max_queued_messages: QoS 1 messages queued per client
 
     @property
     def url(self) -> BrokerUrl:
@@ -80,7 +81,10 @@ class Mosquitto:
     def start(self) -> None:
         conf = self.directory / "mosquitto.conf"
         template = (FIXTURES / "mosquitto.conf.in").read_text()
-        conf.write_text(template.format(port=self.port, dir=self.directory, user=getpass.getuser()))
+        user = getpass.getuser()
+        conf.write_text(
+            template.format(port=self.port, dir=self.directory, user=user, queue=self.queue)
+        )
         self.process = subprocess.Popen([self.binary, "-c", str(conf)])
         deadline = time.monotonic() + 10
         while not port_open("127.0.0.1", self.port, 0.2):
