@@ -14,10 +14,10 @@ and no deadline runs (the served clock stands still). A hole asked `max_attempts
 `unanswered` and asked only every `max_attempts` retries from then on; it is lost only when
 the agent says it no longer holds it (`gone`), and then never asked for again.
 
-A node's agent that starts a new stream (its spool lost) starts far above the old one:
-nothing below the new stream's first seq is asked for, and what was still open of the old
-one is no longer scanned (counted in `stream_resets`' holes, `lost_seqs`): unlike
-`core.seqs`, the leader does not yet carry an old stream's holes across a reset.
+A node's agent that starts a new stream (its spool replaced, or an unclean stop) starts far
+above the old one: nothing between the old stream's seqs and the new first seq is asked
+for (never used), and the old stream's open holes stay asked for (`judge_old`, against the
+stored ranges that meet them) until stored or said gone, as `core.seqs` does.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class NodeMark:
     mark: int  # every seq <= mark is stored or given up
     stream: int  # the agent's current stream's first seq
     gaps: list[Gap] = field(default_factory=list)  # asked for, not yet seen stored
+    old: list[Gap] = field(default_factory=list)  # earlier streams' holes, still asked for
     gone: list[Range] = field(default_factory=list)  # the agent no longer holds these
     delay: float | None = None  # the least delay seen from its sample to the store
     seen_at: float = 0.0  # its newest batch's, as last planned
@@ -135,7 +136,7 @@ class StoreGaps:
         known = self.nodes.get(node)
         if known is None:
             return 0
-        asked = within(known.gaps, first, last)
+        asked = within(known.gaps + known.old, first, last)
         known.gone.append((first, last))
         del known.gone[:-MAX_GONE]
         lost = sum(b - a + 1 for a, b in asked)
@@ -144,10 +145,41 @@ class StoreGaps:
         return lost
 
     def _new_stream(self, known: NodeMark, stream: int) -> None:
-        abandoned = sum(g.last - g.first + 1 for g in known.gaps)
-        self.lost_seqs += abandoned
+        """The old stream's holes are kept and asked for (below the new mark, so read by
+        `judge_old`): its spool may survive, and the agent says what it no longer holds."""
         self.stream_resets += 1
+        known.old = (known.old + known.gaps)[-MAX_GONE:]
         known.gaps, known.stream, known.mark = [], stream, max(known.mark, stream - 1)
+
+    def old_ranges(self) -> list[GapRange]:
+        """Earlier streams' holes, to read what the store holds of them."""
+        return [(node, g.first, g.last) for node, k in self.nodes.items() for g in k.old]
+
+    def judge_old(self, node: str, held: list[Range]) -> Verdict:
+        """An earlier stream's holes against the stored ranges meeting them: what is still
+        missing is asked for on the same cadence as `judge`'s holes."""
+        known, verdict, kept = self.nodes[node], Verdict(), []
+        for gap in known.old:
+            for first, last in without((gap.first, gap.last), [*held, *known.gone]):
+                piece = Gap(first, last, gap.asked_at, gap.attempts)
+                kept.append(piece)
+                self._ask(node, piece, verdict)
+        known.old = kept
+        return verdict
+
+    def _ask(self, node: str, gap: Gap, verdict: Verdict) -> None:
+        """Ask for `gap` if it is due (never while behind); after `max_attempts` asks it is
+        reported unanswered and asked only every `max_attempts` retries."""
+        slow = gap.attempts > self.max_attempts
+        wait = self._retry_s * (self.max_attempts if slow else 1)
+        if self.behind or (gap.attempts and self.served - gap.asked_at < wait):
+            return
+        if gap.attempts == self.max_attempts:
+            self.unanswered += 1
+            verdict.unanswered.append((node, gap.first, gap.last))
+        self.retries += gap.attempts > 0
+        gap.asked_at, gap.attempts = self.served, gap.attempts + 1
+        verdict.ask.append((node, gap.first, gap.last))
 
     def contiguous(self, node: str, found: Found) -> bool:
         """True (and the mark moved up) when nothing is missing up to `found.high`."""
@@ -165,16 +197,7 @@ class StoreGaps:
         for first, last in holes:
             gap = self._carried(known, first, last, self.served)
             kept.append(gap)
-            slow = gap.attempts > self.max_attempts
-            wait = self._retry_s * (self.max_attempts if slow else 1)
-            if self.behind or (gap.attempts and self.served - gap.asked_at < wait):
-                continue
-            if gap.attempts == self.max_attempts:
-                self.unanswered += 1
-                verdict.unanswered.append((node, first, last))
-            self.retries += gap.attempts > 0
-            gap.asked_at, gap.attempts = self.served, gap.attempts + 1
-            verdict.ask.append((node, first, last))
+            self._ask(node, gap, verdict)
         known.gaps = kept
         known.mark = kept[0].first - 1 if kept else (seqs[-1] if seqs else known.mark)
         return verdict
@@ -190,7 +213,7 @@ class StoreGaps:
 
     def missing(self, node: str) -> int:
         known = self.nodes.get(node)
-        return sum(g.last - g.first + 1 for g in known.gaps) if known else 0
+        return sum(g.last - g.first + 1 for g in known.gaps + known.old) if known else 0
 
 
 def missing(mark: int, seqs: list[int]) -> list[Range]:

@@ -11,13 +11,14 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from coordinator.core.registry import Registry
-from coordinator.core.storegaps import Mark, Newest, StoreGaps
+from coordinator.core.storegaps import Newest, StoreGaps, Verdict
 from coordinator.daemon.live import LiveFeed
 from coordinator.store import samples as sample_rows
 
 log = logging.getLogger(__name__)
 Ask = Callable[[str, int, int], Awaitable[None]]
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class GapScan:
@@ -44,6 +45,7 @@ class GapScan:
             if v.latest.get("seq") is not None
         }
         marks = self.gaps.plan(newest, now)
+        await self._old_streams()
         if not marks:
             return
         found = await asyncio.to_thread(self._read, sample_rows.found_above, marks)
@@ -54,19 +56,29 @@ class GapScan:
             return
         seqs = await asyncio.to_thread(self._read, sample_rows.seqs_above, holey)
         for mark in holey:
-            verdict = self.gaps.judge(mark.node, seqs[mark.node])
-            for gap in verdict.ask:
-                await self._ask(*gap)
-            for node, first, last in verdict.unanswered:
-                log.warning(
-                    "seqs %d..%d of %s: asked for %d times with no answer; still asked for, "
-                    "less often",
-                    first,
-                    last,
-                    node,
-                    self.gaps.max_attempts,
-                )
+            await self._act(self.gaps.judge(mark.node, seqs[mark.node]))
 
-    def _read(self, query: Callable[[sa.Connection, list[Mark]], T], marks: list[Mark]) -> T:
+    async def _old_streams(self) -> None:
+        """Earlier streams' holes (kept across a stream reset): what the store holds of them."""
+        wanted = self.gaps.old_ranges()
+        if not wanted:
+            return
+        held = await asyncio.to_thread(self._read, sample_rows.stored_ranges, wanted)
+        for node in sorted({node for node, _, _ in wanted}):
+            await self._act(self.gaps.judge_old(node, sorted(held.get(node, []))))
+
+    async def _act(self, verdict: Verdict) -> None:
+        for gap in verdict.ask:
+            await self._ask(*gap)
+        for node, first, last in verdict.unanswered:
+            log.warning(
+                "seqs %d..%d of %s: asked for %d times with no answer; still asked for, less often",
+                first,
+                last,
+                node,
+                self.gaps.max_attempts,
+            )
+
+    def _read(self, query: Callable[[sa.Connection, list[A]], T], items: list[A]) -> T:
         with self._engine.connect() as conn:
-            return query(conn, marks)
+            return query(conn, items)

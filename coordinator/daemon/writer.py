@@ -27,6 +27,7 @@ from shared.messages import TelemetryBatch
 
 log = logging.getLogger(__name__)
 Ack = Callable[[], None]
+Pending = tuple[float, TelemetryBatch, Ack | None]  # (queued at, batch, its ack)
 
 
 class Writer:
@@ -41,7 +42,7 @@ class Writer:
     ) -> None:
         self._engine, self._config, self._clock = engine, config, clock
         self._digest = digest  # an ingest worker's: the leader's view, with each flush
-        self._pending: deque[tuple[float, TelemetryBatch, Ack | None]] = deque()
+        self._pending: deque[Pending] = deque()
         self.buffered = 0
         self.stored = 0
         self.duplicates = 0  # offered samples the store already held
@@ -77,8 +78,9 @@ class Writer:
             wait_s = oldest + self._config.flush_interval - time.monotonic()
             if self.buffered < self._config.flush_samples and wait_s > 0:
                 await asyncio.sleep(wait_s)
+            taken = list(self._pending)  # in the loop: `put` appends only here
             try:
-                acks = await asyncio.to_thread(self.flush)
+                stored = await asyncio.to_thread(self._write, taken)
             except sa.exc.SQLAlchemyError as exc:
                 if not failing:
                     log.error(
@@ -89,7 +91,7 @@ class Writer:
                 failing = True
                 await asyncio.sleep(backoff.next_delay())
                 continue
-            for ack in acks:
+            for ack in self._settle(taken, stored):
                 ack()
             if failing:
                 log.warning("database writes resumed")
@@ -97,23 +99,33 @@ class Writer:
             backoff.reset()
 
     def flush(self) -> list[Ack]:
-        """Write what is pending in one transaction; the acks now due (the caller sends
-        them: from the event loop, which owns the MQTT client)."""
-        batches = [b for _, b, _ in self._pending]
-        count = len(self._pending)
+        """Write what is pending in one transaction, from the event loop's thread (the
+        last flush at a stop); the acks now due (the caller sends them)."""
+        taken = list(self._pending)
+        return self._settle(taken, self._write(taken))
+
+    def _write(self, taken: list[Pending]) -> int:
+        """The database part, in a worker thread: it reads only `taken`, a copy made in the
+        event loop, never the queue `put` appends to. Returns the samples stored."""
+        batches = [b for _, b, _ in taken]
         if not batches:
-            self._arrived.clear()
-            return []
+            return 0
         live = self._digest.rows(batches, self._clock.now()) if self._digest else []
         with self._engine.begin() as conn:
             stored = sample_rows.insert_batches(conn, batches)
             live_rows.write_live(conn, live)
         if self._digest:
             self._digest.written(live)
+        return stored
+
+    def _settle(self, taken: list[Pending], stored: int) -> list[Ack]:
+        """Back in the event loop: drop what was written from the queue, count it, and
+        hand back the acks now due."""
         committed = self._clock.now()
-        self.lag.add(committed - s.ts for b in batches for s in b.samples)
-        acks = [ack for _, _, ack in (self._pending.popleft() for _ in range(count)) if ack]
-        written = sum(len(b.samples) for b in batches)
+        self.lag.add(committed - s.ts for _, b, _ in taken for s in b.samples)
+        for _ in taken:
+            self._pending.popleft()
+        written = sum(len(b.samples) for _, b, _ in taken)
         self.stored += stored
         self.duplicates += written - stored
         self.buffered -= written
@@ -122,4 +134,4 @@ class Writer:
         if self.buffered < self._config.max_buffered_samples:
             self._full_logged = False
             self._space.set()
-        return acks
+        return [ack for _, _, ack in taken if ack]

@@ -133,13 +133,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_broker(work: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_broker(work: Path, queue: int = 1_000_000) -> tuple[subprocess.Popen[bytes], int]:
+    """The tests' Mosquitto on a free port; `queue`: its max_queued_messages."""
     port = free_port()
     template = (ROOT / "tests/fixtures/mosquitto.conf.in").read_text()
     import getpass  # noqa: PLC0415
 
     conf = work / "mosquitto.conf"
-    conf.write_text(template.format(port=port, dir=work, user=getpass.getuser()))
+    conf.write_text(template.format(port=port, dir=work, user=getpass.getuser(), queue=queue))
     broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)])
     time.sleep(0.5)
     return broker, port

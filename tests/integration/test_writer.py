@@ -148,3 +148,42 @@ async def test_stopping_during_an_outage_says_what_was_not_written(engine, caplo
     coordinator.final_flush()
     assert "stopping with 3 samples unwritten" in caplog.text
     assert count(engine) == 0
+
+
+async def test_batches_queued_while_a_write_runs_wait_for_the_next_one(engine, monkeypatch):
+    """The write runs in a worker thread on a copy taken in the event loop: batches `put`
+    while it is inside the database (an overload's steady state) are neither read by that
+    write (the bench once crashed on `deque mutated during iteration`) nor acknowledged by
+    it, and go in the next one."""
+    inside, release = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    written: list[list[int]] = []
+    insert = sample_rows.insert_batches
+
+    def held_insert(conn, batches, *args, **kw):
+        written.append([b.seq_first for b in batches])
+        if len(written) == 1:
+            loop.call_soon_threadsafe(inside.set)
+            asyncio.run_coroutine_threadsafe(release.wait(), loop).result(timeout=10)
+        return insert(conn, batches, *args, **kw)
+
+    monkeypatch.setattr(sample_rows, "insert_batches", held_insert)
+    config = dataclasses.replace(CoordinatorConfig(), flush_interval=0.01)
+    writer = Writer(engine, config, SystemClock())
+    acked: list[int] = []
+    task = asyncio.create_task(writer.run())
+    await writer.put(factories.telemetry(node="n1", seq_first=0, count=2), lambda: acked.append(0))
+    await inside.wait()
+    for seq in (2, 4, 6):  # while the first write is in the database
+        await writer.put(
+            factories.telemetry(node="n1", seq_first=seq, count=2), lambda s=seq: acked.append(s)
+        )
+    assert acked == []
+    release.set()
+    async with asyncio.timeout(10):
+        while writer.buffered:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    assert written == [[0], [2, 4, 6]]
+    assert acked == [0, 2, 4, 6]
+    assert (writer.stored, count(engine)) == (8, 8)

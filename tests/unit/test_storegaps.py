@@ -120,10 +120,17 @@ def test_a_filled_hole_clears_and_the_mark_moves_on():
     assert gaps.nodes["n1"].mark == 400
 
 
-def test_a_new_stream_gives_up_the_old_ones_holes_and_asks_nothing_below_it():
-    gaps = StoreGaps()
-    gaps.plan({"n1": Newest(400, 0, T0, T0)}, T0)
+def test_a_new_stream_keeps_the_old_ones_holes_asked_for_and_asks_nothing_between():
+    gaps = StoreGaps(retry_s=30.0)
+    news(gaps, 0)
     gaps.judge("n1", [s for s in range(101, 401) if s not in (200, 201, 202)])
     marks = gaps.plan({"n1": Newest(9_000_010, 9_000_000, T0 + 60, T0 + 60)}, T0 + 60)
     assert marks == [Mark("n1", 8_999_999, T0 + 50)]
-    assert (gaps.stream_resets, gaps.lost_seqs, gaps.missing("n1")) == (1, 3, 0)
+    assert (gaps.stream_resets, gaps.lost_seqs, gaps.missing("n1")) == (1, 0, 3)
+    assert gaps.old_ranges() == [("n1", 200, 202)]
+    assert gaps.judge_old("n1", [(150, 199)]).ask == [("n1", 200, 202)]  # due again (60 s)
+    assert gaps.judge_old("n1", [(201, 201)]).ask == []  # 201 came; not due again yet
+    assert gaps.old_ranges() == [("n1", 200, 200), ("n1", 202, 202)]
+    assert gaps.gone("n1", 202, 202) == 1  # the agent no longer holds 202
+    assert gaps.judge_old("n1", [(201, 201)]).ask == []
+    assert (gaps.old_ranges(), gaps.lost_seqs) == ([("n1", 200, 200)], 1)

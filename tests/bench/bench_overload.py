@@ -1,0 +1,224 @@
+"""Overload: the fleet offers 1.5x what the coordinator can store, for 60 s (issue 32).
+
+    .venv/bin/python tests/bench/bench_overload.py --setup all-sqlite
+    .venv/bin/python tests/bench/bench_overload.py --setup split-postgresql
+
+First the ceiling: `--ceiling-nodes` nodes (1 sample/s each, more than the coordinator can
+take) for `--ceiling-seconds`, with a broker queue that never drops; the ceiling is what was
+stored per second from the first send until everything was stored. Then the overload: 1.5x
+the ceiling's nodes for `--seconds`, with the shipped broker's `max_queued_messages`
+(configs/mosquitto/dormouse.conf: 100,000), and again with `--past-queue` (a queue the
+overload overflows: what happens past the shipped settings). The publisher sends
+pre-encoded batches (5 samples every 5 s per node, staggered, as `bench_scale_out`) and keeps
+every batch, so it answers the coordinator's `resend` commands as an agent's spool would
+(it holds every seq: nothing can be truly lost).
+
+Reported per run: published and stored samples, the store's holes (published - stored) and
+the coordinator's `seqs_lost` (they must agree: 0), the broker's drop notices, resends the
+coordinator asked for, the time from the end of publishing until the store held every
+published seq (the catch-up), lag p99, and the coordinator processes' peak RSS (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+
+from coordinator.store.engine import create_engine, upgrade
+from coordinator.store.models import raw_chunks
+from shared.codec import decode
+from shared.messages import Resend
+from shared.topics import Kind, parse_topic, subscription
+from tests.bench.bench_ingest import coordinator_env, db_url, drop, start_broker
+from tests.bench.bench_scale_out import BATCH, Load, encode_cost, encode_load
+from tests.integration.agent_support import KEY
+
+SHIPPED_QUEUE = 100_000  # configs/mosquitto/dormouse.conf's max_queued_messages
+CATCH_UP_LIMIT_S = 900.0
+
+
+class Fleet:
+    """Publishes a load and answers resends from what it sent (a spool that keeps all)."""
+
+    def __init__(self, port: int, load: Load) -> None:
+        self.load, self.resends = load, 0
+        self.sent: dict[str, list[tuple[int, str, bytes]]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-fleet")
+        self.client.max_inflight_messages_set(2000)
+        self.client.max_queued_messages_set(0)
+        self.client.on_message = self._on_command
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(subscription(Kind.CMD), qos=1)
+        self.client.loop_start()
+
+    def publish(self) -> int:
+        for name, payload in self.load.hellos:
+            self.client.publish(name, payload, qos=1, retain=True)
+        published = 0
+        for at, name, payload in self.load.batches:
+            delay = at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            node = parse_topic(name).node
+            with self._lock:
+                self.sent[node].append((len(self.sent[node]) * BATCH, name, payload))
+            self.client.publish(name, payload, qos=1)
+            published += BATCH
+        return published
+
+    def _on_command(self, _client: object, _data: object, message: mqtt.MQTTMessage) -> None:
+        node = parse_topic(message.topic).node
+        command = decode(bytes(message.payload), Kind.CMD, node)
+        body = getattr(command, "body", None)
+        if not isinstance(body, Resend):
+            return
+        with self._lock:
+            held = list(self.sent[node])
+        for first, name, payload in held:
+            if first <= body.to_seq and body.from_seq <= first + BATCH - 1:
+                self.client.publish(name, payload, qos=1)
+        self.resends += 1
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def processes(url: str, port: int, work: Path, setup: str) -> list[subprocess.Popen[bytes]]:
+    base = coordinator_env(url, port, work) | {"DORMOUSE_RESEND_RETRY": "10s"}
+    roles = ["all"] if setup == "all-sqlite" else ["leader", "ingest", "ingest"]
+    started = []
+    for i, role in enumerate(roles):
+        env = base | {"DORMOUSE_ROLE": role, "DORMOUSE_CLIENT_ID": f"{role}-{i}"}
+        log = (work / f"{role}-{i}.log").open("ab")
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "coordinator", "run"], env=env, stdout=log, stderr=log
+            )
+        )
+    return started
+
+
+def stored_count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        total = conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(raw_chunks.c.seq_last - raw_chunks.c.seq_first + 1), 0)
+            )
+        ).scalar_one()
+    return int(total)  # PostgreSQL's sum is a Decimal
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def figures(url: str, port: int, work: Path) -> dict[str, float]:
+    env = coordinator_env(url, port, work)
+    said = subprocess.run(
+        [sys.executable, "-m", "coordinator", "status", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {k: f["value"] for k, f in json.loads(said.stdout)["figures"].items()}
+
+
+def run(setup: str, node_count: int, seconds: float, queue: int) -> dict[str, float]:
+    kind = "sqlite" if setup == "all-sqlite" else "postgresql"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "key").write_text(KEY)
+        (work / "key").chmod(0o600)
+        broker, port = start_broker(work, queue)
+        url = db_url(kind, work)
+        upgrade(create_engine(url))
+        coordinators = processes(url, port, work, setup)
+        names = [f"sim{n:05d}" for n in range(node_count)]
+        start = time.time() + 3 + encode_cost() * len(names) * (seconds // BATCH) * 1.3
+        load = encode_load(names, start, seconds)
+        time.sleep(max(0.0, start - time.time()))
+        fleet = Fleet(port, load)
+        engine = create_engine(url)
+        published = fleet.publish()
+        ended = time.time()
+        during = stored_count(engine)
+        stored = during
+        while stored < published and time.time() < ended + CATCH_UP_LIMIT_S:
+            time.sleep(2)
+            stored = stored_count(engine)
+        caught_up = time.time() - ended
+        time.sleep(12)  # the processes write their figures every 5 s; late resends settle
+        stored = stored_count(engine)
+        said = figures(url, port, work)
+        rss = max(peak_rss_mib(p.pid) for p in coordinators)
+        engine.dispose()
+        fleet.close()
+        for process in coordinators:
+            process.terminate()
+            process.wait(timeout=60)
+        broker.terminate()
+        broker.wait()
+        drops = (work / "mosquitto.log").read_text(errors="replace").count("being dropped")
+        drop(url)
+    return {
+        "nodes": node_count,
+        "published": published,
+        "stored": stored,
+        "holes": published - stored,
+        "seqs_lost": said.get("seqs_lost", float("nan")),
+        "stored_per_s_while_sending": during / seconds,
+        "stored_per_s": stored / (seconds + caught_up),
+        "broker_drop_notices": drops,
+        "resends_asked": said.get("resends_sent", 0),
+        "resends_answered": fleet.resends,
+        "catch_up_s": caught_up,
+        "lag_p99_s": said.get("lag_p99_s", float("nan")),
+        "peak_rss_mib": rss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--setup", choices=["all-sqlite", "split-postgresql"], default="all-sqlite")
+    parser.add_argument("--ceiling-nodes", type=int, default=20_000)
+    parser.add_argument("--ceiling-seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--factor", type=float, default=1.5)
+    parser.add_argument("--past-queue", type=int, default=5_000)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; setup: {args.setup}", flush=True)
+    ceiling = run(args.setup, args.ceiling_nodes, args.ceiling_seconds, 1_000_000)
+    rate = ceiling["stored_per_s"]
+    print(f"ceiling: {json.dumps(ceiling)}", flush=True)
+    nodes = int(rate * args.factor)
+    print(f"ceiling {rate:.0f} samples/s; overload: {nodes} nodes for {args.seconds:g} s")
+    for queue in (SHIPPED_QUEUE, args.past_queue):
+        over = run(args.setup, nodes, args.seconds, queue)
+        print(f"overload: {json.dumps(over)}")
+        print(
+            f"{args.factor:g}x the ceiling ({nodes} nodes, queue {queue}): published "
+            f"{over['published']}, holes {over['holes']}, seqs_lost {over['seqs_lost']:.0f}, "
+            f"broker drop notices {over['broker_drop_notices']}, resends asked "
+            f"{over['resends_asked']:.0f}, caught up {over['catch_up_s']:.0f} s after the end, "
+            f"lag p99 {over['lag_p99_s']:.1f} s, peak RSS {over['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
