@@ -8,7 +8,8 @@ Resends follow the coordinator's own progress, not the wall clock. While it is b
 live batches it files were stamped more than `catch_up_s` ago, beyond the node's usual
 delay), a resend would queue behind its own backlog, so none is asked for and no deadline
 runs: deadlines run on a served clock that moves only while caught-up live batches are being
-filed. A gap is asked for again every `retry_s` of served time; after `max_attempts` it is
+filed (or while nothing arrives at all for `catch_up_s`: a quiet fleet after an overload is
+not a backlog). A gap is asked for again every `retry_s` of served time; after `max_attempts` it is
 `unanswered` (asked only every `max_attempts` retries from then on, still missing, still
 taken if it comes) but never counted lost on the clock's word. A gap is lost only when the
 agent says it no longer holds those seqs (`gone`): `lost_seqs` is exactly what the store
@@ -99,6 +100,7 @@ class SeqTracker:
         self.served = 0.0  # the served clock: moves only while caught up and filing
         self._filed = False  # a caught-up live batch was filed since the last `due`
         self._due_at: float | None = None
+        self._seen_at: float | None = None  # when the last batch (any) was observed
 
     def observe(
         self,
@@ -111,6 +113,7 @@ class SeqTracker:
         stamp: float | None = None,
     ) -> Observation:
         """A batch of seqs first..last whose newest sample is stamped `stamp`."""
+        self._seen_at = now
         seqs = self._nodes.get(node) or NodeSeqs(-1)
         new_stream = stream_first > seqs.high
         floor = stream_first if new_stream else seqs.high + 1
@@ -223,7 +226,10 @@ class SeqTracker:
         """(ranges to ask for now, ranges asked `max_attempts` times with no answer, from
         now on asked only every `max_attempts` retries). Nothing while behind; the served
         clock moves only across calls between which caught-up live batches were filed."""
-        if self._due_at is not None and self._filed:
+        idle = self._seen_at is None or now - self._seen_at >= self._catch_up_s
+        if idle:  # nothing at all arrives: no backlog is being worked through
+            self.behind = False
+        if self._due_at is not None and (self._filed or idle):
             self.served += now - self._due_at
         self._due_at, self._filed = now, False
         if self.behind:

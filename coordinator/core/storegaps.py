@@ -96,6 +96,7 @@ class StoreGaps:
         self.behind = False
         self.served = 0.0  # moves only while the workers are caught up
         self._planned_at: float | None = None
+        self._news_at = 0.0  # when a node's newest batch last moved
 
     def plan(self, newest: dict[str, Newest], now: float) -> list[Mark]:
         """Marks to scan, from what is known of each node's newest batch; a node seen for the
@@ -123,10 +124,15 @@ class StoreGaps:
 
     def _progress(self, late: list[float], now: float) -> None:
         """Behind while the median node's newest batch reached the store `catch_up_s` later
-        than its usual; the served clock moves only across plans with caught-up news."""
+        than its usual; the served clock moves only across plans with caught-up news, or
+        while no news at all has come for `catch_up_s` (a quiet fleet is no backlog)."""
         if late:
             self.behind = median(late) > self._catch_up_s
-        if self._planned_at is not None and late and not self.behind:
+            self._news_at = now
+        idle = now - self._news_at >= self._catch_up_s
+        if idle:
+            self.behind = False
+        if self._planned_at is not None and ((late and not self.behind) or idle):
             self.served += now - self._planned_at
         self._planned_at = now
 

@@ -11,7 +11,9 @@ the ceiling's nodes for `--seconds`, with the shipped broker's `max_queued_messa
 overload overflows: what happens past the shipped settings). The publisher sends
 pre-encoded batches (5 samples every 5 s per node, staggered, as `bench_scale_out`) and keeps
 every batch, so it answers the coordinator's `resend` commands as an agent's spool would
-(it holds every seq: nothing can be truly lost).
+(it holds every seq: nothing can be truly lost). After the overload the fleet goes on
+quietly: every node sends one batch each 30 s (so a node's dropped last batches are found, as
+a real agent's next batch finds them) until the store holds everything published.
 
 Reported per run: published and stored samples, the store's holes (published - stored) and
 the coordinator's `seqs_lost` (they must agree: 0), the broker's drop notices, resends the
@@ -38,15 +40,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from coordinator.store.engine import create_engine, upgrade
 from coordinator.store.models import raw_chunks
-from shared.codec import decode
-from shared.messages import Resend
-from shared.topics import Kind, parse_topic, subscription
-from tests.bench.bench_ingest import coordinator_env, db_url, drop, start_broker
+from shared.codec import decode, encode
+from shared.messages import Resend, TelemetryBatch
+from shared.topics import Kind, parse_topic, subscription, topic
+from tests.bench.bench_ingest import coordinator_env, db_url, drop, realistic_sample, start_broker
 from tests.bench.bench_scale_out import BATCH, Load, encode_cost, encode_load
 from tests.integration.agent_support import KEY
 
 SHIPPED_QUEUE = 100_000  # configs/mosquitto/dormouse.conf's max_queued_messages
 CATCH_UP_LIMIT_S = 900.0
+HEARTBEAT_S = 30.0  # after the overload every node sends a batch this often (a quiet fleet)
 
 
 class Fleet:
@@ -76,6 +79,24 @@ class Fleet:
             with self._lock:
                 self.sent[node].append((len(self.sent[node]) * BATCH, name, payload))
             self.client.publish(name, payload, qos=1)
+            published += BATCH
+        return published
+
+    def heartbeat(self) -> int:
+        """One more batch from every node (the fleet goes on sending, quietly): a node's
+        dropped last batches are found only when a later one arrives."""
+        now, published = time.time(), 0
+        for name, _ in self.load.hellos:
+            node = parse_topic(name).node
+            with self._lock:
+                first = len(self.sent[node]) * BATCH
+                samples = tuple(
+                    realistic_sample(now - BATCH + 1 + i, first + i) for i in range(BATCH)
+                )
+                payload = encode(TelemetryBatch(node=node, seq_first=first, samples=samples))
+                where = topic(node, Kind.TELEMETRY)
+                self.sent[node].append((first, where, payload))
+            self.client.publish(where, payload, qos=1)
             published += BATCH
         return published
 
@@ -158,7 +179,11 @@ def run(setup: str, node_count: int, seconds: float, queue: int) -> dict[str, fl
         ended = time.time()
         during = stored_count(engine)
         stored = during
+        beat = ended
         while stored < published and time.time() < ended + CATCH_UP_LIMIT_S:
+            if time.time() >= beat + HEARTBEAT_S:
+                published += fleet.heartbeat()
+                beat = time.time()
             time.sleep(2)
             stored = stored_count(engine)
         caught_up = time.time() - ended

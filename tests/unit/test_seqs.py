@@ -146,3 +146,13 @@ def test_no_seq_is_ever_fresh_twice_and_every_new_seq_is_fresh_once(batches):
         assert fresh == set(range(first, first + count)) - stored
         assert seen.duplicates == count - len(fresh)
         stored |= fresh
+
+
+def test_a_fleet_gone_quiet_after_an_overload_is_not_a_backlog():
+    """The last live batch came late, then nothing: after `catch_up_s` of silence the gaps
+    are asked for (nothing is queued ahead of a resend any more)."""
+    tracker = SeqTracker({"n1": 99}, catch_up_s=15)
+    tracker.observe("n1", 100, 104, 1000.0, stamp=999.0)
+    tracker.observe("n1", 110, 114, 1100.0, stamp=1010.0)  # 90 s late, a gap 105..109
+    assert tracker.due(1105.0) == ([], [])  # behind, and batches came 5 s ago
+    assert tracker.due(1116.0)[0] == [("n1", 105, 109)]

@@ -134,3 +134,13 @@ def test_a_new_stream_keeps_the_old_ones_holes_asked_for_and_asks_nothing_betwee
     assert gaps.gone("n1", 202, 202) == 1  # the agent no longer holds 202
     assert gaps.judge_old("n1", [(201, 201)]).ask == []
     assert (gaps.old_ranges(), gaps.lost_seqs) == ([("n1", 200, 200)], 1)
+
+
+def test_no_news_for_a_while_after_a_late_batch_is_not_a_backlog():
+    gaps = StoreGaps(retry_s=30.0, catch_up_s=15.0)
+    news(gaps, 0)
+    news(gaps, 1, late_s=60)
+    assert gaps.judge("n1", [s for s in range(101, 401) if s != 150]).ask == []
+    gaps.plan({"n1": Newest(400, 0, T0 + 1 - 60, T0 + 1)}, T0 + 17)  # nothing new for 16 s
+    assert not gaps.behind
+    assert gaps.judge("n1", list(range(151, 401))).ask == [("n1", 150, 150)]
