@@ -56,7 +56,7 @@ class Fleet:
     """Publishes a load and answers resends from what it sent (a spool that keeps all)."""
 
     def __init__(self, port: int, load: Load) -> None:
-        self.load, self.resends = load, 0
+        self.load, self.resends, self.published = load, 0, 0
         self.sent: dict[str, list[tuple[int, str, bytes]]] = defaultdict(list)
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-fleet")
@@ -82,23 +82,25 @@ class Fleet:
             published += BATCH
         return published
 
-    def heartbeat(self) -> int:
-        """One more batch from every node (the fleet goes on sending, quietly): a node's
-        dropped last batches are found only when a later one arrives."""
-        now, published = time.time(), 0
-        for name, _ in self.load.hellos:
-            node = parse_topic(name).node
-            with self._lock:
-                first = len(self.sent[node]) * BATCH
-                samples = tuple(
-                    realistic_sample(now - BATCH + 1 + i, first + i) for i in range(BATCH)
-                )
-                payload = encode(TelemetryBatch(node=node, seq_first=first, samples=samples))
-                where = topic(node, Kind.TELEMETRY)
-                self.sent[node].append((first, where, payload))
-            self.client.publish(where, payload, qos=1)
-            published += BATCH
-        return published
+    def heartbeat(self, stop: threading.Event) -> None:
+        """The fleet goes on, quietly: one more batch from each node every `HEARTBEAT_S`,
+        spread over it, until `stop` (a node's dropped last batches are found only when a
+        later one arrives, as a real agent's next batch finds them)."""
+        nodes = [parse_topic(name).node for name, _ in self.load.hellos]
+        while not stop.is_set():
+            for node in nodes:
+                if stop.wait(HEARTBEAT_S / len(nodes)):
+                    return
+                with self._lock:
+                    first = len(self.sent[node]) * BATCH
+                    now = time.time()
+                    samples = tuple(
+                        realistic_sample(now - BATCH + 1 + i, first + i) for i in range(BATCH)
+                    )
+                    payload = encode(TelemetryBatch(node=node, seq_first=first, samples=samples))
+                    self.sent[node].append((first, topic(node, Kind.TELEMETRY), payload))
+                    self.published += BATCH
+                self.client.publish(topic(node, Kind.TELEMETRY), payload, qos=1)
 
     def _on_command(self, _client: object, _data: object, message: mqtt.MQTTMessage) -> None:
         node = parse_topic(message.topic).node
@@ -179,14 +181,17 @@ def run(setup: str, node_count: int, seconds: float, queue: int) -> dict[str, fl
         ended = time.time()
         during = stored_count(engine)
         stored = during
-        beat = ended
-        while stored < published and time.time() < ended + CATCH_UP_LIMIT_S:
-            if time.time() >= beat + HEARTBEAT_S:
-                published += fleet.heartbeat()
-                beat = time.time()
+        fleet.published = published
+        stop = threading.Event()
+        beats = threading.Thread(target=fleet.heartbeat, args=(stop,))
+        beats.start()
+        while stored < fleet.published and time.time() < ended + CATCH_UP_LIMIT_S:
             time.sleep(2)
             stored = stored_count(engine)
         caught_up = time.time() - ended
+        stop.set()
+        beats.join()
+        published = fleet.published
         time.sleep(12)  # the processes write their figures every 5 s; late resends settle
         stored = stored_count(engine)
         said = figures(url, port, work)
