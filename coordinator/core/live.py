@@ -3,9 +3,11 @@ and when to write it again. The leader role reads no telemetry; these rows (`nod
 are how it knows which nodes are alive, their latest figures, GPU health and which sample
 stream (spool) their agent is on.
 
-A node's row is written at most every `every_s` (`offline_after / 3`: a node alive is all
-the leader needs then), at once when its GPU health or sample stream changes: at 10,000
-nodes x 1 Hz and the default 10 s that is 1,000 upserts a second beside 10,000 sample rows.
+A node's row is written at most every `every_s` (`digest_every`: `offline_after / 3`, a
+node alive is all the liveness check needs, but never less often than every 10 s: the
+leader's gap scan learns a node's newest seq from it, so a longer `offline_after` must not
+leave holes unasked for minutes), at once when its GPU health or sample stream changes: at
+10,000 nodes x 1 Hz and 10 s that is 1,000 upserts a second beside 10,000 sample rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from typing import Any
 
 from coordinator.core.registry import summarise
 from shared.messages import TelemetryBatch
+
+DIGEST_MAX_S = 10.0  # the longest a node's newest seq stays unknown to the leader
+
+
+def digest_every(offline_after_s: float) -> float:
+    """How often a worker writes a node's digest: often enough for the liveness check and for
+    the leader's gap scan (with `offline_after = "1h"` the old `offline_after / 3` left the
+    leader 20 min behind a node's newest seq: a broker's dropped batches went unasked)."""
+    return min(offline_after_s / 3, DIGEST_MAX_S)
 
 
 @dataclass(frozen=True, slots=True)

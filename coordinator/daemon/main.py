@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, start_http_server
 
 from coordinator.core.ingest import Ingest, Limits
-from coordinator.core.live import Digest
+from coordinator.core.live import Digest, digest_every
 from coordinator.core.registry import NodeView, Registry
 from coordinator.core.seqs import Seqs, SeqTracker, Untracked
 from coordinator.core.storegaps import StoreGaps
@@ -101,7 +101,7 @@ def build(
     leadership = Leadership(engine, clock, stopping, lease_s=config.leader_lease)
     sender = CommandSender(key, config.command_key_file, clock, leadership)
     latencies = ResumeLatencies()
-    digest = Digest(config.offline_after / 3) if role == ROLE_INGEST else None
+    digest = Digest(digest_every(config.offline_after)) if role == ROLE_INGEST else None
     writer = Writer(engine, config, clock, digest)
     energy = EnergyMeter(config.offline_after)
     dispatcher = Dispatcher(

@@ -10,7 +10,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 
 from coordinator.core.ingest import Ingest
-from coordinator.core.live import Digest
+from coordinator.core.live import Digest, digest_every
 from coordinator.core.registry import Registry
 from coordinator.core.seqs import Untracked
 from coordinator.daemon.mqtt import client_id, session_kwargs, subscriptions
@@ -110,6 +110,14 @@ def test_the_digest_writes_each_node_every_few_seconds_and_at_once_on_a_change()
     assert health[0].latest["gpu_health"] == {"0": ["failed", "XID 79"]}
     renewed = dataclasses.replace(factories.telemetry("n1", 9_000), stream_first=9_000)
     assert [r.stream_first for r in digest.rows([renewed], NOW + 1)] == [9_000]
+
+
+def test_the_digest_is_written_every_10_s_at_most_whatever_offline_after_is():
+    """The leader's gap scan learns each node's newest seq from the digest: with
+    `offline_after = "1h"` a third of it (20 min) left a broker's dropped batches unasked."""
+    assert digest_every(30.0) == 10.0
+    assert digest_every(3600.0) == 10.0
+    assert digest_every(6.0) == 2.0
 
 
 def test_the_leader_learns_liveness_latest_and_health_from_the_digest():
