@@ -20,7 +20,7 @@ from coordinator.services.tariffs import prices
 from coordinator.settings import Power
 from coordinator.sim.engine import POLICIES, Outcome, Simulation
 from coordinator.sim.fleet import NodeType, default_type, parse_fleet
-from coordinator.sim.metrics import Summary, hold_bound_pct, summarise
+from coordinator.sim.metrics import HoldBound, Summary, hold_bound, summarise
 from coordinator.sim.trace import TraceJob, TraceOptions, parse_trace
 from shared.config import describe
 from shared.edge.config_cli import ConfigOption
@@ -121,8 +121,8 @@ def simulate(
     shown = [n for n in summaries if n in names or n.startswith("dormouse ")]
     largest = max(kinds, key=lambda k: (k.gpus, k.cpus))
     bounds = Bounds(
-        hold_bound_pct(jobs, rates.tariff, largest),
-        hold_bound_pct(jobs, rates.carbon, largest) if rates.carbon else None,
+        hold_bound(jobs, rates.tariff, largest),
+        hold_bound(jobs, rates.carbon, largest, scale=1e-3) if rates.carbon else None,
     )
     report(summaries, shown, bounds, as_json=as_json)
 
@@ -195,18 +195,11 @@ def run_all(
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """The most holds could take off the jobs' own energy price (and carbon), in percent
-    (`metrics.hold_bound_pct`): the trace's, the same for every policy."""
+    """The most holds could take off the jobs' own energy price (and carbon)
+    (`metrics.hold_bound`): the trace's, the same for every policy."""
 
-    price_pct: float
-    carbon_pct: float | None
-
-
-def captured_pct(value: float | None, twin: float | None, bound_pct: float | None) -> float | None:
-    """A policy's cut against its twin holding nothing, as a share of the bound (percent)."""
-    if value is None or not twin or not bound_pct:
-        return None
-    return 100 * (100 * (1 - value / twin)) / bound_pct
+    price: HoldBound
+    carbon: HoldBound | None
 
 
 def figures(
@@ -225,18 +218,21 @@ def figures(
     )
     cost, peer = summary.energy_cost, reference.energy_cost
     values["cost_saved_vs_always_on_pct"] = 100 * (1 - cost / peer) if cost and peer else None
-    values["hold_bound_pct"] = bounds.price_pct
-    values["hold_captured_pct"] = captured_pct(
-        summary.energy_cost, twin.energy_cost if twin else None, bounds.price_pct
+    values["hold_bound_pct"] = bounds.price.pct
+    values["hold_bound_cost"] = bounds.price.at_once - bounds.price.best
+    values["hold_captured_pct"] = bounds.price.captured_pct(
+        summary.energy_cost, twin.energy_cost if twin else None
     )
     co2 = values["co2_kg"]
     if co2 is None:
         del values["co2_kg"]
     else:
         values["carbon_kg"] = co2  # the carbon figures' name; co2_kg kept as it was
-        values["carbon_bound_pct"] = bounds.carbon_pct
-        values["carbon_captured_pct"] = captured_pct(
-            co2, twin.co2_kg if twin else None, bounds.carbon_pct
+        values["carbon_bound_pct"] = bounds.carbon.pct if bounds.carbon else None
+        values["carbon_captured_pct"] = (
+            bounds.carbon.captured_pct(co2, twin.co2_kg if twin else None)
+            if bounds.carbon
+            else None
         )
     return values
 

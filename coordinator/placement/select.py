@@ -276,6 +276,11 @@ class NodeIndex:
             self._all.moved = sorted(k for b in self._buckets.values() for k in b.moved)
         return self._all
 
+    def takes(self, name: str, request: Request) -> bool:
+        """Whether the node, less what this pass has held on it, takes the request."""
+        room = self._held.get(name) or self.free[name]
+        return rejection(request, self._nodes[name], room) is None
+
     def could_ever_take(self, request: Request) -> int:
         """How many nodes here could take the request if they were empty."""
         return sum(len(b.order) for b in self._buckets.values() if b.could_ever_hold(request))

@@ -84,24 +84,49 @@ def lower_bound_j(outcome: Outcome, end: float) -> float:
     return busy_j + max(0.0, node_s - busy_node_s) * kind.asleep_w
 
 
-def hold_bound_pct(jobs: Sequence[TraceJob], rate: Rate, kind: NodeType) -> float:
-    """The most that holding jobs can lower the price of their own energy, in percent of
-    starting each at its submission: every job with a deadline started at its cheapest
-    moment that still meets it, with room for all and instant wakes. Holding moves only when
-    jobs run, so no start-time policy saves more on the jobs' energy than this; each job
-    weighs its share of a `kind` node, as its power does."""
+@dataclass(frozen=True, slots=True)
+class HoldBound:
+    """The jobs' own energy (each its share of a busy node) priced at the rate: started at
+    submission, and each at its cheapest start before its deadline. Same units as a run's
+    `energy_cost` (or gCO2 / 1000 as `co2_kg`, for a carbon rate)."""
+
+    at_once: float
+    best: float
+
+    @property
+    def pct(self) -> float:
+        """The most holding can lower the jobs' own energy price, in percent."""
+        return 100.0 * (1 - self.best / self.at_once) if self.at_once > 0 else 0.0
+
+    def captured_pct(self, value: float | None, twin: float | None) -> float | None:
+        """A policy's cut against its twin holding nothing, as a share of the bound: both in
+        money (or kg), not a ratio of percentages, whose bases differ (the fleet's whole
+        energy, idle and asleep included, against the jobs' own)."""
+        room = self.at_once - self.best
+        if value is None or twin is None or room <= 0:
+            return None
+        return 100.0 * (twin - value) / room
+
+
+def hold_bound(
+    jobs: Sequence[TraceJob], rate: Rate, kind: NodeType, scale: float = 1.0
+) -> HoldBound:
+    """Every job with a deadline started at its cheapest moment that still meets it, with
+    room for all and instant wakes: no start-time policy takes more off the jobs' energy
+    price. Each job weighs its share of a `kind` node at busy power, as the lower bound on
+    energy does (`lower_bound_j`); `scale` turns J x rate into the report's units."""
     now = best = 0.0
     for job in jobs:
         if job.runtime_s <= 0:
             continue
-        share = _share(job, kind)
+        watts = _share(job, kind) * kind.busy_w
         start, runtime = job.submit_s, job.runtime_s
         at_once = rate.integral(start, start + runtime)
         if job.deadline_s is not None:
             start = cheapest_start(rate, start, job.deadline_s - runtime, runtime)
-        now += share * at_once
-        best += share * rate.integral(start, start + runtime)
-    return 100.0 * (1 - best / now) if now > 0 else 0.0
+        now += watts * at_once
+        best += watts * rate.integral(start, start + runtime)
+    return HoldBound(now * scale / J_PER_KWH, best * scale / J_PER_KWH)
 
 
 def gpu_hour_hits_pct(runs: Sequence[JobRun]) -> float | None:

@@ -2,6 +2,8 @@
 
     .venv/bin/python tests/bench/bench_tariff.py
     .venv/bin/python tests/bench/bench_tariff.py --files cluster01,cluster05
+    .venv/bin/python tests/bench/bench_tariff.py --by carbon
+    .venv/bin/python tests/bench/bench_tariff.py --knobs keep_slack=0.1,fill=0.75
 
 Per ITP cluster file: 8-GPU nodes sized to the trace (4 x its mean busy GPUs, at least 8),
 half resuming in 1 min +- 20 s and half in 8 min +- 2 min, 1 % of wakes failing;
@@ -17,10 +19,17 @@ Columns: `vs flat` and `vs on`, dormouse's cost below each peer's; `learn`, the 
 cost below dormouse-flat's (the learned wake times' share of `vs flat`); `holds`, dormouse's
 cost below the no-hold run's (the holds' share); `bound`, the most any start-time policy
 could take off the jobs' own energy cost (`metrics.hold_bound_pct`: each job at its cheapest
-start before its deadline, room for all): `holds` cannot exceed it. `capt`, `holds` as a
-share of `bound`; `kWh+`, dormouse's energy over the no-hold run's (what the holds cost in
-kilowatt-hours); `gpu-h hits`, deadline hits weighed by GPU-hours, dormouse's and the no-hold
-run's.
+start before its deadline, room for all). `capt`, the holds' cut in money (the no-hold run's
+cost less dormouse's) as a share of the bound's room in money (`metrics.HoldBound`: the jobs'
+own energy priced at once less at best); `pct/pct`, the older ratio of `holds` to `bound`
+(percentages of different bases: the fleet's whole energy against the jobs' own); `kWh+`,
+dormouse's energy over the no-hold run's (what the holds cost in kilowatt-hours); `gpu-h
+hits`, deadline hits weighed by GPU-hours, dormouse's and the no-hold run's.
+
+`--by carbon`: the same four runs holding for low gCO2 (`defer_by = "carbon"`) on a sunny-noon
+carbon curve (`carbon_sunny_noon.csv`: 100-170 g around noon, 430-490 g at night and in the
+evening: not the price curve), energy still priced at the tariff; the table is in kg CO2
+and the bound is the carbon bound.
 """
 
 from __future__ import annotations
@@ -28,14 +37,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from coordinator.power.tariff import Rate, parse_rate
+from coordinator.power.defer import DeferPolicy
+from coordinator.power.tariff import CARBON, Rate, parse_rate
 from coordinator.settings import Cost, Power
 from coordinator.sim.engine import POLICIES, Outcome, Simulation
 from coordinator.sim.fleet import NodeType, default_type
-from coordinator.sim.metrics import Summary, hold_bound_pct, summarise
+from coordinator.sim.metrics import Summary, hold_bound, summarise
 from coordinator.sim.trace import TraceJob
 from tests.bench.bench_simulator import FILES, GPUS, TRACES, fleet_size, traces
 
@@ -58,11 +70,24 @@ def tariff() -> Rate:
         return parse_rate(lines, "day_night_2to1.csv")
 
 
-def run(jobs: list[TraceJob], kinds: list[NodeType], name: str) -> tuple[Outcome, float]:
+def carbon() -> Rate:
+    with (HERE / "carbon_sunny_noon.csv").open() as lines:
+        return parse_rate(lines, "carbon_sunny_noon.csv", CARBON)
+
+
+def run(
+    jobs: list[TraceJob], kinds: list[NodeType], name: str, defer: DeferPolicy
+) -> tuple[Outcome, float]:
     policy = replace(POLICIES["dormouse"], defer=False) if name == "no hold" else POLICIES[name]
     started = time.perf_counter()
     simulation = Simulation(
-        jobs, kinds, policy, Power().policy(), tariff=tariff(), defer=Cost().defer_policy()
+        jobs,
+        kinds,
+        policy,
+        Power().policy(),
+        tariff=tariff(),
+        carbon=carbon() if defer.by == "carbon" else None,
+        defer=defer,
     )
     outcome = simulation.run()
     return outcome, time.perf_counter() - started
@@ -72,38 +97,63 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--traces", type=Path, default=TRACES)
     parser.add_argument("--files", default=FILES)
+    parser.add_argument("--by", choices=["price", "carbon"], default="price")
+    parser.add_argument(
+        "--knobs", default="", help="DeferPolicy fields: keep_slack=0.1,fill=0.75,min_saving=0.02"
+    )
     args = parser.parse_args()
+    knobs: dict[str, Any] = {
+        k: float(v) for k, v in (kv.split("=") for kv in args.knobs.split(",") if kv)
+    }
+    defer = replace(Cost().defer_policy(), by=args.by, **knobs)
     print(f"cores: {os.cpu_count()}; 2:1 tariff, deadline 3 x runtime, half the nodes 1 min, "
-          "half 8 min to resume")  # fmt: skip
+          f"half 8 min to resume; holds by {args.by}; {defer}")  # fmt: skip
+    what = "kg CO2" if args.by == "carbon" else "cost"
     print(
-        f"{'trace':<10} {'nodes':>5} {'cost':>9} {'flat':>9} {'vs flat':>8} {'vs on':>7} "
+        f"{'trace':<10} {'nodes':>5} {what:>9} {'flat':>9} {'vs flat':>8} {'vs on':>7} "
         f"{'learn':>6} {'holds':>6} {'bound':>6} {'hits':>7} {'flat':>7} {'d pts':>6} "
-        f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6} {'capt':>5} {'kWh+':>6} "
-        f"{'gpu-h hits':>10} {'no hold':>7}"
+        f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6} {'capt':>5} {'pct/pct':>7} "
+        f"{'kWh+':>6} {'gpu-h hits':>10} {'no hold':>7}"
     )
     for name, jobs in traces(args.traces, args.files):
         kinds = fleet(jobs)
-        results = {policy: run(jobs, kinds, policy) for policy in RUNS}
+        results = {policy: run(jobs, kinds, policy, defer) for policy in RUNS}
         end = max(outcome.end for outcome, _ in results.values())  # energy to a common end
         ours, flat, on, learned = (summarise(results[p][0], end) for p in RUNS)
         hits, flat_hits = ours.deadline_hits_pct or 0.0, flat.deadline_hits_pct or 0.0
-        bound = hold_bound_pct(jobs, tariff(), kinds[0])
+        if args.by == "carbon":
+            bound = hold_bound(jobs, carbon(), kinds[0], scale=1e-3)
+        else:
+            bound = hold_bound(jobs, tariff(), kinds[0])
+        value = {"price": figure_cost, "carbon": figure_co2}[args.by]
+        ratio = 100 * pct(ours, learned, value) / bound.pct if bound.pct else 0.0
+        captured = bound.captured_pct(value(ours), value(learned)) or 0.0
         print(
-            f"{name:<10} {sum(k.count for k in kinds):>5} {ours.energy_cost:>9,.0f} "
-            f"{flat.energy_cost:>9,.0f} {pct(ours, flat):>7.1f}% {pct(ours, on):>6.1f}% "
-            f"{pct(learned, flat):>5.1f}% {pct(ours, learned):>5.1f}% {bound:>5.1f}% "
+            f"{name:<10} {sum(k.count for k in kinds):>5} {value(ours):>9,.0f} "
+            f"{value(flat):>9,.0f} {pct(ours, flat, value):>7.1f}% "
+            f"{pct(ours, on, value):>6.1f}% {pct(learned, flat, value):>5.1f}% "
+            f"{pct(ours, learned, value):>5.1f}% {bound.pct:>5.1f}% "
             f"{hits:>6.2f}% {flat_hits:>6.2f}% {hits - flat_hits:>+6.2f} {ours.held:>6} "
             f"{ours.wrongly_failed:>5} {flat.wrongly_failed:>10} {results['dormouse'][1]:>6.1f} "
-            f"{100 * pct(ours, learned) / bound if bound else 0.0:>4.0f}% "
+            f"{captured:>4.0f}% {ratio:>6.0f}% "
             f"{100 * (ours.energy_kwh / learned.energy_kwh - 1):>+5.2f}% "
             f"{ours.deadline_hits_gpu_h_pct or 0.0:>9.2f}% "
-            f"{learned.deadline_hits_gpu_h_pct or 0.0:>6.2f}%"
+            f"{learned.deadline_hits_gpu_h_pct or 0.0:>6.2f}%",
+            flush=True,
         )
 
 
-def pct(ours: Summary, peer: Summary) -> float:
-    """How much lower our energy cost is, in percent of the peer's."""
-    return 100 * (1 - (ours.energy_cost or 0.0) / (peer.energy_cost or 1.0))
+def figure_cost(summary: Summary) -> float:
+    return summary.energy_cost or 0.0
+
+
+def figure_co2(summary: Summary) -> float:
+    return summary.co2_kg or 0.0
+
+
+def pct(ours: Summary, peer: Summary, value: Callable[[Summary], float] = figure_cost) -> float:
+    """How much lower our figure (energy cost, or CO2) is, in percent of the peer's."""
+    return 100 * (1 - value(ours) / (value(peer) or 1.0))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from coordinator.placement.model import Job, Request
 from coordinator.power.defer import DeferPolicy, Fleet, Holds, cheapest_start, plan_start
 from coordinator.power.tariff import parse_rate
 from coordinator.sim.engine import POLICIES, Simulation
-from coordinator.sim.metrics import hold_bound_pct, summarise
+from coordinator.sim.metrics import hold_bound, summarise
 from coordinator.sim.trace import TraceJob
 from tests.unit.test_simulator import POLICY, kind
 from tests.unit.test_tariff import day_night
@@ -153,11 +153,49 @@ def test_the_hold_bound_by_hand():
         TraceJob("a", 7 * H, 2 * H, 1, 1, 0, 13 * H),
         TraceJob("b", 18 * H, 2 * H, 1, 1, 0, 24 * H),
     ]
-    assert hold_bound_pct(jobs, RATE, node) == pytest.approx(100 * (1 - 0.5 / 0.7))
+    assert hold_bound(jobs, RATE, node).pct == pytest.approx(100 * (1 - 0.5 / 0.7))
     free = TraceJob("c", 18 * H, 2 * H, 1, 1, 0, None)  # 0.4 at once, and held never
-    assert hold_bound_pct([*jobs, free], RATE, node) == pytest.approx(100 * (1 - 0.9 / 1.1))
+    three = hold_bound([*jobs, free], RATE, node)
+    assert three.pct == pytest.approx(100 * (1 - 0.9 / 1.1))
+    # in money: each 1-GPU job is an eighth of a 200 W node, 25 W for 2 h = 0.05 kWh an hour
+    # at the rate's mean (0.3 + 0.4 + 0.4 = 1.1 at once, 0.9 at best, per 2 h x 0.05 kWh)
+    assert (three.at_once, three.best) == pytest.approx((1.1 * 25 / 1000, 0.9 * 25 / 1000))
+    # a policy that cut its fleet's cost by half the room took half the bound
+    assert three.captured_pct(10.0 - 0.0025, 10.0) == pytest.approx(50.0)
     # shares: an 8-GPU job weighs 8 of the 1-GPU one
     big = TraceJob("d", 18 * H, 2 * H, 8, 8, 0, 24 * H)
-    assert hold_bound_pct([jobs[0], big], RATE, node) == pytest.approx(
+    assert hold_bound([jobs[0], big], RATE, node).pct == pytest.approx(
         100 * (1 - (0.3 + 8 * 0.2) / (0.3 + 8 * 0.4))
     )
+
+
+def test_jobs_released_together_wake_one_node_not_two_and_cost_no_energy():
+    """Two 2-GPU nodes, both asleep by 19:00 (a minute's job at 17:00, and one at 23:00 so
+    that both runs end alike).
+    Two 1-GPU jobs of 2 h arrive at 19:00 and 19:00:05, due the next day. Without holds the
+    first wakes n0 and the second waits for n0 (it is on its way). With holds both wait for
+    20:00 and are released in one pass: least connections would wake n1 for the second (an
+    empty sleeper outranks the one this pass wakes), keeping a second node awake through its
+    whole run; the pass wakes n0 only, and the kilowatt-hours are the no-hold run's exactly,
+    an hour later and cheaper."""
+    trace = [
+        TraceJob("warm", 17 * H, 60, 1, 1, 0, None),
+        TraceJob("a", 19 * H, 2 * H, 1, 1, 0, 40 * H),
+        TraceJob("b", 19 * H + 5, 2 * H, 1, 1, 0, 40 * H),
+        TraceJob("last", 23 * H, 60, 1, 1, 0, None),  # both runs end alike, every node asleep
+    ]
+    fleet = [kind(count=2, gpus=2, cpus=8)]
+    runs = {
+        name: Simulation(trace, fleet, POLICIES[name], POLICY, tariff=RATE, defer=NO_KEEP).run()
+        for name in ("dormouse", "dormouse-no-holds")
+    }
+    held, free = runs["dormouse"], runs["dormouse-no-holds"]
+    starts = {r.trace.id: r.start_s for r in held.jobs}
+    assert (starts["a"], starts["b"]) == (20 * H + 10, 20 * H + 10)  # n0 woken at 20:00 (10 s)
+    assert {r.trace.id: r.start_s for r in free.jobs}["b"] == 19 * H + 10  # waited for n0
+    assert held.wakes == free.wakes == 2  # n0 for a and b, and at 23:00: n1 never woke
+    assert held.end == free.end
+    ours, twin = summarise(held), summarise(free)
+    assert ours.held == 2
+    assert ours.energy_kwh == pytest.approx(twin.energy_kwh)
+    assert ours.energy_cost < twin.energy_cost

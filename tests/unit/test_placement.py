@@ -229,6 +229,21 @@ def test_schedule_holds_a_woken_nodes_capacity_for_its_job():
     assert sorted(w.node for w in plan.wakes) == ["s1", "s2"]
 
 
+def test_jobs_of_one_pass_fill_the_node_it_wakes_before_waking_another():
+    """Released together (held jobs at the cheap hour), four 1-GPU jobs wake one 4-GPU node,
+    not four (least connections would rank each still-empty sleeper first); a fifth wakes a
+    second. A job whose deadline the woken node misses wakes one that makes it instead."""
+    sleepers = tuple(node(f"s{i}", power=Power.ASLEEP, gpus=4, resume_s=60) for i in range(4))
+    jobs = [job(f"j{i}", gpus=1, submitted_at=i) for i in range(5)]
+    plan = schedule(jobs, ClusterSnapshot(sleepers), 0.0)
+    assert [w.node for w in plan.wakes] == ["s0"] * 4 + ["s1"]
+    quick = node("z-quick", power=Power.ASLEEP, gpus=4, resume_s=5)
+    first = job("first", gpus=1, runtime_s=10, deadline=100)  # s0 (60 s) makes it
+    urgent = job("urgent", gpus=1, runtime_s=60, deadline=110)  # s0 would end at 120
+    plan = schedule([first, urgent], ClusterSnapshot((sleepers[0], quick)), 0.0)
+    assert {w.job_id: w.node for w in plan.wakes} == {"first": "s0", "urgent": "z-quick"}
+
+
 def test_a_job_waits_for_a_node_already_waking_instead_of_waking_another():
     cluster = ClusterSnapshot(
         (

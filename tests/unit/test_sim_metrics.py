@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.cli.simulate import captured_pct
 from coordinator.sim.engine import JobRun
-from coordinator.sim.metrics import gpu_hour_hits_pct
+from coordinator.sim.metrics import HoldBound, gpu_hour_hits_pct
 from coordinator.sim.trace import TraceJob
 
 H = 3600.0
@@ -39,10 +38,15 @@ def test_jobs_without_gpus_leave_it_undefined():
     assert gpu_hour_hits_pct([]) is None
 
 
-def test_captured_is_the_cut_against_the_twin_over_the_bound():
-    # the twin holding nothing costs 100, the policy 95: a 5 % cut of a 10 % bound
-    assert captured_pct(95.0, 100.0, 10.0) == pytest.approx(50.0)
-    assert captured_pct(100.0, 100.0, 10.0) == 0.0
-    assert captured_pct(103.0, 100.0, 10.0) == pytest.approx(-30.0)  # holds that cost more
-    assert captured_pct(95.0, None, 10.0) is None  # no twin: a policy that holds nothing
-    assert captured_pct(95.0, 100.0, 0.0) is None  # a flat price: nothing to capture
+def test_captured_is_the_cut_against_the_twin_over_the_bound_in_money():
+    """The bound's room is the jobs' own energy at its price: at once 20, at best 10 (a
+    50 % bound). A policy costing 95 against its twin's 100 (the fleet's whole energy)
+    took 5 of the 10 it could: 50 %, not the 10 % that 5 % over 50 % would say."""
+    bound = HoldBound(at_once=20.0, best=10.0)
+    assert bound.pct == 50.0
+    assert bound.captured_pct(95.0, 100.0) == pytest.approx(50.0)
+    assert bound.captured_pct(100.0, 100.0) == 0.0
+    assert bound.captured_pct(103.0, 100.0) == pytest.approx(-30.0)  # holds that cost more
+    assert bound.captured_pct(95.0, None) is None  # no twin: a policy that holds nothing
+    assert HoldBound(20.0, 20.0).captured_pct(95.0, 100.0) is None  # nothing to capture
+    assert HoldBound(0.0, 0.0).pct == 0.0

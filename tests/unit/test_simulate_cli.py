@@ -137,8 +137,9 @@ def test_holds_are_reported_against_their_bound_and_carbon_beside_kwh(trace, tmp
     ours, twin = policies["dormouse"], policies["dormouse-no-holds"]
     assert ours["hold_bound_pct"] == twin["hold_bound_pct"] > 0
     assert ours["carbon_bound_pct"] > 0
-    cut = 100 * (1 - ours["energy_cost"] / twin["energy_cost"])
-    assert ours["hold_captured_pct"] == pytest.approx(100 * cut / ours["hold_bound_pct"])
+    cut = twin["energy_cost"] - ours["energy_cost"]  # in money, as the bound's room is
+    assert ours["hold_bound_cost"] == twin["hold_bound_cost"] > 0
+    assert ours["hold_captured_pct"] == pytest.approx(100 * cut / ours["hold_bound_cost"])
     assert twin["hold_captured_pct"] is None  # it holds nothing
     assert ours["carbon_kg"] > 0
     assert "carbon_captured_pct" in ours
