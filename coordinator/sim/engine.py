@@ -400,19 +400,41 @@ class Simulation:
         self._power_dirty.clear()
 
     def _ready(self, now: float) -> tuple[Job, ...]:
-        """Pending jobs less those held for a cheaper window (a pass is due at each release)."""
+        """Pending jobs less those held for a cheaper window (a pass is due at each release).
+        A job run as parts is held or released whole: it ends with its last part, so a part
+        started early gains nothing, and its room is booked for all its parts at once."""
         pending = [j for j, _ in self._pending.values()]
         if not self._holds.active:
             return tuple(pending)
         margin = self._latencies.fleet_estimate(self._default_resume_s)
         cluster = self._cluster  # its snapshot is built only if a hold needs the fleet
-        ready, held = self._holds.split(pending, now, margin, lambda: fleet_of(cluster.snapshot()))
+        wholes: dict[str, tuple[Job, int]] = {}
+        for job, index in self._pending.values():
+            whole = self._whole(job, index)
+            wholes.setdefault(whole.id, (whole, index))
+        ready, held = self._holds.split(
+            [whole for whole, _ in wholes.values()],
+            now,
+            margin,
+            lambda: fleet_of(cluster.snapshot()),
+        )
+        released = {wholes[job.id][1] for job in ready}
         self.outcome.held = self._holds.planned
         for hold in held.values():
             if hold.until not in self._release_at:
                 self._release_at.add(hold.until)
                 self._push(hold.until, TICK, None)
-        return tuple(ready)
+        return tuple(job for job, index in self._pending.values() if index in released)
+
+    def _whole(self, part: Job, index: int) -> Job:
+        """The job as holds see it: a part of a job run as parts stands for all of them."""
+        parts = self.runs[index].parts
+        if parts == 1:
+            return part
+        request = part.request
+        whole = replace(request, cpus=request.cpus * parts, mem_bytes=request.mem_bytes * parts,
+                        gpus=request.gpus * parts)  # fmt: skip
+        return replace(part, id=f"{self.runs[index].trace.id}.all", request=whole)
 
     def _place(self, jobs: tuple[Job, ...], now: float) -> Plan:
         if self._policy.round_robin:
@@ -453,7 +475,8 @@ class Simulation:
 
     def _start(self, assignment: Assignment, now: float) -> None:
         job, index = self._pending.pop(assignment.job_id)
-        self._holds.forget(job.id)
+        if self.runs[index].started + 1 == self.runs[index].parts:  # its last part
+            self._holds.forget(self._whole(job, index).id)
         node = self._by_name[assignment.node]
         node.advance(now)
         request = job.request

@@ -24,7 +24,8 @@ cost less dormouse's) as a share of the bound's room in money (`metrics.HoldBoun
 own energy priced at once less at best); `pct/pct`, the older ratio of `holds` to `bound`
 (percentages of different bases: the fleet's whole energy against the jobs' own); `kWh+`,
 dormouse's energy over the no-hold run's (what the holds cost in kilowatt-hours); `gpu-h
-hits`, deadline hits weighed by GPU-hours, dormouse's and the no-hold run's.
+hits`, deadline hits weighed by GPU-hours, dormouse's and the no-hold run's; `job hits no
+hold`, the no-hold run's hits by job count (dormouse's are `hits`).
 
 `--by carbon`: the same four runs holding for low gCO2 (`defer_by = "carbon"`) on a sunny-noon
 carbon curve (`carbon_sunny_noon.csv`: 100-170 g around noon, 430-490 g at night and in the
@@ -138,7 +139,8 @@ def main() -> None:
             f"{captured:>4.0f}% {ratio:>6.0f}% "
             f"{100 * (ours.energy_kwh / learned.energy_kwh - 1):>+5.2f}% "
             f"{ours.deadline_hits_gpu_h_pct or 0.0:>9.2f}% "
-            f"{learned.deadline_hits_gpu_h_pct or 0.0:>6.2f}%",
+            f"{learned.deadline_hits_gpu_h_pct or 0.0:>6.2f}% "
+            f"{learned.deadline_hits_pct or 0.0:>15.2f}%",
             flush=True,
         )
 

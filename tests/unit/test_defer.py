@@ -199,3 +199,18 @@ def test_jobs_released_together_wake_one_node_not_two_and_cost_no_energy():
     assert ours.held == 2
     assert ours.energy_kwh == pytest.approx(twin.energy_kwh)
     assert ours.energy_cost < twin.energy_cost
+
+
+def test_a_job_run_as_parts_is_held_whole_or_not_at_all():
+    """A 2-GPU job on two 1-GPU nodes runs as two parts and ends with its last. Holds book
+    it whole: with half the fleet bookable (fill 0.5) neither part is held (one part held
+    while the other runs gains nothing: the job still ends with the later part); with the
+    whole fleet bookable both wait for 20:00 together."""
+    trace = [TraceJob("wide", 19 * H, 2 * H, 2, 2, 0, 40 * H)]
+    fleet = [kind(count=2)]
+    for fill, start in ((0.5, 19 * H), (1.0, 20 * H + 10)):
+        defer = dataclasses.replace(NO_KEEP, fill=fill)
+        run = Simulation(trace, fleet, POLICIES["dormouse"], POLICY, tariff=RATE, defer=defer).run()
+        (job,) = run.jobs
+        assert (job.parts, job.start_s, job.end_s) == (2, start, start + 2 * H)
+        assert run.held == (fill == 1.0)
