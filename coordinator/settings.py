@@ -92,6 +92,19 @@ def parse_fraction(value: Any) -> float:
     return number
 
 
+AUTO = "auto"
+
+
+def parse_fraction_or_auto(value: Any) -> float | str:
+    """`auto` (sized to the fleet: `power.defer.DeferPolicy.sized`) or a fraction."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return parse_fraction(value)
+    except ValueError:
+        raise ValueError(f"expected auto or a fraction from 0 to under 1, got {value!r}") from None
+
+
 def parse_forecast_alpha(value: Any) -> float:
     number = parse_factor(value)
     if not 0 < number <= 1:
@@ -425,13 +438,17 @@ class Cost:
     defer_undeadlined: bool = setting(False, parse_bool, "hold jobs without a deadline too")
     max_defer: float = setting(86_400.0, parse_positive_seconds, "no job is held longer")
     defer_min_saving: float = setting(
-        0.05, parse_fraction, "hold only for a window this much cheaper (0.05: 5 %)"
+        0.03, parse_fraction, "hold only for a window this much cheaper (0.03: 3 %)"
     )
-    defer_keep_slack: float = setting(
-        0.25, parse_fraction, "share of a job's slack a hold must leave (for the queue)"
+    defer_keep_slack: float | str = setting(
+        AUTO,
+        parse_fraction_or_auto,
+        "share of a job's slack a hold must leave (for the queue); auto: sized to the fleet",
     )
-    defer_fill: float = setting(
-        0.5, parse_fraction, "held jobs book at most this share of the fleet in any hour"
+    defer_fill: float | str = setting(
+        AUTO,
+        parse_fraction_or_auto,
+        "held jobs book at most this share of the fleet in any hour; auto: sized to the fleet",
     )
 
     def defer_policy(self) -> DeferPolicy:
@@ -440,8 +457,8 @@ class Cost:
             undeadlined=self.defer_undeadlined,
             max_defer_s=self.max_defer,
             min_saving=self.defer_min_saving,
-            keep_slack=self.defer_keep_slack,
-            fill=self.defer_fill,
+            keep_slack=None if self.defer_keep_slack == AUTO else float(self.defer_keep_slack),
+            fill=None if self.defer_fill == AUTO else float(self.defer_fill),
         )
 
 

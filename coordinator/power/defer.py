@@ -28,7 +28,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from coordinator.placement.model import ClusterSnapshot, Job, Power
 from coordinator.power.tariff import Rate
@@ -36,16 +36,41 @@ from coordinator.power.tariff import Rate
 BUCKET_S = 3600.0
 
 
+SIZED_AT = 112  # GPUs (or CPUs) where the sized knobs are the old fixed 0.5 and 0.25
+FILL_SPREAD = 0.5 * math.sqrt(SIZED_AT)  # fill = 1 - this / sqrt(units)
+KEEP_SPREAD = 0.25 * math.sqrt(SIZED_AT)  # keep_slack = this / sqrt(units)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeferPolicy:
-    """The knobs (meaning: coordinator.settings.Cost, docs/power.md)."""
+    """The knobs (meaning: coordinator.settings.Cost, docs/power.md). `keep_slack` and
+    `fill` None: sized to the fleet (`sized`)."""
 
     by: str = "price"  # "price", "carbon" or "off"
     undeadlined: bool = False
     max_defer_s: float = 86_400.0
-    min_saving: float = 0.05  # a fraction of the cost of starting now
-    keep_slack: float = 0.25  # of the slack (deadline - submit - runtime), kept after a hold
-    fill: float = 0.5  # holds book the fleet's CPUs/GPUs only up to this share
+    min_saving: float = 0.03  # a fraction of the cost of starting now
+    keep_slack: float | None = None  # of the slack (deadline - submit - runtime), kept
+    fill: float | None = None  # holds book the fleet's CPUs/GPUs only up to this share
+
+    def sized(self, units: int | None) -> DeferPolicy:
+        """The knobs left to the fleet, for a fleet of `units` GPUs (CPUs without GPUs; None:
+        not known, as for `dormouse submit`'s guess). What holds leave for work that will
+        not wait (the fleet's share not bookable, the slack kept for the queue) absorbs how
+        far that work strays from its mean, which grows as the square root of the fleet
+        (square-root staffing): half the fleet and a quarter of the slack at 112 GPUs
+        (14 8-GPU nodes; what the fixed defaults were), 78 % and 11 % at 560, 88 % and 6 %
+        at 1,968. Measured in docs/benchmarks.md (issue 33)."""
+        if self.keep_slack is not None and self.fill is not None:
+            return self
+        root = math.sqrt(max(units or SIZED_AT, 1))
+        return replace(
+            self,
+            keep_slack=min(0.25, KEEP_SPREAD / root)
+            if self.keep_slack is None
+            else self.keep_slack,
+            fill=min(0.9, max(0.25, 1 - FILL_SPREAD / root)) if self.fill is None else self.fill,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +111,8 @@ def latest_start(job: Job, now: float, margin_s: float, policy: DeferPolicy) -> 
     latest = now + policy.max_defer_s
     if job.deadline is not None:
         slack = job.deadline - job.submitted_at - job.runtime_s
-        latest = min(latest, job.deadline - job.runtime_s - margin_s - policy.keep_slack * slack)
+        keep = policy.sized(None).keep_slack if policy.keep_slack is None else policy.keep_slack
+        latest = min(latest, job.deadline - job.runtime_s - margin_s - (keep or 0.0) * slack)
     return latest if latest > now else None
 
 
@@ -108,8 +134,7 @@ def cheapest_start(rate: Rate, earliest: float, latest: float, runtime: float) -
 class Calendar:
     """CPUs and GPUs booked by held jobs, per hour."""
 
-    def __init__(self, fill: float = 1.0) -> None:
-        self.fill = fill
+    def __init__(self) -> None:
         self._booked: dict[int, list[int]] = defaultdict(lambda: [0, 0])
 
     def book(self, start: float, runtime: float, job: Job, sign: int = 1) -> None:
@@ -120,8 +145,8 @@ class Calendar:
             if booked == [0, 0]:
                 del self._booked[bucket]
 
-    def fits(self, start: float, runtime: float, job: Job, fleet: Running) -> bool:
-        want, fill = job.request, self.fill
+    def fits(self, start: float, runtime: float, job: Job, fleet: Running, fill: float) -> bool:
+        want = job.request
         for bucket in _buckets(start, runtime):
             cpus, gpus = self._booked.get(bucket, (0, 0))
             run_cpus, run_gpus = fleet.at(bucket * BUCKET_S)
@@ -161,7 +186,7 @@ class Holds:
         self.rate, self.policy = rate, policy
         self._planned: dict[str, Hold | None] = {}
         self._jobs: dict[str, Job] = {}
-        self._calendar = Calendar(policy.fill)
+        self._calendar = Calendar()
         self.planned = 0  # jobs ever held
 
     @property
@@ -245,6 +270,9 @@ def plan_start(
     """A later start worth waiting for (the cheapest with room booked), or None: now."""
     if rate is None or not can_hold(rate, policy) or job.runtime_s <= 0:
         return None
+    if booked is not None:
+        fleet = booked[1].fleet
+        policy = policy.sized(fleet.gpus or fleet.cpus)
     latest = latest_start(job, now, margin_s, policy)
     runtime = job.runtime_s
     now_cost = rate.integral(now, now + runtime)
@@ -256,7 +284,7 @@ def plan_start(
     for cost, start in costs:
         if cost > enough:
             return None
-        if booked is None or booked[0].fits(start, runtime, job, booked[1]):
+        if booked is None or booked[0].fits(start, runtime, job, booked[1], policy.fill or 1.0):
             lower = 100 * (1 - cost / now_cost)
             return Hold(start, _reason(policy, lower, job, margin_s), lower, policy.by)
     return None

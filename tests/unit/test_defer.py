@@ -9,6 +9,7 @@ import pytest
 from coordinator.placement.model import Job, Request
 from coordinator.power.defer import DeferPolicy, Fleet, Holds, cheapest_start, plan_start
 from coordinator.power.tariff import parse_rate
+from coordinator.settings import Cost, parse_fraction_or_auto
 from coordinator.sim.engine import POLICIES, Simulation
 from coordinator.sim.metrics import hold_bound, summarise
 from coordinator.sim.trace import TraceJob
@@ -214,3 +215,34 @@ def test_a_job_run_as_parts_is_held_whole_or_not_at_all():
         (job,) = run.jobs
         assert (job.parts, job.start_s, job.end_s) == (2, start, start + 2 * H)
         assert run.held == (fill == 1.0)
+
+
+def test_the_sized_knobs_follow_the_square_root_of_the_fleet():
+    """Half the fleet bookable and a quarter of the slack kept at 112 GPUs (the old fixed
+    defaults); what holds leave for work that will not wait shrinks as the square root of
+    the fleet grows; a number set in the config is kept as it is."""
+    auto = DeferPolicy()
+    assert (auto.sized(112).fill, auto.sized(112).keep_slack) == pytest.approx((0.5, 0.25))
+    big = auto.sized(448)  # 4x the GPUs: half the spread, relative to the fleet
+    assert (big.fill, big.keep_slack) == pytest.approx((0.75, 0.125))
+    assert (auto.sized(8).fill, auto.sized(8).keep_slack) == (0.25, 0.25)  # floors
+    assert auto.sized(100_000).fill == 0.9
+    assert auto.sized(None) == auto.sized(112)  # `dormouse submit`: no fleet known
+    assert NO_KEEP.sized(10_000) == NO_KEEP
+    # planning books against the fleet it is given: one 1-GPU job fits a 4-GPU fleet at
+    # fill 0.25 only when nothing else is booked
+    holds = Holds(RATE, DeferPolicy(keep_slack=0.0))
+    jobs = [job(19 * H, 2 * H, 40 * H, id_="a"), job(19 * H, 2 * H, 40 * H, id_="b")]
+    _, held = holds.split(jobs, 19 * H, 0, lambda: Fleet(cpus=32, gpus=4))
+    assert held["a"].until == 20 * H
+    assert held["b"].until == 22 * H  # 20:00-22:00 is full at a quarter of 4 GPUs
+
+
+def test_the_config_takes_auto_or_a_fraction_for_the_sized_knobs():
+    assert Cost().defer_policy().fill is None
+    assert parse_fraction_or_auto("Auto") == "auto"
+    assert parse_fraction_or_auto(0.4) == 0.4
+    with pytest.raises(ValueError, match="expected auto or a fraction"):
+        parse_fraction_or_auto("most")
+    fixed = dataclasses.replace(Cost(), defer_fill=0.4, defer_keep_slack=0.1).defer_policy()
+    assert (fixed.fill, fixed.keep_slack) == (0.4, 0.1)
