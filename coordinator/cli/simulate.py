@@ -219,7 +219,7 @@ def figures(
     cost, peer = summary.energy_cost, reference.energy_cost
     values["cost_saved_vs_always_on_pct"] = 100 * (1 - cost / peer) if cost and peer else None
     values["hold_bound_pct"] = bounds.price.pct
-    values["hold_bound_cost"] = bounds.price.at_once - bounds.price.best
+    values["hold_bound_cost"] = bounds.price.room
     values["hold_captured_pct"] = bounds.price.captured_pct(
         summary.energy_cost, twin.energy_cost if twin else None
     )

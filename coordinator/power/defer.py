@@ -111,8 +111,8 @@ def latest_start(job: Job, now: float, margin_s: float, policy: DeferPolicy) -> 
     latest = now + policy.max_defer_s
     if job.deadline is not None:
         slack = job.deadline - job.submitted_at - job.runtime_s
-        keep = policy.sized(None).keep_slack if policy.keep_slack is None else policy.keep_slack
-        latest = min(latest, job.deadline - job.runtime_s - margin_s - (keep or 0.0) * slack)
+        keep = policy.sized(None).keep_slack or 0.0  # sized(None) keeps a set value
+        latest = min(latest, job.deadline - job.runtime_s - margin_s - keep * slack)
     return latest if latest > now else None
 
 
@@ -270,9 +270,11 @@ def plan_start(
     """A later start worth waiting for (the cheapest with room booked), or None: now."""
     if rate is None or not can_hold(rate, policy) or job.runtime_s <= 0:
         return None
+    fill = 1.0  # without bookings (`dormouse submit`'s guess) room is not checked
     if booked is not None:
         fleet = booked[1].fleet
         policy = policy.sized(fleet.gpus or fleet.cpus)
+        fill = 1.0 if policy.fill is None else policy.fill  # sized: never None; 0.0 holds
     latest = latest_start(job, now, margin_s, policy)
     runtime = job.runtime_s
     now_cost = rate.integral(now, now + runtime)
@@ -284,7 +286,7 @@ def plan_start(
     for cost, start in costs:
         if cost > enough:
             return None
-        if booked is None or booked[0].fits(start, runtime, job, booked[1], policy.fill or 1.0):
+        if booked is None or booked[0].fits(start, runtime, job, booked[1], fill):
             lower = 100 * (1 - cost / now_cost)
             return Hold(start, _reason(policy, lower, job, margin_s), lower, policy.by)
     return None

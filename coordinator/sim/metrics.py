@@ -98,14 +98,18 @@ class HoldBound:
         """The most holding can lower the jobs' own energy price, in percent."""
         return 100.0 * (1 - self.best / self.at_once) if self.at_once > 0 else 0.0
 
+    @property
+    def room(self) -> float:
+        """What holding could take off, in the same units."""
+        return self.at_once - self.best
+
     def captured_pct(self, value: float | None, twin: float | None) -> float | None:
         """A policy's cut against its twin holding nothing, as a share of the bound: both in
         money (or kg), not a ratio of percentages, whose bases differ (the fleet's whole
         energy, idle and asleep included, against the jobs' own)."""
-        room = self.at_once - self.best
-        if value is None or twin is None or room <= 0:
+        if value is None or twin is None or self.room <= 0:
             return None
-        return 100.0 * (twin - value) / room
+        return 100.0 * (twin - value) / self.room
 
 
 def hold_bound(

@@ -229,6 +229,10 @@ def test_the_sized_knobs_follow_the_square_root_of_the_fleet():
     assert auto.sized(100_000).fill == 0.9
     assert auto.sized(None) == auto.sized(112)  # `dormouse submit`: no fleet known
     assert NO_KEEP.sized(10_000) == NO_KEEP
+    # a fill set to 0 books nothing: no hold at all, even with the whole fleet free
+    none_bookable = Holds(RATE, DeferPolicy(keep_slack=0.0, fill=0.0))
+    _, held = none_bookable.split([job(19 * H, 2 * H, 40 * H)], 19 * H, 0, lambda: Fleet(8, 8))
+    assert held == {}
     # planning books against the fleet it is given: one 1-GPU job fits a 4-GPU fleet at
     # fill 0.25 only when nothing else is booked
     holds = Holds(RATE, DeferPolicy(keep_slack=0.0))
