@@ -4,6 +4,7 @@
     .venv/bin/python tests/bench/bench_tariff.py --files cluster01,cluster05
     .venv/bin/python tests/bench/bench_tariff.py --by carbon
     .venv/bin/python tests/bench/bench_tariff.py --knobs keep_slack=0.1,fill=0.75
+    .venv/bin/python tests/bench/bench_tariff.py --files cluster04 --copies 5   (1,230 nodes)
 
 Per ITP cluster file: 8-GPU nodes sized to the trace (4 x its mean busy GPUs, at least 8),
 half resuming in 1 min +- 20 s and half in 8 min +- 2 min, 1 % of wakes failing;
@@ -25,7 +26,10 @@ own energy priced at once less at best); `pct/pct`, the older ratio of `holds` t
 (percentages of different bases: the fleet's whole energy against the jobs' own); `kWh+`,
 dormouse's energy over the no-hold run's (what the holds cost in kilowatt-hours); `gpu-h
 hits`, deadline hits weighed by GPU-hours, dormouse's and the no-hold run's; `job hits no
-hold`, the no-hold run's hits by job count (dormouse's are `hits`).
+hold`, the no-hold run's hits by job count (dormouse's are `hits`). `fleet` and its `capt`:
+the bound with the fleet's GPUs in it (`fleet_bound.py`: no hour holds more than the fleet,
+and no job is due later than its deadline or its end in the no-hold run), and the holds'
+cut as a share of its room.
 
 `--by carbon`: the same four runs holding for low gCO2 (`defer_by = "carbon"`) on a sunny-noon
 carbon curve (`carbon_sunny_noon.csv`: 100-170 g around noon, 430-490 g at night and in the
@@ -51,6 +55,7 @@ from coordinator.sim.fleet import NodeType, default_type
 from coordinator.sim.metrics import Summary, hold_bound, summarise
 from coordinator.sim.trace import TraceJob
 from tests.bench.bench_simulator import FILES, GPUS, TRACES, fleet_size, traces
+from tests.bench.fleet_bound import due, fleet_hold_bound
 
 HERE = Path(__file__).parent
 RUNS = ("dormouse", "dormouse-flat", "always-on", "no hold")
@@ -100,6 +105,12 @@ def main() -> None:
     parser.add_argument("--files", default=FILES)
     parser.add_argument("--by", choices=["price", "carbon"], default="price")
     parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="each trace this many times over, on as many times the nodes",
+    )
+    parser.add_argument(
         "--knobs", default="", help="DeferPolicy fields: keep_slack=0.1,fill=0.75,min_saving=0.02"
     )
     args = parser.parse_args()
@@ -114,21 +125,24 @@ def main() -> None:
         f"{'trace':<10} {'nodes':>5} {what:>9} {'flat':>9} {'vs flat':>8} {'vs on':>7} "
         f"{'learn':>6} {'holds':>6} {'bound':>6} {'hits':>7} {'flat':>7} {'d pts':>6} "
         f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6} {'capt':>5} {'pct/pct':>7} "
-        f"{'kWh+':>6} {'gpu-h hits':>10} {'no hold':>7}"
+        f"{'kWh+':>6} {'gpu-h hits':>10} {'no hold':>7} {'job hits no hold':>16} {'fleet':>6} "
+        f"{'capt':>6}"
     )
-    for name, jobs in traces(args.traces, args.files):
+    for name, one in traces(args.traces, args.files):
+        jobs = copies(one, args.copies)
         kinds = fleet(jobs)
         results = {policy: run(jobs, kinds, policy, defer) for policy in RUNS}
         end = max(outcome.end for outcome, _ in results.values())  # energy to a common end
         ours, flat, on, learned = (summarise(results[p][0], end) for p in RUNS)
         hits, flat_hits = ours.deadline_hits_pct or 0.0, flat.deadline_hits_pct or 0.0
-        if args.by == "carbon":
-            bound = hold_bound(jobs, carbon(), kinds[0], scale=1e-3)
-        else:
-            bound = hold_bound(jobs, tariff(), kinds[0])
+        rate, scale = (carbon(), 1e-3) if args.by == "carbon" else (tariff(), 1.0)
+        bound = hold_bound(jobs, rate, kinds[0], scale)
+        gpus = sum(k.count * k.gpus for k in kinds)
+        room = fleet_hold_bound(due(jobs, results["no hold"][0].jobs), rate, kinds[0], gpus, scale)
         value = {"price": figure_cost, "carbon": figure_co2}[args.by]
         ratio = 100 * pct(ours, learned, value) / bound.pct if bound.pct else 0.0
         captured = bound.captured_pct(value(ours), value(learned)) or 0.0
+        in_fleet = room.captured_pct(value(ours), value(learned)) or 0.0
         print(
             f"{name:<10} {sum(k.count for k in kinds):>5} {value(ours):>9,.0f} "
             f"{value(flat):>9,.0f} {pct(ours, flat, value):>7.1f}% "
@@ -140,9 +154,23 @@ def main() -> None:
             f"{100 * (ours.energy_kwh / learned.energy_kwh - 1):>+5.2f}% "
             f"{ours.deadline_hits_gpu_h_pct or 0.0:>9.2f}% "
             f"{learned.deadline_hits_gpu_h_pct or 0.0:>6.2f}% "
-            f"{learned.deadline_hits_pct or 0.0:>15.2f}%",
+            f"{learned.deadline_hits_pct or 0.0:>15.2f}% {room.pct:>5.1f}% {in_fleet:>5.0f}%",
             flush=True,
         )
+
+
+def copies(jobs: list[TraceJob], count: int) -> list[TraceJob]:
+    """The trace `count` times over, copy k a minute later than copy k - 1 (the fleet at the
+    size users run, with the trace's own shape; `fleet` sizes the nodes to it)."""
+    if count <= 1:
+        return jobs
+    out = [
+        replace(job, id=f"{job.id}~{k}", submit_s=job.submit_s + 60.0 * k,
+                deadline_s=None if job.deadline_s is None else job.deadline_s + 60.0 * k)
+        for k in range(count)
+        for job in jobs
+    ]  # fmt: skip
+    return sorted(out, key=lambda job: job.submit_s)
 
 
 def figure_cost(summary: Summary) -> float:
