@@ -10,15 +10,9 @@ and from where.
 
 Resends follow the workers' progress as `core.seqs` does: while the nodes' newest batches
 reach the store more than `catch_up_s` later than usual (the median node), nothing is asked
-and no deadline runs (the served clock stands still). One slow worker does not move the
-median (a node's newest batch may come from a worker that keeps up while its older ones
-wait in the slow one's queue), so each ingest worker's `Front` (the stamp of what it stores
-now) also bounds what is settled: nothing stamped after the slowest committing worker's
-front, less `settle_s`, is judged, and what waits in its queue is not asked for early.
-
-A hole asked `max_attempts` times is `unanswered` and asked only every `max_attempts`
-retries from then on; it is lost only when the agent says it no longer holds it (`gone`),
-and then never asked for again.
+and no deadline runs (the served clock stands still). A hole asked `max_attempts` times is
+`unanswered` and asked only every `max_attempts` retries from then on; it is lost only when
+the agent says it no longer holds it (`gone`), and then never asked for again.
 
 A node's agent that starts a new stream (its spool replaced, or an unclean stop) starts far
 above the old one: nothing between the old stream's seqs and the new first seq is asked
@@ -28,8 +22,6 @@ stored ranges that meet them) until stored or said gone, as `core.seqs` does.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
@@ -57,14 +49,6 @@ class Newest:
     stream: int  # the agent's stream (spool) it belongs to
     ts: float  # its newest sample's stamp (the agent's clock)
     seen_at: float  # when a worker stored it (the coordinators' clock)
-
-
-@dataclass(frozen=True, slots=True)
-class Front:
-    """An ingest worker's progress, from its row in the workers table."""
-
-    ts: float  # the median stamp of the samples it last stored (the agents' clock)
-    committed_at: float  # when it stored them (the coordinators' clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +98,11 @@ class StoreGaps:
         self._planned_at: float | None = None
         self._news_at = 0.0  # when a node's newest batch last moved
 
-    def plan(
-        self, newest: dict[str, Newest], now: float, fronts: Sequence[Front] = ()
-    ) -> list[Mark]:
+    def plan(self, newest: dict[str, Newest], now: float) -> list[Mark]:
         """Marks to scan, from what is known of each node's newest batch; a node seen for the
         first time starts `LOOKBACK_SEQS` below its newest seq. Samples are settled once
         later ones are stored `settle_s` after them, or once the node has been quiet that
-        long (a node that stops sending, asleep or gone, still has its last holes asked for),
-        and never past the slowest worker's front that stored within `catch_up_s` (an idle
-        or stopped worker holds nothing back)."""
-        floor = min(
-            (f.ts - self._settle_s for f in fronts if now - f.committed_at <= self._catch_up_s),
-            default=math.inf,
-        )
+        long (a node that stops sending, asleep or gone, still has its last holes asked for)."""
         marks, late = [], []
         for node, last in sorted(newest.items()):
             known = self.nodes.get(node)
@@ -142,8 +118,7 @@ class StoreGaps:
                 late.append(delay - known.delay)
             if last.seq > known.mark:
                 quiet = now - last.seen_at >= self._settle_s
-                horizon = last.ts - (0 if quiet else self._settle_s)
-                marks.append(Mark(node, known.mark, min(horizon, floor)))
+                marks.append(Mark(node, known.mark, last.ts - (0 if quiet else self._settle_s)))
         self._progress(late, now)
         return marks
 

@@ -11,7 +11,6 @@ from coordinator.daemon.power_loop import PowerLoop
 from coordinator.daemon.receiver import Receiver
 from coordinator.daemon.writer import Writer
 from coordinator.services.jobs import HELD_NO_KEY
-from coordinator.store.workers import COMMITTED_AT, FRONT_TS
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +21,6 @@ class Figures:
     dispatcher: Dispatcher
     power: PowerLoop
     gaps: StoreGaps | None = None  # the leader role's (else the ingest's seq tracker counts)
-
-    def progress(self) -> dict[str, float]:
-        """Where this process's store has reached: its workers-table row only (a stamp and a
-        time, not figures for `dormouse status`), read by the leader's gap scan."""
-        return {FRONT_TS: self.writer.front_ts, COMMITTED_AT: self.writer.committed_at}
 
     def collect(self) -> dict[str, float]:
         lag = self.writer.lag.quantiles()

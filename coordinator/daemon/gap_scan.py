@@ -11,14 +11,11 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from coordinator.core.registry import Registry
-from coordinator.core.storegaps import Front, Newest, StoreGaps, Verdict
+from coordinator.core.storegaps import Newest, StoreGaps, Verdict
 from coordinator.daemon.live import LiveFeed
-from coordinator.settings import ROLE_INGEST
 from coordinator.store import samples as sample_rows
-from coordinator.store import workers as worker_rows
 
 log = logging.getLogger(__name__)
-FRONT_FRESH_S = 15.0  # a worker's row older than this (three beats): stopped, or stuck
 Ask = Callable[[str, int, int], Awaitable[None]]
 T = TypeVar("T")
 A = TypeVar("A")
@@ -47,8 +44,7 @@ class GapScan:
             for name, v in self._registry.nodes.items()
             if v.latest.get("seq") is not None
         }
-        fronts = await asyncio.to_thread(self._fronts, now)
-        marks = self.gaps.plan(newest, now, fronts)
+        marks = self.gaps.plan(newest, now)
         await self._old_streams()
         if not marks:
             return
@@ -61,11 +57,6 @@ class GapScan:
         seqs = await asyncio.to_thread(self._read, sample_rows.seqs_above, holey)
         for mark in holey:
             await self._act(self.gaps.judge(mark.node, seqs[mark.node]))
-
-    def _fronts(self, now: float) -> list[Front]:
-        """The ingest workers' progress, from the rows they beat every few seconds."""
-        with self._engine.connect() as conn:
-            return worker_rows.fronts(conn, ROLE_INGEST, now - FRONT_FRESH_S)
 
     async def _old_streams(self) -> None:
         """Earlier streams' holes (kept across a stream reset): what the store holds of them."""

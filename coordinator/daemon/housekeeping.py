@@ -46,7 +46,6 @@ class Housekeeping:
         clock: Clock,
         offline_after_s: float,
         stats: Callable[[], dict[str, float]],
-        progress: Callable[[], dict[str, float]] = dict,
         stopping: Stopping,
         leadership: Leadership,
         role: str = ROLE_ALL,
@@ -55,7 +54,6 @@ class Housekeeping:
         self._engine, self._ingest, self._receiver = engine, ingest, receiver
         self._notifier, self._clock, self._offline_after_s = notifier, clock, offline_after_s
         self._stats, self._stopping, self._leadership = stats, stopping, leadership
-        self._progress = progress
         self._role, self._gap_scan = role, gap_scan
         self._started = clock.now()
         self._forgets_read = self._started  # older forgets are in the store it loaded
@@ -154,8 +152,9 @@ class Housekeeping:
 
     def _beat(self, now: float) -> None:
         """This process's row: its role and figures, for `dormouse status`'s workers."""
-        figures = self._stats() | self._progress()
-        row = worker_rows.Worker(self._leadership.holder, self._role, self._started, now, figures)
+        row = worker_rows.Worker(
+            self._leadership.holder, self._role, self._started, now, self._stats()
+        )
         with self._engine.begin() as conn:
             worker_rows.beat(conn, row)
             worker_rows.forget(conn, now - FORGET_WORKERS_S)

@@ -153,7 +153,6 @@ def build(
             clock=clock,
             offline_after_s=config.offline_after,
             stats=figures.collect,
-            progress=figures.progress,
             stopping=stopping,
             leadership=leadership,
             role=role,

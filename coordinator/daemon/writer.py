@@ -13,7 +13,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from statistics import median
 
 import sqlalchemy as sa
 
@@ -48,7 +47,6 @@ class Writer:
         self.stored = 0
         self.duplicates = 0  # offered samples the store already held
         self.lag = LagStats()
-        self.front_ts = self.committed_at = 0.0  # the last stored samples' median stamp, when
         self._arrived = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
@@ -124,10 +122,7 @@ class Writer:
         """Back in the event loop: drop what was written from the queue, count it, and
         hand back the acks now due."""
         committed = self._clock.now()
-        stamps = [s.ts for _, b, _ in taken for s in b.samples]
-        self.lag.add(committed - ts for ts in stamps)
-        if stamps:  # where this worker's store has reached, for the leader's gap scan
-            self.front_ts, self.committed_at = median(stamps), committed
+        self.lag.add(committed - s.ts for _, b, _ in taken for s in b.samples)
         for _ in taken:
             self._pending.popleft()
         written = sum(len(b.samples) for _, b, _ in taken)

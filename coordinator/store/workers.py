@@ -8,11 +8,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from coordinator.core.storegaps import Front
 from coordinator.store.dialect import upsert
 from coordinator.store.models import workers
-
-FRONT_TS, COMMITTED_AT = "front_ts", "committed_at"  # `Front`, in a worker's figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +41,6 @@ def recent(conn: sa.Connection, since: float) -> list[Worker]:
     """Processes heard from at or after `since`, by id."""
     rows = conn.execute(sa.select(workers).where(workers.c.seen_at >= since).order_by("id"))
     return [Worker(r.id, r.role, r.started_at, r.seen_at, dict(r.figures)) for r in rows]
-
-
-def fronts(conn: sa.Connection, role: str, since: float) -> list[Front]:
-    """Where each `role` process heard from at or after `since` has stored up to."""
-    return [
-        Front(w.figures[FRONT_TS], w.figures[COMMITTED_AT])
-        for w in recent(conn, since)
-        if w.role == role and FRONT_TS in w.figures and COMMITTED_AT in w.figures
-    ]
 
 
 def forget(conn: sa.Connection, before: float) -> int:

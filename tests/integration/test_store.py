@@ -20,7 +20,6 @@ from coordinator.core.nodestate import NodeState
 from coordinator.core.registry import NodeView
 from coordinator.core.rollups import counter, gauge
 from coordinator.core.series import SeriesQuery
-from coordinator.core.storegaps import Front
 from coordinator.store import leadership as leader_rows
 from coordinator.store import live as live_rows
 from coordinator.store import models, retention
@@ -315,18 +314,6 @@ def test_worker_rows_are_listed_while_recent_and_forgotten_later(engine):
         ]
         assert worker_rows.forget(conn, 2_200.0) == 1
         assert [w.id for w in worker_rows.recent(conn, 0.0)] == ["h:1"]
-
-
-def test_the_ingest_workers_fronts_are_read_from_their_rows(engine):
-    """What the leader's gap scan bounds settled seqs by: each recent ingest worker's front;
-    a leader's row, an old row, and a row without one are not read."""
-    progress = {worker_rows.FRONT_TS: 1_990.0, worker_rows.COMMITTED_AT: 2_000.0}
-    with engine.begin() as conn:
-        worker_rows.beat(conn, worker_rows.Worker("a:1", "ingest", 900.0, 2_001.0, progress))
-        worker_rows.beat(conn, worker_rows.Worker("a:2", "leader", 900.0, 2_001.0, progress))
-        worker_rows.beat(conn, worker_rows.Worker("a:3", "ingest", 900.0, 1_000.0, progress))
-        worker_rows.beat(conn, worker_rows.Worker("a:4", "ingest", 900.0, 2_001.0, {"x": 1.0}))
-        assert worker_rows.fronts(conn, "ingest", 1_990.0) == [Front(1_990.0, 2_000.0)]
 
 
 def test_two_writers_interleaving_one_nodes_batches_store_each_seq_once(engine, db_url):

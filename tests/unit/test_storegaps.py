@@ -5,15 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordinator.core.storegaps import (
-    LOOKBACK_SEQS,
-    Found,
-    Front,
-    Mark,
-    Newest,
-    StoreGaps,
-    missing,
-)
+from coordinator.core.storegaps import LOOKBACK_SEQS, Found, Mark, Newest, StoreGaps, missing
 
 T0 = 1_000_000.0
 
@@ -152,19 +144,3 @@ def test_no_news_for_a_while_after_a_late_batch_is_not_a_backlog():
     gaps.plan({"n1": Newest(400, 0, T0 + 1 - 60, T0 + 1)}, T0 + 17)  # nothing new for 16 s
     assert not gaps.behind
     assert gaps.judge("n1", list(range(151, 401))).ask == [("n1", 150, 150)]
-
-
-def test_a_slow_workers_queue_is_not_asked_for_while_the_median_node_is_fresh():
-    """Split roles: n1's newest batch came through a worker that keeps up, so the median node
-    is on time (not behind), but the other worker is storing samples stamped 100 s ago: n1's
-    seqs stamped after that front (less settle_s) may wait in its queue and are not judged.
-    A worker that stored nothing for catch_up_s (idle, or stopped) holds nothing back."""
-    gaps = StoreGaps(settle_s=10.0, catch_up_s=15.0)
-    fresh = {"n1": Newest(400, 0, T0, T0)}
-    slow = Front(T0 - 100, committed_at=T0)
-    (mark,) = gaps.plan(fresh, T0, [Front(T0 - 1, committed_at=T0), slow])
-    assert not gaps.behind
-    assert mark.horizon == T0 - 110
-    idle = Front(T0 - 100, committed_at=T0 - 16)
-    (mark,) = gaps.plan({"n1": Newest(401, 0, T0 + 1, T0 + 1)}, T0 + 1, [idle])
-    assert mark.horizon == T0 + 1 - 10
