@@ -4,7 +4,7 @@
     .venv/bin/python tests/bench/bench_tariff.py --files cluster01,cluster05
     .venv/bin/python tests/bench/bench_tariff.py --by carbon
     .venv/bin/python tests/bench/bench_tariff.py --knobs keep_slack=0.1,fill=0.75
-    .venv/bin/python tests/bench/bench_tariff.py --files cluster04 --copies 5   (1,230 nodes)
+    .venv/bin/python tests/bench/bench_tariff.py --files cluster04 --copies 5   (1,228 nodes)
 
 Per ITP cluster file: 8-GPU nodes sized to the trace (4 x its mean busy GPUs, at least 8),
 half resuming in 1 min +- 20 s and half in 8 min +- 2 min, 1 % of wakes failing;
@@ -26,7 +26,9 @@ own energy priced at once less at best); `pct/pct`, the older ratio of `holds` t
 (percentages of different bases: the fleet's whole energy against the jobs' own); `kWh+`,
 dormouse's energy over the no-hold run's (what the holds cost in kilowatt-hours); `gpu-h
 hits`, deadline hits weighed by GPU-hours, dormouse's and the no-hold run's; `job hits no
-hold`, the no-hold run's hits by job count (dormouse's are `hits`). `fleet` and its `capt`:
+hold`, the no-hold run's hits by job count (dormouse's are `hits`). `s` and `s no hold`:
+seconds each run's simulation took, with holds and without (the peer for what holds cost
+the scheduler). `fleet` and its `capt`:
 the bound with the fleet's GPUs in it (`fleet_bound.py`: no hour holds more than the fleet,
 and no job is due later than its deadline or its end in the no-hold run), and the holds'
 cut as a share of its room.
@@ -124,7 +126,8 @@ def main() -> None:
     print(
         f"{'trace':<10} {'nodes':>5} {what:>9} {'flat':>9} {'vs flat':>8} {'vs on':>7} "
         f"{'learn':>6} {'holds':>6} {'bound':>6} {'hits':>7} {'flat':>7} {'d pts':>6} "
-        f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6} {'capt':>5} {'pct/pct':>7} "
+        f"{'held':>6} {'wrong':>5} {'flat wrong':>10} {'s':>6} {'s no hold':>9} {'capt':>5} "
+        f"{'pct/pct':>7} "
         f"{'kWh+':>6} {'gpu-h hits':>10} {'no hold':>7} {'job hits no hold':>16} {'fleet':>6} "
         f"{'capt':>6}"
     )
@@ -150,6 +153,7 @@ def main() -> None:
             f"{pct(ours, learned, value):>5.1f}% {bound.pct:>5.1f}% "
             f"{hits:>6.2f}% {flat_hits:>6.2f}% {hits - flat_hits:>+6.2f} {ours.held:>6} "
             f"{ours.wrongly_failed:>5} {flat.wrongly_failed:>10} {results['dormouse'][1]:>6.1f} "
+            f"{results['no hold'][1]:>9.1f} "
             f"{captured:>4.0f}% {ratio:>6.0f}% "
             f"{100 * (ours.energy_kwh / learned.energy_kwh - 1):>+5.2f}% "
             f"{ours.deadline_hits_gpu_h_pct or 0.0:>9.2f}% "

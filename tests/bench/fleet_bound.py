@@ -56,13 +56,17 @@ def fleet_hold_bound(
     GPUs or a deadline keep their own bound (they take no GPU hours here: a relaxation).
     ValueError when no schedule meets every deadline (see `due`)."""
     free = hold_bound(jobs, rate, kind, scale)
-    moved = [j for j in jobs if j.gpus and j.runtime_s > 0 and j.deadline_s is not None]
+    moved: list[TraceJob] = []
+    others: list[TraceJob] = []
+    for job in jobs:
+        fits = job.gpus and job.runtime_s > 0 and job.deadline_s is not None
+        (moved if fits else others).append(job)
     if not moved or not kind.gpus:
         return free
     watts = kind.busy_w / kind.gpus  # per GPU, as `hold_bound` weighs a job
     floor = _least_cost(moved, rate, gpus) * watts * scale / J_PER_KWH
-    others = hold_bound([j for j in jobs if not j.gpus or j.deadline_s is None], rate, kind, scale)
-    return HoldBound(free.at_once, max(free.best, floor + others.best))
+    rest = hold_bound(others, rate, kind, scale)
+    return HoldBound(free.at_once, max(free.best, floor + rest.best))
 
 
 def _least_cost(jobs: Sequence[TraceJob], rate: Rate, gpus: int) -> float:
